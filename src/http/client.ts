@@ -1,0 +1,301 @@
+/**
+ * The one request pipeline every provider uses:
+ *   grant check → origin check → rate limiter → auth → send (timeout) → error mapping → retry decision.
+ * A refused request sends nothing. The credential is attached only to requests for the configured origin.
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import type { Effect, Grant } from '../policy/policy.js';
+import { CrmError } from './errors.js';
+import type { RateLimiter } from './limiter.js';
+import { sleep } from './limiter.js';
+import { backoffMs, shouldRetry, type OperationKind } from './retry.js';
+import { redact } from '../util/redact.js';
+import { log } from '../util/log.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+export type QueryValue = string | number | boolean | undefined | null | Array<string | number>;
+
+export interface RequestSpec {
+  method: HttpMethod;
+  /** Path relative to the origin, beginning with `/`. */
+  path: string;
+  query?: Record<string, QueryValue> | URLSearchParams;
+  /** JSON body. */
+  body?: unknown;
+  /** Form body (application/x-www-form-urlencoded), used by some Bitrix24 clients. */
+  form?: URLSearchParams;
+  /** How safe a repeat is. */
+  op: OperationKind;
+  /** What this call may send. */
+  grant: Grant;
+  /** Override the adapter's classification (a provider that knows better, e.g. Bitrix batch). */
+  effect?: Effect;
+  signal?: AbortSignal;
+  /** Extra headers (never authorization: the auth provider owns it). */
+  headers?: Record<string, string>;
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+export interface CrmResponse<T = unknown> {
+  status: number;
+  data: T | undefined;
+  headers: Record<string, string | string[] | undefined>;
+  requestId?: string;
+}
+
+/** What a provider plugs into the pipeline. */
+export interface ProviderAdapter {
+  readonly name: string;
+  /** Effect of an outgoing request, decided from the wire shape alone. */
+  classify(method: HttpMethod, path: string, body: unknown): Effect;
+  /** Paths the credential may be sent to (e.g. `/api/v4/` on Kommo). */
+  pathAllowed(path: string): boolean;
+  /** Maps a response to an error, or undefined when it is a success. Sees 2xx too (Bitrix errors may come with 200). */
+  mapError(res: RawResponse, parsed: unknown): CrmError | undefined;
+  /** Request id for error reports. */
+  requestId?(res: RawResponse): string | undefined;
+}
+
+/** Supplies credentials. `onUnauthorized` returns true when a fresh credential is available (one retry). */
+export interface AuthProvider {
+  headers(signal?: AbortSignal): Promise<Record<string, string>>;
+  /** Adds credentials carried as parameters (Bitrix OAuth `auth`); default none. */
+  query?(signal?: AbortSignal): Promise<Record<string, string>>;
+  /** `used` is what the failed request carried, so a credential refreshed meanwhile is not refreshed again. */
+  onUnauthorized(used: { headers: Record<string, string>; query: Record<string, string> }, err: CrmError): Promise<boolean>;
+}
+
+export interface HttpEvent {
+  provider: string;
+  method: HttpMethod;
+  path: string;
+  status: number;
+  ms: number;
+  attempt: number;
+  error?: string;
+}
+
+export interface HttpCoreOptions {
+  origin: string;
+  adapter: ProviderAdapter;
+  auth: AuthProvider;
+  limiter: RateLimiter;
+  timeoutMs: number;
+  maxRetries: number;
+  logger?: Logger;
+  dispatcher?: Dispatcher;
+  /** Called after every attempt (metrics, tests). */
+  onEvent?: (e: HttpEvent) => void;
+  /** Backoff base for retries (tests shorten it). */
+  backoffBaseMs?: number;
+}
+
+const sharedAgent = new Agent({ connections: 16, keepAliveTimeout: 10_000, pipelining: 1 });
+
+export class HttpCore {
+  private currentOrigin: string;
+  constructor(private readonly o: HttpCoreOptions) {
+    this.currentOrigin = new URL(o.origin).origin;
+  }
+
+  /** The given logger, else the process logger (read late, so a logger set after start-up is used). */
+  private get logger(): Logger {
+    return this.o.logger ?? log();
+  }
+
+  /** The one origin credentials are sent to. */
+  get origin(): string {
+    return this.currentOrigin;
+  }
+
+  /** Moves to a new origin (a Bitrix24 portal whose address changed); the provider validates it first. */
+  relocate(origin: string): void {
+    this.logger.warn({ provider: this.o.adapter.name, origin }, 'CRM origin changed');
+    this.currentOrigin = new URL(origin).origin;
+  }
+
+  get adapter(): ProviderAdapter {
+    return this.o.adapter;
+  }
+
+  /** Builds the absolute URL for a spec, refusing anything that would leave the configured origin. */
+  buildUrl(path: string, query?: RequestSpec['query']): URL {
+    if (!path.startsWith('/') || path.startsWith('//')) {
+      throw new CrmError({ code: 'policy_denied', message: `Refused: request path must be relative to the account (got "${path}")` });
+    }
+    const url = new URL(path, this.origin);
+    if (url.origin !== this.origin) {
+      throw new CrmError({ code: 'policy_denied', message: 'Refused: the request would leave the configured CRM account origin' });
+    }
+    if (!this.o.adapter.pathAllowed(url.pathname)) {
+      throw new CrmError({ code: 'policy_denied', message: `Refused: ${url.pathname} is not an API path this connection may call` });
+    }
+    if (query) {
+      const entries = query instanceof URLSearchParams ? [...query.entries()] : flattenQuery(query);
+      for (const [k, v] of entries) url.searchParams.append(k, v);
+    }
+    return url;
+  }
+
+  async request<T = unknown>(spec: RequestSpec): Promise<CrmResponse<T>> {
+    const url = this.buildUrl(spec.path, spec.query);
+    const effect = spec.effect ?? this.o.adapter.classify(spec.method, url.pathname, spec.body ?? spec.form);
+    if (!spec.grant.has(effect)) {
+      this.logger.warn({ provider: this.o.adapter.name, method: spec.method, path: url.pathname, effect }, 'policy refused an outgoing request');
+      throw new CrmError({
+        code: 'policy_denied',
+        message: `Refused by policy: this call may not send a ${effect} request (${spec.method} ${url.pathname})`,
+      });
+    }
+
+    let attempt = 0;
+    let reauthed = false;
+    for (;;) {
+      await this.o.limiter.acquire(spec.signal);
+      const started = Date.now();
+      let res: RawResponse;
+      const authHeaders = await this.o.auth.headers(spec.signal);
+      const authQuery = (await this.o.auth.query?.(spec.signal)) ?? {};
+      const sendUrl = new URL(url);
+      for (const [k, v] of Object.entries(authQuery)) sendUrl.searchParams.set(k, v);
+      try {
+        res = await this.send(spec, sendUrl, authHeaders);
+      } catch (err) {
+        const e = this.networkError(err, spec);
+        this.emit(spec, url, 0, started, attempt, e.code);
+        if (shouldRetry(spec.op, { code: e.code, notProcessed: !e.ambiguous, transient: e.retryable }, attempt, this.o.maxRetries)) {
+          await sleep(backoffMs(attempt, undefined, { baseMs: this.o.backoffBaseMs }), spec.signal);
+          attempt += 1;
+          continue;
+        }
+        throw e;
+      }
+      this.emit(spec, url, res.status, started, attempt);
+
+      let parsed: unknown;
+      let parseFailed = false;
+      if (res.text.length > 0) {
+        try {
+          parsed = JSON.parse(res.text);
+        } catch {
+          parseFailed = true;
+        }
+      }
+      const mapped = this.o.adapter.mapError(res, parsed);
+      const requestId = this.o.adapter.requestId?.(res);
+      if (mapped) {
+        if (mapped.code === 'auth' && !reauthed) {
+          reauthed = true;
+          if (await this.o.auth.onUnauthorized({ headers: authHeaders, query: authQuery }, mapped)) continue;
+        }
+        const notProcessed = mapped.code === 'rate_limited' || mapped.status === 503;
+        if (shouldRetry(spec.op, { code: mapped.code, notProcessed, transient: mapped.retryable }, attempt, this.o.maxRetries)) {
+          this.logger.debug({ provider: this.o.adapter.name, status: res.status, attempt }, 'retrying');
+          await sleep(backoffMs(attempt, mapped.retryAfterMs, { baseMs: this.o.backoffBaseMs }), spec.signal);
+          attempt += 1;
+          continue;
+        }
+        throw mapped.retryable && spec.op === 'create' && !notProcessed ? withAmbiguity(mapped) : mapped;
+      }
+      if (parseFailed) {
+        const e = new CrmError({
+          code: 'upstream',
+          message: `The CRM answered ${res.status} with a body that is not valid JSON (${res.text.length} bytes). Try again; if it persists the CRM may be having trouble.`,
+          retryable: true,
+          status: res.status,
+          requestId,
+          ambiguous: spec.op !== 'read',
+        });
+        if (shouldRetry(spec.op, { code: 'upstream', notProcessed: false, transient: true }, attempt, this.o.maxRetries)) {
+          await sleep(backoffMs(attempt, undefined, { baseMs: this.o.backoffBaseMs }), spec.signal);
+          attempt += 1;
+          continue;
+        }
+        throw e;
+      }
+      return { status: res.status, data: parsed as T | undefined, headers: res.headers, requestId };
+    }
+  }
+
+  private async send(spec: RequestSpec, url: URL, authHeaders: Record<string, string>): Promise<RawResponse> {
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'crm-mcp', ...spec.headers, ...authHeaders };
+    let body: string | undefined;
+    if (spec.form) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = spec.form.toString();
+    } else if (spec.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(spec.body);
+    }
+    const timeout = AbortSignal.timeout(this.o.timeoutMs);
+    const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
+    this.logger.debug({ provider: this.o.adapter.name, method: spec.method, url: redact(url.toString()) }, 'crm request');
+    const res = await request(url, {
+      method: spec.method,
+      headers,
+      body,
+      signal,
+      dispatcher: this.o.dispatcher ?? sharedAgent,
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, headers: res.headers as RawResponse['headers'], text };
+  }
+
+  private networkError(err: unknown, spec: RequestSpec): CrmError {
+    if (err instanceof CrmError) return err;
+    if (spec.signal?.aborted) {
+      return new CrmError({ code: 'network', message: 'The request was cancelled.', retryable: false, ambiguous: spec.op !== 'read' });
+    }
+    const e = err as { name?: string; code?: string; message?: string };
+    const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError' || /timeout/i.test(e.code ?? '');
+    // Connection refused / DNS failure: nothing reached the CRM, so even a create may be repeated.
+    const neverSent = e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN';
+    const what = timedOut
+      ? `The CRM did not answer within ${this.o.timeoutMs} ms`
+      : neverSent
+        ? `Could not connect to the CRM (${e.code})`
+        : `The connection to the CRM failed (${e.code ?? e.name ?? 'error'})`;
+    return new CrmError({
+      code: 'network',
+      message: `${what}. ${neverSent ? 'Check the account address and network.' : 'Try again later.'}`,
+      retryable: true,
+      ambiguous: !neverSent && spec.op !== 'read',
+      cause: undefined,
+    });
+  }
+
+  private emit(spec: RequestSpec, url: URL, status: number, started: number, attempt: number, error?: string): void {
+    this.o.onEvent?.({ provider: this.o.adapter.name, method: spec.method, path: url.pathname, status, ms: Date.now() - started, attempt, error });
+  }
+}
+
+function withAmbiguity(e: CrmError): CrmError {
+  return new CrmError({
+    code: e.code,
+    message: e.message,
+    retryable: e.retryable,
+    status: e.status,
+    requestId: e.requestId,
+    details: e.details,
+    ambiguous: true,
+    retryAfterMs: e.retryAfterMs,
+  });
+}
+
+/** PHP-style query flattening: arrays become `key[]=v` unless the key already ends with a bracket index. */
+export function flattenQuery(q: Record<string, QueryValue>): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const [k, v] of Object.entries(q)) {
+    if (v === undefined || v === null) continue;
+    if (Array.isArray(v)) for (const item of v) out.push([`${k}[]`, String(item)]);
+    else out.push([k, String(v)]);
+  }
+  return out;
+}

@@ -1,0 +1,925 @@
+/**
+ * The Bitrix24 provider: every call goes through the HTTP core with the method classified; reads are
+ * packed into `batch` requests (fast paging with `order ID`, `filter <ID`, `start=-1`, §4.1), searches use
+ * `crm.duplicate.findbycomm` (§7.7), and creates are duplicate-safe and built as one batch with `$result`
+ * references.
+ */
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
+import type { BitrixConnection } from '../../config/config.js';
+import { HttpCore, type HttpEvent } from '../../http/client.js';
+import { CrmError, notFound, validationError } from '../../http/errors.js';
+import { LeakyBucketLimiter, type RateLimiter } from '../../http/limiter.js';
+import type { OperationKind } from '../../http/retry.js';
+import type { PolicyFlags } from '../../policy/policy.js';
+import type { Store } from '../../store/store.js';
+import { looksLikeEmail, normalizePhone, sameEmail, samePhone } from '../../util/phone.js';
+import { TtlCache } from '../cache.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import type {
+  AccountInfo,
+  CallContext,
+  Company,
+  Contact,
+  CreateContactInput,
+  CreateContactResult,
+  CreateLeadInput,
+  CreateLeadResult,
+  CrmProvider,
+  CustomFieldDef,
+  CustomFieldInput,
+  Id,
+  Lead,
+  LeadFilter,
+  ListQuery,
+  Note,
+  NoteInput,
+  Page,
+  Pipeline,
+  PlannedRequest,
+  SearchResult,
+  Task,
+  TaskInput,
+  UpdateContactInput,
+  UpdateLeadInput,
+  User,
+  WriteResult,
+} from '../types.js';
+import { bitrixError, makeBitrixAdapter } from './adapter.js';
+import { BitrixAuth } from './auth.js';
+import {
+  LEAD_PIPELINE,
+  iso,
+  mapCompany,
+  mapContact,
+  mapDeal,
+  mapFieldDefs,
+  mapLeadRow,
+  mapPipelines,
+  mapUser,
+  num,
+  phpQuery,
+  str,
+  type BCategory,
+  type BField,
+  type BLookups,
+  type BMulti,
+  type BStatus,
+  type Row,
+} from './map.js';
+import { classifyMethod } from './methods.js';
+
+/** Leaky bucket per plan (§5). */
+export const BITRIX_PLANS = { standard: { capacity: 50, drain: 2 }, enterprise: { capacity: 250, drain: 5 } } as const;
+const PAGE = 50;
+const META_TTL_MS = 5 * 60 * 1000;
+
+export interface BitrixProviderOptions {
+  store: Store;
+  timeoutMs: number;
+  maxRetries: number;
+  logger?: Logger;
+  dispatcher?: Dispatcher;
+  limiter?: RateLimiter;
+  onEvent?: (e: HttpEvent) => void;
+  backoffBaseMs?: number;
+}
+
+export interface CallResult<T = unknown> {
+  result: T;
+  next?: number;
+  total?: number;
+}
+
+export interface BatchResult {
+  result: Record<string, unknown>;
+  errors: Record<string, { error: string; error_description: string }>;
+  total: Record<string, number>;
+  next: Record<string, number>;
+}
+
+type Entity = 'lead' | 'deal' | 'contact' | 'company';
+
+export class BitrixProvider implements CrmProvider {
+  readonly kind = 'bitrix24' as const;
+  readonly connection: string;
+  readonly policy: PolicyFlags;
+  readonly http: HttpCore;
+  readonly auth: BitrixAuth;
+  /** `/rest/{user}/{secret}/` for webhooks, `/rest/` for OAuth. */
+  readonly basePath: string;
+  private readonly meta = new TtlCache<unknown>(META_TTL_MS);
+  private readonly log?: Logger;
+
+  constructor(
+    readonly conn: BitrixConnection,
+    o: BitrixProviderOptions,
+  ) {
+    this.connection = conn.name;
+    this.policy = conn.policy;
+    this.log = o.logger;
+    const origin = conn.webhookUrl ? new URL(conn.webhookUrl).origin : conn.oauth!.portal;
+    this.basePath = conn.webhookUrl ? new URL(conn.webhookUrl).pathname : '/rest/';
+    this.auth = new BitrixAuth(conn, o.store, { timeoutMs: o.timeoutMs, logger: o.logger, dispatcher: o.dispatcher });
+    const plan = BITRIX_PLANS[conn.plan];
+    this.http = new HttpCore({
+      origin,
+      adapter: makeBitrixAdapter(this.basePath),
+      auth: this.auth,
+      // Mirror the server's bucket with a little headroom so a burst never earns QUERY_LIMIT_EXCEEDED.
+      limiter: o.limiter ?? new LeakyBucketLimiter(plan.capacity - 2, plan.drain * 0.95),
+      timeoutMs: o.timeoutMs,
+      maxRetries: o.maxRetries,
+      logger: o.logger,
+      dispatcher: o.dispatcher,
+      onEvent: o.onEvent,
+      backoffBaseMs: o.backoffBaseMs,
+    });
+  }
+
+  async init(): Promise<void> {
+    await this.auth.init();
+  }
+
+  // ---------------------------------------------------------------- calls
+
+  /** Calls one REST method (POST JSON, the way the official SDK does), following a portal move once. */
+  async call<T = unknown>(ctx: CallContext, method: string, params: Record<string, unknown> = {}, op?: OperationKind): Promise<CallResult<T>> {
+    const effect = classifyMethod(method);
+    const kind: OperationKind = op ?? (effect === 'read' ? 'read' : effect === 'create' ? 'create' : 'idempotent');
+    const spec = { method: 'POST' as const, path: `${this.basePath}${method}.json`, body: params, op: kind, grant: ctx.grant, signal: ctx.signal };
+    let res;
+    try {
+      res = await this.http.request<{ result: T; next?: number; total?: number }>(spec);
+    } catch (e) {
+      const moved = this.movedTo(e);
+      if (!moved) throw e;
+      // §1.1: the portal's address changed; repeat the same call (body intact) on the new host.
+      this.log?.warn({ provider: 'bitrix24' }, 'portal moved: following the redirect for the same method');
+      this.http.relocate(moved);
+      res = await this.http.request<{ result: T; next?: number; total?: number }>(spec);
+    }
+    const data = res.data;
+    if (!data || typeof data !== 'object' || !('result' in data)) {
+      throw new CrmError({ code: 'upstream', message: `Bitrix24 answered ${method} without a result envelope.`, retryable: kind === 'read' });
+    }
+    return { result: data.result, next: data.next, total: data.total };
+  }
+
+  private movedTo(e: unknown): string | undefined {
+    if (!(e instanceof CrmError) || e.status === undefined || e.status < 300 || e.status >= 400) return undefined;
+    const loc = (e.details as { location?: string } | undefined)?.location;
+    if (!loc) return undefined;
+    let u: URL;
+    try {
+      u = new URL(loc, this.http.origin);
+    } catch {
+      return undefined;
+    }
+    // Only a move of the same REST path to another https portal (or loopback in tests) is followed.
+    const loopback = ['127.0.0.1', 'localhost'].includes(u.hostname);
+    if (!u.pathname.startsWith(this.basePath) || (u.protocol !== 'https:' && !loopback)) return undefined;
+    return u.origin;
+  }
+
+  /** One `batch` request (≤ 50 commands). Per-command errors are returned, not thrown. */
+  async batch(ctx: CallContext, cmd: Record<string, string>, halt = false): Promise<BatchResult> {
+    const keys = Object.keys(cmd);
+    if (keys.length === 0) return { result: {}, errors: {}, total: {}, next: {} };
+    if (keys.length > 50) throw new Error('internal: batch over 50 commands');
+    const effects = Object.values(cmd).map((c) => classifyMethod(c.split('?')[0]!.toLowerCase()));
+    const op: OperationKind = effects.every((e) => e === 'read') ? 'read' : effects.some((e) => e === 'create') ? 'create' : 'idempotent';
+    const r = await this.call<{ result?: unknown; result_error?: unknown; result_total?: unknown; result_next?: unknown }>(ctx, 'batch', { halt: halt ? 1 : 0, cmd }, op);
+    // PHP serialises empty maps as [] (§3).
+    const obj = <T>(v: unknown): Record<string, T> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, T>) : {});
+    return {
+      result: obj(r.result.result),
+      errors: obj(r.result.result_error),
+      total: obj(r.result.result_total),
+      next: obj(r.result.result_next),
+    };
+  }
+
+  private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
+    return this.meta.get(key, load as () => Promise<unknown>) as Promise<T>;
+  }
+
+  // ---------------------------------------------------------------- metadata
+
+  /** Mode, categories, stages, lead statuses and field definitions, in two batch requests, cached. */
+  private lookupsRaw(ctx: CallContext): Promise<{ leadsEnabled: boolean; categories: BCategory[]; stages: BStatus[]; leadStatuses: BStatus[]; dealFields: Record<string, BField>; leadFields: Record<string, BField>; users: Row[] }> {
+    return this.cached('lookups', async () => {
+      const first = await this.batch(ctx, {
+        mode: 'crm.settings.mode.get',
+        categories: `crm.category.list?${phpQuery({ entityTypeId: 2 })}`,
+        stages0: `crm.status.list?${phpQuery({ filter: { ENTITY_ID: 'DEAL_STAGE' } })}`,
+        statuses: `crm.status.list?${phpQuery({ filter: { ENTITY_ID: 'STATUS' } })}`,
+        dealFields: 'crm.deal.fields',
+        leadFields: 'crm.lead.fields',
+        users: `user.get?${phpQuery({ start: 0 })}`,
+      });
+      const mode = first.result.mode;
+      // crm.settings.mode.get: 1 = classic (leads enabled), 2 = simple (no leads).
+      const leadsEnabled = !(mode === 2 || mode === '2' || (typeof mode === 'string' && /simple/i.test(mode)));
+      const catsRaw = first.result.categories as { categories?: BCategory[] } | undefined;
+      const categories = (catsRaw?.categories ?? []).map((c) => ({ ...c, id: Number(c.id), sort: Number(c.sort) }));
+      if (!categories.some((c) => c.id === 0)) categories.unshift({ id: 0, name: 'General', sort: 0, isDefault: 'Y' });
+      const stageCmds: Record<string, string> = {};
+      for (const c of categories) if (c.id !== 0) stageCmds[`s${c.id}`] = `crm.status.list?${phpQuery({ filter: { ENTITY_ID: `DEAL_STAGE_${c.id}` } })}`;
+      const more = await this.batch(ctx, stageCmds);
+      const stages = [first.result.stages0, ...Object.values(more.result)].flatMap((x) => (Array.isArray(x) ? (x as BStatus[]) : []));
+      const leadStatuses = Array.isArray(first.result.statuses) ? (first.result.statuses as BStatus[]) : [];
+      return {
+        leadsEnabled,
+        categories,
+        stages,
+        leadStatuses,
+        dealFields: (first.result.dealFields ?? {}) as Record<string, BField>,
+        leadFields: (first.result.leadFields ?? {}) as Record<string, BField>,
+        users: Array.isArray(first.result.users) ? (first.result.users as Row[]) : [],
+      };
+    });
+  }
+
+  private async lookups(ctx: CallContext): Promise<BLookups & { leadsEnabled: boolean; raw: Awaited<ReturnType<BitrixProvider['lookupsRaw']>> }> {
+    const raw = await this.lookupsRaw(ctx);
+    const stages = new Map<string, BStatus>();
+    for (const s of raw.stages) stages.set(s.STATUS_ID, s);
+    for (const s of raw.leadStatuses) stages.set(`STATUS:${s.STATUS_ID}`, s);
+    return {
+      leadsEnabled: raw.leadsEnabled,
+      categories: new Map(raw.categories.map((c) => [c.id, c])),
+      stages,
+      users: new Map(raw.users.map((u) => [String(u.ID), mapUser(u)])),
+      dealFields: raw.dealFields,
+      leadFields: raw.leadFields,
+      raw,
+    };
+  }
+
+  private async defaultEntity(ctx: CallContext, asked: 'lead' | 'deal' | undefined): Promise<'lead' | 'deal'> {
+    const l = await this.lookups(ctx);
+    if (asked === 'lead' && !l.leadsEnabled) throw validationError('This Bitrix24 portal runs in simple CRM mode (no leads): use entity "deal".');
+    return asked ?? 'deal';
+  }
+
+  async account(ctx: CallContext): Promise<AccountInfo> {
+    const b = await this.batch(ctx, { profile: 'profile', app: 'app.info', scope: 'scope' });
+    const l = await this.lookups(ctx);
+    const p = (b.result.profile ?? {}) as Row;
+    const name = [str(p.NAME), str(p.LAST_NAME)].filter(Boolean).join(' ') || null;
+    const scopes = Array.isArray(b.result.scope) ? (b.result.scope as string[]) : null;
+    const tok = this.auth.tokens?.peek();
+    const app = (b.result.app ?? {}) as Row;
+    return {
+      provider: 'bitrix24',
+      id: null,
+      name: new URL(this.http.origin).hostname,
+      address: this.http.origin,
+      current_user: p.ID !== undefined ? { id: num(p.ID)!, name } : null,
+      auth: { type: this.conn.webhookUrl ? 'webhook' : 'oauth', expires_at: tok ? new Date(tok.expires_at).toISOString() : null, scopes },
+      details: {
+        plan: this.conn.plan,
+        rate_limit: `leaky bucket ${BITRIX_PLANS[this.conn.plan].capacity} burst, ${BITRIX_PLANS[this.conn.plan].drain}/s`,
+        crm_mode: l.leadsEnabled ? 'classic (leads enabled)' : 'simple (deals only)',
+        license: app.LICENSE ?? null,
+        pipelines: l.categories.size,
+      },
+    };
+  }
+
+  async pipelines(ctx: CallContext): Promise<Pipeline[]> {
+    const raw = (await this.lookups(ctx)).raw;
+    return mapPipelines(raw.categories, raw.stages, raw.leadsEnabled ? raw.leadStatuses : null);
+  }
+
+  async users(ctx: CallContext): Promise<User[]> {
+    const out: Row[] = [];
+    for (let start = 0; start < 2000; start += PAGE) {
+      const r = await this.call<Row[]>(ctx, 'user.get', { start });
+      out.push(...(Array.isArray(r.result) ? r.result : []));
+      if (r.next === undefined) break;
+    }
+    return out.map(mapUser);
+  }
+
+  async customFields(ctx: CallContext, entity: 'leads' | 'contacts' | 'companies' | 'deals'): Promise<CustomFieldDef[]> {
+    const m = { leads: 'lead', contacts: 'contact', companies: 'company', deals: 'deal' }[entity];
+    const r = await this.cached(`fields:${m}`, async () => (await this.call<Record<string, BField>>(ctx, `crm.${m}.fields`)).result ?? {});
+    return mapFieldDefs(r, entity);
+  }
+
+  // ---------------------------------------------------------------- lists (fast paging in one batch)
+
+  /**
+   * Reads `limit` rows after the cursor, newest first, with the fast method (§4.1): `order ID DESC`,
+   * `filter <ID`, `start=-1`, pages chained inside one batch by `$result[pN][49][ID]`. One more row than
+   * asked is read so `has_more` is exact.
+   */
+  private async fastList(ctx: CallContext, method: string, filter: Record<string, unknown>, select: string[], limit: number, afterId?: number): Promise<{ rows: Row[]; hasMore: boolean }> {
+    const want = limit + 1;
+    const pages = Math.ceil(want / PAGE);
+    const base = { order: { ID: 'DESC' }, select, start: -1 };
+    if (pages === 1) {
+      const f = afterId ? { ...filter, '<ID': afterId } : filter;
+      const r = await this.call<Row[]>(ctx, method, { ...base, filter: f });
+      const rows = Array.isArray(r.result) ? r.result : [];
+      return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
+    }
+    const cmd: Record<string, string> = {};
+    for (let i = 0; i < pages; i++) {
+      const bound = i === 0 ? afterId : `$result[p${i - 1}][${PAGE - 1}][ID]`;
+      const f = bound !== undefined ? { ...filter, '<ID': bound } : filter;
+      cmd[`p${i}`] = `${method}?${phpQuery({ ...base, filter: f })}`;
+    }
+    const b = await this.batch(ctx, cmd);
+    const rows: Row[] = [];
+    for (let i = 0; i < pages; i++) {
+      const err = b.errors[`p${i}`];
+      if (err) throw bitrixError(err.error, err.error_description, 400);
+      const page = b.result[`p${i}`];
+      const list = Array.isArray(page) ? (page as Row[]) : [];
+      rows.push(...list);
+      if (list.length < PAGE) break;
+    }
+    return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
+  }
+
+  private page<T>(rows: Row[], hasMore: boolean, map: (r: Row) => T, cursorState: Record<string, unknown>): Page<T> {
+    const last = rows.at(-1);
+    return {
+      items: rows.map(map),
+      has_more: hasMore,
+      cursor: hasMore && last ? encodeCursor({ ...cursorState, after: Number(last.ID) }) : null,
+    };
+  }
+
+  private readCursor(cursor: string | undefined, kind: string): { after?: number; f?: Record<string, unknown>; l?: number } {
+    if (!cursor) return {};
+    return decodeCursor(cursor, (v): v is { k: string; after: number; f: Record<string, unknown>; l: number } => v.k === kind && typeof v.after === 'number');
+  }
+
+  async listLeads(ctx: CallContext, f: LeadFilter): Promise<Page<Lead>> {
+    const entity = await this.defaultEntity(ctx, f.entity);
+    const kind = `leads:${entity}`;
+    const c = this.readCursor(f.cursor, kind);
+    let filter: Record<string, unknown> = c.f ?? {};
+    const limit = c.l ?? f.limit;
+    if (!f.cursor) {
+      if (f.pipeline_id !== undefined) {
+        if (entity === 'lead') throw validationError('pipeline_id: Bitrix24 leads have no pipelines (use entity "deal" for deal pipelines).');
+        filter.CATEGORY_ID = Number(f.pipeline_id);
+      }
+      if (f.status_ids?.length) filter[entity === 'deal' ? '@STAGE_ID' : '@STATUS_ID'] = f.status_ids.map(String);
+      if (f.responsible_user_id !== undefined) filter.ASSIGNED_BY_ID = Number(f.responsible_user_id);
+      if (f.query) filter['%TITLE'] = f.query;
+      if (f.created_from) filter['>=DATE_CREATE'] = bxDate(f.created_from, 'created_from');
+      if (f.created_to) filter['<=DATE_CREATE'] = bxDate(f.created_to, 'created_to');
+      if (f.updated_from) filter['>=DATE_MODIFY'] = bxDate(f.updated_from, 'updated_from');
+      if (f.updated_to) filter['<=DATE_MODIFY'] = bxDate(f.updated_to, 'updated_to');
+    }
+    filter = { ...filter };
+    const { rows, hasMore } = await this.fastList(ctx, `crm.${entity}.list`, filter, ['*', 'UF_*'], limit, c.after);
+    const l = await this.lookups(ctx);
+    return this.page(rows, hasMore, (r) => (entity === 'deal' ? mapDeal(r, l) : mapLeadRow(r, l)), { k: kind, f: filter, l: limit });
+  }
+
+  async listContacts(ctx: CallContext, q: ListQuery): Promise<Page<Contact>> {
+    const c = this.readCursor(q.cursor, 'contacts');
+    const filter = c.f ?? contactQueryFilter(q.query);
+    const limit = c.l ?? q.limit;
+    const { rows, hasMore } = await this.fastList(ctx, 'crm.contact.list', filter, ['*', 'UF_*', 'PHONE', 'EMAIL'], limit, c.after);
+    const l = await this.lookups(ctx);
+    return this.page(rows, hasMore, (r) => mapContact(r, l), { k: 'contacts', f: filter, l: limit });
+  }
+
+  async listCompanies(ctx: CallContext, q: ListQuery): Promise<Page<Company>> {
+    const c = this.readCursor(q.cursor, 'companies');
+    const filter = c.f ?? (q.query ? { '%TITLE': q.query } : {});
+    const limit = c.l ?? q.limit;
+    const { rows, hasMore } = await this.fastList(ctx, 'crm.company.list', filter, ['*', 'UF_*', 'PHONE', 'EMAIL'], limit, c.after);
+    const l = await this.lookups(ctx);
+    return this.page(rows, hasMore, (r) => mapCompany(r, l), { k: 'companies', f: filter, l: limit });
+  }
+
+  // ---------------------------------------------------------------- single records
+
+  private async getRow(ctx: CallContext, entity: Entity, id: Id): Promise<Row> {
+    const n = bxId(id);
+    try {
+      const r = await this.call<Row>(ctx, `crm.${entity}.get`, { id: n });
+      if (!r.result || typeof r.result !== 'object') throw notFound(`${cap(entity)} ${n}`);
+      return r.result;
+    } catch (e) {
+      if (e instanceof CrmError && e.code === 'not_found') throw notFound(`${cap(entity)} ${n}`);
+      throw e;
+    }
+  }
+
+  async getLead(ctx: CallContext, id: Id, entityIn?: 'lead' | 'deal'): Promise<{ lead: Lead; contacts: Contact[]; companies: Company[] }> {
+    const entity = entityIn ?? 'deal';
+    const n = bxId(id);
+    const cmd: Record<string, string> = { item: `crm.${entity}.get?${phpQuery({ id: n })}` };
+    if (entity === 'deal') cmd.links = `crm.deal.contact.items.get?${phpQuery({ id: n })}`;
+    const b = await this.batch(ctx, cmd);
+    const item = b.result.item as Row | undefined;
+    if (!item || typeof item !== 'object') {
+      const err = b.errors.item;
+      if (!err || /not found/i.test(err.error_description) || /not found/i.test(err.error)) throw notFound(`${cap(entity)} ${n}`);
+      throw bitrixError(err.error, err.error_description, 400);
+    }
+    const l = await this.lookups(ctx);
+    const lead = entity === 'deal' ? mapDeal(item, l) : mapLeadRow(item, l);
+    const linkIds = Array.isArray(b.result.links) ? (b.result.links as Row[]).map((x) => num(x.CONTACT_ID)).filter((x): x is Id => x !== null) : [];
+    const contactIds = [...new Set([...linkIds, ...lead.contact_ids])].slice(0, 20);
+    lead.contact_ids = contactIds;
+    const more: Record<string, string> = {};
+    contactIds.forEach((cid, i) => (more[`c${i}`] = `crm.contact.get?${phpQuery({ id: cid })}`));
+    if (lead.company) more.company = `crm.company.get?${phpQuery({ id: lead.company.id })}`;
+    const m = await this.batch(ctx, more);
+    const contacts = contactIds.map((_, i) => m.result[`c${i}`]).filter((x): x is Row => !!x && typeof x === 'object').map((r) => mapContact(r, l));
+    const companies = m.result.company && typeof m.result.company === 'object' ? [mapCompany(m.result.company as Row, l)] : [];
+    if (lead.company && companies[0]) lead.company = { id: companies[0].id, name: companies[0].name };
+    return { lead, contacts, companies };
+  }
+
+  async getContact(ctx: CallContext, id: Id): Promise<Contact> {
+    const n = bxId(id);
+    const l = await this.lookups(ctx);
+    const cmd: Record<string, string> = {
+      c: `crm.contact.get?${phpQuery({ id: n })}`,
+      deals: `crm.deal.list?${phpQuery({ filter: { CONTACT_ID: n }, select: ['ID'], order: { ID: 'DESC' }, start: -1 })}`,
+    };
+    if (l.leadsEnabled) cmd.leads = `crm.lead.list?${phpQuery({ filter: { CONTACT_ID: n }, select: ['ID'], order: { ID: 'DESC' }, start: -1 })}`;
+    const b = await this.batch(ctx, cmd);
+    const row = b.result.c as Row | undefined;
+    if (!row || typeof row !== 'object') throw notFound(`Contact ${n}`);
+    const ids = [...(Array.isArray(b.result.deals) ? (b.result.deals as Row[]) : []), ...(Array.isArray(b.result.leads) ? (b.result.leads as Row[]) : [])].map((r) => num(r.ID)!);
+    const contact = mapContact(row, l, ids);
+    if (contact.company) {
+      try {
+        const co = await this.getRow(ctx, 'company', contact.company.id);
+        contact.company = { id: contact.company.id, name: str(co.TITLE) };
+      } catch {
+        // keep the id without a name
+      }
+    }
+    return contact;
+  }
+
+  async getCompany(ctx: CallContext, id: Id): Promise<Company> {
+    return mapCompany(await this.getRow(ctx, 'company', id), await this.lookups(ctx));
+  }
+
+  // ---------------------------------------------------------------- search
+
+  /**
+   * Phone matching in crm.duplicate.findbycomm is exact on the stored string (§7.7), so the number is
+   * tried in the formats people store: E.164, digits, national with trunk prefix, and the formatted forms.
+   */
+  static phoneVariants(e164: string): string[] {
+    const p = parsePhoneNumberFromString(e164);
+    const digits = e164.replace(/\D/g, '');
+    const out = new Set<string>([e164, digits]);
+    if (p) {
+      const nat = p.nationalNumber;
+      out.add(p.formatInternational());
+      out.add(p.formatNational());
+      out.add(nat);
+      out.add(p.formatInternational().replace(/[\s-]/g, ' ').replace(/ +/g, ' '));
+      out.add(`+${p.countryCallingCode} (${nat.slice(0, 3)}) ${nat.slice(3, 6)}-${nat.slice(6, 8)}-${nat.slice(8)}`);
+      out.add(`+${p.countryCallingCode}-${nat.slice(0, 3)}-${nat.slice(3, 6)}-${nat.slice(6, 8)}-${nat.slice(8)}`);
+      if (p.countryCallingCode === '7') {
+        out.add(`8${nat}`);
+        out.add(`8 (${nat.slice(0, 3)}) ${nat.slice(3, 6)} ${nat.slice(6, 8)} ${nat.slice(8)}`);
+        out.add(`8 (${nat.slice(0, 3)}) ${nat.slice(3, 6)}-${nat.slice(6, 8)}-${nat.slice(8)}`);
+        out.add(`8 ${nat.slice(0, 3)} ${nat.slice(3, 6)} ${nat.slice(6, 8)} ${nat.slice(8)}`);
+        out.add(`+7 ${nat.slice(0, 3)} ${nat.slice(3, 6)} ${nat.slice(6, 8)} ${nat.slice(8)}`);
+      }
+    }
+    return [...out].slice(0, 20);
+  }
+
+  /** Finds contacts and leads by email/phone: one batch of findbycomm, then one batch of gets. */
+  private async findByComm(ctx: CallContext, q: { email?: string; phone?: string }): Promise<{ contacts: Row[]; leads: Row[]; deals: Row[]; e164: string | null }> {
+    if (!q.email && !q.phone) throw validationError('Give `email` and/or `phone` to search by.');
+    if (q.email && !looksLikeEmail(q.email)) throw validationError(`email: "${q.email}" is not an email address.`);
+    let e164: string | null = null;
+    const cmd: Record<string, string> = {};
+    if (q.phone) {
+      const n = normalizePhone(q.phone);
+      if (!n) throw validationError(`phone: "${q.phone}" is not a phone number (include the country code, e.g. +7 912 345-67-89).`);
+      e164 = n.e164;
+      cmd.phone = `crm.duplicate.findbycomm?${phpQuery({ type: 'PHONE', values: BitrixProvider.phoneVariants(n.e164) })}`;
+    }
+    if (q.email) {
+      const e = q.email.trim();
+      cmd.email = `crm.duplicate.findbycomm?${phpQuery({ type: 'EMAIL', values: [...new Set([e, e.toLowerCase()])] })}`;
+    }
+    const found = await this.batch(ctx, cmd);
+    const ids = { CONTACT: new Set<number>(), LEAD: new Set<number>() };
+    for (const key of Object.keys(cmd)) {
+      const err = found.errors[key];
+      if (err) throw bitrixError(err.error, err.error_description, 400);
+      const r = found.result[key];
+      if (r && typeof r === 'object' && !Array.isArray(r)) {
+        for (const id of ((r as Record<string, unknown>).CONTACT as unknown[]) ?? []) ids.CONTACT.add(Number(id));
+        for (const id of ((r as Record<string, unknown>).LEAD as unknown[]) ?? []) ids.LEAD.add(Number(id));
+      }
+    }
+    const contactIds = [...ids.CONTACT].slice(0, 10);
+    const leadIds = [...ids.LEAD].slice(0, 10);
+    if (contactIds.length === 0 && leadIds.length === 0) return { contacts: [], leads: [], deals: [], e164 };
+    const l = await this.lookups(ctx);
+    const get: Record<string, string> = {};
+    contactIds.forEach((id, i) => {
+      get[`c${i}`] = `crm.contact.get?${phpQuery({ id })}`;
+      get[`d${i}`] = `crm.deal.list?${phpQuery({ filter: { CONTACT_ID: id }, select: ['*', 'UF_*'], order: { ID: 'DESC' }, start: -1 })}`;
+      if (l.leadsEnabled) get[`cl${i}`] = `crm.lead.list?${phpQuery({ filter: { CONTACT_ID: id }, select: ['*', 'UF_*'], order: { ID: 'DESC' }, start: -1 })}`;
+    });
+    leadIds.forEach((id, i) => (get[`l${i}`] = `crm.lead.get?${phpQuery({ id })}`));
+    const b = await this.batch(ctx, get);
+    const rows = (prefix: RegExp) =>
+      Object.entries(b.result)
+        .filter(([k]) => prefix.test(k))
+        .flatMap(([, v]) => (Array.isArray(v) ? (v as Row[]) : v && typeof v === 'object' ? [v as Row] : []));
+    const uniq = (list: Row[]) => [...new Map(list.map((r) => [String(r.ID), r])).values()];
+    // Every contact here was matched by findbycomm itself.
+    const contacts = rows(/^c\d+$/);
+    return { contacts, leads: uniq([...rows(/^l\d+$/), ...rows(/^cl\d+$/)]), deals: uniq(rows(/^d\d+$/)), e164 };
+  }
+
+  async searchLeadByContact(ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult> {
+    const r = await this.findByComm(ctx, q);
+    const l = await this.lookups(ctx);
+    const leads = [...r.deals.map((d) => mapDeal(d, l)), ...r.leads.map((x) => mapLeadRow(x, l))].sort(byOpenThenRecent);
+    return {
+      query: { ...(q.email ? { email: q.email } : {}), ...(q.phone ? { phone: q.phone, phone_e164: r.e164 } : {}) },
+      contacts: r.contacts.map((c) => mapContact(c, l)),
+      leads,
+    };
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  private plan(method: string, params: unknown): PlannedRequest {
+    return { method: 'POST', url: `${this.http.origin}${this.basePath.replace(/\/rest\/(\d+)\/[^/]+\//, '/rest/$1/***/')}${method}.json`, body: params };
+  }
+
+  private async resolveFields(ctx: CallContext, entity: Entity, inputs: CustomFieldInput[] | undefined): Promise<Record<string, unknown>> {
+    if (!inputs?.length) return {};
+    const plural = { lead: 'leads', deal: 'deals', contact: 'contacts', company: 'companies' } as const;
+    const defs = await this.customFields(ctx, plural[entity]);
+    const out: Record<string, unknown> = {};
+    inputs.forEach((input, i) => {
+      const where = `custom_fields[${i}]`;
+      const key = String(input.field_id ?? input.field_code ?? '').toUpperCase();
+      const def = key ? defs.find((d) => String(d.id).toUpperCase() === key) : input.field_name ? defs.find((d) => d.name.toLowerCase() === input.field_name!.trim().toLowerCase()) : undefined;
+      if (!key && !input.field_name) throw validationError(`${where}: give field_id (UF_CRM_…), field_code or field_name.`);
+      if (!def) throw validationError(`${where}: no ${entity} user field ${JSON.stringify(input.field_id ?? input.field_code ?? input.field_name)}. Known: ${defs.map((d) => `${d.name} (${d.id})`).join(', ') || 'none'}.`);
+      const values = Array.isArray(input.value) ? input.value : [input.value];
+      const conv = values.map((v) => {
+        if (def.options?.length) {
+          const opt = def.options.find((o) => String(o.id) === String(v) || o.value.toLowerCase() === String(v).trim().toLowerCase());
+          if (!opt) throw validationError(`${where}: "${String(v)}" is not an option of "${def.name}". Options: ${def.options.map((o) => o.value).join(', ')}.`);
+          return opt.id;
+        }
+        if (def.type === 'double' || def.type === 'integer') {
+          const n = Number(v);
+          if (!Number.isFinite(n)) throw validationError(`${where}: "${def.name}" takes a number, got ${JSON.stringify(v)}.`);
+          return n;
+        }
+        if (def.type === 'boolean') return v === true || v === 'true' || v === 1 || v === 'Y' ? 'Y' : 'N';
+        return String(v);
+      });
+      out[String(def.id)] = conv.length === 1 ? conv[0] : conv;
+    });
+    return out;
+  }
+
+  private async checkStage(ctx: CallContext, entity: 'lead' | 'deal', pipelineId: Id | undefined, statusId: Id | undefined): Promise<Record<string, unknown>> {
+    const l = await this.lookups(ctx);
+    const out: Record<string, unknown> = {};
+    if (entity === 'lead') {
+      if (pipelineId !== undefined && String(pipelineId) !== LEAD_PIPELINE.id) throw validationError('pipeline_id: Bitrix24 leads have no pipelines; omit it or use entity "deal".');
+      if (statusId !== undefined) {
+        if (!l.stages.has(`STATUS:${statusId}`)) throw validationError(`status_id: "${statusId}" is not a lead status. Statuses: ${l.raw.leadStatuses.map((s) => `${s.NAME} (${s.STATUS_ID})`).join(', ')}.`);
+        out.STATUS_ID = String(statusId);
+      }
+      return out;
+    }
+    let cat: number | undefined;
+    if (pipelineId !== undefined) {
+      cat = Number(pipelineId);
+      if (!l.categories.has(cat)) throw validationError(`pipeline_id: no deal pipeline ${pipelineId}. Pipelines: ${[...l.categories.values()].map((c) => `${c.name} (${c.id})`).join(', ')}.`);
+      out.CATEGORY_ID = cat;
+    }
+    if (statusId !== undefined) {
+      const s = l.stages.get(String(statusId));
+      if (!s || !s.ENTITY_ID.startsWith('DEAL_STAGE')) throw validationError(`status_id: "${statusId}" is not a deal stage. Call get_pipelines for stage ids.`);
+      const sCat = s.ENTITY_ID === 'DEAL_STAGE' ? 0 : Number(s.ENTITY_ID.slice('DEAL_STAGE_'.length));
+      if (cat !== undefined && sCat !== cat) throw validationError(`status_id: stage "${statusId}" belongs to pipeline ${sCat}, not ${cat}.`);
+      out.CATEGORY_ID = sCat;
+      out.STAGE_ID = String(statusId);
+    }
+    return out;
+  }
+
+  private async checkUser(ctx: CallContext, id: Id | undefined): Promise<number | undefined> {
+    if (id === undefined) return undefined;
+    const n = bxId(id);
+    const l = await this.lookups(ctx);
+    if (l.users.size && !l.users.has(String(n))) throw validationError(`responsible_user_id: no user ${n}. Call list_users for valid ids.`);
+    return n;
+  }
+
+  async createLead(ctx: CallContext, input: CreateLeadInput): Promise<CreateLeadResult> {
+    const l = await this.lookups(ctx);
+    const entity = input.entity ?? (l.leadsEnabled ? 'lead' : 'deal');
+    if (entity === 'lead' && !l.leadsEnabled) throw validationError('This portal runs in simple CRM mode (no leads): use entity "deal".');
+    if (input.tags?.length) throw validationError('tags: Bitrix24 deals and leads have no tags; use a custom field or a note instead.');
+    const contact = input.contact;
+    const stage = await this.checkStage(ctx, entity, input.pipeline_id, input.status_id);
+    const responsible = await this.checkUser(ctx, input.responsible_user_id);
+    const uf = await this.resolveFields(ctx, entity, input.custom_fields);
+    const phone = contact?.phone ? normalizePhone(contact.phone) : undefined;
+    if (contact?.phone && !phone) throw validationError(`contact.phone: "${contact.phone}" is not a phone number (include the country code).`);
+    if (contact?.email && !looksLikeEmail(contact.email)) throw validationError(`contact.email: "${contact.email}" is not an email address.`);
+
+    let contactId: number | undefined;
+    if (contact?.email || contact?.phone) {
+      const found = await this.searchLeadByContact(ctx, { email: contact.email, phone: contact.phone });
+      const existing = found.leads[0];
+      if (existing) {
+        return {
+          created: false,
+          lead: existing,
+          contact_id: found.contacts[0]?.id ?? null,
+          company_id: existing.company?.id ?? null,
+          reason: `A ${existing.entity} for this contact already exists (matched by ${contact.email ? 'email' : 'phone'}): returning it instead of creating a duplicate.`,
+        };
+      }
+      if (found.contacts[0]) contactId = Number(found.contacts[0].id);
+    }
+    const contactName = [contact?.first_name, contact?.last_name].filter(Boolean).join(' ') || contact?.name || contact?.email || contact?.phone;
+    const title = input.name?.trim() || (contactName ? `Lead: ${contactName}` : undefined);
+    if (!title) throw validationError('name: give the lead a name (or a contact to name it after).');
+
+    const cmd: Record<string, string> = {};
+    if (input.company?.name) {
+      const r = await this.call<Row[]>(ctx, 'crm.company.list', { filter: { TITLE: input.company.name.trim() }, select: ['ID', 'TITLE'], start: -1 });
+      const co = (Array.isArray(r.result) ? r.result : []).find((c) => String(c.TITLE).toLowerCase() === input.company!.name.trim().toLowerCase());
+      if (!co) cmd.company = `crm.company.add?${phpQuery({ fields: { TITLE: input.company.name.trim() } })}`;
+      else stage.COMPANY_ID = Number(co.ID);
+    }
+    const companyRef = cmd.company ? '$result[company]' : stage.COMPANY_ID;
+    if (contact && contactId === undefined) {
+      const fields: Record<string, unknown> = {
+        ...(contact.first_name || contact.name ? { NAME: contact.first_name ?? contact.name } : {}),
+        ...(contact.last_name ? { LAST_NAME: contact.last_name } : {}),
+        ...(phone ? { PHONE: [{ VALUE: phone.e164, VALUE_TYPE: 'WORK' }] } : {}),
+        ...(contact.email ? { EMAIL: [{ VALUE: contact.email.trim(), VALUE_TYPE: 'WORK' }] } : {}),
+        ...(companyRef !== undefined ? { COMPANY_ID: companyRef } : {}),
+        ...(responsible ? { ASSIGNED_BY_ID: responsible } : {}),
+      };
+      cmd.contact = `crm.contact.add?${phpQuery({ fields })}`;
+    }
+    const contactRef = cmd.contact ? '$result[contact]' : contactId;
+    const fields: Record<string, unknown> = {
+      TITLE: title,
+      ...(input.price !== undefined ? { OPPORTUNITY: input.price } : {}),
+      ...stage,
+      ...(companyRef !== undefined ? { COMPANY_ID: companyRef } : {}),
+      ...(contactRef !== undefined ? { CONTACT_ID: contactRef } : {}),
+      ...(responsible ? { ASSIGNED_BY_ID: responsible } : {}),
+      ...uf,
+    };
+    if (entity === 'lead' && contact) {
+      if (contact.first_name || contact.name) fields.NAME = contact.first_name ?? contact.name;
+      if (contact.last_name) fields.LAST_NAME = contact.last_name;
+    }
+    cmd.item = `crm.${entity}.add?${phpQuery({ fields })}`;
+    const batchBody = { halt: 1, cmd };
+    if (ctx.dryRun) return { created: false, dry_run: true, lead: null, contact_id: contactId ?? null, company_id: (stage.COMPANY_ID as number | undefined) ?? null, requests: [this.plan('batch', batchBody)] };
+
+    const since = Date.now() - 5000;
+    let b: BatchResult;
+    try {
+      b = await this.batch(ctx, cmd, true);
+    } catch (e) {
+      if (!(e instanceof CrmError && e.ambiguous)) throw e;
+      // A batch is never blindly re-sent (it may have run): look first, then create once more.
+      const landed = await this.findJustCreated(ctx, entity, title, contact, since);
+      if (landed) return { created: true, lead: landed, contact_id: landed.contact_ids[0] ?? null, company_id: landed.company?.id ?? null };
+      b = await this.batch(ctx, cmd, true);
+    }
+    const errKey = Object.keys(b.errors)[0];
+    if (errKey) {
+      const err = b.errors[errKey]!;
+      const made = Object.entries(b.result).map(([k, v]) => `${k} ${String(v)}`).join(', ');
+      const e = bitrixError(err.error, err.error_description, 400);
+      throw new CrmError({ code: e.code, status: e.status, message: `Bitrix24 refused ${errKey === 'item' ? `the ${entity}` : `the ${errKey}`}: ${e.message}${made ? ` (already created: ${made})` : ''}` });
+    }
+    const id = Number(b.result.item);
+    const { lead } = await this.getLead(ctx, id, entity);
+    return { created: true, lead, contact_id: num(b.result.contact) ?? contactId ?? null, company_id: num(b.result.company) ?? (stage.COMPANY_ID as number | undefined) ?? null };
+  }
+
+  private async findJustCreated(ctx: CallContext, entity: 'lead' | 'deal', title: string, contact: CreateLeadInput['contact'], since: number): Promise<Lead | undefined> {
+    const fresh = (x: Lead) => x.name === title && !!x.created_at && Date.parse(x.created_at) >= since - 60_000;
+    if (contact?.email || contact?.phone) {
+      const r = await this.searchLeadByContact(ctx, { email: contact.email, phone: contact.phone });
+      const hit = r.leads.find(fresh);
+      if (hit) return hit;
+    }
+    const r = await this.call<Row[]>(ctx, `crm.${entity}.list`, { filter: { TITLE: title }, order: { ID: 'DESC' }, select: ['*', 'UF_*'], start: -1 });
+    const l = await this.lookups(ctx);
+    return (Array.isArray(r.result) ? r.result : []).map((x) => (entity === 'deal' ? mapDeal(x, l) : mapLeadRow(x, l))).find(fresh);
+  }
+
+  async createContact(ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult> {
+    const phone = input.phone ? normalizePhone(input.phone) : undefined;
+    if (input.phone && !phone) throw validationError(`phone: "${input.phone}" is not a phone number (include the country code).`);
+    if (input.email && !looksLikeEmail(input.email)) throw validationError(`email: "${input.email}" is not an email address.`);
+    if (input.tags?.length) throw validationError('tags: Bitrix24 contacts have no tags.');
+    const name = input.first_name ?? input.name;
+    if (!name && !input.last_name) throw validationError('Give first_name/last_name or name.');
+    const responsible = await this.checkUser(ctx, input.responsible_user_id);
+    const uf = await this.resolveFields(ctx, 'contact', input.custom_fields);
+    const l = await this.lookups(ctx);
+    if (input.email || input.phone) {
+      const found = await this.findByComm(ctx, { email: input.email, phone: input.phone });
+      if (found.contacts[0]) return { created: false, contact: mapContact(found.contacts[0], l), reason: 'A contact with this email/phone already exists: returning it instead of creating a duplicate.' };
+    }
+    let companyId: number | undefined;
+    if (input.company_name) {
+      const r = await this.call<Row[]>(ctx, 'crm.company.list', { filter: { TITLE: input.company_name.trim() }, select: ['ID', 'TITLE'], start: -1 });
+      const co = (Array.isArray(r.result) ? r.result : []).find((c) => String(c.TITLE).toLowerCase() === input.company_name!.trim().toLowerCase());
+      if (!co) throw validationError(`company_name: no company named "${input.company_name}".`);
+      companyId = Number(co.ID);
+    }
+    const fields = {
+      ...(name ? { NAME: name } : {}),
+      ...(input.last_name ? { LAST_NAME: input.last_name } : {}),
+      ...(phone ? { PHONE: [{ VALUE: phone.e164, VALUE_TYPE: 'WORK' }] } : {}),
+      ...(input.email ? { EMAIL: [{ VALUE: input.email.trim(), VALUE_TYPE: 'WORK' }] } : {}),
+      ...(companyId ? { COMPANY_ID: companyId } : {}),
+      ...(responsible ? { ASSIGNED_BY_ID: responsible } : {}),
+      ...uf,
+    };
+    if (ctx.dryRun) return { created: false, dry_run: true, contact: null, requests: [this.plan('crm.contact.add', { fields })] };
+    const r = await this.call<number>(ctx, 'crm.contact.add', { fields });
+    return { created: true, contact: await this.getContact(ctx, Number(r.result)) };
+  }
+
+  async updateLead(ctx: CallContext, input: UpdateLeadInput): Promise<WriteResult<Lead>> {
+    const entity = input.entity ?? 'deal';
+    if (input.tags_to_add?.length || input.tags_to_delete?.length) throw validationError('tags: Bitrix24 deals and leads have no tags.');
+    const id = bxId(input.id);
+    const current = await this.getRow(ctx, entity, id);
+    const stage = await this.checkStage(ctx, entity, input.pipeline_id, input.status_id);
+    if (entity === 'deal' && stage.CATEGORY_ID !== undefined && Number(stage.CATEGORY_ID) !== Number(current.CATEGORY_ID ?? 0)) {
+      // §7.2: crm.deal.update cannot move a deal to another pipeline.
+      throw validationError(`Moving deal ${id} to another pipeline is not supported here (crm.deal.update cannot change CATEGORY_ID); pick a stage of pipeline ${Number(current.CATEGORY_ID ?? 0)}.`);
+    }
+    delete stage.CATEGORY_ID;
+    const responsible = await this.checkUser(ctx, input.responsible_user_id);
+    const uf = await this.resolveFields(ctx, entity, input.custom_fields);
+    const fields = {
+      ...(input.name !== undefined ? { TITLE: input.name } : {}),
+      ...(input.price !== undefined ? { OPPORTUNITY: input.price } : {}),
+      ...stage,
+      ...(responsible ? { ASSIGNED_BY_ID: responsible } : {}),
+      ...uf,
+    };
+    if (Object.keys(fields).length === 0) throw validationError('Nothing to update: give at least one field to change.');
+    const params = { id, fields };
+    if (ctx.dryRun) return { dry_run: true, item: null, requests: [this.plan(`crm.${entity}.update`, params)] };
+    await this.call(ctx, `crm.${entity}.update`, params);
+    return { item: (await this.getLead(ctx, id, entity)).lead };
+  }
+
+  async updateContact(ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>> {
+    if (input.tags_to_add?.length || input.tags_to_delete?.length) throw validationError('tags: Bitrix24 contacts have no tags.');
+    const id = bxId(input.id);
+    const current = await this.getRow(ctx, 'contact', id);
+    const responsible = await this.checkUser(ctx, input.responsible_user_id);
+    const uf = await this.resolveFields(ctx, 'contact', input.custom_fields);
+    // §7.4: items without ID are added, {ID, DELETE:'Y'} removes one; values not mentioned stay.
+    const edits = (type: 'PHONE' | 'EMAIL', add: string[] | undefined, remove: string[] | undefined) => {
+      const existing = Array.isArray(current[type]) ? (current[type] as BMulti[]) : [];
+      const same = type === 'PHONE' ? (a: string, b: string) => samePhone(a, b) : sameEmail;
+      const out: Array<Record<string, string>> = [];
+      for (const r of remove ?? []) {
+        const hit = existing.filter((m) => same(m.VALUE ?? '', r));
+        if (!hit.length) throw validationError(`${type === 'PHONE' ? 'phones' : 'emails'}_to_remove: ${r} is not on contact ${id}.`);
+        for (const m of hit) out.push({ ID: String(m.ID), DELETE: 'Y' });
+      }
+      for (const a of add ?? []) {
+        let value = a.trim();
+        if (type === 'PHONE') {
+          const n = normalizePhone(a);
+          if (!n) throw validationError(`phones_to_add: "${a}" is not a phone number.`);
+          value = n.e164;
+        } else if (!looksLikeEmail(a)) throw validationError(`emails_to_add: "${a}" is not an email address.`);
+        if (!existing.some((m) => same(m.VALUE ?? '', value))) out.push({ VALUE: value, VALUE_TYPE: 'WORK' });
+      }
+      return out.length ? { [type]: out } : {};
+    };
+    const fields = {
+      ...(input.first_name !== undefined ? { NAME: input.first_name } : input.name !== undefined ? { NAME: input.name } : {}),
+      ...(input.last_name !== undefined ? { LAST_NAME: input.last_name } : {}),
+      ...(responsible ? { ASSIGNED_BY_ID: responsible } : {}),
+      ...edits('PHONE', input.phones_to_add, input.phones_to_remove),
+      ...edits('EMAIL', input.emails_to_add, input.emails_to_remove),
+      ...uf,
+    };
+    if (Object.keys(fields).length === 0) throw validationError('Nothing to update: give at least one field to change.');
+    const params = { id, fields };
+    if (ctx.dryRun) return { dry_run: true, item: null, requests: [this.plan('crm.contact.update', params)] };
+    await this.call(ctx, 'crm.contact.update', params);
+    return { item: await this.getContact(ctx, id) };
+  }
+
+  async addNote(ctx: CallContext, input: NoteInput): Promise<WriteResult<Note>> {
+    const id = bxId(input.entity_id);
+    const text = input.text.trim();
+    if (!text) throw validationError('text: the note is empty.');
+    await this.getRow(ctx, input.entity, id);
+    const params = { fields: { ENTITY_ID: id, ENTITY_TYPE: input.entity, COMMENT: text } };
+    if (ctx.dryRun) return { dry_run: true, item: null, requests: [this.plan('crm.timeline.comment.add', params)] };
+    const r = await this.call<number>(ctx, 'crm.timeline.comment.add', params);
+    return { item: { id: num(r.result)!, entity: input.entity, entity_id: id, text, created_at: new Date().toISOString() } };
+  }
+
+  async createTask(ctx: CallContext, input: TaskInput): Promise<WriteResult<Task>> {
+    const text = input.text.trim();
+    if (!text) throw validationError('text: the task text is empty.');
+    const due = Date.parse(input.complete_till);
+    if (Number.isNaN(due)) throw validationError(`complete_till: "${input.complete_till}" is not a date; use ISO 8601 like 2026-12-01T15:00:00Z.`);
+    if ((input.entity === undefined) !== (input.entity_id === undefined)) throw validationError('Give both entity and entity_id, or neither.');
+    const l = await this.lookups(ctx);
+    const me = await this.call<Row>(ctx, 'profile');
+    const responsible = (await this.checkUser(ctx, input.responsible_user_id)) ?? Number(me.result.ID);
+    let binding: string | undefined;
+    if (input.entity && input.entity_id !== undefined) {
+      const id = bxId(input.entity_id);
+      await this.getRow(ctx, input.entity, id);
+      binding = `${{ lead: 'L', deal: 'D', contact: 'C', company: 'CO' }[input.entity]}_${id}`;
+    }
+    const params = { fields: { TITLE: text.slice(0, 250), DESCRIPTION: text, RESPONSIBLE_ID: responsible, DEADLINE: new Date(due).toISOString(), ...(binding ? { UF_CRM_TASK: [binding] } : {}) } };
+    if (ctx.dryRun) return { dry_run: true, item: null, requests: [this.plan('tasks.task.add', params)] };
+    const r = await this.call<{ task?: Row }>(ctx, 'tasks.task.add', params);
+    const task = r.result?.task ?? {};
+    return {
+      item: {
+        id: num(task.id) ?? num((task as Row).ID) ?? 0,
+        text,
+        complete_till: iso(new Date(due).toISOString()),
+        entity: input.entity ?? null,
+        entity_id: input.entity_id !== undefined ? bxId(input.entity_id) : null,
+        responsible: { id: responsible, name: l.users.get(String(responsible))?.name ?? null },
+        is_completed: false,
+      },
+    };
+  }
+
+  async deleteRecord(ctx: CallContext, entity: Entity, id: Id): Promise<WriteResult<{ id: Id; entity: string }>> {
+    const n = bxId(id);
+    await this.getRow(ctx, entity, n);
+    if (ctx.dryRun) return { dry_run: true, item: null, requests: [this.plan(`crm.${entity}.delete`, { id: n })] };
+    await this.call(ctx, `crm.${entity}.delete`, { id: n });
+    return { item: { id: n, entity } };
+  }
+}
+
+function contactQueryFilter(query: string | undefined): Record<string, unknown> {
+  if (!query) return {};
+  const q = query.trim();
+  if (looksLikeEmail(q)) return { EMAIL: q };
+  const p = /^[+\d\s()-]{6,}$/.test(q) ? normalizePhone(q) : undefined;
+  if (p) return { PHONE: p.e164 };
+  return { '%LAST_NAME': q };
+}
+
+function byOpenThenRecent(a: Lead, b: Lead): number {
+  const closed = (l: Lead) => (l.stage?.type === 'won' || l.stage?.type === 'lost' ? 1 : 0);
+  return closed(a) - closed(b) || (b.updated_at ?? '').localeCompare(a.updated_at ?? '');
+}
+
+function cap(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+export function bxId(v: Id): number {
+  const n = typeof v === 'number' ? v : /^\d+$/.test(String(v).trim()) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw validationError(`"${String(v)}" is not a valid Bitrix24 id (a positive whole number).`);
+  return n;
+}
+
+function bxDate(v: string, field: string): string {
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw validationError(`${field}: "${v}" is not a date; use ISO 8601 like 2026-11-01.`);
+  return new Date(t).toISOString().replace(/\.\d{3}Z$/, '+00:00');
+}

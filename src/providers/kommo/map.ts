@@ -1,0 +1,225 @@
+/**
+ * Kommo ⇄ domain mapping, and nowhere else. Kommo's language inside (custom_fields_values, _embedded,
+ * Unix seconds), the domain's outside (phones/emails flattened, names beside ids, ISO dates).
+ */
+import type { Company, Contact, CustomFieldDef, CustomFieldValue, Lead, Pipeline, Ref, Tag, User } from '../types.js';
+
+export interface KCustomFieldValue {
+  field_id: number;
+  field_name?: string;
+  field_code?: string | null;
+  field_type?: string;
+  values?: Array<{ value?: unknown; enum_id?: number; enum_code?: string; enum?: string }>;
+}
+
+export interface KEmbeddedRef {
+  id: number;
+  is_main?: boolean;
+}
+
+export interface KLead {
+  id: number;
+  name?: string;
+  price?: number | null;
+  responsible_user_id?: number;
+  status_id?: number;
+  pipeline_id?: number;
+  created_at?: number;
+  updated_at?: number;
+  closed_at?: number | null;
+  custom_fields_values?: KCustomFieldValue[] | null;
+  _embedded?: { tags?: Array<{ id: number; name: string }>; contacts?: KEmbeddedRef[]; companies?: KEmbeddedRef[] };
+}
+
+export interface KContact {
+  id: number;
+  name?: string;
+  first_name?: string | null;
+  last_name?: string | null;
+  responsible_user_id?: number;
+  created_at?: number;
+  updated_at?: number;
+  custom_fields_values?: KCustomFieldValue[] | null;
+  _embedded?: { tags?: Array<{ id: number; name: string }>; companies?: KEmbeddedRef[]; leads?: KEmbeddedRef[]; contacts?: KEmbeddedRef[] };
+}
+
+export interface KStatus {
+  id: number;
+  name: string;
+  sort: number;
+  type?: number;
+  color?: string;
+  pipeline_id?: number;
+}
+
+export interface KPipeline {
+  id: number;
+  name: string;
+  sort: number;
+  is_main: boolean;
+  is_archive?: boolean;
+  _embedded?: { statuses?: KStatus[] };
+}
+
+export interface KUser {
+  id: number;
+  name: string;
+  email?: string | null;
+  rights?: { is_admin?: boolean; is_active?: boolean };
+}
+
+export interface KCustomField {
+  id: number;
+  name: string;
+  code?: string | null;
+  type: string;
+  entity_type?: string;
+  is_api_only?: boolean;
+  required_statuses?: unknown[];
+  enums?: Array<{ id: number; value: string; sort?: number }> | null;
+}
+
+export const WON = 142;
+export const LOST = 143;
+
+/** Lookups used to put names beside ids. */
+export interface Lookups {
+  pipelines: Map<number, KPipeline>;
+  users: Map<number, KUser>;
+}
+
+export function iso(ts: number | null | undefined): string | null {
+  return typeof ts === 'number' && ts > 0 ? new Date(ts * 1000).toISOString() : null;
+}
+
+export function stageType(status: Pick<KStatus, 'id' | 'type'>): 'incoming' | 'open' | 'won' | 'lost' {
+  if (status.id === WON) return 'won';
+  if (status.id === LOST) return 'lost';
+  return status.type === 1 ? 'incoming' : 'open';
+}
+
+function userRef(id: number | undefined, l: Lookups): Ref | null {
+  if (!id) return null;
+  return { id, name: l.users.get(id)?.name ?? null };
+}
+
+function cfValues(cfv: KCustomFieldValue[] | null | undefined, skipCodes: string[] = []): CustomFieldValue[] {
+  return (cfv ?? [])
+    .filter((f) => !f.field_code || !skipCodes.includes(f.field_code))
+    .map((f) => ({
+      id: f.field_id,
+      name: f.field_name ?? String(f.field_id),
+      code: f.field_code ?? null,
+      values: (f.values ?? []).map((v) => (typeof v.value === 'string' || typeof v.value === 'number' || typeof v.value === 'boolean' ? v.value : JSON.stringify(v.value ?? null))),
+    }));
+}
+
+export function multiValues(cfv: KCustomFieldValue[] | null | undefined, code: 'PHONE' | 'EMAIL'): string[] {
+  const f = (cfv ?? []).find((x) => x.field_code === code);
+  return (f?.values ?? []).map((v) => String(v.value ?? '')).filter(Boolean);
+}
+
+export function mapLead(raw: KLead, l: Lookups): Lead {
+  const pipeline = raw.pipeline_id ? l.pipelines.get(raw.pipeline_id) : undefined;
+  const status = pipeline?._embedded?.statuses?.find((s) => s.id === raw.status_id);
+  const company = raw._embedded?.companies?.[0];
+  return {
+    id: raw.id,
+    entity: 'lead',
+    name: raw.name ?? '',
+    price: raw.price ?? null,
+    pipeline: raw.pipeline_id ? { id: raw.pipeline_id, name: pipeline?.name ?? null } : null,
+    stage: raw.status_id
+      ? { id: raw.status_id, name: status?.name ?? null, type: status ? stageType(status) : raw.status_id === WON ? 'won' : raw.status_id === LOST ? 'lost' : null }
+      : null,
+    responsible: userRef(raw.responsible_user_id, l),
+    tags: (raw._embedded?.tags ?? []).map((t) => t.name),
+    contact_ids: (raw._embedded?.contacts ?? []).map((c) => c.id),
+    company: company ? { id: company.id, name: null } : null,
+    custom_fields: cfValues(raw.custom_fields_values),
+    created_at: iso(raw.created_at),
+    updated_at: iso(raw.updated_at),
+    closed_at: iso(raw.closed_at),
+  };
+}
+
+export function mapContact(raw: KContact, l: Lookups): Contact {
+  const company = raw._embedded?.companies?.[0];
+  return {
+    id: raw.id,
+    name: raw.name ?? [raw.first_name, raw.last_name].filter(Boolean).join(' '),
+    first_name: raw.first_name ?? null,
+    last_name: raw.last_name ?? null,
+    phones: multiValues(raw.custom_fields_values, 'PHONE'),
+    emails: multiValues(raw.custom_fields_values, 'EMAIL'),
+    company: company ? { id: company.id, name: null } : null,
+    responsible: userRef(raw.responsible_user_id, l),
+    tags: (raw._embedded?.tags ?? []).map((t) => t.name),
+    lead_ids: (raw._embedded?.leads ?? []).map((x) => x.id),
+    custom_fields: cfValues(raw.custom_fields_values, ['PHONE', 'EMAIL']),
+    created_at: iso(raw.created_at),
+    updated_at: iso(raw.updated_at),
+  };
+}
+
+export function mapCompany(raw: KContact, l: Lookups): Company {
+  return {
+    id: raw.id,
+    name: raw.name ?? '',
+    phones: multiValues(raw.custom_fields_values, 'PHONE'),
+    emails: multiValues(raw.custom_fields_values, 'EMAIL'),
+    responsible: userRef(raw.responsible_user_id, l),
+    tags: (raw._embedded?.tags ?? []).map((t) => t.name),
+    contact_ids: (raw._embedded?.contacts ?? []).map((x) => x.id),
+    lead_ids: (raw._embedded?.leads ?? []).map((x) => x.id),
+    custom_fields: cfValues(raw.custom_fields_values, ['PHONE', 'EMAIL']),
+    created_at: iso(raw.created_at),
+    updated_at: iso(raw.updated_at),
+  };
+}
+
+export function mapPipeline(p: KPipeline): Pipeline {
+  return {
+    id: p.id,
+    entity: 'lead',
+    name: p.name,
+    is_main: !!p.is_main,
+    sort: p.sort,
+    stages: (p._embedded?.statuses ?? [])
+      .slice()
+      .sort((a, b) => a.sort - b.sort)
+      .map((s) => ({ id: s.id, name: s.name, sort: s.sort, type: stageType(s), color: s.color ?? null })),
+  };
+}
+
+export function mapUser(u: KUser): User {
+  return { id: u.id, name: u.name, email: u.email ?? null, is_admin: u.rights?.is_admin ?? null, is_active: u.rights?.is_active ?? null };
+}
+
+export function mapFieldDef(f: KCustomField, entity: string): CustomFieldDef {
+  return {
+    id: f.id,
+    name: f.name,
+    code: f.code ?? null,
+    type: f.type,
+    entity,
+    is_api_only: f.is_api_only ?? null,
+    ...(f.enums ? { options: f.enums.map((e) => ({ id: e.id, value: e.value })) } : {}),
+  };
+}
+
+export function mapTag(t: { id: number; name: string; color?: string | null }): Tag {
+  return { id: t.id, name: t.name, color: t.color ?? null };
+}
+
+/** Kommo's write shape for custom field values. */
+export interface KCustomFieldWrite {
+  field_id?: number;
+  field_code?: string;
+  values: Array<{ value?: string | number | boolean; enum_id?: number; enum_code?: string }>;
+}
+
+/** Phones/emails are multitext fields addressed by code (§6). */
+export function multiField(code: 'PHONE' | 'EMAIL', values: Array<{ value: string; enum_code?: string }>): KCustomFieldWrite {
+  return { field_code: code, values: values.map((v) => ({ value: v.value, enum_code: v.enum_code ?? 'WORK' })) };
+}

@@ -1,0 +1,662 @@
+/**
+ * The non-entity methods: directories and pipelines (§7.6), duplicates (§7.7), CRM mode, timeline and
+ * activities, tasks (§7.8), users and system methods (§2.3), events (§9) and merging (§8).
+ */
+import type { CallCtx, MethodResult, Registry } from './context.js';
+import { paginate } from './context.js';
+import { deleteRecord } from './crm.js';
+import { BxError, errors } from './errors.js';
+import { compileFilter, compileOrder, matches, scalar, sortRecords, type FieldAccess } from './filter.js';
+import { flag, idParam, isObject, listParam, objectParam, param, type Params } from './params.js';
+import { ENTITY_BY_TYPE_ID, MULTI_FIELDS, type EntityKind } from './schema.js';
+import { dealStages, nextId, table, type BCategory, type BMulti, type BRecord, type BTask, type BUser } from './state.js';
+import { parseBxDate, phpDate } from './time.js';
+
+/** Events `event.bind` accepts (§9). */
+export const KNOWN_EVENTS = new Set(
+  [
+    ...['LEAD', 'DEAL', 'CONTACT', 'COMPANY'].flatMap((e) => ['ADD', 'UPDATE', 'DELETE'].map((a) => `ONCRM${e}${a}`)),
+    'ONCRMDEALMOVETOCATEGORY',
+    ...['LEAD', 'DEAL', 'CONTACT', 'COMPANY'].flatMap((e) => ['ADD', 'UPDATE', 'DELETE', 'SETENUMVALUES'].map((a) => `ONCRM${e}USERFIELD${a}`)),
+    'ONTASKADD',
+    'ONTASKUPDATE',
+    'ONTASKDELETE',
+    'ONTASKCOMMENTADD',
+    'ONTASKCOMMENTUPDATE',
+    'ONTASKCOMMENTDELETE',
+    'ONAPPINSTALL',
+    'ONAPPUNINSTALL',
+    'ONAPPUPDATE',
+    'ONAPPPAYMENT',
+    'ONAPPTEST',
+    'ONAPPMETHODCONFIRM',
+    'ONOFFLINEEVENT',
+  ],
+);
+
+const TIMELINE_TYPES: Record<string, EntityKind> = { lead: 'lead', deal: 'deal', contact: 'contact', company: 'company' };
+
+function filterParamObj(p: Params): Record<string, unknown> | undefined {
+  return objectParam(p, 'filter');
+}
+
+// ---------------------------------------------------------------- directories and pipelines
+
+function statusAccess(name: string): FieldAccess | undefined {
+  const types: Record<string, string> = { ID: 'integer', ENTITY_ID: 'string', STATUS_ID: 'string', NAME: 'string', NAME_INIT: 'string', SORT: 'integer', SYSTEM: 'char', CATEGORY_ID: 'integer', COLOR: 'string', SEMANTICS: 'string' };
+  const t = types[name];
+  return t ? scalar(t, name) : undefined;
+}
+
+function statusList(p: Params, ctx: CallCtx): MethodResult {
+  const conds = compileFilter(filterParamObj(p), statusAccess);
+  const order = objectParam(p, 'order');
+  const keys = compileOrder(order && Object.keys(order).length ? order : { ENTITY_ID: 'ASC', SORT: 'ASC' }, statusAccess);
+  const rows = sortRecords(ctx.portal.state.statuses.filter((s) => matches(s as unknown as Record<string, unknown>, conds)) as unknown as Array<Record<string, unknown>>, keys);
+  return { result: structuredClone(rows), total: rows.length };
+}
+
+function categoryRow(c: BCategory): Record<string, unknown> {
+  return structuredClone(c) as unknown as Record<string, unknown>;
+}
+
+function dealCategories(ctx: CallCtx) {
+  return ctx.portal.state.categories.filter((c) => c.entityTypeId === 2).sort((a, b) => a.sort - b.sort || a.id - b.id);
+}
+
+function entityTypeIdParam(p: Params): number {
+  const v = p.entityTypeId ?? p.ENTITY_TYPE_ID ?? p.entityTypeID;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new BxError(400, 'NOT_FOUND', 'Smart process not found');
+  return n;
+}
+
+function registerDirectories(reg: Registry): void {
+  reg.set('crm.status.list', { scope: 'crm', handler: statusList });
+
+  reg.set('crm.status.entity.types', {
+    scope: 'crm',
+    handler: (_p, ctx) => {
+      const ids = [...new Set(ctx.portal.state.statuses.map((s) => s.ENTITY_ID))];
+      return {
+        result: ids.map((id) => {
+          const m = /^DEAL_STAGE(?:_(\d+))?$/.exec(id);
+          const row: Record<string, unknown> = { ID: id, NAME: id };
+          if (m) {
+            row.SEMANTIC_INFO = {};
+            if (m[1]) Object.assign(row, { PREFIX: `C${m[1]}`, FIELD_ATTRIBUTE_SCOPE: `category_${m[1]}`, ENTITY_TYPE_ID: 2 });
+          }
+          return row;
+        }),
+      };
+    },
+  });
+
+  reg.set('crm.status.entity.items', {
+    scope: 'crm',
+    handler: (p, ctx) => {
+      const id = String(param(p, 'entityId') ?? '');
+      if (!id) throw errors.argument('entityId is required.');
+      return {
+        result: ctx.portal.state.statuses
+          .filter((s) => s.ENTITY_ID === id)
+          .sort((a, b) => Number(a.SORT) - Number(b.SORT))
+          .map((s) => ({ NAME: s.NAME, SORT: Number(s.SORT), STATUS_ID: s.STATUS_ID })),
+      };
+    },
+  });
+
+  // crm.category.list (entityTypeId 2 = deal pipelines; fixture crm.category.list.json). Other types have no
+  // categories in this portal.
+  reg.set('crm.category.list', {
+    scope: 'crm',
+    handler: (p, ctx) => {
+      const type = entityTypeIdParam(p);
+      if (type !== 2) throw new BxError(400, 'NOT_FOUND', 'Smart process not found');
+      const rows = dealCategories(ctx).map(categoryRow);
+      return { result: { categories: rows }, total: rows.length };
+    },
+  });
+
+  reg.set('crm.category.get', {
+    scope: 'crm',
+    handler: (p, ctx) => {
+      const type = entityTypeIdParam(p);
+      if (type !== 2) throw new BxError(400, 'NOT_FOUND', 'Smart process not found');
+      const id = Number(param(p, 'id'));
+      const c = dealCategories(ctx).find((x) => x.id === id);
+      if (!c) throw new BxError(400, 'NOT_FOUND', 'Category not found');
+      return { result: { category: categoryRow(c) } };
+    },
+  });
+
+  // Deprecated deal-category methods (§7.6): UPPER_CASE rows, the default pipeline only via default.get.
+  const oldRow = (c: { id: number; name: string; sort: number }) => ({ ID: String(c.id), CREATED_DATE: '2023-01-10T10:00:00+03:00', NAME: c.name, IS_LOCKED: 'N', SORT: String(c.sort) });
+  reg.set('crm.dealcategory.list', {
+    scope: 'crm',
+    handler: (p, ctx) => paginate(dealCategories(ctx).filter((c) => c.id !== 0).map(oldRow), param(p, 'start')),
+  });
+  reg.set('crm.dealcategory.get', {
+    scope: 'crm',
+    handler: (p, ctx) => {
+      const id = idParam(p);
+      const c = dealCategories(ctx).find((x) => x.id === id);
+      if (!c) throw errors.notFound();
+      return { result: oldRow(c) };
+    },
+  });
+  reg.set('crm.dealcategory.default.get', {
+    scope: 'crm',
+    handler: (_p, ctx) => {
+      const c = dealCategories(ctx).find((x) => x.id === 0);
+      return { result: { ID: 0, NAME: c?.name ?? 'General' } };
+    },
+  });
+  reg.set('crm.dealcategory.stage.list', {
+    scope: 'crm',
+    handler: (p, ctx) => {
+      const id = Number(param(p, 'id') ?? 0) || 0;
+      if (!dealCategories(ctx).some((c) => c.id === id)) throw errors.notFound();
+      return { result: dealStages(ctx.portal.state, id).map((s) => ({ NAME: s.NAME, SORT: Number(s.SORT), STATUS_ID: s.STATUS_ID })) };
+    },
+  });
+
+  // crm.settings.mode.get: 1 classic (with leads), 2 simple (no leads).
+  reg.set('crm.settings.mode.get', { scope: 'crm', handler: (_p, ctx) => ({ result: ctx.portal.state.mode === 'simple' ? 2 : 1 }) });
+  reg.set('crm.enum.settings.mode', {
+    scope: 'crm',
+    handler: () => ({
+      result: [
+        { ID: 1, NAME: 'Classic CRM' },
+        { ID: 2, NAME: 'Simple CRM' },
+      ],
+    }),
+  });
+}
+
+// ---------------------------------------------------------------- duplicates and merging
+
+/**
+ * crm.duplicate.findbycomm (§7.7): exact match on the stored value — phones compare as stored strings
+ * (differently formatted numbers are not duplicates), emails ignore case. Result `{LEAD, CONTACT, COMPANY}`
+ * with keys only for hits, `[]` when nothing matched; a type with ≥ 20 hits suppresses the other types.
+ */
+function findByComm(p: Params, ctx: CallCtx): MethodResult {
+  const type = String(param(p, 'type') ?? '').toUpperCase();
+  if (!type) throw new BxError(400, 'Communication type is not defined', "Parameter 'type' is required.");
+  if (type !== 'PHONE' && type !== 'EMAIL') throw errors.crm(`Communication type '${type}' is not supported in current context.`);
+  const raw = param(p, 'values');
+  if (!Array.isArray(raw) && !isObject(raw)) throw errors.crm('Communication values is not defined.');
+  const values = (Array.isArray(raw) ? raw : Object.values(raw)).map((v) => String(v));
+  if (values.length === 0) throw errors.crm('Communication values is not defined.');
+  if (values.length > 20) throw errors.crm('Too many communication values: at most 20 are allowed.');
+  const et = param(p, 'entity_type');
+  const types: Array<'LEAD' | 'CONTACT' | 'COMPANY'> = et ? [String(et).toUpperCase() as 'LEAD'] : ['LEAD', 'CONTACT', 'COMPANY'];
+  for (const t of types) if (!['LEAD', 'CONTACT', 'COMPANY'].includes(t)) throw errors.crm(`Entity type '${t}' is not supported in current context.`);
+  const norm = (s: string) => (type === 'EMAIL' ? s.trim().toLowerCase() : s.trim());
+  const wanted = new Set(values.map(norm));
+  const hits: Record<string, number[]> = {};
+  for (const t of types) {
+    const kind = t.toLowerCase() as EntityKind;
+    if (kind === 'lead' && ctx.portal.state.mode === 'simple') continue;
+    const ids: number[] = [];
+    for (const rec of table(ctx.portal.state, kind).values()) {
+      const list = (rec[type] as BMulti[] | undefined) ?? [];
+      if (list.some((m) => wanted.has(norm(m.VALUE)))) ids.push(Number(rec.ID));
+    }
+    if (ids.length) hits[t] = ids;
+  }
+  const big = Object.entries(hits).find(([, ids]) => ids.length >= 20);
+  if (big) return { result: { [big[0]]: big[1] } };
+  return { result: Object.keys(hits).length ? hits : [] };
+}
+
+/**
+ * crm.entity.mergebatch (§8): merges duplicates into the first listed record; the others are deleted after
+ * their multi-field values and links move over. Result `{STATUS, ENTITY_IDS}` lists the merged-away ids.
+ */
+function mergeBatch(p: Params, ctx: CallCtx): MethodResult {
+  const params = objectParam(p, 'params', true)!;
+  const type = Number(params.entityTypeId ?? params.ENTITY_TYPE_ID);
+  const kind = ENTITY_BY_TYPE_ID[type];
+  if (!kind) throw errors.crm('Entity type is not supported.');
+  const rawIds = params.entityIds ?? params.ENTITY_IDS;
+  const ids = (Array.isArray(rawIds) ? rawIds : isObject(rawIds) ? Object.values(rawIds) : []).map(Number).filter((n) => Number.isSafeInteger(n) && n > 0);
+  if (ids.length < 2) throw errors.crm('At least two entity ids are required.');
+  const state = ctx.portal.state;
+  const t = table(state, kind);
+  for (const id of ids) if (!t.has(id)) throw errors.notFound();
+  const [seedId, ...rest] = ids as [number, ...number[]];
+  const seed = t.get(seedId)!;
+  for (const id of rest) {
+    const other = t.get(id)!;
+    for (const m of MULTI_FIELDS) {
+      if (!Array.isArray(seed[m]) || !Array.isArray(other[m])) continue;
+      const have = new Set((seed[m] as BMulti[]).map((x) => x.VALUE.trim().toLowerCase()));
+      for (const v of other[m] as BMulti[]) {
+        if (have.has(v.VALUE.trim().toLowerCase())) continue;
+        (seed[m] as BMulti[]).push({ ...v, ID: String(nextId(state, 'fm')) });
+        have.add(v.VALUE.trim().toLowerCase());
+      }
+    }
+    for (const [k, v] of Object.entries(other)) if ((seed[k] === null || seed[k] === '') && v !== null && v !== '') seed[k] = v;
+    const sid = String(id);
+    const into = String(seedId);
+    if (kind === 'contact') {
+      for (const tb of [state.deals, state.leads]) {
+        for (const r of tb.values()) {
+          const list = [...new Set((r.CONTACT_IDS as string[]).map((x) => (x === sid ? into : x)))];
+          r.CONTACT_IDS = list;
+          r.CONTACT_ID = list[0] ?? null;
+        }
+      }
+    }
+    if (kind === 'company') {
+      for (const tb of [state.deals, state.leads]) for (const r of tb.values()) if (r.COMPANY_ID === sid) r.COMPANY_ID = into;
+      for (const r of state.contacts.values()) {
+        const list = [...new Set((r.COMPANY_IDS as string[]).map((x) => (x === sid ? into : x)))];
+        r.COMPANY_IDS = list;
+        r.COMPANY_ID = list[0] ?? null;
+      }
+    }
+    deleteRecord(state, kind, id);
+  }
+  if ('HAS_PHONE' in seed) {
+    seed.HAS_PHONE = (seed.PHONE as BMulti[]).length ? 'Y' : 'N';
+    seed.HAS_EMAIL = (seed.EMAIL as BMulti[]).length ? 'Y' : 'N';
+  }
+  seed.DATE_MODIFY = phpDate(ctx.portal.now());
+  seed.MODIFY_BY_ID = String(ctx.auth.userId);
+  return { result: { STATUS: 'SUCCESS', ENTITY_IDS: rest } };
+}
+
+// ---------------------------------------------------------------- timeline and activities
+
+function timelineAccess(name: string): FieldAccess | undefined {
+  const types: Record<string, string> = { ID: 'integer', ENTITY_ID: 'integer', ENTITY_TYPE: 'string', AUTHOR_ID: 'user', CREATED: 'datetime', COMMENT: 'string' };
+  const t = types[name];
+  return t ? scalar(t, name) : undefined;
+}
+
+function activityAccess(name: string): FieldAccess | undefined {
+  const types: Record<string, string> = {
+    ID: 'integer', OWNER_ID: 'integer', OWNER_TYPE_ID: 'integer', TYPE_ID: 'integer', PROVIDER_ID: 'string', PROVIDER_TYPE_ID: 'string',
+    SUBJECT: 'string', COMPLETED: 'char', STATUS: 'integer', RESPONSIBLE_ID: 'user', AUTHOR_ID: 'user', CREATED: 'datetime',
+    LAST_UPDATED: 'datetime', DEADLINE: 'datetime', START_TIME: 'datetime', END_TIME: 'datetime', DIRECTION: 'integer', PRIORITY: 'integer',
+  };
+  const t = types[name];
+  return t ? scalar(t, name) : undefined;
+}
+
+function selectRow(rec: BRecord, select: string[] | undefined): BRecord {
+  if (!select || select.length === 0 || select.includes('*')) return structuredClone(rec);
+  const out: BRecord = { ID: rec.ID };
+  for (const s of select) {
+    const k = s.toUpperCase();
+    if (k in rec) out[k] = structuredClone(rec[k]);
+  }
+  return out;
+}
+
+function registerTimeline(reg: Registry): void {
+  // §1.4, §7.8: only lower-case `fields` is accepted (crm 23.100.0+).
+  reg.set('crm.timeline.comment.add', {
+    scope: 'crm',
+    handler: (p, ctx) => {
+      const fields = p.fields;
+      if (!isObject(fields)) throw new BxError(400, 'INVALID_ARG_VALUE', "Parameter 'fields' is required (lower-case).");
+      const type = String(fields.ENTITY_TYPE ?? '').toLowerCase();
+      const kind = TIMELINE_TYPES[type];
+      const entityId = Number(fields.ENTITY_ID);
+      const comment = fields.COMMENT === undefined || fields.COMMENT === null ? '' : String(fields.COMMENT);
+      if (!kind || !Number.isSafeInteger(entityId) || entityId <= 0 || !comment.trim()) throw new BxError(400, 'INVALID_ARG_VALUE', 'ENTITY_ID, ENTITY_TYPE and COMMENT are required.');
+      if (!table(ctx.portal.state, kind).has(entityId)) throw new BxError(400, 'NOT_FOUND', 'Not found.');
+      const id = nextId(ctx.portal.state, 'comment');
+      const rec: BRecord = {
+        ID: String(id),
+        CREATED: phpDate(ctx.portal.now()),
+        ENTITY_ID: String(entityId),
+        ENTITY_TYPE: type,
+        AUTHOR_ID: String(fields.AUTHOR_ID ?? ctx.auth.userId),
+        COMMENT: comment,
+      };
+      ctx.portal.state.timelineComments.set(id, rec);
+      return { result: id };
+    },
+  });
+
+  reg.set('crm.timeline.comment.list', {
+    scope: 'crm',
+    handler: (p, ctx) => {
+      const conds = compileFilter(filterParamObj(p), timelineAccess);
+      const order = objectParam(p, 'order');
+      const keys = compileOrder(order && Object.keys(order).length ? order : { ID: 'ASC' }, timelineAccess);
+      const rows = sortRecords([...ctx.portal.state.timelineComments.values()].filter((r) => matches(r, conds)), keys);
+      const page = paginate(rows, param(p, 'start'));
+      return { ...page, result: (page.result as BRecord[]).map((r) => selectRow(r, listParam(p, 'select'))) };
+    },
+  });
+
+  reg.set('crm.activity.list', {
+    scope: 'crm',
+    handler: (p, ctx) => {
+      const conds = compileFilter(filterParamObj(p), activityAccess, ['CHECK_PERMISSIONS']);
+      const order = objectParam(p, 'order');
+      const keys = compileOrder(order && Object.keys(order).length ? order : { ID: 'ASC' }, activityAccess);
+      const rows = sortRecords([...ctx.portal.state.activities.values()].filter((r) => matches(r, conds)), keys);
+      const page = paginate(rows, param(p, 'start'));
+      return { ...page, result: (page.result as BRecord[]).map((r) => selectRow(r, listParam(p, 'select'))) };
+    },
+  });
+}
+
+// ---------------------------------------------------------------- tasks
+
+const TASK_KEYS: Record<string, keyof BTask> = {
+  ID: 'id', TITLE: 'title', DESCRIPTION: 'description', RESPONSIBLE_ID: 'responsibleId', CREATED_BY: 'createdBy', CREATED_DATE: 'createdDate',
+  CHANGED_DATE: 'changedDate', DEADLINE: 'deadline', STATUS: 'status', PRIORITY: 'priority', GROUP_ID: 'groupId', CLOSED_DATE: 'closedDate', UF_CRM_TASK: 'ufCrmTask',
+};
+const TASK_TYPES: Record<string, string> = {
+  ID: 'integer', TITLE: 'string', DESCRIPTION: 'string', RESPONSIBLE_ID: 'user', CREATED_BY: 'user', CREATED_DATE: 'datetime', CHANGED_DATE: 'datetime',
+  DEADLINE: 'datetime', STATUS: 'integer', PRIORITY: 'integer', GROUP_ID: 'integer', CLOSED_DATE: 'datetime', UF_CRM_TASK: 'string',
+};
+
+function taskAccess(name: string): FieldAccess | undefined {
+  const key = TASK_KEYS[name];
+  const type = TASK_TYPES[name];
+  if (!key || !type) return undefined;
+  return { type, values: (r) => (Array.isArray(r[key]) ? (r[key] as unknown[]) : [r[key]]) };
+}
+
+function taskView(t: BTask, select: string[] | undefined): Record<string, unknown> {
+  if (!select || select.length === 0 || select.includes('*')) return structuredClone(t) as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = { id: t.id };
+  for (const s of select) {
+    const k = TASK_KEYS[s.toUpperCase()];
+    if (k) out[k] = structuredClone(t[k]);
+  }
+  return out;
+}
+
+function registerTasks(reg: Registry): void {
+  // tasks.task.add {fields:{TITLE*, RESPONSIBLE_ID*, …}} → {task:{id:"…", …}} in camelCase with string numbers (§7.8).
+  reg.set('tasks.task.add', {
+    scope: 'task',
+    handler: (p, ctx) => {
+      const fields = p.fields ?? p.FIELDS ?? p['0'];
+      if (!isObject(fields)) throw new BxError(400, 'ERROR_CORE', "Parameter 'fields' is required.");
+      const f = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k.toUpperCase(), v]));
+      const title = f.TITLE === undefined ? '' : String(f.TITLE).trim();
+      if (!title) throw new BxError(400, 'ERROR_CORE', 'TITLE: the task title is required.');
+      const responsible = Number(f.RESPONSIBLE_ID ?? ctx.auth.userId);
+      if (!ctx.portal.state.users.some((u) => Number(u.ID) === responsible)) throw new BxError(400, 'ERROR_CORE', `RESPONSIBLE_ID: user ${String(f.RESPONSIBLE_ID)} is not found.`);
+      const now = phpDate(ctx.portal.now());
+      const deadline = f.DEADLINE !== undefined && f.DEADLINE !== '' ? parseBxDate(f.DEADLINE) : undefined;
+      if (f.DEADLINE !== undefined && f.DEADLINE !== '' && deadline === undefined) throw new BxError(400, 'ERROR_CORE', 'DEADLINE: not a date.');
+      const uf = f.UF_CRM_TASK;
+      const bindings = (Array.isArray(uf) ? uf : isObject(uf) ? Object.values(uf) : uf ? [uf] : []).map(String);
+      for (const b of bindings) {
+        const m = /^(L|D|C|CO)_(\d+)$/.exec(b);
+        if (!m) throw new BxError(400, 'ERROR_CORE', `UF_CRM_TASK: "${b}" is not a CRM binding like D_12.`);
+      }
+      const id = nextId(ctx.portal.state, 'task');
+      const task: BTask = {
+        id: String(id),
+        title,
+        description: f.DESCRIPTION === undefined ? '' : String(f.DESCRIPTION),
+        responsibleId: String(responsible),
+        createdBy: String(f.CREATED_BY ?? ctx.auth.userId),
+        createdDate: now,
+        changedDate: now,
+        deadline: deadline === undefined ? null : phpDate(deadline),
+        status: '2',
+        priority: String(f.PRIORITY ?? '1'),
+        groupId: String(f.GROUP_ID ?? '0'),
+        closedDate: null,
+        ufCrmTask: bindings,
+      };
+      ctx.portal.state.tasks.set(id, task);
+      ctx.portal.emit('ONTASKADD', { FIELDS_AFTER: { ID: String(id) } }, ctx.auth.userId);
+      return { result: { task: structuredClone(task) } };
+    },
+  });
+
+  reg.set('tasks.task.get', {
+    scope: 'task',
+    handler: (p, ctx) => {
+      const id = Number(p.taskId ?? p.TASKID ?? p.id ?? p.ID);
+      const t = ctx.portal.state.tasks.get(id);
+      if (!t) throw new BxError(400, 'ERROR_CORE', 'Task not found or not accessible.');
+      return { result: { task: taskView(t, listParam(p, 'select')) } };
+    },
+  });
+
+  // tasks.task.list: {tasks:[…]} plus total/next; select/filter/order use UPPER_CASE names (§4.1, §7.8).
+  reg.set('tasks.task.list', {
+    scope: 'task',
+    handler: (p, ctx) => {
+      const conds = compileFilter(filterParamObj(p), taskAccess);
+      const order = objectParam(p, 'order');
+      const keys = compileOrder(order && Object.keys(order).length ? order : { ID: 'ASC' }, taskAccess);
+      const rows = sortRecords([...ctx.portal.state.tasks.values()].map((t) => t as unknown as Record<string, unknown>).filter((r) => matches(r, conds)), keys);
+      const page = paginate(rows, param(p, 'start'));
+      const select = listParam(p, 'select');
+      return { ...page, result: { tasks: (page.result as unknown as BTask[]).map((t) => taskView(t, select)) } };
+    },
+  });
+}
+
+// ---------------------------------------------------------------- users and system
+
+const USER_TYPES: Record<string, string> = {
+  ID: 'integer', ACTIVE: 'boolean', NAME: 'string', LAST_NAME: 'string', EMAIL: 'string', UF_DEPARTMENT: 'integer', IS_ONLINE: 'char',
+  PERSONAL_GENDER: 'string', DATE_REGISTER: 'datetime', LAST_LOGIN: 'datetime',
+};
+
+function userAccess(name: string): FieldAccess | undefined {
+  const t = USER_TYPES[name];
+  if (!t) return undefined;
+  return { type: t, values: (r) => (Array.isArray(r[name]) ? (r[name] as unknown[]) : [r[name]]) };
+}
+
+function userById(ctx: CallCtx, id: number): BUser {
+  const u = ctx.portal.state.users.find((x) => Number(x.ID) === id);
+  if (!u) throw errors.noAuth();
+  return u;
+}
+
+/** Every scope the emulator knows; a webhook/app gets the ones configured. */
+export const ALL_SCOPES = ['crm', 'department', 'task', 'user', 'user_brief', 'user_basic'];
+
+function registerSystem(reg: Registry): void {
+  // user.get: filter by top-level field names or FILTER, sort/order, paging (§2.3, §4.1).
+  reg.set('user.get', {
+    scope: 'user',
+    handler: (p, ctx) => {
+      const filter: Record<string, unknown> = { ...(objectParam(p, 'filter') ?? {}) };
+      for (const [k, v] of Object.entries(p)) if (USER_TYPES[k.replace(/^[!<>=%@]+/, '').toUpperCase()] && !['sort', 'order'].includes(k)) filter[k] = v;
+      const conds = compileFilter(filter, userAccess);
+      const sortField = p.sort ?? p.SORT;
+      const dir = p.order ?? p.ORDER;
+      const keys = compileOrder(typeof sortField === 'string' ? { [sortField]: typeof dir === 'string' ? dir : 'ASC' } : { ID: 'ASC' }, userAccess);
+      const rows = sortRecords(ctx.portal.state.users.map((u) => u as unknown as Record<string, unknown>).filter((r) => matches(r, conds)), keys);
+      const page = paginate(rows, param(p, 'start'));
+      return { ...page, result: structuredClone(page.result) };
+    },
+  });
+
+  reg.set('user.current', { scope: 'user', handler: (_p, ctx) => ({ result: structuredClone(userById(ctx, ctx.auth.userId)) }) });
+
+  reg.set('profile', {
+    scope: null,
+    handler: (_p, ctx) => {
+      const u = userById(ctx, ctx.auth.userId);
+      return {
+        result: {
+          ID: u.ID,
+          ADMIN: ctx.portal.state.adminIds.includes(Number(u.ID)),
+          NAME: u.NAME,
+          LAST_NAME: u.LAST_NAME,
+          PERSONAL_GENDER: u.PERSONAL_GENDER,
+          PERSONAL_PHOTO: '',
+          TIME_ZONE: 'Europe/Moscow',
+          TIME_ZONE_OFFSET: 10800,
+        },
+      };
+    },
+  });
+
+  reg.set('department.get', {
+    scope: 'department',
+    handler: (p, ctx) => {
+      const filter: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(p)) if (['ID', 'NAME', 'PARENT', 'UF_HEAD', 'SORT'].includes(k.toUpperCase())) filter[k.toUpperCase()] = v;
+      const acc = (n: string): FieldAccess | undefined => (['ID', 'NAME', 'PARENT', 'UF_HEAD', 'SORT'].includes(n) ? scalar(n === 'NAME' ? 'string' : 'integer', n) : undefined);
+      const conds = compileFilter(filter, acc);
+      const rows = ctx.portal.state.departments.map((d) => d as unknown as Record<string, unknown>).filter((r) => matches(r, conds));
+      const page = paginate(rows, param(p, 'start'));
+      return { ...page, result: structuredClone(page.result) };
+    },
+  });
+
+  // app.info (§2.3): webhook → {SCOPE, LICENSE}; app → the application record.
+  reg.set('app.info', {
+    scope: null,
+    handler: (_p, ctx) => {
+      if (ctx.auth.kind === 'webhook') return { result: { SCOPE: [...ctx.auth.scopes], LICENSE: ctx.portal.license() } };
+      return {
+        result: {
+          ID: 7,
+          CODE: ctx.auth.clientId ?? '',
+          VERSION: 1,
+          STATUS: 'L',
+          INSTALLED: true,
+          PAYMENT_EXPIRED: 'N',
+          DAYS: null,
+          LANGUAGE_ID: 'en',
+          LICENSE: ctx.portal.license(),
+          LICENSE_TYPE: ctx.portal.license().split('_')[1] ?? 'project',
+          LICENSE_FAMILY: ctx.portal.license().split('_')[1] ?? 'project',
+        },
+      };
+    },
+  });
+
+  reg.set('scope', {
+    scope: null,
+    handler: (p, ctx) => ({ result: flag(p.full, false) ? ctx.portal.allScopes() : [...ctx.auth.scopes] }),
+  });
+
+  reg.set('methods', {
+    scope: null,
+    handler: (p, ctx) => {
+      const scope = typeof p.scope === 'string' ? p.scope : undefined;
+      if (flag(p.full, false)) return { result: ctx.portal.methodNames() };
+      const granted = new Set([...ctx.auth.scopes, '']);
+      return { result: ctx.portal.methodNames(scope).filter((m) => scope !== undefined || granted.has(reg.get(m)?.scope ?? '')) };
+    },
+  });
+
+  reg.set('method.get', {
+    scope: null,
+    handler: (p, ctx) => {
+      const name = String(p.name ?? '').toLowerCase();
+      const def = reg.get(name);
+      return { result: { isExisting: !!def, isAvailable: !!def && (def.scope === null || ctx.auth.scopes.includes(def.scope)) } };
+    },
+  });
+}
+
+// ---------------------------------------------------------------- events
+
+function registerEvents(reg: Registry): void {
+  // event.bind (§9): OAuth application context only; unknown event → 400 ERROR_EVENT_NOT_FOUND. A repeated
+  // (event, handler) pair answers true without a second binding (the portal's answer is UNVERIFIED).
+  reg.set('event.bind', {
+    scope: null,
+    appOnly: true,
+    handler: (p, ctx) => {
+      const event = String(p.event ?? p.EVENT ?? '').toUpperCase();
+      if (!KNOWN_EVENTS.has(event)) throw new BxError(400, 'ERROR_EVENT_NOT_FOUND', 'Event not found');
+      const offline = String(p.event_type ?? 'online').toLowerCase() === 'offline';
+      const handler = p.handler === undefined ? '' : String(p.handler);
+      if (!offline) {
+        let u: URL | undefined;
+        try {
+          u = new URL(handler);
+        } catch {
+          u = undefined;
+        }
+        if (!u || !/^https?:$/.test(u.protocol)) throw new BxError(400, 'ERROR_ARGUMENT', 'Handler URL is required.');
+      }
+      const state = ctx.portal.state;
+      const clientId = ctx.auth.clientId!;
+      const authType = String(p.auth_type ?? '0');
+      const dup = state.eventBindings.find((b) => b.clientId === clientId && b.event === event && b.handler === handler && b.offline === (offline ? 1 : 0));
+      if (!dup) state.eventBindings.push({ id: nextId(state, 'event'), event, handler, auth_type: authType, offline: offline ? 1 : 0, clientId });
+      return { result: true };
+    },
+  });
+
+  reg.set('event.get', {
+    scope: null,
+    appOnly: true,
+    handler: (_p, ctx) => ({
+      result: ctx.portal.state.eventBindings
+        .filter((b) => b.clientId === ctx.auth.clientId)
+        .map((b) => ({ event: b.event, handler: b.handler, auth_type: b.auth_type, offline: b.offline })),
+    }),
+  });
+
+  reg.set('event.unbind', {
+    scope: null,
+    appOnly: true,
+    handler: (p, ctx) => {
+      const event = String(p.event ?? p.EVENT ?? '').toUpperCase();
+      const handler = p.handler === undefined ? undefined : String(p.handler);
+      const offline = p.event_type === undefined ? undefined : String(p.event_type).toLowerCase() === 'offline' ? 1 : 0;
+      const state = ctx.portal.state;
+      const before = state.eventBindings.length;
+      state.eventBindings = state.eventBindings.filter(
+        (b) => !(b.clientId === ctx.auth.clientId && b.event === event && (handler === undefined || b.handler === handler) && (offline === undefined || b.offline === offline)),
+      );
+      return { result: { count: before - state.eventBindings.length } };
+    },
+  });
+
+  // event.offline.get (§8): returns the first queued events and, with clear=1 (the default), deletes them.
+  reg.set('event.offline.get', {
+    scope: null,
+    appOnly: true,
+    handler: (p, ctx) => {
+      const state = ctx.portal.state;
+      const limit = Math.max(1, Math.min(1000, Number(p.limit ?? 50) || 50));
+      const clear = flag(p.clear, true);
+      const mine = state.offlineEvents.filter((e) => e.clientId === ctx.auth.clientId).slice(0, limit);
+      if (clear) {
+        const taken = new Set(mine.map((e) => e.ID));
+        state.offlineEvents = state.offlineEvents.filter((e) => !taken.has(e.ID));
+      }
+      const processId = mine.length ? `emu${Date.now().toString(36)}` : '';
+      return {
+        result: {
+          SERVER_DOMAIN: new URL(ctx.portal.url).host,
+          process_id: processId,
+          events: mine.map(({ clientId: _c, ...e }) => structuredClone(e)),
+        },
+      };
+    },
+  });
+}
+
+// ---------------------------------------------------------------- registration
+
+export function registerMethods(reg: Registry): void {
+  registerDirectories(reg);
+  reg.set('crm.duplicate.findbycomm', { scope: 'crm', handler: findByComm });
+  reg.set('crm.entity.mergebatch', { scope: 'crm', handler: mergeBatch });
+  registerTimeline(reg);
+  registerTasks(reg);
+  registerSystem(reg);
+  registerEvents(reg);
+}

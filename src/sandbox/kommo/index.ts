@@ -1,0 +1,139 @@
+/**
+ * A stateful emulator of the Kommo (amoCRM) API v4 on 127.0.0.1, for tests and `--sandbox`. Every behaviour
+ * cites `shared/research/kommo-api.md` (§ numbers). Request pipeline: block check (§3) → OAuth endpoints
+ * (§2.1, not rate limited) → `/api/v4`: rate limits (§3) → Bearer auth (§2) → routes.
+ */
+import { EmulatorHarness, type EmuRequest, type EmuResponse, type Fault, type FaultMatch, parsePhpQuery, type RecordedRequest } from '../harness.js';
+import { KommoAuthServer } from './auth.js';
+import type { Ctx } from './context.js';
+import { DEMO, emptyState, seedDemo, seedMetadata } from './demo-data.js';
+import { KommoRateLimiter, type RateLimitOptions } from './rate-limit.js';
+import { ApiError, methodNotAllowed, NGINX_403, problemResponse, requestId, routeNotFound, tooManyBody, unauthorized } from './responses.js';
+import { route } from './router.js';
+import { nowSec } from './store.js';
+import type { KommoState } from './types.js';
+
+export { DEMO } from './demo-data.js';
+export type { KommoState } from './types.js';
+
+export interface KommoEmulatorOptions {
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default 0 (any free port). */
+  port?: number;
+  /** Default 'sandbox'. */
+  subdomain?: string;
+  /** Default 31000001. */
+  accountId?: number;
+  /** Seed demo records (companies, contacts, leads, notes, tasks); default true. Metadata is always there. */
+  demo?: boolean;
+  /** PRNG seed for demo data; default 42. */
+  seed?: number;
+  /** §3 limits; `false` turns them off. Defaults: 7 req/s per token, 50 per account, block after 10 429s in 60 s. */
+  rateLimit?: false | RateLimitOptions;
+  /** The OAuth integration the token endpoint accepts (§2.1). Access tokens live `accessTokenTtlSec` (86400). */
+  oauth?: { clientId: string; clientSecret: string; redirectUri: string; accessTokenTtlSec?: number };
+  /** Extra opaque bearer tokens accepted as long-lived tokens. */
+  longLivedTokens?: string[];
+}
+
+export interface KommoEmulator {
+  /** Origin, e.g. http://127.0.0.1:41234 (API at `${url}/api/v4/...`). */
+  readonly url: string;
+  readonly harness: EmulatorHarness;
+  /** = harness.requests */
+  readonly requests: RecordedRequest[];
+  /** Live data in Kommo's JSON shapes (without `_links`). */
+  readonly state: KommoState;
+  readonly stats: { rateLimited: number; blocked: boolean; tokenRequests: number; refreshes: number };
+  /** HS256 JWT (aud, jti, iat, nbf, exp, sub, account_id, base_domain, api_domain, scopes) accepted as a Bearer token. */
+  createLongLivedToken(opts?: { expiresInSec?: number; scopes?: string[] }): string;
+  /** Single-use, 20-minute code for the configured oauth client. */
+  issueAuthorizationCode(): string;
+  issueOAuthTokens(): Promise<{ token_type: 'Bearer'; expires_in: number; access_token: string; refresh_token: string }>;
+  /** Every OAuth access token issued so far now gets 401. */
+  expireAccessTokens(): void;
+  /** Lift a 403 block. */
+  unblock(): void;
+  /** Shortcuts to the harness. */
+  injectFault(fault: Fault, options?: { times?: number; match?: FaultMatch }): void;
+  clearFaults(): void;
+  resetLog(): void;
+  close(): Promise<void>;
+}
+
+export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Promise<KommoEmulator> {
+  const subdomain = options.subdomain ?? 'sandbox';
+  const now = nowSec();
+  const state = emptyState(options.accountId ?? 31000001, subdomain, now);
+  seedMetadata(state);
+  if (options.demo ?? true) seedDemo(state, options.seed ?? 42, Date.now() / 1000);
+
+  const limiter = new KommoRateLimiter(options.rateLimit !== false, options.rateLimit || {});
+  const auth = new KommoAuthServer({
+    accountId: state.account.id,
+    subdomain,
+    userId: () => DEMO.adminUserId, // §2.2: tokens act with the admin's rights
+    oauth: options.oauth,
+    longLivedTokens: options.longLivedTokens,
+  });
+
+  let origin = '';
+  const handle = async (req: EmuRequest): Promise<EmuResponse> => {
+    // §3: a blocked account gets nginx's HTML 403 on every request until support unblocks it.
+    if (limiter.blocked) {
+      req.record.tag = 'blocked';
+      return { status: 403, headers: { 'content-type': 'text/html' }, body: NGINX_403 };
+    }
+    if (req.path === '/oauth2/access_token') {
+      if (req.method !== 'POST') throw methodNotAllowed();
+      return auth.tokenEndpoint(req);
+    }
+    if (req.path === '/oauth2/account/current/subdomain') {
+      if (req.method !== 'GET') throw methodNotAllowed();
+      return auth.currentSubdomain(req);
+    }
+    if (!req.path.startsWith('/api/v4/')) throw routeNotFound(req.method, `${origin}${req.path}`);
+    const header = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
+    if (limiter.check(header ?? '') === 'rate_limited') {
+      req.record.tag = 'rate_limited';
+      return problemResponse(429, tooManyBody());
+    }
+    const who = await auth.authenticate(header);
+    if (!who) throw unauthorized();
+    const ctx: Ctx = { state, origin, req, params: parsePhpQuery(req.url.searchParams), userId: who.userId, now: nowSec() };
+    return route(ctx);
+  };
+
+  const harness = new EmulatorHarness(async (req) => {
+    let res: EmuResponse;
+    try {
+      res = await handle(req);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      res = err.response;
+    }
+    // §1: every response carries X-Request-Id.
+    return { ...res, headers: { 'x-request-id': requestId(), ...res.headers } };
+  }, { host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  origin = await harness.start();
+
+  return {
+    url: origin,
+    harness,
+    requests: harness.requests,
+    state,
+    get stats() {
+      return { rateLimited: limiter.rateLimited, blocked: limiter.blocked, tokenRequests: auth.stats.tokenRequests, refreshes: auth.stats.refreshes };
+    },
+    createLongLivedToken: (o) => auth.createLongLivedToken(o),
+    issueAuthorizationCode: () => auth.issueAuthorizationCode(),
+    issueOAuthTokens: async () => auth.issueOAuthTokens(),
+    expireAccessTokens: () => auth.expireAccessTokens(),
+    unblock: () => limiter.unblock(),
+    injectFault: (fault, o) => harness.injectFault(fault, o),
+    clearFaults: () => harness.clearFaults(),
+    resetLog: () => harness.resetLog(),
+    close: () => harness.close(),
+  };
+}

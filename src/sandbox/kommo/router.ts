@@ -1,0 +1,67 @@
+/**
+ * The `/api/v4` route table. A path that matches nothing is Kommo's 404 "Cannot GET <url>"; a known path
+ * with a method Kommo does not have is 405 (fact sheet §11) — e.g. DELETE of a lead, which the v4 API does
+ * not offer. Methods Kommo has but this emulator does not implement answer 501, so a test never mistakes a
+ * gap in the emulator for the real API's behaviour.
+ */
+import type { EmuResponse } from '../harness.js';
+import * as act from './activity.js';
+import type { Ctx } from './context.js';
+import * as ent from './entities.js';
+import * as meta from './meta.js';
+import { ApiError, methodNotAllowed, problemResponse, routeNotFound } from './responses.js';
+import type { EntityType } from './types.js';
+
+type Handler = (ctx: Ctx, m: string[]) => EmuResponse;
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+const NOT_EMULATED = 'not-emulated' as const;
+type Route = [RegExp, Partial<Record<Method, Handler | typeof NOT_EMULATED>>];
+
+const ENT = '(leads|contacts|companies)';
+const e = (m: string[], i = 1) => m[i] as EntityType;
+const n = (m: string[], i: number) => Number(m[i]);
+
+const ROUTES: Route[] = [
+  [/^\/api\/v4\/account$/, { GET: (c) => meta.getAccount(c) }],
+  // §7: stage/pipeline editing is admin-only and not emulated.
+  [/^\/api\/v4\/leads\/pipelines$/, { GET: (c) => meta.listPipelines(c), POST: NOT_EMULATED }],
+  [/^\/api\/v4\/leads\/pipelines\/(\d+)$/, { GET: (c, m) => meta.getPipeline(c, n(m, 1)), PATCH: NOT_EMULATED, DELETE: NOT_EMULATED }],
+  [/^\/api\/v4\/leads\/pipelines\/(\d+)\/statuses$/, { GET: (c, m) => meta.listStatuses(c, n(m, 1)), POST: NOT_EMULATED }],
+  [/^\/api\/v4\/leads\/pipelines\/(\d+)\/statuses\/(\d+)$/, { GET: (c, m) => meta.getStatus(c, n(m, 1), n(m, 2)), PATCH: NOT_EMULATED, DELETE: NOT_EMULATED }],
+  [/^\/api\/v4\/leads\/complex$/, { POST: (c) => ent.createComplex(c) }],
+  [new RegExp(`^/api/v4/${ENT}/custom_fields$`), { GET: (c, m) => meta.listFields(c, e(m)), POST: NOT_EMULATED, PATCH: NOT_EMULATED }],
+  [new RegExp(`^/api/v4/${ENT}/custom_fields/(\\d+)$`), { GET: (c, m) => meta.getField(c, e(m), n(m, 2)), PATCH: NOT_EMULATED, DELETE: NOT_EMULATED }],
+  [new RegExp(`^/api/v4/${ENT}/tags$`), { GET: (c, m) => meta.listTags(c, e(m)), POST: (c, m) => meta.createTags(c, e(m)) }],
+  [new RegExp(`^/api/v4/${ENT}/notes$`), { GET: (c, m) => act.listNotes(c, e(m)), POST: (c, m) => act.createNotes(c, e(m)), PATCH: NOT_EMULATED }],
+  [new RegExp(`^/api/v4/${ENT}/notes/(\\d+)$`), { GET: (c, m) => act.getNote(c, e(m), n(m, 2)), PATCH: NOT_EMULATED }],
+  [new RegExp(`^/api/v4/${ENT}/(\\d+)/notes$`), { GET: (c, m) => act.listNotes(c, e(m), n(m, 2)), POST: (c, m) => act.createNotes(c, e(m), n(m, 2)), PATCH: NOT_EMULATED }],
+  [new RegExp(`^/api/v4/${ENT}/(\\d+)/notes/(\\d+)$`), { GET: (c, m) => act.getNote(c, e(m), n(m, 3), n(m, 2)), PATCH: NOT_EMULATED }],
+  [new RegExp(`^/api/v4/${ENT}$`), { GET: (c, m) => ent.listEntities(c, e(m)), POST: (c, m) => ent.createEntities(c, e(m)), PATCH: (c, m) => ent.updateEntities(c, e(m)) }],
+  [new RegExp(`^/api/v4/${ENT}/(\\d+)$`), { GET: (c, m) => ent.getEntity(c, e(m), n(m, 2)), PATCH: (c, m) => ent.updateEntity(c, e(m), n(m, 2)) }],
+  // §12 link endpoints exist on Kommo but are not emulated.
+  [new RegExp(`^/api/v4/${ENT}/(\\d+/)?link$`), { POST: NOT_EMULATED }],
+  [new RegExp(`^/api/v4/${ENT}/(\\d+/)?unlink$`), { POST: NOT_EMULATED }],
+  [/^\/api\/v4\/tasks$/, { GET: (c) => act.listTasks(c), POST: (c) => act.createTasks(c), PATCH: (c) => act.updateTasks(c) }],
+  [/^\/api\/v4\/tasks\/(\d+)$/, { GET: (c, m) => act.getTask(c, n(m, 1)), PATCH: (c, m) => act.updateTasks(c, n(m, 1)) }],
+  [/^\/api\/v4\/users$/, { GET: (c) => meta.listUsers(c), POST: NOT_EMULATED }],
+  [/^\/api\/v4\/users\/(\d+)$/, { GET: (c, m) => meta.getUser(c, n(m, 1)) }],
+  [/^\/api\/v4\/events$/, { GET: (c) => act.listEvents(c) }],
+  [/^\/api\/v4\/events\/([0-9a-z]+)$/, { GET: (c, m) => act.getEvent(c, m[1]!) }],
+  [/^\/api\/v4\/webhooks$/, { GET: (c) => act.listWebhooks(c), POST: (c) => act.createWebhook(c), DELETE: (c) => act.deleteWebhook(c) }],
+  [/^\/api\/v4\/leads\/(unsorted|loss_reasons)(\/.*)?$/, { GET: NOT_EMULATED, POST: NOT_EMULATED, PATCH: NOT_EMULATED, DELETE: NOT_EMULATED }],
+];
+
+export function route(ctx: Ctx): EmuResponse {
+  const { method, path } = ctx.req;
+  for (const [re, methods] of ROUTES) {
+    const m = re.exec(path);
+    if (!m) continue;
+    const h = methods[method as Method];
+    if (!h) throw methodNotAllowed();
+    if (h === NOT_EMULATED) {
+      throw new ApiError(problemResponse(501, { title: 'Not Implemented', type: 'https://httpstatus.es/501', status: 501, detail: `${method} ${path} exists on Kommo but is not emulated` }));
+    }
+    return h(ctx, [...m]);
+  }
+  throw routeNotFound(method, `${ctx.origin}${path}`);
+}

@@ -1,0 +1,35 @@
+/** Input pieces shared by several tools. */
+import * as z from 'zod';
+import { Id } from '../providers/types.js';
+
+/** A record id: Bitrix24 numbers deal categories from 0 (the General pipeline), so 0 is a valid id. */
+export const IdInput = z.union([z.number().int().nonnegative(), z.string().min(1).max(64)]);
+export const Limit = z.number().int().min(1).max(250).default(50).describe('Page size (1–250, default 50).');
+export const Cursor = z.string().max(4096).optional().describe('Cursor from a previous call; omit for the first page.');
+export const ShortText = z.string().max(255);
+export const Phone = z.string().min(3).max(40).describe('Phone number in any format; include the country code where you can (e.g. +7 912 345-67-89).');
+export const Email = z.string().min(3).max(254).describe('Email address (matched case-insensitively).');
+export const Tags = z.array(z.string().min(1).max(100)).max(50);
+
+export const CustomFieldsInput = z
+  .array(
+    z
+      .object({
+        field_id: IdInput.optional(),
+        field_code: z.string().max(100).optional(),
+        field_name: z.string().max(255).optional().describe('The field label as shown in the CRM; resolved through the cached field list.'),
+        value: z
+          .union([z.string().max(10_000), z.number(), z.boolean(), z.array(z.union([z.string().max(10_000), z.number(), z.boolean()])).max(50)])
+          .describe('Value(s). Options of select fields may be given by their label.'),
+      })
+      .strict(),
+  )
+  .max(40)
+  .describe('Custom field values, each addressed by field_id, field_code or field_name (see get_custom_fields).');
+
+export const PlannedRequests = z
+  .array(z.object({ method: z.string(), url: z.string(), body: z.unknown().optional() }))
+  .optional()
+  .describe('With dry_run: the exact requests that would be sent.');
+
+export { Id };

@@ -1,0 +1,138 @@
+import * as z from 'zod';
+import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
+import { Company, Contact, Lead } from '../providers/types.js';
+import { validationError } from '../http/errors.js';
+import { Cursor, CustomFieldsInput, Email, Id, IdInput, Limit, Phone, PlannedRequests, ShortText, Tags } from './common.js';
+
+const DateInput = z.string().max(40).describe('ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T09:00:00Z.');
+
+export const searchLeadByContact = defineTool({
+  name: 'search_lead_by_contact',
+  title: 'Find leads by email or phone',
+  description: `Answers "is this person already a lead?": finds contacts by email and/or phone (any format; normalised to E.164) and returns them with their leads, open ones first. Use it before creating a lead. ${UNTRUSTED}`,
+  effect: 'read',
+  providers: ['kommo', 'bitrix24'],
+  input: z.object({ email: Email.optional(), phone: Phone.optional() }),
+  output: z.object({
+    query: z.object({ email: z.string().optional(), phone: z.string().optional(), phone_e164: z.string().nullable().optional() }),
+    found: z.boolean(),
+    contacts: z.array(Contact),
+    leads: z.array(Lead),
+  }),
+  async handler({ email, phone }, { provider, ctx }) {
+    if (!email && !phone) throw validationError('Give `email` and/or `phone`.');
+    const r = await provider.searchLeadByContact(ctx, { email, phone });
+    return { ...r, found: r.leads.length > 0 };
+  },
+});
+
+const ContactInput = z
+  .object({
+    first_name: ShortText.optional(),
+    last_name: ShortText.optional(),
+    name: ShortText.optional(),
+    email: Email.optional(),
+    phone: Phone.optional(),
+  })
+  .strict();
+
+export const createLead = defineTool({
+  name: 'create_lead',
+  title: 'Create a lead (duplicate-safe)',
+  description:
+    'Creates a lead with its contact (and company). It first looks the contact up by email/phone: when a lead for that contact exists it returns that lead with `created: false` instead of creating a duplicate, and an existing contact is linked rather than copied. Use dry_run to preview the request.',
+  effect: 'create',
+  providers: ['kommo', 'bitrix24'],
+  input: z.object({
+    name: ShortText.optional().describe('Lead title; defaults to the contact name.'),
+    price: z.number().min(0).max(1e12).optional(),
+    pipeline_id: IdInput.optional().describe('Pipeline (get_pipelines); default: the main pipeline.'),
+    status_id: IdInput.optional().describe('Stage id (get_pipelines); default: the first stage.'),
+    entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: create a lead (default where leads are enabled) or a deal.'),
+    contact: ContactInput.optional(),
+    company: z.object({ name: ShortText.min(1) }).strict().optional(),
+    tags: Tags.optional(),
+    custom_fields: CustomFieldsInput.optional(),
+    responsible_user_id: IdInput.optional(),
+    dry_run: dryRunField,
+  }),
+  output: z.object({
+    created: z.boolean(),
+    dry_run: z.boolean().optional(),
+    lead: Lead.nullable(),
+    contact_id: Id.nullable(),
+    company_id: Id.nullable(),
+    reason: z.string().optional(),
+    requests: PlannedRequests,
+  }),
+  async handler(args, { provider, ctx }) {
+    const { dry_run: _d, ...input } = args;
+    return provider.createLead(ctx, input);
+  },
+});
+
+export const listLeads = defineTool({
+  name: 'list_leads',
+  title: 'List leads',
+  description: `Lists leads (Bitrix24: leads or deals) with filters by pipeline, stages, responsible user, search text and created/updated dates, newest first where the CRM allows. Pages with an opaque cursor; \`has_more\` is exact. ${UNTRUSTED}`,
+  effect: 'read',
+  providers: ['kommo', 'bitrix24'],
+  input: z.object({
+    pipeline_id: IdInput.optional(),
+    status_ids: z.array(IdInput).max(20).optional().describe('Stage ids (get_pipelines).'),
+    query: z.string().max(200).optional().describe('Search text (name, phone, email, ...).'),
+    responsible_user_id: IdInput.optional(),
+    created_from: DateInput.optional(),
+    created_to: DateInput.optional(),
+    updated_from: DateInput.optional(),
+    updated_to: DateInput.optional(),
+    entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: leads or deals (default deals).'),
+    limit: Limit,
+    cursor: Cursor,
+  }),
+  output: pageOf(Lead),
+  async handler(args, { provider, ctx }) {
+    return provider.listLeads(ctx, args);
+  },
+});
+
+export const getLead = defineTool({
+  name: 'get_lead',
+  title: 'Get a lead',
+  description: `Gets one lead by id with its stage, pipeline, responsible user, tags, custom fields, and its contacts (phones, emails) and companies. ${UNTRUSTED}`,
+  effect: 'read',
+  providers: ['kommo', 'bitrix24'],
+  input: z.object({ id: IdInput, entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: whether the id is a lead or a deal (default deal).') }),
+  output: z.object({ lead: Lead, contacts: z.array(Contact), companies: z.array(Company) }),
+  async handler({ id, entity }, { provider, ctx }) {
+    return provider.getLead(ctx, id, entity);
+  },
+});
+
+export const updateLead = defineTool({
+  name: 'update_lead',
+  title: 'Update a lead',
+  description:
+    'Changes fields of an existing lead: name, price, stage/pipeline, responsible user, custom fields, and tags (tags_to_add/tags_to_delete change them incrementally; other tags are kept). Returns the updated lead. Use dry_run to preview.',
+  effect: 'update',
+  providers: ['kommo', 'bitrix24'],
+  input: z.object({
+    id: IdInput,
+    entity: z.enum(['lead', 'deal']).optional(),
+    name: ShortText.optional(),
+    price: z.number().min(0).max(1e12).optional(),
+    status_id: IdInput.optional(),
+    pipeline_id: IdInput.optional(),
+    responsible_user_id: IdInput.optional(),
+    tags_to_add: Tags.optional(),
+    tags_to_delete: Tags.optional(),
+    custom_fields: CustomFieldsInput.optional(),
+    dry_run: dryRunField,
+  }),
+  output: z.object({ dry_run: z.boolean().optional(), lead: Lead.nullable(), requests: PlannedRequests }),
+  async handler(args, { provider, ctx }) {
+    const { dry_run: _d, ...input } = args;
+    const r = await provider.updateLead(ctx, input);
+    return { ...(r.dry_run ? { dry_run: true } : {}), lead: r.item, ...(r.requests ? { requests: r.requests } : {}) };
+  },
+});

@@ -1,0 +1,21 @@
+/** Tool results: success carries structuredContent plus the same JSON as text; errors carry isError and no structuredContent. */
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CrmError } from '../http/errors.js';
+import { redact, redactValue } from '../util/redact.js';
+
+export function ok(value: Record<string, unknown>): CallToolResult {
+  const safe = redactValue(value);
+  return { content: [{ type: 'text', text: JSON.stringify(safe) }], structuredContent: safe };
+}
+
+export function toCrmError(err: unknown): CrmError {
+  if (err instanceof CrmError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new CrmError({ code: 'upstream', message: `Unexpected error: ${redact(message)}`, retryable: false });
+}
+
+export function fail(err: unknown): CallToolResult {
+  const e = toCrmError(err);
+  const body = { error: e.toJSON() };
+  return { isError: true, content: [{ type: 'text', text: `${e.message}\n${JSON.stringify(body)}` }] };
+}

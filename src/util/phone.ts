@@ -1,0 +1,62 @@
+/**
+ * Phone numbers: normalised with libphonenumber-js to E.164, so `+7 912 345-67-89`, `8 (912) 345 67 89` and
+ * `79123456789` are the same number. CRMs store whatever people typed, so matching falls back to the
+ * national significant digits when a stored value cannot be parsed.
+ */
+import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+
+export interface NormalizedPhone {
+  e164: string;
+  /** National significant number (digits after the country code), what a substring search should use. */
+  national: string;
+  country: string | undefined;
+}
+
+function digits(s: string): string {
+  return s.replace(/\D+/g, '');
+}
+
+/**
+ * Normalises a phone number. `defaultCountry` is used for numbers without a country code; a Russian-style
+ * trunk prefix (8XXXXXXXXXX, 11 digits) is understood without it since Kommo and Bitrix24 are full of them.
+ */
+export function normalizePhone(raw: string, defaultCountry?: string): NormalizedPhone | undefined {
+  const trimmed = raw.trim();
+  if (!trimmed) return undefined;
+  const d = digits(trimmed);
+  const candidates: Array<[string, CountryCode | undefined]> = [];
+  if (trimmed.startsWith('+')) candidates.push([trimmed, undefined]);
+  if (defaultCountry) candidates.push([trimmed, defaultCountry.toUpperCase() as CountryCode]);
+  if (/^8\d{10}$/.test(d)) candidates.push([d, 'RU']);
+  if (!trimmed.startsWith('+') && d.length >= 11) candidates.push([`+${d}`, undefined]);
+  for (const [text, country] of candidates) {
+    const p = parsePhoneNumberFromString(text, country);
+    if (p && p.isValid()) return { e164: p.number, national: p.nationalNumber, country: p.country };
+  }
+  for (const [text, country] of candidates) {
+    const p = parsePhoneNumberFromString(text, country);
+    if (p && p.isPossible()) return { e164: p.number, national: p.nationalNumber, country: p.country };
+  }
+  return undefined;
+}
+
+/** True when two stored/typed phone strings denote the same number. */
+export function samePhone(a: string, b: string, defaultCountry?: string): boolean {
+  const na = normalizePhone(a, defaultCountry);
+  const nb = normalizePhone(b, defaultCountry);
+  if (na && nb) return na.e164 === nb.e164;
+  const da = digits(a);
+  const db = digits(b);
+  if (da.length < 7 || db.length < 7) return false;
+  const tail = Math.min(10, da.length, db.length);
+  return da.slice(-tail) === db.slice(-tail);
+}
+
+export function sameEmail(a: string, b: string): boolean {
+  return a.trim().toLowerCase() === b.trim().toLowerCase();
+}
+
+/** A light sanity check for email input (the CRM is the final judge). */
+export function looksLikeEmail(s: string): boolean {
+  return /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s.trim());
+}

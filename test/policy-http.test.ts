@@ -1,0 +1,149 @@
+/** The safety policy, proved at the HTTP level: refused calls leave the emulator with zero write requests. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
+import { ALL_TOOLS } from '../src/tools/index.js';
+import { CREATE_ONLY, FULL, READ_ONLY, WRITE, connectKommo, errorOf, startKommo, structured, writesTo } from './helpers.js';
+
+let emu: KommoEmulator;
+beforeAll(async () => {
+  emu = await startKommo({ rateLimit: false });
+});
+afterAll(async () => emu.close());
+
+const WRITE_TOOLS = ALL_TOOLS.filter((t) => t.effect !== 'read').map((t) => t.name);
+
+describe('tool registration follows the policy', () => {
+  it('a default (read-only) start lists no write tool and kommo_request offers GET only', async () => {
+    const c = await connectKommo(emu, { flags: READ_ONLY });
+    const { tools } = await c.client.listTools();
+    const names = tools.map((t) => t.name);
+    expect(names).toContain('get_pipelines');
+    for (const w of WRITE_TOOLS) expect(names).not.toContain(w);
+    const raw = tools.find((t) => t.name === 'kommo_request')!;
+    expect((raw.inputSchema.properties as Record<string, { enum?: string[] }>).method!.enum).toEqual(['GET']);
+    const acc = structured<{ policy: { mode: string; disabled_tools: Array<{ name: string; reason: string }> } }>(await c.call('get_account'));
+    expect(acc.policy.mode).toBe('read-only');
+    expect(acc.policy.disabled_tools.map((d) => d.name)).toEqual(expect.arrayContaining(['create_lead', 'update_lead']));
+    expect(acc.policy.disabled_tools.find((d) => d.name === 'create_lead')!.reason).toMatch(/CRM_ALLOW_WRITES/);
+    await c.close();
+  });
+
+  it('safe mode lists creates but not updates', async () => {
+    const c = await connectKommo(emu, { flags: CREATE_ONLY });
+    const names = (await c.client.listTools()).tools.map((t) => t.name);
+    expect(names).toEqual(expect.arrayContaining(['create_lead', 'create_contact', 'add_note', 'create_task']));
+    expect(names).not.toContain('update_lead');
+    expect(names).not.toContain('update_contact');
+    await c.close();
+  });
+
+  it('every tool has annotations derived from its effect', async () => {
+    const c = await connectKommo(emu, { flags: FULL });
+    const { tools } = await c.client.listTools();
+    expect(tools.map((t) => t.name)).toEqual(ALL_TOOLS.filter((d) => d.providers.includes('kommo')).map((d) => d.name));
+    for (const t of tools) {
+      const def = ALL_TOOLS.find((d) => d.name === t.name)!;
+      expect(t.annotations?.title, t.name).toBe(def.title);
+      expect(t.annotations?.readOnlyHint, t.name).toBe(def.effect === 'read');
+      expect(t.annotations?.destructiveHint, t.name).toBe(def.effect === 'update' || def.effect === 'delete');
+      expect(t.annotations?.openWorldHint, t.name).toBe(true);
+      expect(t.outputSchema, t.name).toBeTruthy();
+      expect(t.inputSchema.type).toBe('object');
+    }
+    await c.close();
+  });
+});
+
+describe('refusals send nothing', () => {
+  it('kommo_request PATCH and DELETE are refused under safe mode; POST is allowed', async () => {
+    const c = await connectKommo(emu, { flags: CREATE_ONLY });
+    emu.resetLog();
+    const patch = await c.call('kommo_request', { method: 'PATCH', path: '/api/v4/leads/1', body: { name: 'x' } });
+    expect(patch.isError).toBe(true);
+    const del = await c.call('kommo_request', { method: 'DELETE', path: '/api/v4/leads/1' });
+    expect(del.isError).toBe(true);
+    expect(writesTo(emu.requests)).toHaveLength(0);
+    expect(emu.requests).toHaveLength(0);
+    await c.close();
+  });
+
+  it('with writes allowed but safe mode on, a forced update_lead call is refused with zero traffic', async () => {
+    const c = await connectKommo(emu, { flags: CREATE_ONLY });
+    emu.resetLog();
+    const r = await c.call('update_lead', { id: 1, name: 'x' });
+    expect(r.isError).toBe(true);
+    expect(emu.requests).toHaveLength(0);
+    await c.close();
+  });
+
+  it('read-only: create_lead is refused and nothing is sent', async () => {
+    const c = await connectKommo(emu, { flags: READ_ONLY });
+    emu.resetLog();
+    const r = await c.call('create_lead', { name: 'nope' });
+    expect(r.isError).toBe(true);
+    expect(emu.requests).toHaveLength(0);
+    const raw = await c.call('kommo_request', { method: 'POST', path: '/api/v4/leads', body: [{ name: 'nope' }] });
+    expect(raw.isError).toBe(true);
+    expect(emu.requests).toHaveLength(0);
+    await c.close();
+  });
+
+  it('the HTTP core refuses a write outside the grant even when a tool tries (defence in depth)', async () => {
+    const c = await connectKommo(emu, { flags: FULL });
+    emu.resetLog();
+    const { Grant } = await import('../src/policy/policy.js');
+    await expect(c.provider.http.request({ method: 'PATCH', path: '/api/v4/leads/1', body: {}, op: 'idempotent', grant: Grant.for('create') })).rejects.toMatchObject({ code: 'policy_denied' });
+    await expect(c.provider.http.request({ method: 'POST', path: '/api/v4/leads', body: [], op: 'create', grant: Grant.readOnly() })).rejects.toMatchObject({ code: 'policy_denied' });
+    expect(emu.requests).toHaveLength(0);
+    await c.close();
+  });
+});
+
+describe('the credential never leaves the account', () => {
+  const attacks = [
+    'https://evil.test/x',
+    '//evil.test/x',
+    '/api/v4/../../oauth2/access_token',
+    '/api/v4/%2e%2e/x',
+    '/api/v4/%252e%252e/oauth2/access_token',
+    '/oauth2/access_token',
+    '/api/v4/leads?x=1',
+    'api/v4/leads',
+    '/api/v4//evil.test/x',
+  ];
+  it.each(attacks)('kommo_request refuses %s with nothing sent', async (path) => {
+    const c = await connectKommo(emu, { flags: FULL });
+    emu.resetLog();
+    const r = await c.call('kommo_request', { method: 'GET', path });
+    expect(r.isError).toBe(true);
+    expect(errorOf(r).code).toMatch(/validation|policy_denied/);
+    expect(emu.requests).toHaveLength(0);
+    await c.close();
+  });
+
+  it('the core refuses absolute and protocol-relative URLs itself', async () => {
+    const c = await connectKommo(emu, { flags: FULL });
+    const { Grant } = await import('../src/policy/policy.js');
+    for (const path of ['//evil.test/api/v4/leads', 'https://evil.test/api/v4/leads', '/api/v4/../oauth2/access_token']) {
+      await expect(c.provider.http.request({ method: 'GET', path, op: 'read', grant: Grant.readOnly() })).rejects.toMatchObject({ code: 'policy_denied' });
+    }
+    await c.close();
+  });
+
+  it('POST …/link is an update: refused as a create', async () => {
+    const c = await connectKommo(emu, { flags: CREATE_ONLY });
+    emu.resetLog();
+    const r = await c.call('kommo_request', { method: 'POST', path: '/api/v4/leads/1/link', body: [] });
+    expect(r.isError).toBe(true);
+    expect(emu.requests).toHaveLength(0);
+    await c.close();
+  });
+
+  it('with updates allowed, update_lead goes through', async () => {
+    const c = await connectKommo(emu, { flags: WRITE });
+    const page = structured<{ items: Array<{ id: number }> }>(await c.call('list_leads', { limit: 1 }));
+    const r = await c.call('update_lead', { id: page.items[0]!.id, name: 'Renamed by test' });
+    expect(r.isError).toBeFalsy();
+    await c.close();
+  });
+});

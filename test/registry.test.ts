@@ -1,0 +1,40 @@
+/** The tool registry: one schema snapshot per tool (a change is a reviewed change) and a README table that is never stale. */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import * as z from 'zod';
+import { ALL_TOOLS } from '../src/tools/index.js';
+import { renderReadme } from '../src/docs.js';
+
+describe('tool registry', () => {
+  it('names are verb_noun snake_case and unique; descriptions are 2–3 sentences', () => {
+    const names = ALL_TOOLS.map((t) => t.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const t of ALL_TOOLS) {
+      expect(t.name).toMatch(/^[a-z]+(_[a-z0-9]+)+$/);
+      const sentences = t.description.split(/(?<=[.!?])\s+/).filter(Boolean).length;
+      expect(sentences, t.name).toBeGreaterThanOrEqual(2);
+      expect(sentences, t.name).toBeLessThanOrEqual(4);
+    }
+  });
+
+  it('input parameters are snake_case', () => {
+    for (const t of ALL_TOOLS) for (const key of Object.keys(t.input.shape)) expect(key, `${t.name}.${key}`).toMatch(/^[a-z][a-z0-9_]*$/);
+  });
+
+  it.each(ALL_TOOLS.map((t) => [t.name, t] as const))('%s schema matches its snapshot', async (name, t) => {
+    const schema = {
+      name,
+      title: t.title,
+      effect: t.effect,
+      description: t.description,
+      input: z.toJSONSchema(t.input, { io: 'input' }),
+      output: z.toJSONSchema(t.output),
+    };
+    await expect(JSON.stringify(schema, null, 2) + '\n').toMatchFileSnapshot(`./schemas/${name}.json`);
+  });
+
+  it('the README tool table is generated from the registry and up to date', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    expect(renderReadme(readme), 'README.md is stale: run `npm run docs`').toBe(readme);
+  });
+});

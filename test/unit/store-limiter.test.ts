@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../../src/store/store.js';
+import { LeakyBucketLimiter, SlidingWindowLimiter } from '../../src/http/limiter.js';
+
+describe('durable file store', () => {
+  it('persists across instances, is private, and set() resolves after the write', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'crm-store-')), 'sub', 'store.json');
+    const a = await openStore(file);
+    await Promise.all([a.set('k1', { v: 1 }), a.set('k2', { v: 2 })]);
+    await a.set('k1', { v: 3 });
+    expect(readFileSync(file, 'utf8')).toContain('k2');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const b = await openStore(file);
+    expect(await b.get('k1')).toEqual({ v: 3 });
+    expect(await b.get('k2')).toEqual({ v: 2 });
+    await b.delete('k2');
+    expect(await (await openStore(file)).get('k2')).toBeUndefined();
+  });
+
+  it('refuses Redis until it is supported, naming the variable', async () => {
+    await expect(openStore('redis://127.0.0.1:6379')).rejects.toThrow(/CRM_MCP_STORE/);
+  });
+});
+
+describe('limiters (virtual clock)', () => {
+  it('sliding window never lets more than N through in any window', async () => {
+    let now = 0;
+    const lim = new SlidingWindowLimiter(7, 1000, () => now);
+    const times: number[] = [];
+    // Advance the clock in place of real sleeps: acquire in order, recording the virtual send time.
+    for (let i = 0; i < 7; i++) {
+      await lim.acquire();
+      times.push(now);
+    }
+    expect(times.every((t) => t === 0)).toBe(true);
+    const eighth = lim.acquire();
+    now = 1001;
+    await eighth;
+    expect(lim.waiting).toBe(0);
+  });
+
+  it('leaky bucket admits the burst capacity at once', async () => {
+    const lim = new LeakyBucketLimiter(50, 2, () => 0);
+    for (let i = 0; i < 50; i++) await lim.acquire();
+    let done = false;
+    const p = lim.acquire().then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(done).toBe(false);
+    void p;
+  });
+});
