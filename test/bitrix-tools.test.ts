@@ -133,6 +133,22 @@ describe('writes', () => {
     expect(again.leads.map((l) => l.id)).toContain(r.lead.id);
   });
 
+  it.each(['reset-after', 'reset-before', 'timeout'] as const)('create_lead after an ambiguous %s leaves exactly one record', async (kind) => {
+    const e2 = await startBitrix({ rateLimit: false });
+    const c2 = await connectBitrix(e2, { flags: FULL, timeoutMs: 800, maxRetries: 2 });
+    const email = `amb-${kind}@example.org`;
+    e2.harness.injectFault({ kind }, { match: { path: 'batch' } });
+    const r = await c2.call('create_lead', { name: `Ambiguous ${kind}`, entity: 'deal', contact: { first_name: 'Amb', email } });
+    expect(r.isError, text(r)).toBeFalsy();
+    expect(structured<{ created: boolean }>(r).created).toBe(true);
+    const deals = [...e2.state.deals.values()].filter((d) => d.TITLE === `Ambiguous ${kind}`);
+    expect(deals).toHaveLength(1);
+    const contacts = [...e2.state.contacts.values()].filter((x) => JSON.stringify(x.EMAIL ?? []).includes(email));
+    expect(contacts).toHaveLength(1);
+    await c2.close();
+    await e2.close();
+  });
+
   it('create_lead defaults to a lead in classic mode and a deal in simple mode', async () => {
     const lead = structured<{ lead: LeadOut }>(await c.call('create_lead', { name: 'Classic lead' }));
     expect(lead.lead.entity).toBe('lead');
@@ -173,10 +189,10 @@ describe('writes', () => {
 });
 
 describe('limits and faults', () => {
-  it('a burst of 80 calls stays inside the leaky bucket: zero QUERY_LIMIT_EXCEEDED', async () => {
+  it('a burst of 56 calls stays inside the leaky bucket: zero QUERY_LIMIT_EXCEEDED', async () => {
     const e2 = await startBitrix({});
     const c2 = await connectBitrix(e2);
-    // 80 requests against a 50-burst bucket: the client must pace the last ~30 at ≈2/s. Use bitrix_call (uncached).
+    // 56 requests against a 50-burst bucket: the client must pace the last few at ≈2/s. Use bitrix_call (uncached).
     const calls = Array.from({ length: 56 }, () => c2.call('bitrix_call', { method: 'crm.deal.list', params: { select: ['ID'], start: -1 } }));
     for (const r of await Promise.all(calls)) expect(r.isError, text(r)).toBeFalsy();
     expect(e2.stats.queryLimitExceeded).toBe(0);
@@ -190,6 +206,28 @@ describe('limits and faults', () => {
     const r = await c.call('bitrix_call', { method: 'crm.contact.add', params: { fields: { NAME: 'Retry' } } });
     expect(r.isError, text(r)).toBeFalsy();
     expect(emu.requests.filter((q) => q.path.includes('crm.contact.add'))).toHaveLength(2);
+  });
+
+  it('OPERATION_TIME_LIMIT pauses that method only, until its reset, without sending more calls', async () => {
+    const e2 = await startBitrix({});
+    e2.setOperatingCost('crm.deal.list', 200); // 480 s budget per 10 minutes: the 4th call is refused
+    const c2 = await connectBitrix(e2);
+    const list = () => c2.call('bitrix_call', { method: 'crm.deal.list', params: { select: ['ID'], start: -1 } });
+    let refused: ReturnType<typeof errorOf> | undefined;
+    for (let i = 0; i < 6 && !refused; i++) {
+      const r = await list();
+      if (r.isError) refused = errorOf(r);
+    }
+    expect(refused?.code).toBe('rate_limited');
+    expect(refused?.retryable).toBe(true);
+    expect(refused?.message).toMatch(/OPERATION_TIME_LIMIT.*retry crm\.deal\.list in about \d+ s/);
+    const sent = e2.requests.length;
+    expect(errorOf(await list()).code).toBe('rate_limited');
+    expect(e2.requests.length, 'a paused method sends nothing').toBe(sent);
+    const other = await c2.call('bitrix_call', { method: 'crm.contact.list', params: { select: ['ID'], start: -1 } });
+    expect(other.isError, text(other)).toBeFalsy();
+    await c2.close();
+    await e2.close();
   });
 
   it('errors with HTTP 200 and an empty code are still errors', async () => {

@@ -106,3 +106,65 @@ describe('Streamable HTTP', () => {
     expect((await fetch(url.replace('/mcp', '/healthz'))).status).toBe(200);
   });
 });
+
+describe('every tool on both sandbox CRMs over stdio', () => {
+  // Ids from the sandboxes' demo data (src/sandbox/*/demo-data.ts).
+  const ids = {
+    kommo: { lead: 1000001, contact: 2000001, company: 3000001, deleteLead: 0, deleteContact: 0 },
+    bitrix24: { lead: 1, contact: 1, company: 1, deleteLead: 7, deleteContact: 40 },
+  } as const;
+  const argsFor = (tool: string, crm: 'kommo' | 'bitrix24'): Record<string, unknown> => {
+    const id = ids[crm];
+    const email = `matrix-${crm}@example.org`;
+    const table: Record<string, Record<string, unknown>> = {
+      get_account: {},
+      get_pipelines: {},
+      search_lead_by_contact: { phone: '+7 912 345-67-89' },
+      list_leads: { limit: 5 },
+      get_lead: { id: id.lead },
+      list_contacts: { limit: 5 },
+      get_contact: { id: id.contact },
+      list_companies: { limit: 5 },
+      get_company: { id: id.company },
+      get_custom_fields: { entity: 'leads' },
+      list_users: {},
+      list_tags: { entity: 'leads' },
+      create_lead: { name: `Matrix ${crm}`, contact: { first_name: 'Matrix', email } },
+      create_contact: { first_name: 'Matrix', last_name: 'Contact', email: `contact-${email}` },
+      add_note: { entity: 'lead', entity_id: id.lead, text: 'Called back' },
+      create_task: { text: 'Follow up', complete_till: '2030-01-01T10:00:00Z', entity: 'lead', entity_id: id.lead },
+      update_lead: { id: id.lead, name: 'Renamed by matrix' },
+      update_contact: { id: id.contact, phones_to_add: ['+44 20 7946 0999'] },
+      kommo_request: { method: 'GET', path: '/api/v4/account' },
+      bitrix_call: { method: 'crm.deal.list', params: { select: ['ID'], start: -1 } },
+      delete_lead: { id: id.deleteLead },
+      delete_contact: { id: id.deleteContact },
+    };
+    const a = table[tool];
+    if (!a) throw new Error(`no sample arguments for ${tool}: add them to this test`);
+    return { crm, ...a };
+  };
+
+  it('calls every registered tool on Kommo and on Bitrix24 in full mode', async () => {
+    const env = { ...baseEnv(), CRM_ALLOW_WRITES: 'true', CRM_SAFE_MODE: 'false', CRM_ALLOW_DELETE: 'true' };
+    const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, '--sandbox'], env, stderr: 'pipe' });
+    const client = new Client({ name: 'matrix', version: '0' });
+    await client.connect(transport);
+    const tools = (await client.listTools()).tools;
+    expect(tools.length).toBe(22);
+    const ran: string[] = [];
+    for (const crm of ['kommo', 'bitrix24'] as const) {
+      for (const t of tools) {
+        if (t.name === 'kommo_request' && crm !== 'kommo') continue;
+        if (['bitrix_call', 'delete_lead', 'delete_contact'].includes(t.name) && crm !== 'bitrix24') continue;
+        if (t.name === 'list_tags' && crm !== 'kommo') continue;
+        const r = (await client.callTool({ name: t.name, arguments: argsFor(t.name, crm) })) as CallToolResult;
+        expect(r.isError, `${crm} ${t.name}: ${JSON.stringify(r.content).slice(0, 300)}`).toBeFalsy();
+        expect(r.structuredContent, `${crm} ${t.name}`).toBeTruthy();
+        ran.push(`${crm}:${t.name}`);
+      }
+    }
+    expect(ran).toHaveLength(19 + 20); // Kommo: all but the three Bitrix-only tools; Bitrix24: all but kommo_request and list_tags
+    await client.close();
+  });
+});

@@ -97,6 +97,9 @@ export interface HttpCoreOptions {
   backoffBaseMs?: number;
 }
 
+/** The longest server-requested wait (Retry-After) a call sits through before giving up. */
+const MAX_WAIT_MS = 30_000;
+
 const sharedAgent = new Agent({ connections: 16, keepAliveTimeout: 10_000, pipelining: 1 });
 
 export class HttpCore {
@@ -158,15 +161,15 @@ export class HttpCore {
     let attempt = 0;
     let reauthed = false;
     for (;;) {
-      await this.o.limiter.acquire(spec.signal);
-      const started = Date.now();
-      let res: RawResponse;
       const authHeaders = await this.o.auth.headers(spec.signal);
       const authQuery = (await this.o.auth.query?.(spec.signal)) ?? {};
       const sendUrl = new URL(url);
       for (const [k, v] of Object.entries(authQuery)) sendUrl.searchParams.set(k, v);
+      const release = await this.o.limiter.acquire(spec.signal);
+      const started = Date.now();
+      let res: RawResponse;
       try {
-        res = await this.send(spec, sendUrl, authHeaders);
+        res = await this.send(spec, sendUrl, authHeaders).finally(release);
       } catch (err) {
         const e = this.networkError(err, spec);
         this.emit(spec, url, 0, started, attempt, e.code);
@@ -196,7 +199,9 @@ export class HttpCore {
           if (await this.o.auth.onUnauthorized({ headers: authHeaders, query: authQuery }, mapped)) continue;
         }
         const notProcessed = mapped.code === 'rate_limited' || mapped.status === 503;
-        if (shouldRetry(spec.op, { code: mapped.code, notProcessed, transient: mapped.retryable }, attempt, this.o.maxRetries)) {
+        // A wait longer than MAX_WAIT_MS is the caller's decision: fail now with retry_after instead of hanging.
+        const tooLong = (mapped.retryAfterMs ?? 0) > MAX_WAIT_MS;
+        if (!tooLong && shouldRetry(spec.op, { code: mapped.code, notProcessed, transient: mapped.retryable }, attempt, this.o.maxRetries)) {
           this.logger.debug({ provider: this.o.adapter.name, status: res.status, attempt }, 'retrying');
           await sleep(backoffMs(attempt, mapped.retryAfterMs, { baseMs: this.o.backoffBaseMs }), spec.signal);
           attempt += 1;

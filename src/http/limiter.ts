@@ -4,19 +4,24 @@
  * when a request may be sent.
  */
 export interface RateLimiter {
-  acquire(signal?: AbortSignal): Promise<void>;
+  /** Resolves when a request may be sent; call the returned function when its response has arrived. */
+  acquire(signal?: AbortSignal): Promise<() => void>;
   /** Requests still waiting (for metrics/tests). */
   readonly waiting: number;
 }
 
 /**
- * At most `limit` sends in any window of `windowMs` (a sliding log). A small margin absorbs network
- * jitter between our send time and the CRM's arrival time.
+ * At most `limit` requests in any window of `windowMs`, as the CRM counts them on arrival. We cannot see
+ * the arrival time, only that it lies between our send and our response, so a request holds its slot
+ * from send until `windowMs` after its response: then no window at the CRM can hold more than `limit`,
+ * however the network delays individual requests.
  */
 export class SlidingWindowLimiter implements RateLimiter {
-  private readonly sent: number[] = [];
+  /** One entry per request: its response time, or Infinity while it is in flight. */
+  private readonly slots: number[] = [];
   private chain: Promise<void> = Promise.resolve();
   private queued = 0;
+  private wake: (() => void) | undefined;
 
   constructor(
     private readonly limit: number,
@@ -28,7 +33,7 @@ export class SlidingWindowLimiter implements RateLimiter {
     return this.queued;
   }
 
-  acquire(signal?: AbortSignal): Promise<void> {
+  acquire(signal?: AbortSignal): Promise<() => void> {
     this.queued += 1;
     const turn = this.chain.then(() => this.waitForSlot(signal));
     // The chain continues whether this caller succeeded or was aborted.
@@ -41,16 +46,32 @@ export class SlidingWindowLimiter implements RateLimiter {
     });
   }
 
-  private async waitForSlot(signal?: AbortSignal): Promise<void> {
+  private async waitForSlot(signal?: AbortSignal): Promise<() => void> {
     for (;;) {
       signal?.throwIfAborted();
       const t = this.now();
-      while (this.sent.length > 0 && this.sent[0]! <= t - this.windowMs) this.sent.shift();
-      if (this.sent.length < this.limit) {
-        this.sent.push(t);
-        return;
+      for (let i = this.slots.length - 1; i >= 0; i--) if (this.slots[i]! <= t - this.windowMs) this.slots.splice(i, 1);
+      if (this.slots.length < this.limit) {
+        this.slots.push(Infinity);
+        let released = false;
+        return () => {
+          if (released) return;
+          released = true;
+          // In-flight slots are interchangeable: mark one of them done now.
+          const i = this.slots.indexOf(Infinity);
+          if (i >= 0) this.slots[i] = this.now();
+          const w = this.wake;
+          this.wake = undefined;
+          w?.();
+        };
       }
-      await sleep(this.sent[0]! + this.windowMs - t + 1, signal);
+      const oldestDone = Math.min(...this.slots);
+      if (Number.isFinite(oldestDone)) await sleep(oldestDone + this.windowMs - t + 1, signal);
+      else
+        await new Promise<void>((resolve, reject) => {
+          this.wake = resolve;
+          signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+        });
     }
   }
 }
@@ -77,7 +98,7 @@ export class LeakyBucketLimiter implements RateLimiter {
     return this.queued;
   }
 
-  acquire(signal?: AbortSignal): Promise<void> {
+  acquire(signal?: AbortSignal): Promise<() => void> {
     this.queued += 1;
     const turn = this.chain.then(() => this.waitForRoom(signal));
     this.chain = turn.then(
@@ -89,7 +110,7 @@ export class LeakyBucketLimiter implements RateLimiter {
     });
   }
 
-  private async waitForRoom(signal?: AbortSignal): Promise<void> {
+  private async waitForRoom(signal?: AbortSignal): Promise<() => void> {
     for (;;) {
       signal?.throwIfAborted();
       const t = this.now();
@@ -97,7 +118,8 @@ export class LeakyBucketLimiter implements RateLimiter {
       this.last = t;
       if (this.level + 1 <= this.capacity) {
         this.level += 1;
-        return;
+        // The server adds a request on arrival, after our send: counting it at send time is already safe.
+        return () => undefined;
       }
       await sleep(Math.ceil(((this.level + 1 - this.capacity) / this.drainPerSecond) * 1000) + 1, signal);
     }

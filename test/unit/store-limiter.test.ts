@@ -26,20 +26,38 @@ describe('durable file store', () => {
 });
 
 describe('limiters (virtual clock)', () => {
-  it('sliding window never lets more than N through in any window', async () => {
+  it('sliding window: a slot is held from send until a window after the response', async () => {
     let now = 0;
     const lim = new SlidingWindowLimiter(7, 1000, () => now);
-    const times: number[] = [];
-    // Advance the clock in place of real sleeps: acquire in order, recording the virtual send time.
-    for (let i = 0; i < 7; i++) {
-      await lim.acquire();
-      times.push(now);
-    }
-    expect(times.every((t) => t === 0)).toBe(true);
-    const eighth = lim.acquire();
-    now = 1001;
+    const releases: Array<() => void> = [];
+    for (let i = 0; i < 7; i++) releases.push(await lim.acquire());
+    let eighthIn = false;
+    const eighth = lim.acquire().then((r) => ((eighthIn = true), r));
+    // Long after the sends, but every request is still in flight: the CRM may not have counted them yet.
+    now = 5000;
+    await new Promise((r) => setTimeout(r, 30));
+    expect(eighthIn).toBe(false);
+    // One response arrives at 5000: that request reached the CRM at or before 5000, so wait until 6000.
+    releases[0]!();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(eighthIn).toBe(false);
+    now = 6001;
     await eighth;
+    expect(eighthIn).toBe(true);
     expect(lim.waiting).toBe(0);
+  });
+
+  it('sliding window admits N at once and no more', async () => {
+    let now = 0;
+    const lim = new SlidingWindowLimiter(3, 1000, () => now);
+    for (let i = 0; i < 3; i++) (await lim.acquire())();
+    let fourth = false;
+    const p = lim.acquire().then(() => (fourth = true));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(fourth).toBe(false);
+    now = 1001;
+    await p;
+    expect(fourth).toBe(true);
   });
 
   it('leaky bucket admits the burst capacity at once', async () => {

@@ -42,7 +42,7 @@ export function bitrixError(code: string, desc: string, status: number): CrmErro
     case 'QUERY_LIMIT_EXCEEDED':
       return new CrmError({ ...base, code: 'rate_limited', retryable: true, retryAfterMs: 1000, message: 'Bitrix24 request rate limit hit (QUERY_LIMIT_EXCEEDED). Wait a moment and try again.' });
     case 'OPERATION_TIME_LIMIT':
-      return new CrmError({ ...base, code: 'rate_limited', retryable: true, retryAfterMs: 10_000, message: 'Bitrix24 blocked this method for a while (OPERATION_TIME_LIMIT: too much processing time in 10 minutes). Other methods still work; try this one later.' });
+      return new CrmError({ ...base, code: 'rate_limited', retryable: true, retryAfterMs: 60_000, message: 'Bitrix24 blocked this method for a while (OPERATION_TIME_LIMIT: too much processing time in 10 minutes). Other methods still work; try this one later.' });
     case 'EXPIRED_TOKEN':
     case 'INVALID_TOKEN':
     case 'NO_AUTH_FOUND':

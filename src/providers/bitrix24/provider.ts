@@ -68,7 +68,7 @@ import {
   type BStatus,
   type Row,
 } from './map.js';
-import { classifyMethod } from './methods.js';
+import { classifyMethod, normalizeMethod } from './methods.js';
 
 /** Leaky bucket per plan (§5). */
 export const BITRIX_PLANS = { standard: { capacity: 50, drain: 2 }, enterprise: { capacity: 250, drain: 5 } } as const;
@@ -111,6 +111,8 @@ export class BitrixProvider implements CrmProvider {
   readonly basePath: string;
   private readonly meta = new TtlCache<unknown>(META_TTL_MS);
   private readonly log?: Logger;
+  /** Per-method operating budget (§5): the last `time.operating_reset_at` seen, and blocks after OPERATION_TIME_LIMIT. */
+  private readonly operating = new Map<string, { resetAt?: number; blockedUntil?: number }>();
 
   constructor(
     readonly conn: BitrixConnection,
@@ -149,22 +151,70 @@ export class BitrixProvider implements CrmProvider {
     const effect = classifyMethod(method);
     const kind: OperationKind = op ?? (effect === 'read' ? 'read' : effect === 'create' ? 'create' : 'idempotent');
     const spec = { method: 'POST' as const, path: `${this.basePath}${method}.json`, body: params, op: kind, grant: ctx.grant, signal: ctx.signal };
+    const commands = method === 'batch' ? batchMethods(params.cmd) : [method];
+    for (const m of commands) this.checkOperating(m);
     let res;
     try {
-      res = await this.http.request<{ result: T; next?: number; total?: number }>(spec);
+      try {
+        res = await this.http.request<{ result: T; next?: number; total?: number; time?: unknown }>(spec);
+      } catch (e) {
+        const moved = this.movedTo(e);
+        if (!moved) throw e;
+        // §1.1: the portal's address changed; repeat the same call (body intact) on the new host.
+        this.log?.warn({ provider: 'bitrix24' }, 'portal moved: following the redirect for the same method');
+        this.http.relocate(moved);
+        res = await this.http.request<{ result: T; next?: number; total?: number; time?: unknown }>(spec);
+      }
     } catch (e) {
-      const moved = this.movedTo(e);
-      if (!moved) throw e;
-      // §1.1: the portal's address changed; repeat the same call (body intact) on the new host.
-      this.log?.warn({ provider: 'bitrix24' }, 'portal moved: following the redirect for the same method');
-      this.http.relocate(moved);
-      res = await this.http.request<{ result: T; next?: number; total?: number }>(spec);
+      throw this.onOperatingLimit(e, method);
     }
     const data = res.data;
     if (!data || typeof data !== 'object' || !('result' in data)) {
       throw new CrmError({ code: 'upstream', message: `Bitrix24 answered ${method} without a result envelope.`, retryable: kind === 'read' });
     }
+    if (method === 'batch') {
+      const times = (data.result as { result_time?: unknown } | undefined)?.result_time;
+      const cmd = (params.cmd ?? {}) as Record<string, string>;
+      if (times && typeof times === 'object') for (const [k, t] of Object.entries(times)) if (cmd[k]) this.noteTime(normalizeMethod(cmd[k].split('?')[0]!) ?? '', t);
+    } else this.noteTime(method, data.time);
     return { result: data.result, next: data.next, total: data.total };
+  }
+
+  /** Remembers when a method's operating budget resets (from the last successful response's `time`). */
+  private noteTime(method: string, time: unknown): void {
+    const at = (time as { operating_reset_at?: unknown } | undefined)?.operating_reset_at;
+    if (typeof at !== 'number' || !Number.isFinite(at)) return;
+    const entry = this.operating.get(method) ?? {};
+    entry.resetAt = at * 1000;
+    this.operating.set(method, entry);
+  }
+
+  /** A method blocked by OPERATION_TIME_LIMIT is not called again before its reset: nothing is sent. */
+  private checkOperating(method: string): void {
+    const until = this.operating.get(method)?.blockedUntil;
+    if (until === undefined || until <= Date.now()) return;
+    const sec = Math.ceil((until - Date.now()) / 1000);
+    throw new CrmError({
+      code: 'rate_limited',
+      retryable: true,
+      retryAfterMs: until - Date.now(),
+      message: `Bitrix24 has paused ${method} for this webhook/app (OPERATION_TIME_LIMIT: its processing-time budget for 10 minutes is spent). Other methods still work; retry ${method} in about ${sec} s.`,
+    });
+  }
+
+  /** On OPERATION_TIME_LIMIT (§5) pause that method until `operating_reset_at` (at least 10 s, as the official SDK does). */
+  private onOperatingLimit(e: unknown, method: string): unknown {
+    if (!(e instanceof CrmError) || String((e.details as { bitrix_error?: unknown } | undefined)?.bitrix_error ?? '').toUpperCase() !== 'OPERATION_TIME_LIMIT') return e;
+    const entry = this.operating.get(method) ?? {};
+    const now = Date.now();
+    entry.blockedUntil = Math.max(now + 10_000, entry.resetAt && entry.resetAt > now ? entry.resetAt : now + 60_000);
+    this.operating.set(method, entry);
+    try {
+      this.checkOperating(method);
+    } catch (blocked) {
+      return blocked;
+    }
+    return e;
   }
 
   private movedTo(e: unknown): string | undefined {
@@ -188,7 +238,7 @@ export class BitrixProvider implements CrmProvider {
     const keys = Object.keys(cmd);
     if (keys.length === 0) return { result: {}, errors: {}, total: {}, next: {} };
     if (keys.length > 50) throw new Error('internal: batch over 50 commands');
-    const effects = Object.values(cmd).map((c) => classifyMethod(c.split('?')[0]!.toLowerCase()));
+    const effects = batchMethods(cmd).map((m) => classifyMethod(m));
     const op: OperationKind = effects.every((e) => e === 'read') ? 'read' : effects.some((e) => e === 'create') ? 'create' : 'idempotent';
     const r = await this.call<{ result?: unknown; result_error?: unknown; result_total?: unknown; result_next?: unknown }>(ctx, 'batch', { halt: halt ? 1 : 0, cmd }, op);
     // PHP serialises empty maps as [] (§3).
@@ -922,4 +972,10 @@ function bxDate(v: string, field: string): string {
   const t = Date.parse(v);
   if (Number.isNaN(t)) throw validationError(`${field}: "${v}" is not a date; use ISO 8601 like 2026-11-01.`);
   return new Date(t).toISOString().replace(/\.\d{3}Z$/, '+00:00');
+}
+
+/** The normalised methods a batch `cmd` map calls (`method?query` values). */
+function batchMethods(cmd: unknown): string[] {
+  if (!cmd || typeof cmd !== 'object') return [];
+  return Object.values(cmd as Record<string, unknown>).map((c) => { const raw = String(c).split('?')[0]!; return normalizeMethod(raw) ?? raw; });
 }

@@ -110,7 +110,7 @@ export class KommoProvider implements CrmProvider {
       adapter: kommoAdapter,
       auth: this.auth,
       // A 25 ms margin on the 1 s window absorbs jitter between our send time and Kommo's arrival time.
-      limiter: o.limiter ?? new SlidingWindowLimiter(KOMMO_RPS, 1025),
+      limiter: o.limiter ?? new SlidingWindowLimiter(KOMMO_RPS, 1010),
       timeoutMs: o.timeoutMs,
       maxRetries: o.maxRetries,
       logger: o.logger,
