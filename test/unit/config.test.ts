@@ -63,3 +63,17 @@ describe('config', () => {
     expect(() => loadConfig({ env: {}, configPath: file })).toThrow(/connections\.eu\.allow_writes/);
   });
 });
+
+describe('the README', () => {
+  it('its multi-connection config example loads as written', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const block = [...readme.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('"connections"'));
+    expect(block, 'README has a config file example').toBeTruthy();
+    const dir = mkdtempSync(join(tmpdir(), 'crm-readme-'));
+    const path = join(dir, 'crm.json');
+    writeFileSync(path, block!);
+    const c = loadConfig({ env: {}, configPath: path });
+    expect(c.connections.map((x) => `${x.name}:${x.provider}`)).toEqual(['eu:kommo', 'ru:kommo', 'b24:bitrix24']);
+  });
+});
