@@ -12,7 +12,9 @@ import { createServer, planTools } from './server.js';
 import { openStore } from './store/store.js';
 import { createLogger, setLogger, type LogLevel } from './util/log.js';
 import { VERSION } from './version.js';
-import { startHttpServer } from './http-server.js';
+import { join } from 'node:path';
+import { AuditLog } from './audit/audit-log.js';
+import { defaultDataDir } from './store/store.js';
 
 const HELP = `crm-mcp ${VERSION}: MCP server for Kommo/amoCRM and Bitrix24
 
@@ -22,6 +24,12 @@ Usage:
                                 serve Streamable HTTP at /mcp
   crm-mcp --sandbox [--http]    use built-in emulated CRM accounts with demo data
   crm-mcp --config FILE         several named connections from a JSON file
+  crm-mcp auth kommo|amocrm|bitrix24
+                                sign in to an OAuth integration/app and save its tokens
+  crm-mcp doctor [--json]       check every connection, token, scope and setting, with fixes
+                                (exit 0 healthy, 1 problems, 3 warnings only)
+  crm-mcp config claude [--with-secrets]
+                                print the Claude Desktop mcpServers entry for this setup
 
 Safety (environment): CRM_ALLOW_WRITES=true enables creating records; CRM_SAFE_MODE=false also allows
 changing them; CRM_ALLOW_DELETE=true allows deleting. See README.md for every variable.
@@ -32,6 +40,15 @@ interface Cleanup {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // Sub-commands print to stdout (they are not the stdio server) and are loaded only when used.
+  const sub = argv[0];
+  if (sub === 'auth' || sub === 'doctor' || sub === 'config') {
+    const cmd = sub === 'auth' ? await import('./commands/auth.js') : sub === 'doctor' ? await import('./commands/doctor.js') : await import('./commands/config-claude.js');
+    const code = await cmd.run(argv.slice(1));
+    // Exit explicitly (after stdout drains): keep-alive sockets of the HTTP client must not hold the process.
+    process.stdout.write('', () => process.exit(code));
+    return;
+  }
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -74,13 +91,26 @@ async function main(argv: string[]): Promise<void> {
     sandboxInfo = `Sandbox: Kommo account emulated at ${kommo.url}, Bitrix24 portal at ${bitrix.url} (pass crm: "kommo" or "bitrix24")`;
   }
 
-  const config = loadConfig({ configPath: values.config, connections: sandboxConnections });
+  // After `crm-mcp auth kommo` without a configured address, the account host it learnt is in the store.
+  let env: Record<string, string | undefined> = process.env;
+  if (!values.sandbox && !values.config && (process.env.KOMMO_CLIENT_ID || process.env.AMOCRM_CLIENT_ID)) {
+    const { learntKommoHost } = await import('./commands/common.js');
+    const learnt = await learntKommoHost(process.env).catch(() => undefined);
+    if (learnt) env = { ...process.env, KOMMO_BASE_URL: learnt };
+  }
+  const config = loadConfig({ env, configPath: values.config, connections: sandboxConnections });
   const logger = createLogger({ level: config.logLevel as LogLevel });
   setLogger(logger);
   const store = await openStore(config.store ?? (values.sandbox ? 'memory' : undefined));
   cleanups.push(() => store.close());
-  const providers = await buildProviders(config, { store, logger });
-  const deps = { config, providers };
+  // Metrics are served over HTTP only; the audit log is kept in both modes (in memory for the sandbox's demo data).
+  // Loaded only with --http: the stdio start-up does not pay for prom-client or the HTTP transport.
+  const metrics = values.http && config.service.metrics !== false ? new (await import('./metrics/metrics.js')).Metrics() : undefined;
+  const providers = await buildProviders(config, { store, logger, onEvent: metrics?.onHttpEvent });
+  metrics?.watchProviders(providers);
+  const auditFile = config.service.auditLog === false ? undefined : (config.service.auditLog ?? (values.sandbox ? undefined : join(defaultDataDir(), 'audit.log')));
+  const audit = config.service.auditLog === false ? undefined : new AuditLog({ file: auditFile });
+  const deps = { config, providers, audit, metrics };
   const plan = planTools(deps);
   logger.info(
     { connections: providers.map((p) => `${p.connection} (${p.kind})`), tools: plan.enabled.length, disabled: plan.disabled.length, store: store.description },
@@ -95,13 +125,39 @@ async function main(argv: string[]): Promise<void> {
   process.once('SIGTERM', () => void shutdown());
 
   if (values.http) {
-    const http = await startHttpServer({ host: values.host!, port, makeServer: () => createServer(deps), logger });
+    const { isLoopback, startHttpServer } = await import('./http-server.js');
+    const host = values.host!;
+    if (!isLoopback(host) && !config.service.token) {
+      throw new ConfigError([`CRM_MCP_HTTP_TOKEN: required to listen on ${host} (anything but loopback): without it anyone who can reach the port could use your CRM. Set a long random token (e.g. \`openssl rand -hex 32\`) or bind to 127.0.0.1.`]);
+    }
+    const ready = async () => {
+      // A probe read proves the store answers (file, or Redis when configured); bounded so a hung store fails the probe.
+      const storeOk = await Promise.race([
+        store.get('health:probe').then(() => true, () => false),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2000).unref()),
+      ]);
+      return {
+        ok: storeOk && providers.length > 0,
+        details: { store: storeOk ? 'reachable' : 'unreachable', connections: providers.map((p) => ({ name: p.connection, provider: p.kind })) },
+      };
+    };
+    const http = await startHttpServer({
+      host,
+      port,
+      makeServer: (scope) => createServer({ ...deps, narrow: scope.narrow }),
+      logger,
+      token: config.service.token,
+      corsOrigins: config.service.corsOrigins,
+      ready,
+      metrics,
+    });
     cleanups.unshift(() => http.close());
     const policy = providers[0]!.policy;
     const lines = [
       `crm-mcp ${VERSION} serving MCP (Streamable HTTP) at ${http.url}`,
       ...(sandboxInfo ? [sandboxInfo] : []),
       `Mode: ${policy.allowWrites ? (policy.safeMode ? 'create-only (safe mode)' : policy.allowDelete ? 'full' : 'write') : 'read-only'}; ${plan.enabled.length} tools.`,
+      `Auth: ${config.service.token ? 'bearer token (CRM_MCP_HTTP_TOKEN)' : 'none (loopback only)'}; metrics: ${metrics ? http.url.replace(/\/mcp$/, '/metrics') : 'off'}; audit log: ${audit?.description ?? 'off'}.`,
       '',
       'Connect with the MCP Inspector:',
       `  npx @modelcontextprotocol/inspector@0.15.0 --cli ${http.url} --transport http --method tools/list`,

@@ -12,7 +12,7 @@ export const END = '<!-- tools:end -->';
 const NEEDS = { read: 'always', create: 'CRM_ALLOW_WRITES', update: 'writes + CRM_SAFE_MODE=false', delete: 'writes + safe mode off + CRM_ALLOW_DELETE' } as const;
 
 /** The first sentence: up to a full stop before a capital letter, ignoring abbreviations such as "e.g.". */
-function firstSentence(text: string): string {
+export function firstSentence(text: string): string {
   const m = /^(.*?[^.](?<!\be\.g|\bi\.e)\.)\s+(?=[A-Z])/s.exec(text);
   return m ? m[1]! : text;
 }

@@ -49,6 +49,8 @@ export interface ConnectOptions {
   store?: Store;
   timeoutMs?: number;
   maxRetries?: number;
+  /** Replaces the in-process limiter (shared Redis limiters in multi-instance tests). */
+  limiter?: import('../src/http/limiter.js').RateLimiter;
 }
 
 export async function connectKommo(emu: KommoEmulator, o: ConnectOptions = {}): Promise<Connected> {
@@ -61,7 +63,7 @@ export async function connectKommo(emu: KommoEmulator, o: ConnectOptions = {}): 
     ...o.connection,
   };
   const store = o.store ?? (await openStore('memory'));
-  const provider = new KommoProvider(conn, { store, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20 });
+  const provider = new KommoProvider(conn, { store, limiter: o.limiter, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20 });
   await provider.init();
   const server = createServer({ config: { tools: {} }, providers: [provider] });
   const client = new Client({ name: 'test', version: '0.0.0' });

@@ -1,7 +1,7 @@
 /** Every Kommo tool through a real MCP Client against the emulator: success, not found, bad input, paging. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
-import { connectKommo, errorOf, startKommo, structured, WRITE, writesTo, type Connected } from './helpers.js';
+import { connectKommo, errorOf, startKommo, structured, text, WRITE, writesTo, type Connected } from './helpers.js';
 
 interface LeadOut { id: number; name: string; stage: { id: number; name: string | null; type: string | null } | null; pipeline: { id: number; name: string | null } | null; contact_ids: number[]; tags: string[]; created_at: string | null }
 interface PageOut<T> { items: T[]; has_more: boolean; cursor: string | null }
@@ -143,7 +143,10 @@ describe('search_lead_by_contact', () => {
   it('an unknown person is found: false; junk input is a validation error', async () => {
     const r = structured<{ found: boolean; leads: unknown[] }>(await c.call('search_lead_by_contact', { email: 'nobody-here@example.org' }));
     expect(r).toMatchObject({ found: false, leads: [] });
-    expect(errorOf(await c.call('search_lead_by_contact', { phone: 'call me maybe' })).code).toBe('validation');
+    // Rejected by the input schema (the SDK's -32602 tool error), before any request.
+    const junk = await c.call('search_lead_by_contact', { phone: 'call me maybe' });
+    expect(junk.isError).toBe(true);
+    expect(text(junk)).toMatch(/phone[\s\S]*at least 5 digits/);
     expect(errorOf(await c.call('search_lead_by_contact', {})).code).toBe('validation');
   });
 });

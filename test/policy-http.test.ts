@@ -2,6 +2,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
 import { ALL_TOOLS } from '../src/tools/index.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { narrowFlags } from '../src/policy/policy.js';
+import { createServer } from '../src/server.js';
 import { CREATE_ONLY, FULL, READ_ONLY, WRITE, connectKommo, errorOf, startKommo, structured, writesTo } from './helpers.js';
 
 let emu: KommoEmulator;
@@ -50,6 +54,35 @@ describe('tool registration follows the policy', () => {
       expect(t.outputSchema, t.name).toBeTruthy();
       expect(t.inputSchema.type).toBe('object');
     }
+    await c.close();
+  });
+});
+
+describe('narrowing a server (per-request headers over HTTP)', () => {
+  it('narrowFlags only ever tightens', () => {
+    expect(narrowFlags(READ_ONLY, { allowWrites: true, safeMode: false, allowDelete: true })).toEqual(READ_ONLY);
+    expect(narrowFlags(FULL, { allowWrites: false })).toMatchObject({ allowWrites: false });
+    expect(narrowFlags(FULL, { safeMode: true })).toEqual({ ...FULL, safeMode: true });
+    expect(narrowFlags(WRITE, undefined)).toBe(WRITE);
+  });
+
+  it('a narrowed server lists no write tool and refuses writes with zero traffic; the provider policy is untouched', async () => {
+    const c = await connectKommo(emu, { flags: FULL });
+    const server = createServer({ config: { tools: {} }, providers: [c.provider], narrow: { allowWrites: false } });
+    const client = new Client({ name: 'narrow', version: '0' });
+    const [ct, st] = InMemoryTransport.createLinkedPair();
+    await Promise.all([server.connect(st), client.connect(ct)]);
+    const { tools } = await client.listTools();
+    const names = tools.map((t) => t.name);
+    for (const w of WRITE_TOOLS) expect(names).not.toContain(w);
+    expect(names).toContain('get_audit_log');
+    expect((tools.find((t) => t.name === 'kommo_request')!.inputSchema.properties as Record<string, { enum?: string[] }>).method!.enum).toEqual(['GET']);
+    emu.resetLog();
+    expect(((await client.callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/leads', body: [{ name: 'x' }] } })) as { isError?: boolean }).isError).toBe(true);
+    expect(writesTo(emu.requests)).toHaveLength(0);
+    expect(c.provider.policy).toEqual(FULL);
+    expect((await c.client.listTools()).tools.map((t) => t.name)).toContain('create_lead');
+    await client.close();
     await c.close();
   });
 });

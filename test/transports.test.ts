@@ -129,6 +129,7 @@ describe('every tool on both sandbox CRMs over stdio', () => {
       get_custom_fields: { entity: 'leads' },
       list_users: {},
       list_tags: { entity: 'leads' },
+      get_audit_log: { limit: 5 },
       create_lead: { name: `Matrix ${crm}`, contact: { first_name: 'Matrix', email } },
       create_contact: { first_name: 'Matrix', last_name: 'Contact', email: `contact-${email}` },
       add_note: { entity: 'lead', entity_id: id.lead, text: 'Called back' },
@@ -151,7 +152,7 @@ describe('every tool on both sandbox CRMs over stdio', () => {
     const client = new Client({ name: 'matrix', version: '0' });
     await client.connect(transport);
     const tools = (await client.listTools()).tools;
-    expect(tools.length).toBe(22);
+    expect(tools.length).toBe(23);
     const ran: string[] = [];
     for (const crm of ['kommo', 'bitrix24'] as const) {
       for (const t of tools) {
@@ -164,7 +165,7 @@ describe('every tool on both sandbox CRMs over stdio', () => {
         ran.push(`${crm}:${t.name}`);
       }
     }
-    expect(ran).toHaveLength(19 + 20); // Kommo: all but the three Bitrix-only tools; Bitrix24: all but kommo_request and list_tags
+    expect(ran).toHaveLength(20 + 21); // Kommo: all but the three Bitrix-only tools; Bitrix24: all but kommo_request and list_tags
     await client.close();
   });
 });

@@ -48,6 +48,19 @@ export interface AppConfig {
   logLevel: LogLevel;
   /** CRM_MCP_STORE as given (undefined = default file). */
   store?: string;
+  /** The HTTP service (`--http`). */
+  service: ServiceConfig;
+}
+
+export interface ServiceConfig {
+  /** CRM_MCP_HTTP_TOKEN: bearer token required on /mcp and /metrics. */
+  token?: string;
+  /** CRM_MCP_HTTP_CORS_ORIGINS: browser origins allowed to call /mcp (CORS off when empty). */
+  corsOrigins: string[];
+  /** CRM_MCP_AUDIT_LOG: a file path, `off`, or undefined for the default `<data dir>/audit.log`. */
+  auditLog?: string | false;
+  /** CRM_MCP_METRICS: serve /metrics over HTTP (undefined = the default, on). */
+  metrics?: boolean;
 }
 
 export class ConfigError extends Error {
@@ -324,6 +337,29 @@ function fileKeyName(problem: string): string {
   return problem.replace(/\b(KOMMO_[A-Z_]+|BITRIX_[A-Z_]+)\b/g, (m) => map[m] ?? m);
 }
 
+function serviceFromEnv(env: Env, problems: string[]): ServiceConfig {
+  const token = env.CRM_MCP_HTTP_TOKEN?.trim() || undefined;
+  if (token !== undefined && (token.length < 16 || /\s/.test(token))) {
+    problems.push('CRM_MCP_HTTP_TOKEN: use at least 16 characters without spaces (e.g. `openssl rand -hex 32`)');
+  }
+  const corsOrigins: string[] = [];
+  for (const o of list(env.CRM_MCP_HTTP_CORS_ORIGINS) ?? []) {
+    let u: URL | undefined;
+    try {
+      u = new URL(o);
+    } catch {
+      u = undefined;
+    }
+    if (!u || !['http:', 'https:'].includes(u.protocol) || u.origin !== o.replace(/\/$/, '')) {
+      problems.push(`CRM_MCP_HTTP_CORS_ORIGINS: "${o}" is not an origin (scheme://host[:port], no path, no "*")`);
+    } else corsOrigins.push(u.origin);
+  }
+  const rawAudit = env.CRM_MCP_AUDIT_LOG?.trim() || undefined;
+  const auditLog = rawAudit === undefined ? undefined : FALSE.has(rawAudit.toLowerCase()) ? false : rawAudit;
+  const metrics = env.CRM_MCP_METRICS?.trim() ? parseBool('CRM_MCP_METRICS', env.CRM_MCP_METRICS, true, problems) : undefined;
+  return { ...(token ? { token } : {}), corsOrigins, ...(auditLog !== undefined ? { auditLog } : {}), ...(metrics !== undefined ? { metrics } : {}) };
+}
+
 export interface LoadOptions {
   env?: Env;
   configPath?: string;
@@ -350,6 +386,7 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   }
   const tools: ToolFilter = { include: list(env.CRM_TOOLS), exclude: list(env.CRM_EXCLUDE_TOOLS) };
   let store = env.CRM_MCP_STORE?.trim() || undefined;
+  const service = serviceFromEnv(env, problems);
 
   let connections: Connection[];
   if (options.connections) connections = options.connections(policy);
@@ -389,5 +426,6 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
       registerSecret(c.outboundToken);
     }
   }
-  return { connections, tools, http, logLevel, store };
+  registerSecret(service.token);
+  return { connections, tools, http, logLevel, store, service };
 }

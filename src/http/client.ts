@@ -3,6 +3,7 @@
  *   grant check → origin check → rate limiter → auth → send (timeout) → error mapping → retry decision.
  * A refused request sends nothing. The credential is attached only to requests for the configured origin.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { Effect, Grant } from '../policy/policy.js';
@@ -80,6 +81,20 @@ export interface HttpEvent {
   ms: number;
   attempt: number;
   error?: string;
+  /** Time this attempt waited in the rate limiter before it was sent. */
+  limiterWaitMs: number;
+  /** The CRM's request id, when its response carries one. */
+  requestId?: string;
+}
+
+const tap = new AsyncLocalStorage<(e: HttpEvent) => void>();
+
+/**
+ * Runs `fn` with `observer` seeing every attempt sent on its behalf, whichever provider sends it (the audit
+ * log collects a tool call's CRM request ids this way without threading a callback through every provider).
+ */
+export function observeRequests<T>(observer: (e: HttpEvent) => void, fn: () => Promise<T>): Promise<T> {
+  return tap.run(observer, fn);
 }
 
 export interface HttpCoreOptions {
@@ -165,14 +180,16 @@ export class HttpCore {
       const authQuery = (await this.o.auth.query?.(spec.signal)) ?? {};
       const sendUrl = new URL(url);
       for (const [k, v] of Object.entries(authQuery)) sendUrl.searchParams.set(k, v);
+      const queued = Date.now();
       const release = await this.o.limiter.acquire(spec.signal);
       const started = Date.now();
+      const waited = started - queued;
       let res: RawResponse;
       try {
         res = await this.send(spec, sendUrl, authHeaders).finally(release);
       } catch (err) {
         const e = this.networkError(err, spec);
-        this.emit(spec, url, 0, started, attempt, e.code);
+        this.emit(spec, url, 0, started, attempt, waited, undefined, e.code);
         if (shouldRetry(spec.op, { code: e.code, notProcessed: !e.ambiguous, transient: e.retryable }, attempt, this.o.maxRetries)) {
           await sleep(backoffMs(attempt, undefined, { baseMs: this.o.backoffBaseMs }), spec.signal);
           attempt += 1;
@@ -180,7 +197,7 @@ export class HttpCore {
         }
         throw e;
       }
-      this.emit(spec, url, res.status, started, attempt);
+      this.emit(spec, url, res.status, started, attempt, waited, this.o.adapter.requestId?.(res));
 
       let parsed: unknown;
       let parseFailed = false;
@@ -267,24 +284,29 @@ export class HttpCore {
       : neverSent
         ? `Could not connect to the CRM (${e.code})`
         : `The connection to the CRM failed (${e.code ?? e.name ?? 'error'})`;
+    const ambiguous = !neverSent && spec.op !== 'read';
     return new CrmError({
       code: 'network',
-      message: `${what}. ${neverSent ? 'Check the account address and network.' : 'Try again later.'}`,
+      message: `${what}. ${neverSent ? 'Check the account address and network.' : ambiguous ? AMBIGUOUS_HINT : 'Try again later.'}`,
       retryable: true,
       ambiguous: !neverSent && spec.op !== 'read',
       cause: undefined,
     });
   }
 
-  private emit(spec: RequestSpec, url: URL, status: number, started: number, attempt: number, error?: string): void {
-    this.o.onEvent?.({ provider: this.o.adapter.name, method: spec.method, path: url.pathname, status, ms: Date.now() - started, attempt, error });
+  private emit(spec: RequestSpec, url: URL, status: number, started: number, attempt: number, limiterWaitMs: number, requestId?: string, error?: string): void {
+    const e: HttpEvent = { provider: this.o.adapter.name, method: spec.method, path: url.pathname, status, ms: Date.now() - started, attempt, limiterWaitMs, error, ...(requestId ? { requestId } : {}) };
+    this.o.onEvent?.(e);
+    tap.getStore()?.(e);
   }
 }
+
+const AMBIGUOUS_HINT = 'The request may have reached the CRM, so the record may exist: search for it before creating it again.';
 
 function withAmbiguity(e: CrmError): CrmError {
   return new CrmError({
     code: e.code,
-    message: e.message,
+    message: `${e.message} ${AMBIGUOUS_HINT}`,
     retryable: e.retryable,
     status: e.status,
     requestId: e.requestId,

@@ -16,6 +16,19 @@ export interface PolicyFlags {
 
 export const DEFAULT_FLAGS: PolicyFlags = { allowWrites: false, safeMode: true, allowDelete: false };
 
+/**
+ * The stricter of two policies: `narrow` can only take permissions away (a per-request header asking for
+ * read-only), never add them; a field it leaves out keeps the operator's value.
+ */
+export function narrowFlags(flags: PolicyFlags, narrow: Partial<PolicyFlags> | undefined): PolicyFlags {
+  if (!narrow) return flags;
+  return {
+    allowWrites: flags.allowWrites && (narrow.allowWrites ?? true),
+    safeMode: flags.safeMode || (narrow.safeMode ?? false),
+    allowDelete: flags.allowDelete && (narrow.allowDelete ?? true),
+  };
+}
+
 export type Decision = { allow: true } | { allow: false; reason: string };
 
 export function isAllowed(flags: PolicyFlags, effect: Effect): boolean {

@@ -47,6 +47,17 @@ export interface RotatingTokensOptions {
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 32);
 
+/**
+ * The seed mark `init` records for a configured code or refresh token. `crm-mcp auth` writes it on the tokens
+ * it saves, so a stale KOMMO_AUTH_CODE / refresh token still in the environment counts as consumed and does
+ * not replace a fresh sign-in at the next start.
+ */
+export function seedHash(seed: { authCode?: string; refreshToken?: string }): string | undefined {
+  if (seed.authCode) return hash(`code:${seed.authCode}`);
+  if (seed.refreshToken) return hash(`refresh:${seed.refreshToken}`);
+  return undefined;
+}
+
 export class RotatingTokens {
   private inflight: Promise<TokenRecord> | undefined;
   private cached: TokenRecord | undefined;
@@ -67,14 +78,14 @@ export class RotatingTokens {
   async init(seed: { authCode?: string; refreshToken?: string }): Promise<void> {
     const stored = await this.load();
     if (seed.authCode) {
-      const h = hash(`code:${seed.authCode}`);
+      const h = seedHash({ authCode: seed.authCode })!;
       if (stored?.seed === h) return; // exchanged in an earlier run; codes are single-use
       const g = await this.o.exchange({ grant_type: 'authorization_code', code: seed.authCode });
       await this.persist(this.record(g, 0, h));
       return;
     }
     if (seed.refreshToken) {
-      const h = hash(`refresh:${seed.refreshToken}`);
+      const h = seedHash({ refreshToken: seed.refreshToken })!;
       // The stored chain wins unless the operator configured a different refresh token since.
       if (stored?.seed === h) return;
       await this.persist({ access_token: '', refresh_token: seed.refreshToken, expires_at: 0, obtained_at: this.now(), generation: (stored?.generation ?? 0) + 1, seed: h });
@@ -107,18 +118,37 @@ export class RotatingTokens {
     return this.inflight;
   }
 
-  private async doRefresh(seen: number): Promise<TokenRecord> {
-    const current = await this.load();
-    if (!current) throw new CrmError({ code: 'auth', message: `No refresh token is stored: ${this.o.reauthHint}` });
-    // Another process may have refreshed already: reload and use its token instead of spending ours.
-    if (current.generation > seen && current.access_token && current.expires_at > this.now()) return current;
-    this.refreshCount += 1;
-    const g = await this.o.exchange({ grant_type: 'refresh_token', refresh_token: current.refresh_token });
-    const rec = this.record(g, current.generation, current.seed);
-    // Durable first: if this write fails the new pair is not used (the CRM keeps the old one valid until then).
-    await this.persist(rec);
-    this.o.logger?.info({ generation: rec.generation }, 'refreshed OAuth tokens');
-    return rec;
+  /**
+   * One refresh across every process sharing the store: under the store's lock, re-read the record; if
+   * another process already refreshed past `seen`, adopt its token instead of spending ours (a spent
+   * refresh token would cut the user off). Otherwise exchange, then write with a compare-and-swap on the
+   * generation before the new access token is ever used.
+   */
+  private doRefresh(seen: number): Promise<TokenRecord> {
+    return this.o.store.withLock(`refresh:${this.o.storeKey}`, 30_000, async () => {
+      const current = await this.o.store.get<TokenRecord>(this.o.storeKey);
+      if (!current) throw new CrmError({ code: 'auth', message: `No refresh token is stored: ${this.o.reauthHint}` });
+      registerSecret(current.access_token);
+      registerSecret(current.refresh_token);
+      if (current.generation > seen && current.access_token && current.expires_at > this.now()) {
+        this.cached = current;
+        return current;
+      }
+      this.refreshCount += 1;
+      const g = await this.o.exchange({ grant_type: 'refresh_token', refresh_token: current.refresh_token });
+      let rec = this.record(g, current.generation, current.seed);
+      // Compare-and-swap: the lock makes a concurrent writer unlikely (only if it expired mid-refresh);
+      // then our freshly issued pair is the valid one, so it is written above whatever is there.
+      const now = await this.o.store.get<TokenRecord>(this.o.storeKey);
+      if (now && now.generation !== current.generation) {
+        this.o.logger?.warn({ expected: current.generation, found: now.generation }, 'token record changed during refresh');
+        rec = { ...rec, generation: Math.max(now.generation, current.generation) + 1 };
+      }
+      // Durable first: if this write fails the new pair is not used (the CRM keeps the old one valid until then).
+      await this.persist(rec);
+      this.o.logger?.info({ generation: rec.generation }, 'refreshed OAuth tokens');
+      return rec;
+    });
   }
 
   private record(g: TokenGrant, generation: number, seed: string | undefined): TokenRecord {

@@ -1,29 +1,71 @@
 /**
- * The key-value store for tokens and cache, on keyv so another backend (Redis) slots in behind the same
- * interface. Default: a durable JSON file under the user's data directory.
+ * The key-value store for tokens and cache, on keyv: a durable JSON file under the user's data directory
+ * by default, in-process memory for tests and the sandbox, or Redis (`redis://host:port/db`) through keyv's
+ * Redis adapter when several server instances share tokens, rate limits and refresh locks.
  */
+import { randomUUID } from 'node:crypto';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import Keyv from 'keyv';
 import { DurableFileStore } from './file-store.js';
+import { redact } from '../util/redact.js';
+
+/** The node-redis client the Redis store shares with the limiters and locks. */
+export type RedisClient = import('@keyv/redis').RedisClientType;
 
 export interface Store {
   get<T>(key: string): Promise<T | undefined>;
-  /** Resolves only when the value is durable (written to disk for the file store). */
+  /** Resolves only when the value is durable (written to disk for the file store, acknowledged by Redis). */
   set<T>(key: string, value: T, ttlMs?: number): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * Runs `fn` while holding the lock `name`: across every process sharing a Redis store, within this
+   * process otherwise. The lock expires after `ttlMs` so a crashed holder cannot wedge the others.
+   */
+  withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<T>;
+  /** Throws when the backend cannot be reached (readiness probes). */
+  ping(): Promise<void>;
   close(): Promise<void>;
   /** Human description for doctor/get_account (no secrets). */
   readonly description: string;
+  /** Set for Redis stores: shared rate limiters use it. */
+  readonly redis?: RedisClient;
+}
+
+export class StoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
 }
 
 export function defaultDataDir(): string {
   return process.env.CRM_MCP_HOME ?? join(homedir(), '.crm-mcp');
 }
 
+/** In-process locks: one promise chain per name. */
+class LocalLocks {
+  private readonly tails = new Map<string, Promise<void>>();
+  async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(name) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    const tail = prev.then(() => mine);
+    this.tails.set(name, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      done();
+      if (this.tails.get(name) === tail) this.tails.delete(name);
+    }
+  }
+}
+
 class KeyvStore implements Store {
+  private readonly locks = new LocalLocks();
   constructor(
-    private readonly kv: Keyv,
+    protected readonly kv: Keyv,
     readonly description: string,
   ) {}
   async get<T>(key: string): Promise<T | undefined> {
@@ -31,25 +73,135 @@ class KeyvStore implements Store {
   }
   async set<T>(key: string, value: T, ttlMs?: number): Promise<void> {
     const ok = await this.kv.set(key, value, ttlMs);
-    if (ok === false) throw new Error(`store write failed for ${key}`);
+    if (ok === false) throw new StoreError(`store write failed for ${key}`);
   }
   async delete(key: string): Promise<void> {
     await this.kv.delete(key);
+  }
+  withLock<T>(name: string, _ttlMs: number, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(name, fn);
+  }
+  async ping(): Promise<void> {
+    await this.kv.get('__ping__');
   }
   async close(): Promise<void> {
     await this.kv.disconnect().catch(() => undefined);
   }
 }
 
+const UNLOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
+/** Redis through @keyv/redis; the same client serves locks (SET NX PX + compare-and-delete) and limiters. */
+class RedisStore implements Store {
+  private readonly locks = new LocalLocks();
+  constructor(
+    private readonly kv: Keyv,
+    readonly redis: RedisClient,
+    readonly description: string,
+  ) {}
+
+  private wrap(e: unknown, what: string): StoreError {
+    const why = redact((e as Error)?.message ?? String(e));
+    return new StoreError(`The Redis store is unreachable (${what}: ${why}). Check CRM_MCP_STORE and that Redis is running; calls resume when it is back.`, { cause: e });
+  }
+
+  async get<T>(key: string): Promise<T | undefined> {
+    try {
+      return (await this.kv.get(key)) as T | undefined;
+    } catch (e) {
+      throw this.wrap(e, 'read');
+    }
+  }
+  async set<T>(key: string, value: T, ttlMs?: number): Promise<void> {
+    let ok: boolean;
+    try {
+      ok = await this.kv.set(key, value, ttlMs);
+    } catch (e) {
+      throw this.wrap(e, 'write');
+    }
+    if (ok === false) throw new StoreError(`Redis did not store ${key}`);
+  }
+  async delete(key: string): Promise<void> {
+    try {
+      await this.kv.delete(key);
+    } catch (e) {
+      throw this.wrap(e, 'delete');
+    }
+  }
+
+  /** Local chain first (one waiter per process), then the Redis lock across processes. */
+  withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(name, async () => {
+      const key = `crm-mcp:lock:${name}`;
+      const token = randomUUID();
+      const deadline = Date.now() + ttlMs * 2;
+      for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
+        let got: string | null;
+        try {
+          got = await this.redis.set(key, token, { NX: true, PX: ttlMs });
+        } catch (e) {
+          throw this.wrap(e, 'lock');
+        }
+        if (got === 'OK') break;
+        if (Date.now() > deadline) throw new StoreError(`Timed out waiting for the lock ${name} held by another crm-mcp instance.`);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+      try {
+        return await fn();
+      } finally {
+        await this.redis.eval(UNLOCK, { keys: [key], arguments: [token] }).catch(() => undefined);
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.redis.ping();
+    } catch (e) {
+      throw this.wrap(e, 'ping');
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.redis.close().catch(() => undefined);
+  }
+}
+
+async function openRedis(url: string): Promise<Store> {
+  const { createClient, default: KeyvRedis } = await import('@keyv/redis');
+  const shown = redact(url.replace(/\/\/[^@/]*@/, '//***@'));
+  let connected = false;
+  const client = createClient({
+    url,
+    // Fail fast while disconnected (a clear error) instead of queueing calls; reconnect in the background
+    // once we have been connected (at start-up a failure is reported instead of retried forever).
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: 3000,
+      reconnectStrategy: (retries: number, cause: Error) => (connected ? Math.min(100 * 2 ** retries, 2000) : cause),
+    },
+  }) as unknown as RedisClient;
+  client.on('error', () => undefined); // surfaced per call; reconnects on its own
+  try {
+    await client.connect();
+    connected = true;
+  } catch (e) {
+    await client.close().catch(() => undefined);
+    throw new StoreError(`CRM_MCP_STORE: cannot connect to Redis at ${shown} (${(e as Error).message}).`, { cause: e });
+  }
+  const adapter = new KeyvRedis(client, { namespace: 'crm-mcp', throwOnErrors: true, throwOnConnectError: true });
+  const kv = new Keyv({ store: adapter, namespace: 'crm-mcp', throwOnErrors: true, useKeyPrefix: false });
+  kv.on('error', () => undefined);
+  return new RedisStore(kv, client, `redis ${shown}`);
+}
+
 /**
  * `spec`: undefined → file under the data dir; `memory` → in-process only (tests, sandbox);
- * `file:/path` or a plain path → that file.
+ * `redis://…` / `rediss://…` → Redis; `file:/path` or a plain path → that file.
  */
 export async function openStore(spec: string | undefined): Promise<Store> {
   if (spec === 'memory') return new KeyvStore(new Keyv({ namespace: 'crm' }), 'memory (not persisted)');
-  if (spec && /^rediss?:\/\//.test(spec)) {
-    throw new Error('CRM_MCP_STORE: Redis stores are not supported yet; use a file path');
-  }
+  if (spec && /^rediss?:\/\//.test(spec)) return openRedis(spec);
   const file = spec ? spec.replace(/^file:(\/\/)?/, '') : join(defaultDataDir(), 'store.json');
   const kv = new Keyv({ store: new DurableFileStore(file) as unknown as Map<string, unknown>, namespace: 'crm' });
   return new KeyvStore(kv, `file ${file}`);

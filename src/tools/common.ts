@@ -7,7 +7,12 @@ export const IdInput = z.union([z.number().int().nonnegative(), z.string().min(1
 export const Limit = z.number().int().min(1).max(250).default(50).describe('Page size (1–250, default 50).');
 export const Cursor = z.string().max(4096).optional().describe('Cursor from a previous call; omit for the first page.');
 export const ShortText = z.string().max(255);
-export const Phone = z.string().min(3).max(40).describe('Phone number in any format; include the country code where you can (e.g. +7 912 345-67-89).');
+export const Phone = z
+  .string()
+  .min(3)
+  .max(40)
+  .refine((v) => (v.match(/\d/g)?.length ?? 0) >= 5, 'a phone number needs at least 5 digits')
+  .describe('Phone number in any format; include the country code where you can (e.g. +7 912 345-67-89).');
 export const Email = z.string().min(3).max(254).describe('Email address (matched case-insensitively).');
 export const Tags = z.array(z.string().min(1).max(100)).max(50);
 

@@ -5,6 +5,7 @@
 import * as z from 'zod';
 import type { Effect } from '../policy/policy.js';
 import type { CallContext, CrmProvider } from '../providers/types.js';
+import type { AuditReader } from '../audit/audit-log.js';
 
 export type ProviderKind = CrmProvider['kind'];
 
@@ -20,6 +21,8 @@ export interface ToolEnv {
   ctx: CallContext;
   /** The policy report of the connection in use (get_account shows it). */
   policy: PolicyReport;
+  /** The audit log, when the server keeps one (get_audit_log reads it). */
+  audit?: AuditReader;
 }
 
 export interface ToolDef<I extends z.ZodObject = z.ZodObject, O extends z.ZodObject = z.ZodObject> {

@@ -7,6 +7,7 @@ import { createContact, getCompany, getContact, listCompanies, listContacts, upd
 import { addNote, createTask } from './activity.js';
 import { kommoRequest } from './kommo-request.js';
 import { bitrixCall, deleteContact, deleteLead } from './bitrix-call.js';
+import { getAuditLog } from './audit.js';
 
 export const ALL_TOOLS: AnyTool[] = [
   getAccount,
@@ -21,6 +22,7 @@ export const ALL_TOOLS: AnyTool[] = [
   getCustomFields,
   listUsers,
   listTags,
+  getAuditLog,
   createLead,
   createContact,
   addNote,

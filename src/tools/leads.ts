@@ -67,6 +67,11 @@ export const createLead = defineTool({
   }),
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;
+    // Checked before any request: a lead needs a name, or a contact to name it after.
+    const c = input.contact;
+    if (!input.name?.trim() && !(c && [c.first_name, c.last_name, (c as { name?: string }).name, c.email, c.phone].some((v) => v?.trim()))) {
+      throw validationError('name: give the lead a name (or a contact to name it after).');
+    }
     return provider.createLead(ctx, input);
   },
 });

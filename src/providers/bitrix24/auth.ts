@@ -11,6 +11,11 @@ import type { AuthProvider } from '../../http/client.js';
 import type { Store } from '../../store/store.js';
 import { RotatingTokens, type TokenExchange } from '../oauth.js';
 
+/** Where a Bitrix24 OAuth chain lives in the store (shared with `crm-mcp auth bitrix24`, which writes it). */
+export function bitrixTokenKey(portal: string, clientId: string): string {
+  return `tokens:bitrix24:${portal}:${clientId}`;
+}
+
 export class BitrixAuth implements AuthProvider {
   readonly tokens: RotatingTokens | undefined;
 
@@ -22,7 +27,7 @@ export class BitrixAuth implements AuthProvider {
     if (!conn.webhookUrl && conn.oauth) {
       this.tokens = new RotatingTokens({
         store,
-        storeKey: `tokens:bitrix24:${conn.oauth.portal}:${conn.oauth.clientId}`,
+        storeKey: bitrixTokenKey(conn.oauth.portal, conn.oauth.clientId),
         exchange: this.exchange,
         reauthHint: 'run `crm-mcp auth bitrix24` or set BITRIX_REFRESH_TOKEN.',
         logger: o.logger,

@@ -151,8 +151,8 @@ export class BitrixProvider implements CrmProvider {
     const effect = classifyMethod(method);
     const kind: OperationKind = op ?? (effect === 'read' ? 'read' : effect === 'create' ? 'create' : 'idempotent');
     const spec = { method: 'POST' as const, path: `${this.basePath}${method}.json`, body: params, op: kind, grant: ctx.grant, signal: ctx.signal };
-    const commands = method === 'batch' ? batchMethods(params.cmd) : [method];
-    for (const m of commands) this.checkOperating(m);
+    // A batch is not refused for a paused command inside: Bitrix24 answers that command alone with an error.
+    if (method !== 'batch') this.checkOperating(method);
     let res;
     try {
       try {
@@ -205,6 +205,8 @@ export class BitrixProvider implements CrmProvider {
   /** On OPERATION_TIME_LIMIT (§5) pause that method until `operating_reset_at` (at least 10 s, as the official SDK does). */
   private onOperatingLimit(e: unknown, method: string): unknown {
     if (!(e instanceof CrmError) || String((e.details as { bitrix_error?: unknown } | undefined)?.bitrix_error ?? '').toUpperCase() !== 'OPERATION_TIME_LIMIT') return e;
+    // `batch` itself is not metered (§5; its commands are, and report per command): never pause it whole.
+    if (method === 'batch') return e;
     const entry = this.operating.get(method) ?? {};
     const now = Date.now();
     entry.blockedUntil = Math.max(now + 10_000, entry.resetAt && entry.resetAt > now ? entry.resetAt : now + 60_000);
@@ -819,7 +821,16 @@ export class BitrixProvider implements CrmProvider {
       ...uf,
     };
     if (ctx.dryRun) return { created: false, dry_run: true, contact: null, requests: [this.plan('crm.contact.add', { fields })] };
-    const r = await this.call<number>(ctx, 'crm.contact.add', { fields });
+    let r: CallResult<number>;
+    try {
+      r = await this.call<number>(ctx, 'crm.contact.add', { fields });
+    } catch (e) {
+      // The response was lost: look before creating again (by email/phone; without them we cannot tell).
+      if (!(e instanceof CrmError && e.ambiguous) || !(input.email || input.phone)) throw e;
+      const landed = (await this.findByComm(ctx, { email: input.email, phone: input.phone })).contacts[0];
+      if (landed) return { created: true, contact: await this.getContact(ctx, Number(landed.ID)) };
+      r = await this.call<number>(ctx, 'crm.contact.add', { fields });
+    }
     return { created: true, contact: await this.getContact(ctx, Number(r.result)) };
   }
 

@@ -37,6 +37,11 @@ export function describeToken(token: string | undefined): Omit<TokenInfo, 'type'
   }
 }
 
+/** Where a Kommo OAuth chain lives in the store (shared with `crm-mcp auth kommo`, which writes it). */
+export function kommoTokenKey(baseUrl: string, clientId: string): string {
+  return `tokens:kommo:${baseUrl}:${clientId}`;
+}
+
 export interface KommoAuthOptions {
   timeoutMs: number;
   logger?: Logger;
@@ -54,7 +59,7 @@ export class KommoAuth implements AuthProvider {
     if (!conn.accessToken && conn.oauth) {
       this.tokens = new RotatingTokens({
         store,
-        storeKey: `tokens:kommo:${conn.baseUrl}:${conn.oauth.clientId}`,
+        storeKey: kommoTokenKey(conn.baseUrl, conn.oauth.clientId),
         exchange: this.exchange,
         reauthHint: 'run `crm-mcp auth kommo`, or set KOMMO_AUTH_CODE (a fresh authorization code) or KOMMO_REFRESH_TOKEN.',
         logger: o.logger,

@@ -652,7 +652,16 @@ export class KommoProvider implements CrmProvider {
       },
     ];
     if (ctx.dryRun) return { created: false, dry_run: true, contact: null, requests: [this.plan('POST', '/api/v4/contacts', body)] };
-    const res = await this.call<Hal<'contacts', { id: number }>>(ctx, 'POST', '/api/v4/contacts', { body, op: 'create' });
+    let res: Hal<'contacts', { id: number }> | undefined;
+    try {
+      res = await this.call<Hal<'contacts', { id: number }>>(ctx, 'POST', '/api/v4/contacts', { body, op: 'create' });
+    } catch (e) {
+      // The response was lost: look before creating again (by email/phone; without them we cannot tell).
+      if (!(e instanceof CrmError && e.ambiguous) || !(input.email || input.phone)) throw e;
+      const landed = (await this.searchContacts(ctx, { email: input.email, phone: input.phone })).contacts[0];
+      if (landed) return { created: true, contact: mapContact(landed, await this.lookups(ctx)) };
+      res = await this.call<Hal<'contacts', { id: number }>>(ctx, 'POST', '/api/v4/contacts', { body, op: 'create' });
+    }
     const id = res?._embedded?.contacts?.[0]?.id;
     if (!id) throw new CrmError({ code: 'upstream', message: 'Kommo accepted the contact but returned no id; search for it before retrying.' });
     return { created: true, contact: await this.getContact(ctx, id) };

@@ -42,8 +42,8 @@ export interface BitrixEmulatorOptions {
   demo?: boolean;
   /** Seed of the demo data; default 42. */
   seed?: number;
-  /** Enables the OAuth application (`/rest/{method}?auth=…`, `/oauth/token/`). */
-  oauth?: { clientId: string; clientSecret: string; accessTokenTtlSec?: number };
+  /** Enables the OAuth application (`/rest/{method}?auth=…`, `/oauth/authorize/`, `/oauth/token/`). */
+  oauth?: { clientId: string; clientSecret: string; accessTokenTtlSec?: number; redirectUri?: string };
   /**
    * Scopes granted to the webhook and to issued tokens (§2.1); default all emulated scopes
    * (`crm`, `department`, `task`, `user`, `user_brief`, `user_basic`). Methods outside them answer insufficient_scope.
@@ -75,6 +75,8 @@ export interface BitrixEmulator {
   issueOAuthTokens(): Promise<TokenResponse>;
   /** Every access token issued so far answers `expired_token` from now on. */
   expireAccessTokens(): void;
+  /** Every authorization code issued by `/oauth/authorize/` so far is now expired (§2.2: they live 30 s). */
+  expireAuthorizationCodes(): void;
   /** While set, every /rest/ request answers 302 to the same path and query on that origin (§1.1). */
   setMovedTo(origin: string | null): void;
   setMode(mode: 'classic' | 'simple'): void;
@@ -161,6 +163,10 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
     this.oauth.expireAll();
   }
 
+  expireAuthorizationCodes(): void {
+    this.oauth.expireCodes();
+  }
+
   setMovedTo(origin: string | null): void {
     this.movedTo = origin ? new URL(origin).origin : null;
   }
@@ -218,9 +224,14 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
   private async handle(req: EmuRequest): Promise<EmuResponse> {
     const path = req.path;
     if (/^\/oauth\/token\/?$/.test(path)) return this.tokenEndpoint(req);
+    if (/^\/oauth\/authorize\/?$/.test(path)) {
+      const out = this.oauth.authorize(req.url.searchParams);
+      req.record.tag = out.tag;
+      return out.location ? { status: out.status, headers: { location: out.location } } : { status: out.status, headers: JSON_HEADERS, body: out.body };
+    }
     if (!path.startsWith('/rest/')) {
       req.record.processed = false;
-      return { status: 404, headers: JSON_HEADERS, body: { error: 'NOT_FOUND', error_description: `The emulator serves /rest/ and /oauth/token/, not ${path}` } };
+      return { status: 404, headers: JSON_HEADERS, body: { error: 'NOT_FOUND', error_description: `The emulator serves /rest/, /oauth/authorize/ and /oauth/token/, not ${path}` } };
     }
     // §1.1: a moved portal answers every call with 302 to the same path and query on the new address.
     if (this.movedTo) {

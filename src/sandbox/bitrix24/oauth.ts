@@ -12,7 +12,12 @@ export interface OAuthConfig {
   clientId: string;
   clientSecret: string;
   accessTokenTtlSec?: number;
+  /** Where `/oauth/authorize/` sends the user back (the app's handler); a `redirect_uri` query parameter wins. */
+  redirectUri?: string;
 }
+
+/** §2.2: an authorization code lives 30 seconds and is single-use. */
+const CODE_TTL_MS = 30_000;
 
 /** Fields of fixture oauth.token.refresh.json. */
 export interface TokenResponse {
@@ -52,6 +57,7 @@ export function token(n = 32): string {
 export class OAuthServer {
   private readonly access = new Map<string, AccessToken>();
   private readonly refresh = new Map<string, RefreshToken>();
+  private readonly codes = new Map<string, { clientId: string; expiresAt: number; used: boolean }>();
   refreshes = 0;
 
   constructor(
@@ -100,6 +106,41 @@ export class OAuthServer {
     return { token: t.access_token, expiresAt: t.expires };
   }
 
+  /**
+   * `GET /oauth/authorize/?client_id=…&state=…` on the portal (§2.2), with the user's click scripted by the
+   * emulator-only `decision=deny` (default: allow). Allow → 302 to the app's redirect URI with `code`, `state`,
+   * `domain`, `member_id`, `scope`, `server_domain`; deny → `error=access_denied` and `state`.
+   */
+  authorize(q: URLSearchParams): { status: number; location?: string; body?: unknown; tag: string } {
+    const clientId = q.get('client_id');
+    if (!this.cfg || clientId !== this.cfg.clientId) return { status: 400, body: { error: 'invalid_client', error_description: 'Unknown client_id' }, tag: 'authorize_unknown_client' };
+    const redirect = q.get('redirect_uri') ?? this.cfg.redirectUri;
+    if (!redirect) return { status: 400, body: { error: 'invalid_request', error_description: 'The application has no redirect URI (pass options.oauth.redirectUri)' }, tag: 'authorize_no_redirect' };
+    const back = new URL(redirect);
+    const state = q.get('state');
+    if (q.get('decision') === 'deny') {
+      back.searchParams.set('error', 'access_denied');
+      if (state !== null) back.searchParams.set('state', state);
+      return { status: 302, location: back.toString(), tag: 'authorize_denied' };
+    }
+    const code = token();
+    this.codes.set(code, { clientId, expiresAt: this.o.clock() + CODE_TTL_MS, used: false });
+    const host = new URL(this.o.url()).host;
+    back.searchParams.set('code', code);
+    if (state !== null) back.searchParams.set('state', state);
+    back.searchParams.set('domain', host);
+    back.searchParams.set('member_id', this.o.memberId);
+    back.searchParams.set('scope', this.o.scopes.join(','));
+    // The emulator is its own OAuth server (the real one is oauth.bitrix.info).
+    back.searchParams.set('server_domain', host);
+    return { status: 302, location: back.toString(), tag: 'authorize_allowed' };
+  }
+
+  /** Every authorization code issued so far is now past its 30-second lifetime. */
+  expireCodes(): void {
+    for (const c of this.codes.values()) c.expiresAt = this.o.clock() - 1;
+  }
+
   expireAll(): void {
     for (const t of this.access.values()) t.revoked = true;
   }
@@ -113,8 +154,8 @@ export class OAuthServer {
   }
 
   /**
-   * `/oauth/token/` (§2.2): `grant_type=refresh_token&client_id&client_secret&refresh_token`, GET query or
-   * POST form. Errors per §2.2: 401 invalid_client, 400 invalid_grant / invalid_request (descriptions are
+   * `/oauth/token/` (§2.2): `grant_type=refresh_token&client_id&client_secret&refresh_token` or
+   * `grant_type=authorization_code&…&code`, GET query or POST form. Errors per §2.2: 401 invalid_client, 400 invalid_grant / invalid_request (descriptions are
    * the emulator's own; the docs do not give them).
    */
   tokenEndpoint(params: Record<string, unknown>): { status: number; body: unknown } {
@@ -125,10 +166,13 @@ export class OAuthServer {
     if (!this.cfg || clientId !== this.cfg.clientId || String(params.client_secret ?? '') !== this.cfg.clientSecret) {
       return err(401, 'invalid_client', 'Unknown client_id or wrong client_secret');
     }
-    if (grant !== 'refresh_token') {
-      if (grant === 'authorization_code') return err(400, 'invalid_grant', 'Authorization codes are not emulated; use issueOAuthTokens()');
-      return err(400, 'invalid_request', `Unsupported grant_type "${grant}"`);
+    if (grant === 'authorization_code') {
+      const c = this.codes.get(String(params.code ?? ''));
+      if (!c || c.used || c.clientId !== clientId || c.expiresAt <= this.o.clock()) return err(400, 'invalid_grant', 'The authorization code is invalid, expired or was already used');
+      c.used = true;
+      return { status: 200, body: this.issue() };
     }
+    if (grant !== 'refresh_token') return err(400, 'invalid_request', `Unsupported grant_type "${grant}"`);
     const rt = this.refresh.get(String(params.refresh_token ?? ''));
     if (!rt || rt.used || rt.clientId !== clientId) return err(400, 'invalid_grant', 'The refresh token is invalid or was already used');
     rt.used = true;

@@ -132,6 +132,41 @@ export class KommoAuthServer {
     return code;
   }
 
+  /** Every authorization code issued so far is now past its 20-minute lifetime (tests of the expired-code path). */
+  expireAuthorizationCodes(): void {
+    for (const c of this.codes.values()) c.expiresAt = now() - 1;
+  }
+
+  /**
+   * The consent page `GET /oauth?client_id=…&state=…&mode=…` (§2.1), served on the emulator's origin instead of
+   * www.kommo.com. The user's click is scripted with the emulator-only `decision=deny` (default: allow). "Allow"
+   * redirects to the integration's Redirect URI with `code`, `referer` (the account host), `state` (when sent)
+   * and `client_id`; "Decline" with `error=access_denied`, `client_id` and `state`.
+   */
+  consent(req: EmuRequest, accountHost: string): EmuResponse {
+    const q = req.url.searchParams;
+    const clientId = q.get('client_id');
+    if (!this.o.oauth || clientId !== this.o.oauth.clientId) {
+      req.record.tag = 'consent_unknown_client';
+      return { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: 'Integration not found (unknown client_id)' };
+    }
+    const back = new URL(this.o.oauth.redirectUri);
+    const state = q.get('state');
+    if (q.get('decision') === 'deny') {
+      back.searchParams.set('error', 'access_denied');
+      back.searchParams.set('client_id', clientId);
+      if (state !== null) back.searchParams.set('state', state);
+      req.record.tag = 'consent_denied';
+    } else {
+      back.searchParams.set('code', this.issueAuthorizationCode());
+      back.searchParams.set('referer', accountHost);
+      if (state !== null) back.searchParams.set('state', state);
+      back.searchParams.set('client_id', clientId);
+      req.record.tag = 'consent_allowed';
+    }
+    return { status: 302, headers: { location: back.toString() } };
+  }
+
   /** A fresh grant, as if a code had just been exchanged. */
   issueOAuthTokens(): OAuthTokenResponse {
     return this.newPair(undefined).response;

@@ -1,7 +1,7 @@
 /**
  * A stateful emulator of the Kommo (amoCRM) API v4 on 127.0.0.1, for tests and `--sandbox`. Every behaviour
  * cites `shared/research/kommo-api.md` (§ numbers). Request pipeline: block check (§3) → OAuth endpoints
- * (§2.1, not rate limited) → `/api/v4`: rate limits (§3) → Bearer auth (§2) → routes.
+ * (§2.1: the `/oauth` consent page, the token endpoint; not rate limited) → `/api/v4`: rate limits (§3) → Bearer auth (§2) → routes.
  */
 import { EmulatorHarness, type EmuRequest, type EmuResponse, type Fault, type FaultMatch, parsePhpQuery, type RecordedRequest } from '../harness.js';
 import { KommoAuthServer } from './auth.js';
@@ -50,6 +50,8 @@ export interface KommoEmulator {
   createLongLivedToken(opts?: { expiresInSec?: number; scopes?: string[] }): string;
   /** Single-use, 20-minute code for the configured oauth client. */
   issueAuthorizationCode(): string;
+  /** Every code issued so far (also by the `GET /oauth` consent page) is now expired. */
+  expireAuthorizationCodes(): void;
   issueOAuthTokens(): Promise<{ token_type: 'Bearer'; expires_in: number; access_token: string; refresh_token: string }>;
   /** Every OAuth access token issued so far now gets 401. */
   expireAccessTokens(): void;
@@ -88,6 +90,10 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
     if (req.path === '/oauth2/access_token') {
       if (req.method !== 'POST') throw methodNotAllowed();
       return auth.tokenEndpoint(req);
+    }
+    if (req.path === '/oauth') {
+      if (req.method !== 'GET') throw methodNotAllowed();
+      return auth.consent(req, new URL(origin).host);
     }
     if (req.path === '/oauth2/account/current/subdomain') {
       if (req.method !== 'GET') throw methodNotAllowed();
@@ -128,6 +134,7 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
     },
     createLongLivedToken: (o) => auth.createLongLivedToken(o),
     issueAuthorizationCode: () => auth.issueAuthorizationCode(),
+    expireAuthorizationCodes: () => auth.expireAuthorizationCodes(),
     issueOAuthTokens: async () => auth.issueOAuthTokens(),
     expireAccessTokens: () => auth.expireAccessTokens(),
     unblock: () => limiter.unblock(),

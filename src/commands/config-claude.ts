@@ -1,0 +1,140 @@
+/**
+ * `crm-mcp config claude`: prints the Claude Desktop `mcpServers` entry for the current setup (the variables
+ * set in this environment, or `--config FILE`). Credentials become placeholders such as
+ * "<your KOMMO_ACCESS_TOKEN>" unless `--with-secrets`. The JSON goes to stdout (pipe it into a file or
+ * paste it); notes go to stderr so the output stays valid JSON.
+ */
+import { realpathSync } from 'node:fs';
+import { resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { VERSION } from '../version.js';
+import { SECRET_VARS, learntKommoHost, maskWebhook, out, type Env } from './common.js';
+
+/** Every variable the server reads, in the order they are printed. */
+const VARS = [
+  'KOMMO_SUBDOMAIN',
+  'KOMMO_BASE_URL',
+  'AMOCRM_DOMAIN',
+  'KOMMO_ACCESS_TOKEN',
+  'KOMMO_LONG_LIVED_TOKEN',
+  'KOMMO_JWT_TOKEN',
+  'KOMMO_CLIENT_ID',
+  'AMOCRM_CLIENT_ID',
+  'KOMMO_CLIENT_SECRET',
+  'AMOCRM_CLIENT_SECRET',
+  'KOMMO_REDIRECT_URI',
+  'AMOCRM_REDIRECT_URI',
+  'KOMMO_REFRESH_TOKEN',
+  'AMOCRM_REFRESH_TOKEN',
+  'BITRIX_WEBHOOK_BASE',
+  'BITRIX24_WEBHOOK_URL',
+  'BITRIX_CLIENT_ID',
+  'BITRIX_CLIENT_SECRET',
+  'BITRIX_PORTAL',
+  'BITRIX_REFRESH_TOKEN',
+  'BITRIX_OAUTH_SERVER',
+  'BITRIX_PLAN',
+  'BITRIX_OUTBOUND_TOKEN',
+  'CRM_ALLOW_WRITES',
+  'CRM_SAFE_MODE',
+  'CRM_ALLOW_DELETE',
+  'CRM_TOOLS',
+  'CRM_EXCLUDE_TOOLS',
+  'CRM_HTTP_TIMEOUT_MS',
+  'CRM_MAX_RETRIES',
+  'CRM_LOG_LEVEL',
+  'CRM_MCP_STORE',
+  'CRM_MCP_HOME',
+];
+
+/** One-time codes are exchanged once and then useless: never copied into a long-lived client config. */
+const SKIPPED = new Set(['KOMMO_AUTH_CODE', 'AMOCRM_AUTH_CODE']);
+
+const USAGE = `Usage: crm-mcp config claude [--with-secrets] [--name NAME] [--npx] [--config FILE] [--sandbox]
+
+Prints the Claude Desktop "mcpServers" entry for the current setup. Credentials are placeholders
+("<your KOMMO_ACCESS_TOKEN>") unless --with-secrets. --npx uses "npx -y crm-mcp@${VERSION}" instead of this
+installation's node and cli.js.
+`;
+
+export interface ClaudeEntry {
+  mcpServers: Record<string, { command: string; args: string[]; env: Record<string, string> }>;
+}
+
+export async function run(argv: string[], env: Env = process.env): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'with-secrets': { type: 'boolean', default: false },
+      name: { type: 'string', default: 'crm' },
+      npx: { type: 'boolean', default: false },
+      config: { type: 'string' },
+      sandbox: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    out(USAGE);
+    return 0;
+  }
+  if (positionals[0] !== 'claude' || positionals.length > 1) throw new ConfigError([`config: unknown target "${positionals.join(' ')}" (expected: crm-mcp config claude)`]);
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(values.name!)) throw new ConfigError([`--name: "${values.name}" must be letters, digits, _ or -`]);
+  const { entry, notes } = await buildEntry(env, { withSecrets: values['with-secrets']!, name: values.name!, npx: values.npx!, configPath: values.config, sandbox: values.sandbox! });
+  out(JSON.stringify(entry, null, 2));
+  for (const n of notes) process.stderr.write(`${n}\n`);
+  return 0;
+}
+
+export async function buildEntry(env: Env, o: { withSecrets: boolean; name: string; npx: boolean; configPath?: string; sandbox: boolean }): Promise<{ entry: ClaudeEntry; notes: string[] }> {
+  const notes: string[] = [];
+  const e: Record<string, string> = {};
+  const args: string[] = [];
+  if (o.sandbox) args.push('--sandbox');
+  else {
+    // The account host learnt by `crm-mcp auth kommo` when none was configured.
+    const learnt = o.configPath ? undefined : await learntKommoHost(env);
+    if (learnt) {
+      env = { ...env, KOMMO_BASE_URL: learnt };
+      notes.push(`Added KOMMO_BASE_URL=${learnt}: the account \`crm-mcp auth kommo\` signed in to.`);
+    }
+    // Refuse to print an entry for a setup the server would refuse to start with.
+    loadConfig({ env, configPath: o.configPath });
+    if (o.configPath) args.push('--config', resolve(o.configPath));
+    const relevant = o.configPath ? VARS.filter((v) => v.startsWith('CRM_')) : VARS;
+    for (const name of relevant) {
+      const v = env[name]?.trim();
+      if (!v) continue;
+      e[name] = SECRET_VARS.has(name) && !o.withSecrets ? placeholder(name, v) : v;
+    }
+    for (const name of SKIPPED) if (env[name]?.trim()) notes.push(`Left out ${name}: a one-time code is exchanged once; the tokens it gave are in the store.`);
+  }
+  const self = cliPath();
+  const viaNpx = o.npx || self.split(sep).includes('_npx');
+  const command = viaNpx ? 'npx' : process.execPath;
+  const fullArgs = viaNpx ? ['-y', `crm-mcp@${VERSION}`, ...args] : [self, ...args];
+  if (!o.withSecrets && Object.keys(e).some((k) => SECRET_VARS.has(k))) {
+    notes.push('Credentials are shown as placeholders: replace each <your …> with the value, or run again with --with-secrets (then keep the output private).');
+  }
+  notes.push('Paste the entry into claude_desktop_config.json (macOS: ~/Library/Application Support/Claude/, Windows: %APPDATA%\\Claude\\) and restart Claude Desktop.');
+  return { entry: { mcpServers: { [o.name]: { command, args: fullArgs, env: e } } }, notes };
+}
+
+function placeholder(name: string, value: string): string {
+  // A webhook URL keeps its portal and user id: only the secret segment is a credential.
+  if ((name === 'BITRIX_WEBHOOK_BASE' || name === 'BITRIX24_WEBHOOK_URL') && /\/rest\/\d+\//.test(value)) return maskWebhook(value, '<your webhook secret>');
+  return `<your ${name}>`;
+}
+
+/** The absolute path of this installation's cli.js. */
+function cliPath(): string {
+  const p = fileURLToPath(new URL('../cli.js', import.meta.url));
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
