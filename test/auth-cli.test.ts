@@ -119,9 +119,10 @@ describe('crm-mcp auth kommo', () => {
     expect(cfg.code).toBe(0);
     expect((JSON.parse(cfg.stdout) as { mcpServers: { crm: { env: Record<string, string> } } }).mcpServers.crm.env.KOMMO_BASE_URL).toBe(emu.url);
 
-    // The server, started on the saved store, answers a tool call with the saved access token.
+    // The server, started on the saved store with no address configured, uses the host the sign-in
+    // learnt and answers a tool call with the saved access token.
     emu.resetLog();
-    const client = await stdioClient({ ...env, KOMMO_BASE_URL: emu.url });
+    const client = await stdioClient(env);
     const res = (await client.callTool({ name: 'get_account', arguments: {} })) as CallToolResult;
     expect(res.isError).toBeFalsy();
     expect((res.structuredContent as { auth: { type: string } }).auth.type).toBe('oauth');

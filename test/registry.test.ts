@@ -17,6 +17,10 @@ describe('tool registry', () => {
     }
   });
 
+  it('stays under 25 tools, so clients that cap the tool count get all of them', () => {
+    expect(ALL_TOOLS.length).toBeLessThan(25);
+  });
+
   it('input parameters are snake_case', () => {
     for (const t of ALL_TOOLS) for (const key of Object.keys(t.input.shape)) expect(key, `${t.name}.${key}`).toMatch(/^[a-z][a-z0-9_]*$/);
   });

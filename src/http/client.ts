@@ -4,7 +4,7 @@
  * A refused request sends nothing. The credential is attached only to requests for the configured origin.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { Effect, Grant } from '../policy/policy.js';
 import { CrmError } from './errors.js';
@@ -115,7 +115,12 @@ export interface HttpCoreOptions {
 /** The longest server-requested wait (Retry-After) a call sits through before giving up. */
 const MAX_WAIT_MS = 30_000;
 
-const sharedAgent = new Agent({ connections: 16, keepAliveTimeout: 10_000, pipelining: 1 });
+/** undici is loaded on the first CRM request, not at start-up (start-up only needs to answer initialize). */
+let undici: Promise<{ request: typeof import('undici').request; agent: Dispatcher }> | undefined;
+export function loadUndici(): Promise<{ request: typeof import('undici').request; agent: Dispatcher }> {
+  undici ??= import('undici').then((u) => ({ request: u.request, agent: new u.Agent({ connections: 16, keepAliveTimeout: 10_000, pipelining: 1 }) }));
+  return undici;
+}
 
 export class HttpCore {
   private currentOrigin: string;
@@ -259,12 +264,13 @@ export class HttpCore {
     const timeout = AbortSignal.timeout(this.o.timeoutMs);
     const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
     this.logger.debug({ provider: this.o.adapter.name, method: spec.method, url: redact(url.toString()) }, 'crm request');
+    const { request, agent } = await loadUndici();
     const res = await request(url, {
       method: spec.method,
       headers,
       body,
       signal,
-      dispatcher: this.o.dispatcher ?? sharedAgent,
+      dispatcher: this.o.dispatcher ?? agent,
     });
     const text = await res.body.text();
     return { status: res.statusCode, headers: res.headers as RawResponse['headers'], text };

@@ -5,7 +5,6 @@ import type { HttpEvent } from '../http/client.js';
 import type { Store } from '../store/store.js';
 import { KOMMO_RPS, KommoProvider } from './kommo/provider.js';
 import { BITRIX_PLANS, BitrixProvider } from './bitrix24/provider.js';
-import { SharedBucketLimiter, SharedSlidingWindowLimiter } from '../http/shared-limiter.js';
 import type { BitrixConnection } from '../config/config.js';
 import type { CrmProvider } from './types.js';
 
@@ -16,6 +15,8 @@ export interface ProviderDeps {
 }
 
 export async function buildProviders(config: AppConfig, deps: ProviderDeps): Promise<CrmProvider[]> {
+  // Shared (Redis) limiters load rate-limiter-flexible: only when a Redis store is configured.
+  const { SharedBucketLimiter, SharedSlidingWindowLimiter } = deps.store.redis ? await import('../http/shared-limiter.js') : ({} as typeof import('../http/shared-limiter.js'));
   const out: CrmProvider[] = [];
   for (const c of config.connections) {
     if (c.provider === 'kommo') {

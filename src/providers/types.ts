@@ -6,10 +6,10 @@
 import * as z from 'zod';
 import type { Grant, PolicyFlags } from '../policy/policy.js';
 
-export const Id = z.union([z.number().int(), z.string()]);
+export const Id = z.union([z.number().int(), z.string()]).meta({ id: 'Id' });
 export type Id = z.infer<typeof Id>;
 
-export const Ref = z.object({ id: Id, name: z.string().nullable() });
+export const Ref = z.object({ id: Id, name: z.string().nullable() }).meta({ id: 'Ref' });
 export type Ref = z.infer<typeof Ref>;
 
 export const StageType = z.enum(['incoming', 'open', 'won', 'lost']);
@@ -19,7 +19,7 @@ export const CustomFieldValue = z.object({
   name: z.string(),
   code: z.string().nullable().optional(),
   values: z.array(z.union([z.string(), z.number(), z.boolean()])),
-});
+}).meta({ id: 'CustomFieldValue' });
 export type CustomFieldValue = z.infer<typeof CustomFieldValue>;
 
 export const Lead = z.object({
@@ -37,7 +37,7 @@ export const Lead = z.object({
   created_at: z.string().nullable(),
   updated_at: z.string().nullable(),
   closed_at: z.string().nullable().optional(),
-});
+}).meta({ id: 'Lead' });
 export type Lead = z.infer<typeof Lead>;
 
 export const Contact = z.object({
@@ -54,7 +54,7 @@ export const Contact = z.object({
   custom_fields: z.array(CustomFieldValue),
   created_at: z.string().nullable(),
   updated_at: z.string().nullable(),
-});
+}).meta({ id: 'Contact' });
 export type Contact = z.infer<typeof Contact>;
 
 export const Company = z.object({
@@ -69,7 +69,7 @@ export const Company = z.object({
   custom_fields: z.array(CustomFieldValue),
   created_at: z.string().nullable(),
   updated_at: z.string().nullable(),
-});
+}).meta({ id: 'Company' });
 export type Company = z.infer<typeof Company>;
 
 export const Stage = z.object({

@@ -3,7 +3,8 @@
  * or an OAuth app whose access token (1 h) goes in the `auth` parameter and whose refresh token rotates on
  * every refresh (the shared RotatingTokens machinery: durable, single-flight).
  */
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { loadUndici } from '../../http/client.js';
 import type { Logger } from 'pino';
 import type { BitrixConnection } from '../../config/config.js';
 import { CrmError } from '../../http/errors.js';
@@ -63,6 +64,7 @@ export class BitrixAuth implements AuthProvider {
     let status = 0;
     let text = '';
     try {
+      const { request } = await loadUndici();
       const res = await request(new URL('/oauth/token/', server), {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },

@@ -3,7 +3,8 @@
  * refresh (the shared RotatingTokens machinery keeps the chain durable and single-flight).
  */
 import { decodeJwt } from 'jose';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { loadUndici } from '../../http/client.js';
 import type { Logger } from 'pino';
 import type { KommoConnection } from '../../config/config.js';
 import { CrmError } from '../../http/errors.js';
@@ -92,7 +93,8 @@ export class KommoAuth implements AuthProvider {
       let status: number;
       let text: string;
       try {
-        const res = await request(new URL('/oauth2/access_token', this.conn.baseUrl), {
+        const { request } = await loadUndici();
+      const res = await request(new URL('/oauth2/access_token', this.conn.baseUrl), {
           method: 'POST',
           headers: { 'content-type': 'application/json', accept: 'application/json' },
           body: JSON.stringify(body),
