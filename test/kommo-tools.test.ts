@@ -53,6 +53,22 @@ describe('reads', () => {
     expect(seen.size).toBeGreaterThanOrEqual(200);
   });
 
+  it('list pages leave custom fields out unless asked; get_lead always has them', async () => {
+    type Item = { id: number; custom_fields?: Array<{ id: number; name: string; code?: string; values: unknown[] }> };
+    const plain = structured<PageOut<Item>>(await c.call('list_leads', { limit: 20 }));
+    expect(plain.items.length).toBe(20);
+    for (const l of plain.items) expect(l).not.toHaveProperty('custom_fields');
+    const full = structured<PageOut<Item>>(await c.call('list_leads', { limit: 20, with_custom_fields: true }));
+    expect(full.items.every((l) => Array.isArray(l.custom_fields))).toBe(true);
+    expect(full.items.some((l) => (l.custom_fields ?? []).length > 0)).toBe(true);
+    // `code` appears only where a field has one (never as null).
+    for (const f of full.items.flatMap((l) => l.custom_fields ?? [])) expect(f.code === undefined || typeof f.code === 'string').toBe(true);
+    const contacts = structured<PageOut<Item>>(await c.call('list_contacts', { limit: 5 }));
+    for (const x of contacts.items) expect(x).not.toHaveProperty('custom_fields');
+    const one = structured<{ lead: Item }>(await c.call('get_lead', { id: full.items[0]!.id }));
+    expect(Array.isArray(one.lead.custom_fields)).toBe(true);
+  });
+
   it('list_leads filters by pipeline and stage and puts names beside ids', async () => {
     const { pipelines } = structured<{ pipelines: Array<{ id: number; is_main: boolean; stages: Array<{ id: number; type: string }> }> }>(await c.call('get_pipelines'));
     const main = pipelines.find((p) => p.is_main)!;

@@ -193,7 +193,7 @@ async function checkKommo(c: KommoConnection, config: AppConfig, store: Store): 
 
   let reachable = true;
   if (!oauth) {
-    const d = describeToken(c.accessToken);
+    const d = await describeToken(c.accessToken);
     const exp = d.expires_at ? Date.parse(d.expires_at) : undefined;
     report.auth.expires_at = d.expires_at;
     report.auth.scopes = d.scopes;
@@ -241,7 +241,7 @@ async function checkKommo(c: KommoConnection, config: AppConfig, store: Store): 
     // Read after the account call: it may have refreshed the pair.
     const rec = await store.get<TokenRecord>(kommoTokenKey(c.baseUrl, c.oauth!.clientId));
     if (rec) {
-      const d = describeToken(rec.access_token);
+      const d = await describeToken(rec.access_token);
       const refreshDies = rec.obtained_at + KOMMO_REFRESH_LIFETIME;
       report.auth.expires_at = iso(rec.expires_at);
       report.auth.days_left = daysLeft(rec.expires_at);

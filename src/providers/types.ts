@@ -316,3 +316,8 @@ export interface CrmProvider {
   updateContact(ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>>;
   close?(): Promise<void>;
 }
+
+/** List items: the same shapes, with custom fields only when asked for (get_* always has them). */
+export const LeadItem = Lead.extend({ custom_fields: z.array(CustomFieldValue).optional() }).meta({ id: 'LeadItem' });
+export const ContactItem = Contact.extend({ custom_fields: z.array(CustomFieldValue).optional() }).meta({ id: 'ContactItem' });
+export const CompanyItem = Company.extend({ custom_fields: z.array(CustomFieldValue).optional() }).meta({ id: 'CompanyItem' });

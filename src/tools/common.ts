@@ -38,3 +38,14 @@ export const PlannedRequests = z
   .describe('With dry_run: the exact requests that would be sent.');
 
 export { Id };
+
+export const WithCustomFields = z
+  .boolean()
+  .optional()
+  .describe('Include each record\'s custom fields (default false, to keep pages small; get_lead/get_contact/get_company always have them).');
+
+/** Drops custom fields from list items unless the caller asked for them. */
+export function listItems<P extends { items: Array<{ custom_fields?: unknown }> }>(page: P, withCustomFields: boolean | undefined): P {
+  if (withCustomFields) return page;
+  return { ...page, items: page.items.map(({ custom_fields: _c, ...rest }) => rest) };
+}

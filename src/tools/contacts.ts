@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
-import { Company, Contact } from '../providers/types.js';
-import { Cursor, CustomFieldsInput, Email, IdInput, Limit, Phone, PlannedRequests, ShortText, Tags } from './common.js';
+import { Company, CompanyItem, Contact, ContactItem } from '../providers/types.js';
+import { Cursor, CustomFieldsInput, Email, IdInput, Limit, listItems, Phone, PlannedRequests, ShortText, Tags, WithCustomFields } from './common.js';
 
 export const listContacts = defineTool({
   name: 'list_contacts',
@@ -9,10 +9,10 @@ export const listContacts = defineTool({
   description: `Lists contacts with phones and emails flattened, optionally filtered by a search text (name, phone, email). Pages with an opaque cursor. To find a person by phone or email exactly, prefer search_lead_by_contact. ${UNTRUSTED}`,
   effect: 'read',
   providers: ['kommo', 'bitrix24'],
-  input: z.object({ query: z.string().max(200).optional(), limit: Limit, cursor: Cursor }),
-  output: pageOf(Contact),
-  async handler(args, { provider, ctx }) {
-    return provider.listContacts(ctx, args);
+  input: z.object({ query: z.string().max(200).optional(), with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor }),
+  output: pageOf(ContactItem),
+  async handler({ with_custom_fields, ...args }, { provider, ctx }) {
+    return listItems(await provider.listContacts(ctx, args), with_custom_fields);
   },
 });
 
@@ -35,10 +35,10 @@ export const listCompanies = defineTool({
   description: `Lists companies with phones and emails flattened, optionally filtered by a search text. Pages with an opaque cursor. ${UNTRUSTED}`,
   effect: 'read',
   providers: ['kommo', 'bitrix24'],
-  input: z.object({ query: z.string().max(200).optional(), limit: Limit, cursor: Cursor }),
-  output: pageOf(Company),
-  async handler(args, { provider, ctx }) {
-    return provider.listCompanies(ctx, args);
+  input: z.object({ query: z.string().max(200).optional(), with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor }),
+  output: pageOf(CompanyItem),
+  async handler({ with_custom_fields, ...args }, { provider, ctx }) {
+    return listItems(await provider.listCompanies(ctx, args), with_custom_fields);
   },
 });
 

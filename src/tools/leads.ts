@@ -1,8 +1,8 @@
 import * as z from 'zod';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
-import { Company, Contact, Lead } from '../providers/types.js';
+import { Company, Contact, Lead, LeadItem } from '../providers/types.js';
 import { validationError } from '../http/errors.js';
-import { Cursor, CustomFieldsInput, Email, Id, IdInput, Limit, Phone, PlannedRequests, ShortText, Tags } from './common.js';
+import { Cursor, CustomFieldsInput, Email, Id, IdInput, Limit, listItems, Phone, PlannedRequests, ShortText, Tags, WithCustomFields } from './common.js';
 
 const DateInput = z.string().max(40).describe('ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T09:00:00Z.');
 
@@ -92,12 +92,13 @@ export const listLeads = defineTool({
     updated_from: DateInput.optional(),
     updated_to: DateInput.optional(),
     entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: leads or deals (default deals).'),
+    with_custom_fields: WithCustomFields,
     limit: Limit,
     cursor: Cursor,
   }),
-  output: pageOf(Lead),
-  async handler(args, { provider, ctx }) {
-    return provider.listLeads(ctx, args);
+  output: pageOf(LeadItem),
+  async handler({ with_custom_fields, ...args }, { provider, ctx }) {
+    return listItems(await provider.listLeads(ctx, args), with_custom_fields);
   },
 });
 

@@ -3,7 +3,19 @@
  * `79123456789` are the same number. CRMs store whatever people typed, so matching falls back to the
  * national significant digits when a stored value cannot be parsed.
  */
-import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import { createRequire } from 'node:module';
+import type { CountryCode } from 'libphonenumber-js/max';
+
+type PhoneLib = typeof import('libphonenumber-js/max');
+let lib: PhoneLib | undefined;
+/** libphonenumber-js (with its metadata, the heaviest import) loads on the first phone operation, not at start-up. */
+function phoneLib(): PhoneLib {
+  lib ??= createRequire(import.meta.url)('libphonenumber-js/max') as PhoneLib;
+  return lib;
+}
+export function parsePhoneNumberFromString(...args: Parameters<PhoneLib['parsePhoneNumberFromString']>): ReturnType<PhoneLib['parsePhoneNumberFromString']> {
+  return phoneLib().parsePhoneNumberFromString(...args);
+}
 
 export interface NormalizedPhone {
   e164: string;

@@ -102,7 +102,8 @@ function customValues(row: Row, fields: Record<string, BField>): CustomFieldValu
       if (label) return label;
       return typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean' ? x : JSON.stringify(x);
     });
-    out.push({ id: k, name: def?.formLabel || def?.listLabel || def?.title || k, code: k, values });
+    // The UF_CRM_* name is the id: no separate `code`.
+    out.push({ id: k, name: def?.formLabel || def?.listLabel || def?.title || k, values });
   }
   return out;
 }

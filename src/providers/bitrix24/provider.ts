@@ -6,7 +6,6 @@
  */
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import type { BitrixConnection } from '../../config/config.js';
 import { HttpCore, type HttpEvent } from '../../http/client.js';
 import { CrmError, notFound, validationError } from '../../http/errors.js';
@@ -14,7 +13,7 @@ import { LeakyBucketLimiter, type RateLimiter } from '../../http/limiter.js';
 import type { OperationKind } from '../../http/retry.js';
 import type { PolicyFlags } from '../../policy/policy.js';
 import type { Store } from '../../store/store.js';
-import { looksLikeEmail, normalizePhone, sameEmail, samePhone } from '../../util/phone.js';
+import { looksLikeEmail, normalizePhone, parsePhoneNumberFromString, sameEmail, samePhone } from '../../util/phone.js';
 import { TtlCache } from '../cache.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import type {

@@ -2,7 +2,6 @@
  * Kommo credentials (fact sheet §2): a long-lived token, or OAuth 2.0 whose refresh token rotates on every
  * refresh (the shared RotatingTokens machinery keeps the chain durable and single-flight).
  */
-import { decodeJwt } from 'jose';
 import type { Dispatcher } from 'undici';
 import { loadUndici } from '../../http/client.js';
 import type { Logger } from 'pino';
@@ -21,10 +20,11 @@ export interface TokenInfo {
 }
 
 /** Reads a JWT's claims without verifying it (we only need expiry, account and scopes). */
-export function describeToken(token: string | undefined): Omit<TokenInfo, 'type'> {
+export async function describeToken(token: string | undefined): Promise<Omit<TokenInfo, 'type'>> {
   const none = { expires_at: null, account_id: null, api_domain: null, scopes: null };
   if (!token) return none;
   try {
+    const { decodeJwt } = await import('jose'); // loaded when first needed, not at start-up
     const c = decodeJwt(token) as Record<string, unknown>;
     const scopes = Array.isArray(c.scopes) ? (c.scopes as string[]) : typeof c.scope === 'string' ? c.scope.split(/[ ,]/) : null;
     return {
@@ -138,9 +138,9 @@ export class KommoAuth implements AuthProvider {
   };
 
   async info(): Promise<TokenInfo> {
-    if (!this.tokens) return { type: 'long-lived', ...describeToken(this.conn.accessToken) };
+    if (!this.tokens) return { type: 'long-lived', ...(await describeToken(this.conn.accessToken)) };
     const rec = this.tokens.peek() ?? (await this.tokens.load());
-    const d = describeToken(rec?.access_token);
+    const d = await describeToken(rec?.access_token);
     return { type: 'oauth', ...d, expires_at: d.expires_at ?? (rec?.expires_at ? new Date(rec.expires_at).toISOString() : null) };
   }
 }
