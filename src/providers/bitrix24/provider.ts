@@ -109,6 +109,8 @@ export class BitrixProvider implements CrmProvider {
   /** `/rest/{user}/{secret}/` for webhooks, `/rest/` for OAuth. */
   readonly basePath: string;
   private readonly meta = new TtlCache<unknown>(META_TTL_MS);
+  /** Rows fetched ahead for listings being scanned with a cursor (see fastList). */
+  private readonly readAhead = new TtlCache<{ rows: Row[]; exhausted: boolean }>(60_000, 20);
   private readonly log?: Logger;
   /** Per-method operating budget (§5): the last `time.operating_reset_at` seen, and blocks after OPERATION_TIME_LIMIT. */
   private readonly operating = new Map<string, { resetAt?: number; blockedUntil?: number }>();
@@ -368,15 +370,26 @@ export class BitrixProvider implements CrmProvider {
    * `filter <ID`, `start=-1`, pages chained inside one batch by `$result[pN][49][ID]`. One more row than
    * asked is read so `has_more` is exact.
    */
+  /**
+   * Fast paging (§7: `order ID`, `filter <ID`, `start=-1`, no COUNT): up to 50 pages ride in one `batch`,
+   * each page's bound taken from the previous one with `$result[...]`. The first page of a listing fetches
+   * only what it returns (plus one row to know `has_more`); once the caller follows a cursor it is scanning,
+   * so the read goes ahead by a full batch (50 × 50 rows) and later pages are served from that, a minute at
+   * most: a long scan then costs one request per 2,500 rows, the ceiling the portal's limit allows.
+   */
   private async fastList(ctx: CallContext, method: string, filter: Record<string, unknown>, select: string[], limit: number, afterId?: number): Promise<{ rows: Row[]; hasMore: boolean }> {
-    const want = limit + 1;
-    const pages = Math.ceil(want / PAGE);
+    const scan = `${method}|${JSON.stringify(filter)}|${select.join(',')}`;
+    if (afterId !== undefined) {
+      const ahead = this.readAhead.take(`${scan}|${afterId}`);
+      if (ahead && (ahead.rows.length > limit || ahead.exhausted)) return this.serve(scan, ahead.rows, ahead.exhausted, limit);
+    }
     const base = { order: { ID: 'DESC' }, select, start: -1 };
+    const pages = afterId !== undefined ? 50 : Math.ceil((limit + 1) / PAGE);
     if (pages === 1) {
       const f = afterId ? { ...filter, '<ID': afterId } : filter;
       const r = await this.call<Row[]>(ctx, method, { ...base, filter: f });
       const rows = Array.isArray(r.result) ? r.result : [];
-      return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
+      return this.serve(scan, rows, rows.length < PAGE, limit);
     }
     const cmd: Record<string, string> = {};
     for (let i = 0; i < pages; i++) {
@@ -386,15 +399,28 @@ export class BitrixProvider implements CrmProvider {
     }
     const b = await this.batch(ctx, cmd);
     const rows: Row[] = [];
+    let exhausted = false;
     for (let i = 0; i < pages; i++) {
       const err = b.errors[`p${i}`];
       if (err) throw bitrixError(err.error, err.error_description, 400);
       const page = b.result[`p${i}`];
       const list = Array.isArray(page) ? (page as Row[]) : [];
       rows.push(...list);
-      if (list.length < PAGE) break;
+      if (list.length < PAGE) {
+        exhausted = true;
+        break;
+      }
     }
-    return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
+    return this.serve(scan, rows, exhausted, limit);
+  }
+
+  /** Returns `limit` rows and keeps the rest (read ahead) for the cursor that continues after them. */
+  private serve(scan: string, rows: Row[], exhausted: boolean, limit: number): { rows: Row[]; hasMore: boolean } {
+    const out = rows.slice(0, limit);
+    const rest = rows.slice(limit);
+    const last = out.at(-1);
+    if (last && (rest.length > 0 || !exhausted)) this.readAhead.put(`${scan}|${Number(last.ID)}`, { rows: rest, exhausted });
+    return { rows: out, hasMore: rest.length > 0 || (!exhausted && rows.length > limit) };
   }
 
   private page<T>(rows: Row[], hasMore: boolean, map: (r: Row) => T, cursorState: Record<string, unknown>): Page<T> {
