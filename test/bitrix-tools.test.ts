@@ -64,9 +64,10 @@ describe('reads', () => {
     let cursor: string | null = null;
     let last: PageOut<LeadOut> | undefined;
     do {
-      last = structured(await c.call('list_leads', { entity: 'deal', limit: 100, pipeline_id: 1, ...(cursor ? { cursor } : {}) }));
-      ids.push(...last.items.map((d) => d.id));
-      cursor = last.cursor;
+      const page: PageOut<LeadOut> = structured(await c.call('list_leads', { entity: 'deal', limit: 100, pipeline_id: 1, ...(cursor ? { cursor } : {}) }));
+      ids.push(...page.items.map((d) => d.id));
+      cursor = page.cursor;
+      last = page;
     } while (cursor);
     expect(last!.has_more).toBe(false);
     const expected = [...emu.state.deals.values()].filter((d) => String(d.CATEGORY_ID) === '1').map((d) => Number(d.ID)).sort((a, b) => b - a);

@@ -4,6 +4,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 
@@ -39,9 +42,11 @@ export interface PrivateRedis {
 /** A redis-server owned by the test (so it can be stopped mid-run), on a free loopback port. */
 export async function startPrivateRedis(): Promise<PrivateRedis> {
   const port = await freePort();
+  // Append-only with fsync on every write, so data survives the stop/start a test does.
+  const dir = mkdtempSync(join(tmpdir(), 'crm-redis-'));
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       let out = '';
       child!.stdout!.on('data', (d) => {

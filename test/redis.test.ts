@@ -219,6 +219,38 @@ describe.runIf(RUN)('Redis going away', () => {
   });
 });
 
+describe.runIf(RUN)('Redis going away during a token refresh', () => {
+  it('a clear, retryable error while it is down; the chain is intact when it returns', async () => {
+    const r = await startPrivateRedis();
+    const emu = await startKommo({ rateLimit: false, oauth: OAUTH });
+    const t = await emu.issueOAuthTokens();
+    const s = await openStore(r.url);
+    const c = await connectKommo(emu, { store: s, connection: { name: `down-${Date.now()}`, accessToken: undefined, oauth: { ...OAUTH, refreshToken: t.refresh_token } } });
+    const call = () => c.call('kommo_request', { method: 'GET', path: '/api/v4/account' });
+    expect((await call()).isError).toBeFalsy();
+    const refreshes = emu.stats.refreshes;
+    await r.stop();
+    emu.expireAccessTokens(); // the next call must refresh, which needs the store
+    const e = errorOf(await call());
+    expect(e).toMatchObject({ code: 'network', retryable: true });
+    expect(e.message).toMatch(/Redis/);
+    expect(e.message).not.toMatch(/Unexpected/);
+    expect(emu.stats.refreshes, 'no refresh token was spent while the store was down').toBe(refreshes);
+    await r.start();
+    let ok = false;
+    for (let i = 0; i < 50 && !ok; i++) {
+      ok = !(await call()).isError;
+      if (!ok) await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(ok).toBe(true);
+    expect(emu.stats.refreshes).toBe(refreshes + 1);
+    await c.close();
+    await s.close();
+    await r.stop();
+    await emu.close();
+  });
+});
+
 describe.runIf(RUN)('two server processes on one Redis', () => {
   const children: ChildProcess[] = [];
   afterAll(() => {

@@ -1,4 +1,5 @@
 /** Tool results: success carries structuredContent plus the same JSON as text; errors carry isError and no structuredContent. */
+import { StoreError } from '../store/store.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { CrmError } from '../http/errors.js';
 import { redact, redactValue } from '../util/redact.js';
@@ -10,6 +11,8 @@ export function ok(value: Record<string, unknown>): CallToolResult {
 
 export function toCrmError(err: unknown): CrmError {
   if (err instanceof CrmError) return err;
+  // The token store (Redis) went away: retryable, and the message already says what to check.
+  if (err instanceof StoreError) return new CrmError({ code: 'network', message: redact(err.message), retryable: true });
   const message = err instanceof Error ? err.message : String(err);
   return new CrmError({ code: 'upstream', message: `Unexpected error: ${redact(message)}`, retryable: false });
 }
