@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
-import { Company, Contact, Lead, LeadItem } from '../providers/types.js';
+import { Company, Contact, ContactItem, Lead, LeadItem } from '../providers/types.js';
 import { validationError } from '../http/errors.js';
 import { Cursor, CustomFieldsInput, Email, Id, IdInput, Limit, listItems, Phone, PlannedRequests, ShortText, Tags, WithCustomFields } from './common.js';
 
@@ -12,17 +12,22 @@ export const searchLeadByContact = defineTool({
   description: `Answers "is this person already a lead?": finds contacts by email and/or phone (any format; normalised to E.164) and returns them with their leads, open ones first. Use it before creating a lead. ${UNTRUSTED}`,
   effect: 'read',
   providers: ['kommo', 'bitrix24'],
-  input: z.object({ email: Email.optional(), phone: Phone.optional() }),
+  input: z.object({ email: Email.optional(), phone: Phone.optional(), with_custom_fields: WithCustomFields }),
   output: z.object({
     query: z.object({ email: z.string().optional(), phone: z.string().optional(), phone_e164: z.string().nullable().optional() }),
     found: z.boolean(),
-    contacts: z.array(Contact),
-    leads: z.array(Lead),
+    contacts: z.array(ContactItem),
+    leads: z.array(LeadItem),
   }),
-  async handler({ email, phone }, { provider, ctx }) {
+  async handler({ email, phone, with_custom_fields }, { provider, ctx }) {
     if (!email && !phone) throw validationError('Give `email` and/or `phone`.');
     const r = await provider.searchLeadByContact(ctx, { email, phone });
-    return { ...r, found: r.leads.length > 0 };
+    return {
+      ...r,
+      found: r.leads.length > 0,
+      contacts: listItems({ items: r.contacts }, with_custom_fields).items,
+      leads: listItems({ items: r.leads }, with_custom_fields).items,
+    };
   },
 });
 

@@ -65,7 +65,7 @@ export function num(v: unknown): Id | null {
 export function iso(v: unknown): string | null {
   if (typeof v !== 'string' || !v) return null;
   const t = Date.parse(v);
-  return Number.isNaN(t) ? null : new Date(t).toISOString();
+  return Number.isNaN(t) ? null : new Date(t).toISOString().replace('.000Z', 'Z');
 }
 
 export function str(v: unknown): string | null {

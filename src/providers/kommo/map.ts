@@ -89,7 +89,7 @@ export interface Lookups {
 }
 
 export function iso(ts: number | null | undefined): string | null {
-  return typeof ts === 'number' && ts > 0 ? new Date(ts * 1000).toISOString() : null;
+  return typeof ts === 'number' && ts > 0 ? new Date(ts * 1000).toISOString().replace('.000Z', 'Z') : null;
 }
 
 export function stageType(status: Pick<KStatus, 'id' | 'type'>): 'incoming' | 'open' | 'won' | 'lost' {
