@@ -45,6 +45,9 @@ export interface HttpServerOptions {
   shutdownTimeoutMs?: number;
 }
 
+/** Idle MCP servers kept per policy scope for reuse (the stateless transport is per request). */
+const MAX_IDLE_SERVERS = 8;
+
 const rpcError = (code: number, message: string) => JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null });
 
 function hostname(h: string | undefined): string {
@@ -180,6 +183,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     return true;
   };
 
+  const idle = new Map<string, McpServer[]>();
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/healthz') {
@@ -231,11 +235,19 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       return;
     }
     for (const [k, v] of Object.entries(cors)) res.setHeader(k, v);
-    const server = o.makeServer({ narrow: narrowFromHeaders(req.headers) });
+    const scope = { narrow: narrowFromHeaders(req.headers) };
+    // Stateless: every request gets its own transport. Servers are reused once their request is over
+    // (per policy scope), which saves building the tool set for every request.
+    const key = JSON.stringify(scope.narrow ?? {});
+    const server = idle.get(key)?.pop() ?? o.makeServer(scope);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
-      void transport.close();
-      void server.close();
+      void transport.close().then(() => {
+        // Closing the transport disconnected the server; keep a few idle ones for the next requests.
+        const pool = idle.get(key) ?? [];
+        if (!server.isConnected() && pool.length < MAX_IDLE_SERVERS) idle.set(key, [...pool, server]);
+        else void server.close();
+      });
     });
     try {
       await server.connect(transport);
