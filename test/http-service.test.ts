@@ -225,6 +225,28 @@ describe('per-request narrowing only tightens', () => {
     await http.close();
   });
 
+  it('reused servers never carry the narrowing of one request into another (interleaved, concurrent)', async () => {
+    const http = await serve(FULL);
+    const ro = await connect(http.url, { authorization: `Bearer ${TOKEN}`, 'X-CRM-Read-Only': 'true' });
+    const full = await connect(http.url, { authorization: `Bearer ${TOKEN}` });
+    for (let round = 0; round < 5; round++) {
+      const [a, b] = await Promise.all([ro.listTools(), full.listTools()]);
+      expect(a.tools.map((t) => t.name)).not.toContain('create_lead');
+      expect(b.tools.map((t) => t.name)).toContain('create_lead');
+    }
+    emu.resetLog();
+    const calls = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        (i % 2 ? full : ro).callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/leads/tags', body: [{ name: `pool-${i}` }] } }),
+      ),
+    );
+    calls.forEach((r, i) => expect((r as CallToolResult).isError ?? false, `call ${i}: ${JSON.stringify((r as CallToolResult).content).slice(0, 300)}`).toBe(i % 2 === 0));
+    expect(writesTo(emu.requests)).toHaveLength(6);
+    await ro.close();
+    await full.close();
+    await http.close();
+  });
+
   it('X-CRM-Safe-Mode: true keeps creates and drops updates', async () => {
     const http = await serve(WRITE);
     const { client, list } = await names(http.url, { 'X-CRM-Safe-Mode': 'true' });
