@@ -1,6 +1,6 @@
 /**
  * Contract test: the Bitrix24 emulator's answers against the real examples in
- * shared/research/fixtures/bitrix24/ (INDEX.md lists their sources). Key structure must match recursively
+ * test/fixtures/bitrix24/ (a copy of shared/research/fixtures/bitrix24/; INDEX.md lists their sources). Key structure must match recursively
  * (arrays may differ in length, scalars in value); error bodies must match exactly.
  */
 import { readFile } from 'node:fs/promises';
@@ -8,7 +8,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO, startBitrixEmulator, type BitrixEmulator } from '../src/sandbox/bitrix24/index.js';
 
-const FIXTURES = new URL('../../shared/research/fixtures/bitrix24/', import.meta.url);
+const FIXTURES = new URL('./fixtures/bitrix24/', import.meta.url);
 
 async function fixture<T = unknown>(name: string): Promise<T> {
   return JSON.parse(await readFile(new URL(name, FIXTURES), 'utf8')) as T;

@@ -1,6 +1,6 @@
 /**
  * Contract test: the Kommo emulator's answers have the same structure as the real responses collected in
- * `shared/research/fixtures/kommo/` (same keys at every level, same JSON types where both sides have a value;
+ * `test/fixtures/kommo/` (a copy of shared/research/fixtures/kommo/; same keys at every level, same JSON types where both sides have a value;
  * arrays may differ in length, scalars in value), and the static error bodies are byte-for-byte the same.
  */
 import { readFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO } from '../src/sandbox/kommo/demo-data.js';
 import { startKommoEmulator, type KommoEmulator } from '../src/sandbox/kommo/index.js';
 
-const FIXTURES = new URL('../../shared/research/fixtures/kommo/', import.meta.url);
+const FIXTURES = new URL('./fixtures/kommo/', import.meta.url);
 const fixture = (name: string): unknown => JSON.parse(readFileSync(new URL(name, FIXTURES), 'utf8'));
 
 const oauth = { clientId: 'contract-client', clientSecret: 'contract-secret', redirectUri: 'https://example.org/cb' };
