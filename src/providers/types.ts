@@ -36,6 +36,7 @@ export const Lead = z.object({
   custom_fields: z.array(CustomFieldValue),
   created_at: z.string().nullable(),
   updated_at: z.string().nullable(),
+  /** Present on closed (won/lost) records only. */
   closed_at: z.string().nullable().optional(),
 }).meta({ id: 'Lead' });
 export type Lead = z.infer<typeof Lead>;

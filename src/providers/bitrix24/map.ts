@@ -127,7 +127,7 @@ export function mapDeal(r: Row, l: BLookups): Lead {
     custom_fields: customValues(r, l.dealFields),
     created_at: iso(r.DATE_CREATE),
     updated_at: iso(r.DATE_MODIFY),
-    closed_at: r.CLOSED === 'Y' ? iso(r.CLOSEDATE) : null,
+    ...(r.CLOSED === 'Y' && iso(r.CLOSEDATE) ? { closed_at: iso(r.CLOSEDATE) } : {}),
   };
 }
 
@@ -151,7 +151,7 @@ export function mapLeadRow(r: Row, l: BLookups): Lead {
     custom_fields: customValues(r, l.leadFields),
     created_at: iso(r.DATE_CREATE),
     updated_at: iso(r.DATE_MODIFY),
-    closed_at: iso(r.DATE_CLOSED),
+    ...(iso(r.DATE_CLOSED) ? { closed_at: iso(r.DATE_CLOSED) } : {}),
   };
 }
 

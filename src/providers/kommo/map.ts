@@ -140,7 +140,8 @@ export function mapLead(raw: KLead, l: Lookups): Lead {
     custom_fields: cfValues(raw.custom_fields_values),
     created_at: iso(raw.created_at),
     updated_at: iso(raw.updated_at),
-    closed_at: iso(raw.closed_at),
+    // Only closed leads carry closed_at (fewer bytes per open lead).
+    ...(raw.closed_at ? { closed_at: iso(raw.closed_at) } : {}),
   };
 }
 
