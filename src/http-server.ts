@@ -244,8 +244,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     res.on('close', () => {
       void transport.close().then(() => {
         // Closing the transport disconnected the server; keep a few idle ones for the next requests.
-        const pool = idle.get(key) ?? [];
-        if (!server.isConnected() && pool.length < MAX_IDLE_SERVERS) idle.set(key, [...pool, server]);
+        const pool = idle.get(key) ?? idle.set(key, []).get(key)!;
+        if (!server.isConnected() && pool.length < MAX_IDLE_SERVERS) pool.push(server);
         else void server.close();
       });
     });

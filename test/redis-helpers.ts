@@ -3,8 +3,8 @@
  * `redis-server` a test can stop and restart. In CI a missing Redis fails the test; it never skips.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync } from 'node:fs';
+import { freePort } from './cli-helpers.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,17 +20,6 @@ export function redisAvailable(): boolean {
   if (!ok && IN_CI) throw new Error('Redis is required in CI: install redis-server (Debian package) or set CRM_TEST_REDIS_URL');
   if (!ok) process.stderr.write('\n[redis tests skipped: no redis-server here; .ci/run installs it]\n');
   return ok;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface PrivateRedis {
@@ -78,4 +67,13 @@ export async function testRedisUrl(db: number): Promise<{ url: string; close(): 
   }
   const r = await startPrivateRedis();
   return { url: r.url, close: r.stop };
+}
+
+/** Calls `attempt` until it succeeds (Redis reconnecting), at most `tries` times 100 ms apart. */
+export async function recovers(attempt: () => Promise<boolean>, tries = 50): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (await attempt()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
 }

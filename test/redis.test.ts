@@ -13,7 +13,7 @@ import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
 import { openStore, type Store } from '../src/store/store.js';
 import type { TokenRecord } from '../src/providers/oauth.js';
 import { connectKommo, errorOf, startKommo, text } from './helpers.js';
-import { redisAvailable, startPrivateRedis, testRedisUrl } from './redis-helpers.js';
+import { recovers, redisAvailable, startPrivateRedis, testRedisUrl } from './redis-helpers.js';
 
 const RUN = redisAvailable();
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -206,12 +206,7 @@ describe.runIf(RUN)('Redis going away', () => {
     expect(e.message).toMatch(/Redis/);
     expect(emu.requests).toHaveLength(0);
     await r.start();
-    let ok = false;
-    for (let i = 0; i < 50 && !ok; i++) {
-      ok = !(await call()).isError;
-      if (!ok) await new Promise((res) => setTimeout(res, 100));
-    }
-    expect(ok).toBe(true);
+    expect(await recovers(async () => !(await call()).isError)).toBe(true);
     await c.close();
     await s.close();
     await r.stop();
@@ -237,12 +232,7 @@ describe.runIf(RUN)('Redis going away during a token refresh', () => {
     expect(e.message).not.toMatch(/Unexpected/);
     expect(emu.stats.refreshes, 'no refresh token was spent while the store was down').toBe(refreshes);
     await r.start();
-    let ok = false;
-    for (let i = 0; i < 50 && !ok; i++) {
-      ok = !(await call()).isError;
-      if (!ok) await new Promise((res) => setTimeout(res, 100));
-    }
-    expect(ok).toBe(true);
+    expect(await recovers(async () => !(await call()).isError)).toBe(true);
     expect(emu.stats.refreshes).toBe(refreshes + 1);
     await c.close();
     await s.close();

@@ -10,24 +10,10 @@ export interface RateLimiter {
   readonly waiting: number;
 }
 
-/**
- * At most `limit` requests in any window of `windowMs`, as the CRM counts them on arrival. We cannot see
- * the arrival time, only that it lies between our send and our response, so a request holds its slot
- * from send until `windowMs` after its response: then no window at the CRM can hold more than `limit`,
- * however the network delays individual requests.
- */
-export class SlidingWindowLimiter implements RateLimiter {
-  /** One entry per request: its response time, or Infinity while it is in flight. */
-  private readonly slots: number[] = [];
-  private chain: Promise<void> = Promise.resolve();
+/** Callers wait in FIFO order, one `take` at a time, whether earlier callers were admitted or aborted. */
+export abstract class FifoLimiter implements RateLimiter {
+  private chain: Promise<unknown> = Promise.resolve();
   private queued = 0;
-  private wake: (() => void) | undefined;
-
-  constructor(
-    private readonly limit: number,
-    private readonly windowMs: number,
-    private readonly now: () => number = Date.now,
-  ) {}
 
   get waiting(): number {
     return this.queued;
@@ -35,18 +21,37 @@ export class SlidingWindowLimiter implements RateLimiter {
 
   acquire(signal?: AbortSignal): Promise<() => void> {
     this.queued += 1;
-    const turn = this.chain.then(() => this.waitForSlot(signal));
-    // The chain continues whether this caller succeeded or was aborted.
-    this.chain = turn.then(
-      () => undefined,
-      () => undefined,
-    );
+    const turn = this.chain.then(() => this.take(signal));
+    this.chain = turn.catch(() => undefined);
     return turn.finally(() => {
       this.queued -= 1;
     });
   }
 
-  private async waitForSlot(signal?: AbortSignal): Promise<() => void> {
+  /** Waits until one request may be sent; returns the function to call when its response has arrived. */
+  protected abstract take(signal?: AbortSignal): Promise<() => void>;
+}
+
+/**
+ * At most `limit` requests in any window of `windowMs`, as the CRM counts them on arrival. We cannot see
+ * the arrival time, only that it lies between our send and our response, so a request holds its slot
+ * from send until `windowMs` after its response: then no window at the CRM can hold more than `limit`,
+ * however the network delays individual requests.
+ */
+export class SlidingWindowLimiter extends FifoLimiter {
+  /** One entry per request: its response time, or Infinity while it is in flight. */
+  private readonly slots: number[] = [];
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    super();
+  }
+
+  protected async take(signal?: AbortSignal): Promise<() => void> {
     for (;;) {
       signal?.throwIfAborted();
       const t = this.now();
@@ -80,37 +85,20 @@ export class SlidingWindowLimiter implements RateLimiter {
  * Mirrors a leaky bucket on the server (Bitrix24: capacity 50, draining 2 per second): a request is sent
  * only when it fits in the bucket as we model it.
  */
-export class LeakyBucketLimiter implements RateLimiter {
+export class LeakyBucketLimiter extends FifoLimiter {
   private level = 0;
   private last: number;
-  private chain: Promise<void> = Promise.resolve();
-  private queued = 0;
 
   constructor(
     private readonly capacity: number,
     private readonly drainPerSecond: number,
     private readonly now: () => number = Date.now,
   ) {
+    super();
     this.last = now();
   }
 
-  get waiting(): number {
-    return this.queued;
-  }
-
-  acquire(signal?: AbortSignal): Promise<() => void> {
-    this.queued += 1;
-    const turn = this.chain.then(() => this.waitForRoom(signal));
-    this.chain = turn.then(
-      () => undefined,
-      () => undefined,
-    );
-    return turn.finally(() => {
-      this.queued -= 1;
-    });
-  }
-
-  private async waitForRoom(signal?: AbortSignal): Promise<() => void> {
+  protected async take(signal?: AbortSignal): Promise<() => void> {
     for (;;) {
       signal?.throwIfAborted();
       const t = this.now();

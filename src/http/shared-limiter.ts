@@ -13,8 +13,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
-import type { RateLimiter } from './limiter.js';
-import { sleep } from './limiter.js';
+import { FifoLimiter, sleep } from './limiter.js';
 import { CrmError } from './errors.js';
 import type { RedisClient } from '../store/store.js';
 
@@ -26,26 +25,8 @@ function unreachable(e: unknown): CrmError {
   });
 }
 
-/** FIFO within the process, so local callers do not stampede Redis. */
-abstract class Queued implements RateLimiter {
-  private chain: Promise<unknown> = Promise.resolve();
-  private queued = 0;
-  get waiting(): number {
-    return this.queued;
-  }
-  acquire(signal?: AbortSignal): Promise<() => void> {
-    this.queued += 1;
-    const turn = this.chain.then(() => this.take(signal));
-    this.chain = turn.catch(() => undefined);
-    return turn.finally(() => {
-      this.queued -= 1;
-    });
-  }
-  protected abstract take(signal?: AbortSignal): Promise<() => void>;
-}
-
 /** Bitrix24's leaky bucket on rate-limiter-flexible (see the module comment for the numbers). */
-export class SharedBucketLimiter extends Queued {
+export class SharedBucketLimiter extends FifoLimiter {
   private readonly rl: RateLimiterRedis;
   constructor(
     redis: RedisClient,
@@ -97,7 +78,7 @@ return 1
 `;
 
 /** Kommo's sliding second across instances (see the module comment). */
-export class SharedSlidingWindowLimiter extends Queued {
+export class SharedSlidingWindowLimiter extends FifoLimiter {
   constructor(
     private readonly redis: RedisClient,
     private readonly key: string,

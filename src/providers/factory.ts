@@ -16,18 +16,18 @@ export interface ProviderDeps {
 
 export async function buildProviders(config: AppConfig, deps: ProviderDeps): Promise<CrmProvider[]> {
   // Shared (Redis) limiters load rate-limiter-flexible: only when a Redis store is configured.
-  const { SharedBucketLimiter, SharedSlidingWindowLimiter } = deps.store.redis ? await import('../http/shared-limiter.js') : ({} as typeof import('../http/shared-limiter.js'));
+  const shared = deps.store.redis ? await import('../http/shared-limiter.js') : undefined;
   const out: CrmProvider[] = [];
   for (const c of config.connections) {
     if (c.provider === 'kommo') {
       // With Redis, the limit holds for the sum of all instances on the account.
-      const limiter = deps.store.redis ? new SharedSlidingWindowLimiter(deps.store.redis, `crm-mcp:limit:kommo:${new URL(c.baseUrl).host}`, KOMMO_RPS, 1010, config.http.timeoutMs) : undefined;
+      const limiter = shared && deps.store.redis ? new shared.SharedSlidingWindowLimiter(deps.store.redis, `crm-mcp:limit:kommo:${new URL(c.baseUrl).host}`, KOMMO_RPS, 1010, config.http.timeoutMs) : undefined;
       const p = new KommoProvider(c, { limiter, store: deps.store, timeoutMs: config.http.timeoutMs, maxRetries: config.http.maxRetries, logger: deps.logger, onEvent: deps.onEvent });
       await p.init();
       out.push(p);
     } else {
       const plan = BITRIX_PLANS[c.plan];
-      const limiter = deps.store.redis ? new SharedBucketLimiter(deps.store.redis, `bitrix:${bitrixHost(c)}`, { capacity: plan.capacity, drainPerSecond: plan.drain }) : undefined;
+      const limiter = shared && deps.store.redis ? new shared.SharedBucketLimiter(deps.store.redis, `bitrix:${bitrixHost(c)}`, { capacity: plan.capacity, drainPerSecond: plan.drain }) : undefined;
       const p = new BitrixProvider(c, { limiter, store: deps.store, timeoutMs: config.http.timeoutMs, maxRetries: config.http.maxRetries, logger: deps.logger, onEvent: deps.onEvent });
       await p.init();
       out.push(p);

@@ -63,20 +63,24 @@ class LocalLocks {
 }
 
 class KeyvStore implements Store {
-  private readonly locks = new LocalLocks();
+  protected readonly locks = new LocalLocks();
   constructor(
     protected readonly kv: Keyv,
     readonly description: string,
   ) {}
+  /** Runs one backend operation; subclasses turn backend failures into a StoreError. */
+  protected guard<T>(_what: string, op: () => Promise<T>): Promise<T> {
+    return op();
+  }
   async get<T>(key: string): Promise<T | undefined> {
-    return (await this.kv.get(key)) as T | undefined;
+    return (await this.guard('read', () => this.kv.get(key))) as T | undefined;
   }
   async set<T>(key: string, value: T, ttlMs?: number): Promise<void> {
-    const ok = await this.kv.set(key, value, ttlMs);
+    const ok = await this.guard('write', () => this.kv.set(key, value, ttlMs));
     if (ok === false) throw new StoreError(`store write failed for ${key}`);
   }
   async delete(key: string): Promise<void> {
-    await this.kv.delete(key);
+    await this.guard('delete', () => this.kv.delete(key));
   }
   withLock<T>(name: string, _ttlMs: number, fn: () => Promise<T>): Promise<T> {
     return this.locks.run(name, fn);
@@ -92,56 +96,32 @@ class KeyvStore implements Store {
 const UNLOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 /** Redis through @keyv/redis; the same client serves locks (SET NX PX + compare-and-delete) and limiters. */
-class RedisStore implements Store {
-  private readonly locks = new LocalLocks();
+class RedisStore extends KeyvStore {
   constructor(
-    private readonly kv: Keyv,
+    kv: Keyv,
     readonly redis: RedisClient,
-    readonly description: string,
-  ) {}
-
-  private wrap(e: unknown, what: string): StoreError {
-    const why = redact((e as Error)?.message ?? String(e));
-    return new StoreError(`The Redis store is unreachable (${what}: ${why}). Check CRM_MCP_STORE and that Redis is running; calls resume when it is back.`, { cause: e });
+    description: string,
+  ) {
+    super(kv, description);
   }
 
-  async get<T>(key: string): Promise<T | undefined> {
+  protected override async guard<T>(what: string, op: () => Promise<T>): Promise<T> {
     try {
-      return (await this.kv.get(key)) as T | undefined;
+      return await op();
     } catch (e) {
-      throw this.wrap(e, 'read');
-    }
-  }
-  async set<T>(key: string, value: T, ttlMs?: number): Promise<void> {
-    let ok: boolean;
-    try {
-      ok = await this.kv.set(key, value, ttlMs);
-    } catch (e) {
-      throw this.wrap(e, 'write');
-    }
-    if (ok === false) throw new StoreError(`Redis did not store ${key}`);
-  }
-  async delete(key: string): Promise<void> {
-    try {
-      await this.kv.delete(key);
-    } catch (e) {
-      throw this.wrap(e, 'delete');
+      const why = redact((e as Error)?.message ?? String(e));
+      throw new StoreError(`The Redis store is unreachable (${what}: ${why}). Check CRM_MCP_STORE and that Redis is running; calls resume when it is back.`, { cause: e });
     }
   }
 
   /** Local chain first (one waiter per process), then the Redis lock across processes. */
-  withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<T> {
+  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<T> {
     return this.locks.run(name, async () => {
       const key = `crm-mcp:lock:${name}`;
       const token = randomUUID();
       const deadline = Date.now() + ttlMs * 2;
       for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
-        let got: string | null;
-        try {
-          got = await this.redis.set(key, token, { NX: true, PX: ttlMs });
-        } catch (e) {
-          throw this.wrap(e, 'lock');
-        }
+        const got = await this.guard('lock', () => this.redis.set(key, token, { NX: true, PX: ttlMs }));
         if (got === 'OK') break;
         if (Date.now() > deadline) throw new StoreError(`Timed out waiting for the lock ${name} held by another crm-mcp instance.`);
         await new Promise((r) => setTimeout(r, wait));
@@ -154,15 +134,11 @@ class RedisStore implements Store {
     });
   }
 
-  async ping(): Promise<void> {
-    try {
-      await this.redis.ping();
-    } catch (e) {
-      throw this.wrap(e, 'ping');
-    }
+  override async ping(): Promise<void> {
+    await this.guard('ping', () => this.redis.ping());
   }
 
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     await this.redis.close().catch(() => undefined);
   }
 }

@@ -193,14 +193,7 @@ export class BitrixProvider implements CrmProvider {
   /** A method blocked by OPERATION_TIME_LIMIT is not called again before its reset: nothing is sent. */
   private checkOperating(method: string): void {
     const until = this.operating.get(method)?.blockedUntil;
-    if (until === undefined || until <= Date.now()) return;
-    const sec = Math.ceil((until - Date.now()) / 1000);
-    throw new CrmError({
-      code: 'rate_limited',
-      retryable: true,
-      retryAfterMs: until - Date.now(),
-      message: `Bitrix24 has paused ${method} for this webhook/app (OPERATION_TIME_LIMIT: its processing-time budget for 10 minutes is spent). Other methods still work; retry ${method} in about ${sec} s.`,
-    });
+    if (until !== undefined && until > Date.now()) throw pausedError(method, until);
   }
 
   /** On OPERATION_TIME_LIMIT (§5) pause that method until `operating_reset_at` (at least 10 s, as the official SDK does). */
@@ -212,12 +205,7 @@ export class BitrixProvider implements CrmProvider {
     const now = Date.now();
     entry.blockedUntil = Math.max(now + 10_000, entry.resetAt && entry.resetAt > now ? entry.resetAt : now + 60_000);
     this.operating.set(method, entry);
-    try {
-      this.checkOperating(method);
-    } catch (blocked) {
-      return blocked;
-    }
-    return e;
+    return pausedError(method, entry.blockedUntil);
   }
 
   private movedTo(e: unknown): string | undefined {
@@ -420,7 +408,7 @@ export class BitrixProvider implements CrmProvider {
     const rest = rows.slice(limit);
     const last = out.at(-1);
     if (last && (rest.length > 0 || !exhausted)) this.readAhead.put(`${scan}|${Number(last.ID)}`, { rows: rest, exhausted });
-    return { rows: out, hasMore: rest.length > 0 || (!exhausted && rows.length > limit) };
+    return { rows: out, hasMore: rest.length > 0 };
   }
 
   private page<T>(rows: Row[], hasMore: boolean, map: (r: Row) => T, cursorState: Record<string, unknown>): Page<T> {
@@ -1008,6 +996,15 @@ function bxDate(v: string, field: string): string {
   const t = Date.parse(v);
   if (Number.isNaN(t)) throw validationError(`${field}: "${v}" is not a date; use ISO 8601 like 2026-11-01.`);
   return new Date(t).toISOString().replace(/\.\d{3}Z$/, '+00:00');
+}
+
+function pausedError(method: string, until: number): CrmError {
+  return new CrmError({
+    code: 'rate_limited',
+    retryable: true,
+    retryAfterMs: until - Date.now(),
+    message: `Bitrix24 has paused ${method} for this webhook/app (OPERATION_TIME_LIMIT: its processing-time budget for 10 minutes is spent). Other methods still work; retry ${method} in about ${Math.ceil((until - Date.now()) / 1000)} s.`,
+  });
 }
 
 /** The normalised methods a batch `cmd` map calls (`method?query` values). */
