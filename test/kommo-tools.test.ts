@@ -63,6 +63,12 @@ describe('reads', () => {
     expect(full.items.some((l) => (l.custom_fields ?? []).length > 0)).toBe(true);
     // `code` appears only where a field has one (never as null).
     for (const f of full.items.flatMap((l) => l.custom_fields ?? [])) expect(f.code === undefined || typeof f.code === 'string').toBe(true);
+    // closed_at only on closed (won/lost) leads.
+    const all = structured<PageOut<Item & { stage: { type: string } | null; closed_at?: string | null }>>(await c.call('list_leads', { limit: 250 })).items;
+    for (const l of all.filter((x) => x.stage?.type === 'open' || x.stage?.type === 'incoming')) expect(l, `lead ${l.id}`).not.toHaveProperty('closed_at');
+    const closed = all.filter((x) => x.stage?.type === 'won' || x.stage?.type === 'lost');
+    expect(closed.length).toBeGreaterThan(0);
+    for (const l of closed) expect(typeof l.closed_at, `lead ${l.id}`).toBe('string');
     const contacts = structured<PageOut<Item>>(await c.call('list_contacts', { limit: 5 }));
     for (const x of contacts.items) expect(x).not.toHaveProperty('custom_fields');
     const one = structured<{ lead: Item }>(await c.call('get_lead', { id: full.items[0]!.id }));
