@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { configWarnings } from './config/checks.js';
 import { ConfigError, loadConfig, type Connection } from './config/config.js';
 import { buildProviders } from './providers/factory.js';
 import { createServer, planTools } from './server.js';
@@ -99,17 +100,32 @@ async function main(argv: string[]): Promise<void> {
     if (learnt) env = { ...process.env, KOMMO_BASE_URL: learnt };
   }
   const config = loadConfig({ env, configPath: values.config, connections: sandboxConnections });
+  // Refuse an open bind before anything starts or is logged as starting (startHttpServer checks again).
+  const { isLoopback } = values.http ? await import('./http-server.js') : { isLoopback: () => true };
+  if (values.http && !isLoopback(values.host!) && !config.service.token) {
+    throw new ConfigError([`CRM_MCP_HTTP_TOKEN: required to listen on ${values.host} (anything but loopback): without it anyone who can reach the port could use your CRM. Set a long random token (e.g. \`openssl rand -hex 32\`) or bind to 127.0.0.1.`]);
+  }
   const logger = createLogger({ level: config.logLevel as LogLevel });
   setLogger(logger);
+  for (const warning of configWarnings(config)) logger.warn(warning);
   const store = await openStore(config.store ?? (values.sandbox ? 'memory' : undefined));
   cleanups.push(() => store.close());
+  const auditFile = config.service.auditLog === false ? undefined : (config.service.auditLog ?? (values.sandbox ? undefined : join(defaultDataDir(), 'audit.log')));
+  const audit = config.service.auditLog === false ? undefined : new AuditLog({ file: auditFile, maxBytes: config.service.auditMaxBytes, keep: config.service.auditKeep });
+  // With writes on, the audit log fails closed: refuse to start rather than serve writes nobody could review.
+  if (audit && config.connections.some((c) => c.policy.allowWrites)) {
+    await audit.ensureWritable().catch((err: unknown) => {
+      const why = ((err as Error).cause as { code?: string } | undefined)?.code ?? 'not writable';
+      throw new ConfigError([
+        `CRM_MCP_AUDIT_LOG: the audit log ${auditFile} cannot be written (${why}), and writes are enabled (CRM_ALLOW_WRITES=true): every write must leave an audit line. Point CRM_MCP_AUDIT_LOG at a writable file (its directory is created if missing), fix the permissions, or set CRM_MCP_AUDIT_LOG=off to run without an audit log.`,
+      ]);
+    });
+  }
   // Metrics are served over HTTP only; the audit log is kept in both modes (in memory for the sandbox's demo data).
   // Loaded only with --http: the stdio start-up does not pay for prom-client or the HTTP transport.
   const metrics = values.http && config.service.metrics !== false ? new (await import('./metrics/metrics.js')).Metrics() : undefined;
   const providers = await buildProviders(config, { store, logger, onEvent: metrics?.onHttpEvent });
   metrics?.watchProviders(providers);
-  const auditFile = config.service.auditLog === false ? undefined : (config.service.auditLog ?? (values.sandbox ? undefined : join(defaultDataDir(), 'audit.log')));
-  const audit = config.service.auditLog === false ? undefined : new AuditLog({ file: auditFile });
   const deps = { config, providers, audit, metrics };
   const plan = planTools(deps);
   logger.info(
@@ -125,11 +141,8 @@ async function main(argv: string[]): Promise<void> {
   process.once('SIGTERM', () => void shutdown());
 
   if (values.http) {
-    const { isLoopback, startHttpServer } = await import('./http-server.js');
+    const { startHttpServer } = await import('./http-server.js');
     const host = values.host!;
-    if (!isLoopback(host) && !config.service.token) {
-      throw new ConfigError([`CRM_MCP_HTTP_TOKEN: required to listen on ${host} (anything but loopback): without it anyone who can reach the port could use your CRM. Set a long random token (e.g. \`openssl rand -hex 32\`) or bind to 127.0.0.1.`]);
-    }
     const ready = async () => {
       // A probe read proves the store answers (file, or Redis when configured); bounded so a hung store fails the probe.
       const storeOk = await Promise.race([

@@ -2,7 +2,8 @@
  * Streamable HTTP at /mcp, stateless: a fresh McpServer and transport per request, so any instance can
  * answer any request. Guards, in order: Host (DNS rebinding on loopback), Origin (a browser page from a site
  * not on the allow list), the bearer token, the method, the body size. /metrics sits behind the same token;
- * /healthz is a readiness probe. close() stops accepting and lets in-flight calls finish.
+ * /healthz is a readiness probe that says only ok/unavailable unless the caller sends the token. close()
+ * stops accepting and lets in-flight calls finish.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -37,7 +38,7 @@ export interface HttpServerOptions {
   token?: string;
   /** Browser origins allowed to call /mcp (and answered CORS preflights); none by default. */
   corsOrigins?: string[];
-  /** Readiness for /healthz: 200 when ok, 503 otherwise, with the details as JSON. */
+  /** Readiness for /healthz: 200 when ok, 503 otherwise; the details are shown only to a caller with the token. */
   ready?: () => Promise<Readiness>;
   /** Prometheus exposition for /metrics; absent = no /metrics. */
   metrics?: { contentType: string; render(): Promise<string> };
@@ -60,22 +61,35 @@ export function isLoopback(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
 }
 
-const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const CLEAR_FALSE = new Set(['0', 'false', 'no', 'off']);
+const CLEAR_TRUE = new Set(['1', 'true', 'yes', 'on']);
 
 /**
- * Per-request narrowing from headers. Only the tightening direction is read: `X-CRM-Read-Only: true`,
- * `X-CRM-Safe-Mode: true`, `X-CRM-Allow-Delete: false`. A header asking for more (read-only false, allow
- * delete true) is ignored, as is anything unparsable.
+ * Per-request narrowing from headers: `X-CRM-Read-Only`, `X-CRM-Safe-Mode`, `X-CRM-Allow-Delete: false`,
+ * `X-CRM-Allow-Admin: false`. They fail closed: a header that is present narrows unless its value is one
+ * clear word that does not (read-only/safe-mode: a clear "false"; allow-delete/allow-admin: a clear "true",
+ * which still cannot widen the operator's flags). A repeated header ("true, false" once joined), a list, a
+ * typo or an empty value narrows, so a client cannot undo what a proxy added by sending its own copy.
  */
 export function narrowFromHeaders(headers: IncomingMessage['headers']): Partial<PolicyFlags> {
-  const v = (name: string) => {
+  /** undefined: absent; otherwise the single clear word, or null when it is not one clear word. */
+  const word = (name: string): string | null | undefined => {
     const raw = headers[name];
-    return (Array.isArray(raw) ? raw[0] : raw)?.trim().toLowerCase();
+    if (raw === undefined) return undefined;
+    const values = Array.isArray(raw) ? raw : [raw];
+    if (values.length !== 1) return null;
+    const v = values[0]!.trim().toLowerCase();
+    return /^[a-z0-9]+$/.test(v) ? v : null;
   };
   const narrow: Partial<PolicyFlags> = {};
-  if (TRUE.has(v('x-crm-read-only') ?? '')) narrow.allowWrites = false;
-  if (TRUE.has(v('x-crm-safe-mode') ?? '')) narrow.safeMode = true;
-  if (['0', 'false', 'no', 'off'].includes(v('x-crm-allow-delete') ?? '')) narrow.allowDelete = false;
+  const readOnly = word('x-crm-read-only');
+  if (readOnly !== undefined && !(readOnly !== null && CLEAR_FALSE.has(readOnly))) narrow.allowWrites = false;
+  const safe = word('x-crm-safe-mode');
+  if (safe !== undefined && !(safe !== null && CLEAR_FALSE.has(safe))) narrow.safeMode = true;
+  const del = word('x-crm-allow-delete');
+  if (del !== undefined && !(del !== null && CLEAR_TRUE.has(del))) narrow.allowDelete = false;
+  const admin = word('x-crm-allow-admin');
+  if (admin !== undefined && !(admin !== null && CLEAR_TRUE.has(admin))) narrow.allowAdmin = false;
   return narrow;
 }
 
@@ -111,7 +125,7 @@ function readBody(req: IncomingMessage, max: number): Promise<string> {
   });
 }
 
-const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id, x-crm-read-only, x-crm-safe-mode, x-crm-allow-delete';
+const CORS_ALLOW_HEADERS = 'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id, x-crm-read-only, x-crm-safe-mode, x-crm-allow-delete, x-crm-allow-admin';
 
 export interface RunningHttpServer {
   server: Server;
@@ -195,7 +209,12 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
           r = { ok: false, details: { error: String((err as Error)?.message ?? err) } };
         }
       }
-      json(res, r.ok && !closing ? 200 : 503, JSON.stringify({ status: r.ok && !closing ? 'ok' : 'unavailable', ...(closing ? { shutting_down: true } : {}), ...r.details }));
+      // Probes need no token, so without one the answer is ready or not and nothing else: connection names
+      // and store state describe the deployment. The details are shown only to a caller with the bearer token.
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+      const detailed = expected !== undefined && m !== null && tokenMatches(m[1]!, expected);
+      const up = r.ok && !closing;
+      json(res, up ? 200 : 503, JSON.stringify({ status: up ? 'ok' : 'unavailable', ...(detailed ? { ...(closing ? { shutting_down: true } : {}), ...r.details } : {}) }));
       return;
     }
     if (path === '/metrics' && o.metrics) {

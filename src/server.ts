@@ -8,17 +8,16 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import * as z from 'zod';
 import type { AppConfig } from './config/config.js';
 import { CrmError } from './http/errors.js';
-import { allowedEffects, annotationsFor, decide, Grant, isAllowed, modeOf, narrowFlags, type Effect, type PolicyFlags } from './policy/policy.js';
+import { allowedEffects, annotationsFor, decide, EFFECTS, isAllowed, modeOf, narrowFlags, strongestEffect, type Effect, type PolicyFlags } from './policy/policy.js';
 import { toolSelected } from './policy/tool-filter.js';
 import type { CrmProvider } from './providers/types.js';
-import type { AnyTool, PolicyReport } from './tools/define.js';
+import { strongestEffectOf, type AnyTool, type PolicyReport } from './tools/define.js';
 import { ALL_TOOLS } from './tools/index.js';
-import { fail, ok, toCrmError } from './tools/result.js';
-import { observeRequests } from './http/client.js';
-import { auditEntry, safePriorValues, type AuditEntry, type AuditLog } from './audit/audit-log.js';
+import { invokeTool } from './tools/invoke.js';
+import { fail } from './tools/result.js';
+import type { AuditLog } from './audit/audit-log.js';
 import type { Metrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
-import { log } from './util/log.js';
 
 export interface ServerDeps {
   config: Pick<AppConfig, 'tools'>;
@@ -50,7 +49,8 @@ export interface ToolPlanEntry {
 
 export interface ToolPlan {
   enabled: ToolPlanEntry[];
-  disabled: Array<{ name: string; reason: string }>;
+  /** Tools that no connection may run, with the CRMs they exist for. */
+  disabled: Array<{ name: string; reason: string; providers: readonly string[] }>;
 }
 
 /** Minimum effect a tool can have (generic tools may read even when writes are off). */
@@ -63,7 +63,7 @@ export function planTools(deps: ServerDeps): ToolPlan {
   const disabled: ToolPlan['disabled'] = [];
   for (const tool of deps.tools ?? ALL_TOOLS) {
     if (!toolSelected(tool.name, deps.config.tools)) {
-      disabled.push({ name: tool.name, reason: 'excluded by CRM_TOOLS / CRM_EXCLUDE_TOOLS' });
+      disabled.push({ name: tool.name, reason: 'excluded by CRM_TOOLS / CRM_EXCLUDE_TOOLS', providers: tool.providers });
       continue;
     }
     const supporting = deps.providers.filter((p) => tool.providers.includes(p.kind));
@@ -71,7 +71,7 @@ export function planTools(deps: ServerDeps): ToolPlan {
     const allowed = supporting.filter((p) => isAllowed(effectiveFlags(deps, p), minimalEffect(tool)));
     if (allowed.length === 0) {
       const d = decide(effectiveFlags(deps, supporting[0]!), tool.effect);
-      disabled.push({ name: tool.name, reason: d.allow ? 'not allowed' : d.reason });
+      disabled.push({ name: tool.name, reason: d.allow ? 'not allowed' : d.reason, providers: tool.providers });
       continue;
     }
     enabled.push({ tool, connections: allowed });
@@ -79,13 +79,31 @@ export function planTools(deps: ServerDeps): ToolPlan {
   return { enabled, disabled };
 }
 
+/** What get_account shows for one connection: only tools that exist for its CRM, with why each is off there. */
 export function policyReport(provider: CrmProvider, plan: ToolPlan, flags: PolicyFlags = provider.policy): PolicyReport {
+  const here = plan.disabled.filter((d) => d.providers.includes(provider.kind)).map(({ name, reason }) => ({ name, reason }));
+  // A tool another connection may run but this one may not (per-connection flags).
+  for (const { tool, connections } of plan.enabled) {
+    if (!tool.providers.includes(provider.kind) || connections.includes(provider)) continue;
+    const d = decide(flags, tool.effect);
+    here.push({ name: tool.name, reason: d.allow ? 'not available on this connection' : d.reason });
+  }
   return {
     connection: provider.connection,
     mode: modeOf(flags),
     allowed_effects: allowedEffects(flags),
-    disabled_tools: plan.disabled,
+    disabled_tools: here,
   };
+}
+
+/**
+ * The effect the MCP hints describe: a typed tool's own; for a generic tool the strongest effect it can have
+ * under the policies of the connections it runs on, so a client never auto-approves a raw write.
+ */
+export function hintEffect(tool: AnyTool, flags: PolicyFlags[]): Effect {
+  if (!tool.effectOf) return tool.effect;
+  const cap = EFFECTS.indexOf(strongestEffectOf(tool));
+  return strongestEffect(flags.flatMap((f) => allowedEffects(f)).filter((e) => EFFECTS.indexOf(e) <= cap));
 }
 
 const INSTRUCTIONS =
@@ -107,8 +125,7 @@ function inputSchemaFor(tool: AnyTool, effects: Effect[], names: string[] | unde
   if (!byKey) inputCache.set(tool, (byKey = new Map()));
   const hit = byKey.get(key);
   if (hit) return hit;
-  // Generic tools advertise only what the policy allows (e.g. kommo_request's methods).
-  let input: z.ZodObject = tool.inputFor ? tool.inputFor(effects) : tool.input;
+  let input: z.ZodObject = tool.input;
   if (names) input = input.extend({ crm: z.enum(names as [string, ...string[]]).describe('Which configured CRM connection to use.') });
   input = input.strict();
   byKey.set(key, input);
@@ -124,8 +141,16 @@ export function createServer(deps: ServerDeps): McpServer {
   const plan = planTools(deps);
   const multi = deps.providers.length > 1;
 
+  const invokeDeps = {
+    metrics: deps.metrics,
+    audit: deps.audit,
+    flagsOf: (p: CrmProvider) => effectiveFlags(deps, p),
+    reportOf: (p: CrmProvider, flags: PolicyFlags) => policyReport(p, plan, flags),
+  };
+
   for (const { tool, connections } of plan.enabled) {
-    const effects = [...new Set(connections.flatMap((c) => allowedEffects(effectiveFlags(deps, c))))];
+    const flags = connections.map((c) => effectiveFlags(deps, c));
+    const effects = [...new Set(flags.flatMap((f) => allowedEffects(f)))];
     const input = inputSchemaFor(tool, effects, multi ? connections.map((c) => c.connection) : undefined);
 
     server.registerTool(
@@ -135,62 +160,16 @@ export function createServer(deps: ServerDeps): McpServer {
         description: tool.description,
         inputSchema: input,
         outputSchema: tool.output,
-        annotations: annotationsFor(tool.effect, tool.title),
+        annotations: annotationsFor(hintEffect(tool, flags), tool.title),
       },
       async (rawArgs: Record<string, unknown>, extra) => {
-        const started = Date.now();
         const { crm, ...args } = rawArgs;
         const provider = multi ? connections.find((c) => c.connection === crm) : connections[0];
-        const done = (outcome: string) => deps.metrics?.toolCall(tool.name, outcome, (Date.now() - started) / 1000);
         if (!provider) {
-          done('validation');
+          deps.metrics?.toolCall(tool.name, 'validation', 0);
           return fail(new CrmError({ code: 'validation', message: `Unknown crm "${String(crm)}"` }));
         }
-        const flags = effectiveFlags(deps, provider);
-        const effect: Effect = tool.effectOf ? tool.effectOf(args) : tool.effect;
-        // Every write decision, allowed or refused, goes to the audit log (generic tools: when this call writes).
-        const audit = effect !== 'read' ? deps.audit : undefined;
-        const draft = { connection: provider.connection, provider: provider.kind, tool: tool.name, effect, args, started };
-        const record = async (r: Parameters<typeof auditEntry>[1]) => {
-          if (audit) await audit.append(auditEntry(draft, r));
-        };
-        const decision = decide(flags, effect);
-        if (!decision.allow) {
-          log().info({ tool: tool.name, connection: provider.connection, effect, decision: 'deny' }, 'policy denied a tool call');
-          deps.metrics?.policyDenied(provider.connection, tool.name, effect);
-          done('policy_denied');
-          await record({ decision: 'deny', reason: decision.reason, outcome: 'policy_denied' });
-          return fail(new CrmError({ code: 'policy_denied', message: `${tool.name} refused: ${decision.reason}` }));
-        }
-        const dryRun = args.dry_run === true;
-        const prior: AuditEntry['prior'] = audit && effect === 'update' && !dryRun ? await safePriorValues(tool.name, args, provider, extra.signal) : undefined;
-        const requestIds: string[] = [];
-        try {
-          const out = await observeRequests(
-            (e) => {
-              if (e.requestId) requestIds.push(e.requestId);
-            },
-            () =>
-              tool.handler(args, {
-                provider,
-                // The grant is derived from the decision taken on the narrowed flags, so the HTTP core enforces those.
-                ctx: { grant: Grant.for(effect), signal: extra.signal, dryRun },
-                policy: policyReport(provider, plan, flags),
-                audit: deps.audit,
-              }),
-          );
-          done('ok');
-          await record({ decision: 'allow', outcome: 'ok', prior, result: out, requestIds });
-          return ok(out as Record<string, unknown>);
-        } catch (err) {
-          if (!(err instanceof CrmError)) log().error({ tool: tool.name, err: String((err as Error)?.stack ?? err) }, 'tool failed unexpectedly');
-          const e = toCrmError(err);
-          if (e.code === 'policy_denied') deps.metrics?.policyDenied(provider.connection, tool.name, effect);
-          done(e.code);
-          if (e.requestId) requestIds.push(e.requestId);
-          await record({ decision: 'allow', outcome: e.code, prior, requestIds });
-          return fail(err);
-        }
+        return invokeTool(tool, provider, args, extra.signal, invokeDeps);
       },
     );
   }

@@ -311,10 +311,26 @@ describe('records (§7.2, §7.4, §7.6)', () => {
 describe('crm.duplicate.findbycomm and merging (§7.7, §8)', () => {
   const find = (type: string, values: string[], entity_type?: string) => post(hook, 'crm.duplicate.findbycomm', { type, values, ...(entity_type ? { entity_type } : {}) });
 
-  it('matches the stored string exactly: another format of the same number is not a duplicate', async () => {
+  // Was "matches the stored string exactly", which is not what the core does: it compares match codes
+  // (DuplicateCommunicationCriterion::normalizePhone), so formats of one number are the same duplicate.
+  it('compares phones by the core match code: any format of the number, not one without its country code', async () => {
     expect(result(await find('PHONE', [DEMO.ivan.phone]))).toEqual({ LEAD: [DEMO.ivan.leadId], CONTACT: [DEMO.ivan.contactId] });
-    expect(result(await find('PHONE', ['+7 912 345-67-89', '89123456789']))).toEqual([]);
-    expect(result(await find('PHONE', ['89165551234'], 'CONTACT'))).toEqual({ CONTACT: [DEMO.olga.contactIds[1]] });
+    expect(result(await find('PHONE', ['+7 912 345-67-89']))).toEqual({ LEAD: [DEMO.ivan.leadId], CONTACT: [DEMO.ivan.contactId] });
+    expect(result(await find('PHONE', ['8 (912) 345 67 89'], 'CONTACT'))).toEqual({ CONTACT: [DEMO.ivan.contactId] });
+    expect(result(await find('PHONE', ['9123456789']))).toEqual([]);
+    expect(result(await find('PHONE', ['89165551234'], 'CONTACT'))).toEqual({ CONTACT: [...DEMO.olga.contactIds] });
+  });
+
+  it("phoneMatch 'exact': only the stored string matches", async () => {
+    const e = await startBitrixEmulator({ rateLimit: false, phoneMatch: 'exact' });
+    try {
+      const f = (values: string[], entity_type?: string) => post(e.webhookUrl, 'crm.duplicate.findbycomm', { type: 'PHONE', values, ...(entity_type ? { entity_type } : {}) });
+      expect(result(await f([DEMO.ivan.phone]))).toEqual({ LEAD: [DEMO.ivan.leadId], CONTACT: [DEMO.ivan.contactId] });
+      expect(result(await f(['+7 912 345-67-89', '89123456789']))).toEqual([]);
+      expect(result(await f(['89165551234'], 'CONTACT'))).toEqual({ CONTACT: [DEMO.olga.contactIds[1]] });
+    } finally {
+      await e.close();
+    }
   });
 
   it('emails ignore case', async () => {
@@ -612,9 +628,13 @@ describe('portal state switches', () => {
 
 describe('users, tasks and system methods (§2.3, §7.8)', () => {
   it('user.get pages and filters; user.current, profile, app.info, scope, methods', async () => {
+    // The demo portal has 75 users: user.get answers pages of 50 with total and next (§4.1).
     const users = await post(hook, 'user.get', { FILTER: { ACTIVE: true } });
-    expect(result<unknown[]>(users)).toHaveLength(5);
-    expect(users.body.total).toBe(5);
+    expect(result<unknown[]>(users)).toHaveLength(50);
+    expect(users.body).toMatchObject({ total: 75, next: 50 });
+    const rest = await post(hook, 'user.get', { FILTER: { ACTIVE: true }, start: 50 });
+    expect(result<Array<{ ID: string }>>(rest).map((u) => Number(u.ID))).toEqual(Array.from({ length: 25 }, (_, i) => 51 + i));
+    expect(rest.body.next).toBeUndefined();
     expect(result<Array<{ ID: string }>>(await post(hook, 'user.get', { ID: 3 })).map((u) => u.ID)).toEqual(['3']);
     expect(result<{ ID: string; UF_DEPARTMENT: number[] }>(await post(hook, 'user.current'))).toMatchObject({ ID: '1', UF_DEPARTMENT: [1] });
     expect(result(await post(hook, 'profile'))).toMatchObject({ ID: '1', ADMIN: true, NAME: 'Anna' });

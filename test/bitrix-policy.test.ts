@@ -1,7 +1,6 @@
 /** bitrix_call and batch under the policy, proved at the emulator: refused calls send nothing. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BitrixEmulator } from '../src/sandbox/bitrix24/index.js';
-import { classifyBatch, classifyMethod, normalizeMethod } from '../src/providers/bitrix24/methods.js';
 import { CREATE_ONLY, FULL, READ_ONLY, WRITE, connectBitrix, errorOf, startBitrix, structured, text } from './helpers.js';
 
 let emu: BitrixEmulator;
@@ -10,40 +9,7 @@ beforeAll(async () => {
 });
 afterAll(async () => emu.close());
 
-describe('method classification', () => {
-  it.each([
-    ['crm.deal.list', 'read'],
-    ['crm.lead.get', 'read'],
-    ['crm.duplicate.findbycomm', 'read'],
-    ['user.current', 'read'],
-    ['crm.deal.add', 'create'],
-    ['crm.deal.update', 'update'],
-    ['event.bind', 'update'],
-    ['tasks.task.complete', 'update'],
-    ['crm.lead.delete', 'delete'],
-    ['event.unbind', 'delete'],
-    ['crm.deal.productrows.set', 'delete'],
-    ['event.offline.get', 'delete'],
-    ['crm.entity.mergebatch', 'delete'],
-    ['crm.totally.unknown', 'delete'],
-    ['im.notify', 'delete'],
-  ])('%s → %s', (m, effect) => {
-    expect(classifyMethod(m)).toBe(effect);
-  });
-
-  it('normalises case, .json/.xml and trailing slashes, and rejects anything but dotted words', () => {
-    expect(normalizeMethod(' CRM.Lead.Delete.json/ ')).toBe('crm.lead.delete');
-    expect(normalizeMethod('crm.lead.list.xml')).toBe('crm.lead.list');
-    for (const bad of ['../crm.lead.list', 'crm..lead', 'crm.lead.list?x=1', 'https://evil.test/crm.lead.list', 'crm/lead/list', '']) expect(normalizeMethod(bad)).toBeUndefined();
-  });
-
-  it('a batch is as strong as its strongest command; nested batch is refused', () => {
-    expect(classifyBatch({ a: 'crm.deal.list', b: 'crm.lead.get?id=1' }).effect).toBe('read');
-    expect(classifyBatch(['crm.deal.list', 'crm.lead.delete?id=1']).effect).toBe('delete');
-    expect(classifyBatch({ a: 'batch?cmd[x]=crm.lead.delete' }).problem).toMatch(/nested/);
-    expect(classifyBatch({}).problem).toBeTruthy();
-  });
-});
+// The method table itself is checked in test/unit/classification.test.ts; every mode in test/escape-hatches.test.ts.
 
 describe('refusals at the HTTP level', () => {
   const refusedInSafeMode: Array<[string, Record<string, unknown>]> = [

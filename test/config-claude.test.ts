@@ -54,6 +54,25 @@ describe('crm-mcp config claude', () => {
     expect(crm.command).toBe('npx');
     expect(crm.args).toEqual(['-y', expect.stringMatching(/^crm-mcp@\d+\.\d+\.\d+/), '--sandbox']);
     expect(crm.env).toEqual({});
+    // npx from the registry works only once the package is published: the note says so and names the routes that work.
+    expect(r.stderr).toMatch(/only once that version is published/);
+    expect(r.stderr).toMatch(/--package/);
+  });
+
+  it('--package FILE runs a local tarball through npx; a missing file is refused', async () => {
+    const dir = tempHome();
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const tgz = join(dir, 'crm-mcp-0.0.0.tgz');
+    writeFileSync(tgz, '');
+    const r = await runCli(['config', 'claude', '--sandbox', '--package', tgz], { CRM_MCP_HOME: dir });
+    expect(r.code, r.stderr).toBe(0);
+    const crm = (JSON.parse(r.stdout) as Entry).mcpServers.crm!;
+    expect(crm).toMatchObject({ command: 'npx', args: ['-y', `--package=${tgz}`, 'crm-mcp', '--sandbox'] });
+    expect(r.stderr).not.toMatch(/only once/);
+    const missing = await runCli(['config', 'claude', '--sandbox', '--package', join(dir, 'nope.tgz')], { CRM_MCP_HOME: dir });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--package/);
   });
 
   it('refuses a setup the server would refuse, printing no JSON', async () => {

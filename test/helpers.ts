@@ -12,10 +12,14 @@ import { createServer } from '../src/server.js';
 import { openStore, type Store } from '../src/store/store.js';
 import { createLogger, setLogger } from '../src/util/log.js';
 
-export const READ_ONLY: PolicyFlags = { allowWrites: false, safeMode: true, allowDelete: false };
-export const CREATE_ONLY: PolicyFlags = { allowWrites: true, safeMode: true, allowDelete: false };
-export const WRITE: PolicyFlags = { allowWrites: true, safeMode: false, allowDelete: false };
-export const FULL: PolicyFlags = { allowWrites: true, safeMode: false, allowDelete: true };
+export const READ_ONLY: PolicyFlags = { allowWrites: false, safeMode: true, allowDelete: false, allowAdmin: false };
+export const CREATE_ONLY: PolicyFlags = { allowWrites: true, safeMode: true, allowDelete: false, allowAdmin: false };
+export const WRITE: PolicyFlags = { allowWrites: true, safeMode: false, allowDelete: false, allowAdmin: false };
+export const FULL: PolicyFlags = { allowWrites: true, safeMode: false, allowDelete: true, allowAdmin: false };
+/** Writes plus admin (configuration and outbound messages), without deletes. */
+export const ADMIN: PolicyFlags = { allowWrites: true, safeMode: false, allowDelete: false, allowAdmin: true };
+/** Everything on. */
+export const ALL: PolicyFlags = { allowWrites: true, safeMode: false, allowDelete: true, allowAdmin: true };
 
 /** Captures log lines so tests can scan them for secrets. */
 export const logLines: string[] = [];

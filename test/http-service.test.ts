@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { loadConfig, type KommoConnection } from '../src/config/config.js';
+import { loadConfig, type BitrixConnection, type KommoConnection } from '../src/config/config.js';
+import { BitrixProvider } from '../src/providers/bitrix24/provider.js';
 import { redact } from '../src/util/redact.js';
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from '../src/http-server.js';
 import type { PolicyFlags } from '../src/policy/policy.js';
@@ -17,7 +18,7 @@ import { KommoProvider } from '../src/providers/kommo/provider.js';
 import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
 import { createServer } from '../src/server.js';
 import { openStore } from '../src/store/store.js';
-import { CREATE_ONLY, FULL, READ_ONLY, WRITE, startKommo, writesTo } from './helpers.js';
+import { CREATE_ONLY, FULL, READ_ONLY, WRITE, startBitrix, startKommo, writesTo } from './helpers.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -44,6 +45,21 @@ async function connect(url: string, headers: Record<string, string> = { authoriz
   const client = new Client({ name: 'http-service-test', version: '0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
   return client;
+}
+
+async function namesOf(url: string, extra: Record<string, string>): Promise<{ client: Client; list: string[] }> {
+  const client = await connect(url, { authorization: `Bearer ${TOKEN}`, ...extra });
+  return { client, list: (await client.listTools()).tools.map((t) => t.name) };
+}
+
+/** The HTTP service over a Bitrix24 emulator (its own, closed with the service). */
+async function serveBitrix(flags: PolicyFlags): Promise<RunningHttpServer> {
+  const bx = await startBitrix({ rateLimit: false });
+  const conn: BitrixConnection = { name: 'bitrix24', provider: 'bitrix24', webhookUrl: bx.webhookUrl, plan: 'standard', policy: flags };
+  const p = new BitrixProvider(conn, { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 20 });
+  await p.init();
+  const http = await startHttpServer({ host: '127.0.0.1', port: 0, token: TOKEN, makeServer: (scope) => createServer({ config: { tools: {} }, providers: [p], narrow: scope.narrow }) });
+  return { ...http, close: async () => { await http.close(); await bx.close(); } };
 }
 
 const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
@@ -237,7 +253,7 @@ describe('per-request narrowing only tightens', () => {
     emu.resetLog();
     const calls = await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
-        (i % 2 ? full : ro).callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/leads/tags', body: [{ name: `pool-${i}` }] } }),
+        (i % 2 ? full : ro).callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/contacts', body: [{ name: `pool-${i}` }] } }),
       ),
     );
     calls.forEach((r, i) => expect((r as CallToolResult).isError ?? false, `call ${i}: ${JSON.stringify((r as CallToolResult).content).slice(0, 300)}`).toBe(i % 2 === 0));
@@ -272,16 +288,70 @@ describe('per-request narrowing only tightens', () => {
   });
 });
 
+describe('narrowing headers fail closed', () => {
+  const unclear: Array<[string, Array<[string, string]>]> = [
+    ['sent twice ("true, true")', [['X-CRM-Read-Only', 'true'], ['X-CRM-Read-Only', 'true']]],
+    ['a proxy’s copy plus the client’s ("true, false")', [['X-CRM-Read-Only', 'true'], ['X-CRM-Read-Only', 'false']]],
+    ['"true, false" in one header', [['X-CRM-Read-Only', 'true, false']]],
+    ['"Y"', [['X-CRM-Read-Only', 'Y']]],
+    ['"true;"', [['X-CRM-Read-Only', 'true;']]],
+    ['empty', [['X-CRM-Read-Only', '']]],
+  ];
+  it.each(unclear)('X-CRM-Read-Only %s narrows: no write tool, and a raw write sends nothing', async (_label, pairs) => {
+    const http = await serve(FULL);
+    const client = new Client({ name: 'narrow-test', version: '0' });
+    const headers = new Headers([['authorization', `Bearer ${TOKEN}`]]);
+    for (const [k, v] of pairs) headers.append(k, v);
+    await client.connect(new StreamableHTTPClientTransport(new URL(http.url), { requestInit: { headers } }));
+    const list = (await client.listTools()).tools.map((t) => t.name);
+    expect(list).not.toContain('create_lead');
+    expect(list).not.toContain('update_lead');
+    emu.resetLog();
+    const r = (await client.callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/contacts', body: [{ name: 'should not exist' }] } })) as CallToolResult;
+    expect(r.isError).toBe(true);
+    expect(writesTo(emu.requests)).toHaveLength(0);
+    await client.close();
+    await http.close();
+  });
+
+  it.each([
+    ['X-CRM-Safe-Mode', 'true, false', 'update_lead', 'create_lead'],
+    ['X-CRM-Safe-Mode', 'Y', 'update_lead', 'create_lead'],
+    ['X-CRM-Allow-Delete', 'true, false', 'delete_lead', 'update_lead'],
+  ])('%s: %j narrows (drops %s, keeps %s)', async (header, value, dropped, kept) => {
+    // Bitrix24 has delete tools; Kommo stands in for the other two (their tools exist on both).
+    const http = header === 'X-CRM-Allow-Delete' ? await serveBitrix(FULL) : await serve(FULL);
+    const { client, list } = await namesOf(http.url, { [header]: value });
+    expect(list).not.toContain(dropped);
+    expect(list).toContain(kept);
+    await client.close();
+    await http.close();
+  });
+
+  it('a clear "false" on X-CRM-Read-Only does not narrow (and cannot widen)', async () => {
+    const http = await serve(WRITE);
+    const base = await namesOf(http.url, {});
+    const same = await namesOf(http.url, { 'X-CRM-Read-Only': 'false' });
+    expect(same.list).toEqual(base.list);
+    expect(same.list).toContain('update_lead');
+    await base.client.close();
+    await same.client.close();
+    await http.close();
+  });
+});
+
 describe('readiness and shutdown', () => {
   it('/healthz reports readiness as 200 or 503 with details', async () => {
     let ok = true;
     const http = await serve(READ_ONLY, { ready: async () => ({ ok, details: { store: ok ? 'reachable' : 'unreachable' } }) });
     const healthz = http.url.replace('/mcp', '/healthz');
-    const a = await fetch(healthz);
+    // The details are for callers with the token (see test/config-mistakes.test.ts for the bare answer).
+    const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
+    const a = await fetch(healthz, auth);
     expect(a.status).toBe(200);
     expect(await a.json()).toMatchObject({ status: 'ok', store: 'reachable' });
     ok = false;
-    const b = await fetch(healthz);
+    const b = await fetch(healthz, auth);
     expect(b.status).toBe(503);
     expect(await b.json()).toMatchObject({ status: 'unavailable', store: 'unreachable' });
     await http.close();

@@ -418,23 +418,32 @@ describe('OAuth (§2.1)', () => {
     }
   });
 
-  it('refresh rotates the refresh token; the old one survives until the new pair is used, then dies', async () => {
+  it('refresh rotates the refresh token and the old one dies as the new one is issued (strict reading of §2.1)', async () => {
     const t0 = await o.issueOAuthTokens();
     const before = o.stats.refreshes;
     const r1 = (await refresh(t0.refresh_token)).json;
     expect(r1.refresh_token).not.toBe(t0.refresh_token);
-    // Grace: the answer may have been lost; the old token still works while the new pair is unused.
-    const r2 = (await refresh(t0.refresh_token)).json;
-    expect(r2.refresh_token).toBeTruthy();
-    expect(o.stats.refreshes - before).toBe(2);
-    expect((await api(r2.access_token)).status).toBe(200); // first use of the newest pair
-    const dead = await refresh(t0.refresh_token);
-    expect(dead.status).toBe(400);
-    expect(dead.json.hint).toBe('Invalid refresh token');
-    // Using the new refresh token also ends the grace of its predecessor.
-    const r3 = (await refresh(r2.refresh_token)).json;
-    expect((await refresh(r3.refresh_token)).status).toBe(200);
-    expect((await refresh(r2.refresh_token)).json.hint).toBe('Invalid refresh token');
+    // No grace: the answer may have been lost, but the old token is already spent.
+    const again = await refresh(t0.refresh_token);
+    expect(again.status).toBe(400);
+    expect(again.json.hint).toBe('Invalid refresh token');
+    expect(o.stats.refreshes - before).toBe(1);
+    // The old access token keeps working until it expires; the new pair works too.
+    expect((await api(t0.access_token)).status).toBe(200);
+    expect((await api(r1.access_token)).status).toBe(200);
+    const r2 = (await refresh(r1.refresh_token)).json;
+    expect((await refresh(r1.refresh_token)).json.hint).toBe('Invalid refresh token');
+    expect((await refresh(r2.refresh_token)).status).toBe(200);
+  });
+
+  it('loseRefreshResponses: the pair is issued and the old token dies, but the connection is dropped instead of answering', async () => {
+    const t0 = await o.issueOAuthTokens();
+    const before = { ...o.stats };
+    o.loseRefreshResponses(1);
+    await expect(refresh(t0.refresh_token)).rejects.toThrow();
+    expect(o.stats.refreshes - before.refreshes).toBe(1);
+    expect(o.stats.tokenRequests - before.tokenRequests).toBe(1);
+    expect((await refresh(t0.refresh_token)).json.hint).toBe('Invalid refresh token');
   });
 
   it('expireAccessTokens makes every issued access token 401; long-lived tokens are unaffected', async () => {

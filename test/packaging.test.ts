@@ -186,6 +186,29 @@ describe.concurrent('npm package', () => {
     const { tools, version } = await smokeTest(bin, []); // runs through the shebang, as npx does
     expect(tools).toContain('get_pipelines');
     expect(version).toBe(pkg.version);
+
+    // The README's tarball route: `config claude --package FILE` prints an npx entry that runs the tarball.
+    const printed = await exec(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'config', 'claude', '--sandbox', '--package', join(packDir, info!.filename)], ROOT);
+    expect(printed.code, printed.stderr).toBe(0);
+    const entry = (JSON.parse(printed.stdout) as { mcpServers: { crm: { command: string; args: string[] } } }).mcpServers.crm;
+    expect(entry.command).toBe('npx');
+    expect(entry.args).toEqual(['-y', `--package=${join(packDir, info!.filename)}`, 'crm-mcp', '--sandbox']);
+    // smokeTest adds --sandbox itself.
+    const viaNpx = await smokeTest(entry.command, entry.args.slice(0, -1));
+    expect(viaNpx.tools).toContain('get_pipelines');
+  });
+
+  it("the README's clone route: `node dist/cli.js config claude --sandbox` prints an entry that runs", { timeout: 60_000 }, async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('node dist/cli.js config claude --sandbox');
+    const printed = await exec(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'config', 'claude', '--sandbox'], ROOT);
+    expect(printed.code, printed.stderr).toBe(0);
+    const entry = (JSON.parse(printed.stdout) as { mcpServers: { crm: { command: string; args: string[] } } }).mcpServers.crm;
+    expect(entry.command).toBe(process.execPath);
+    expect(entry.args.at(-1)).toBe('--sandbox');
+    // smokeTest adds --sandbox itself.
+    const { tools } = await smokeTest(entry.command, entry.args.slice(0, -1));
+    expect(tools).toContain('get_pipelines');
   });
 });
 

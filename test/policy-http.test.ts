@@ -6,7 +6,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { narrowFlags } from '../src/policy/policy.js';
 import { createServer } from '../src/server.js';
-import { CREATE_ONLY, FULL, READ_ONLY, WRITE, connectKommo, errorOf, startKommo, structured, writesTo } from './helpers.js';
+import { CREATE_ONLY, FULL, READ_ONLY, WRITE, connectKommo, errorOf, startKommo, structured, text, writesTo } from './helpers.js';
 
 let emu: KommoEmulator;
 beforeAll(async () => {
@@ -17,18 +17,23 @@ afterAll(async () => emu.close());
 const WRITE_TOOLS = ALL_TOOLS.filter((t) => t.effect !== 'read').map((t) => t.name);
 
 describe('tool registration follows the policy', () => {
-  it('a default (read-only) start lists no write tool and kommo_request offers GET only', async () => {
+  it('a default (read-only) start lists no write tool; kommo_request is marked read-only and refuses writes by policy', async () => {
     const c = await connectKommo(emu, { flags: READ_ONLY });
     const { tools } = await c.client.listTools();
     const names = tools.map((t) => t.name);
     expect(names).toContain('get_pipelines');
     for (const w of WRITE_TOOLS) expect(names).not.toContain(w);
     const raw = tools.find((t) => t.name === 'kommo_request')!;
-    expect((raw.inputSchema.properties as Record<string, { enum?: string[] }>).method!.enum).toEqual(['GET']);
+    expect(raw.annotations).toMatchObject({ readOnlyHint: true, destructiveHint: false });
     const acc = structured<{ policy: { mode: string; disabled_tools: Array<{ name: string; reason: string }> } }>(await c.call('get_account'));
     expect(acc.policy.mode).toBe('read-only');
     expect(acc.policy.disabled_tools.map((d) => d.name)).toEqual(expect.arrayContaining(['create_lead', 'update_lead']));
-    expect(acc.policy.disabled_tools.find((d) => d.name === 'create_lead')!.reason).toMatch(/CRM_ALLOW_WRITES/);
+    // Bitrix24-only tools do not exist on Kommo: they are not "disabled" there.
+    expect(acc.policy.disabled_tools.map((d) => d.name)).not.toEqual(expect.arrayContaining(['delete_lead']));
+    expect(acc.policy.disabled_tools.map((d) => d.name)).not.toContain('delete_contact');
+    expect(acc.policy.disabled_tools.map((d) => d.name)).not.toContain('bitrix_call');
+    expect(acc.policy.disabled_tools.find((d) => d.name === 'create_lead')!.reason).toMatch(/CRM_ALLOW_WRITES=true/);
+    expect(acc.policy.disabled_tools.find((d) => d.name === 'update_lead')!.reason).toMatch(/CRM_ALLOW_WRITES=true and CRM_SAFE_MODE=false/);
     await c.close();
   });
 
@@ -41,15 +46,13 @@ describe('tool registration follows the policy', () => {
     await c.close();
   });
 
-  it('every tool has annotations derived from its effect', async () => {
+  it('every tool has a title, an object input schema and an output schema', async () => {
     const c = await connectKommo(emu, { flags: FULL });
     const { tools } = await c.client.listTools();
     expect(tools.map((t) => t.name)).toEqual(ALL_TOOLS.filter((d) => d.providers.includes('kommo')).map((d) => d.name));
     for (const t of tools) {
       const def = ALL_TOOLS.find((d) => d.name === t.name)!;
       expect(t.annotations?.title, t.name).toBe(def.title);
-      expect(t.annotations?.readOnlyHint, t.name).toBe(def.effect === 'read');
-      expect(t.annotations?.destructiveHint, t.name).toBe(def.effect === 'update' || def.effect === 'delete');
       expect(t.annotations?.openWorldHint, t.name).toBe(true);
       expect(t.outputSchema, t.name).toBeTruthy();
       expect(t.inputSchema.type).toBe('object');
@@ -60,7 +63,8 @@ describe('tool registration follows the policy', () => {
 
 describe('narrowing a server (per-request headers over HTTP)', () => {
   it('narrowFlags only ever tightens', () => {
-    expect(narrowFlags(READ_ONLY, { allowWrites: true, safeMode: false, allowDelete: true })).toEqual(READ_ONLY);
+    expect(narrowFlags(READ_ONLY, { allowWrites: true, safeMode: false, allowDelete: true, allowAdmin: true })).toEqual(READ_ONLY);
+    expect(narrowFlags({ ...FULL, allowAdmin: true }, { allowAdmin: false })).toEqual(FULL);
     expect(narrowFlags(FULL, { allowWrites: false })).toMatchObject({ allowWrites: false });
     expect(narrowFlags(FULL, { safeMode: true })).toEqual({ ...FULL, safeMode: true });
     expect(narrowFlags(WRITE, undefined)).toBe(WRITE);
@@ -76,7 +80,7 @@ describe('narrowing a server (per-request headers over HTTP)', () => {
     const names = tools.map((t) => t.name);
     for (const w of WRITE_TOOLS) expect(names).not.toContain(w);
     expect(names).toContain('get_audit_log');
-    expect((tools.find((t) => t.name === 'kommo_request')!.inputSchema.properties as Record<string, { enum?: string[] }>).method!.enum).toEqual(['GET']);
+    expect(tools.find((t) => t.name === 'kommo_request')!.annotations).toMatchObject({ readOnlyHint: true });
     emu.resetLog();
     expect(((await client.callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/leads', body: [{ name: 'x' }] } })) as { isError?: boolean }).isError).toBe(true);
     expect(writesTo(emu.requests)).toHaveLength(0);
@@ -100,12 +104,33 @@ describe('refusals send nothing', () => {
     await c.close();
   });
 
-  it('with writes allowed but safe mode on, a forced update_lead call is refused with zero traffic', async () => {
+  it('the call-time check refuses a typed update under safe mode, with the flag to set and zero traffic', async () => {
+    // Registration already hides update_lead here; the pipeline's own check is the second layer, called directly.
     const c = await connectKommo(emu, { flags: CREATE_ONLY });
+    const lead = [...emu.state.leads.values()][0]!;
     emu.resetLog();
-    const r = await c.call('update_lead', { id: 1, name: 'x' });
-    expect(r.isError).toBe(true);
+    const { invokeTool } = await import('../src/tools/invoke.js');
+    const { policyReport } = await import('../src/server.js');
+    const updateLead = ALL_TOOLS.find((t) => t.name === 'update_lead')!;
+    const r = await invokeTool(updateLead, c.provider, { id: lead.id, name: 'changed' }, undefined, {
+      flagsOf: (p) => p.policy,
+      reportOf: (p, f) => policyReport(p, { enabled: [], disabled: [] }, f),
+    });
+    const e = errorOf(r);
+    expect(e.code).toBe('policy_denied');
+    expect(e.message).toMatch(/safe mode is on/);
+    expect(e.message).toMatch(/CRM_SAFE_MODE=false/);
     expect(emu.requests).toHaveLength(0);
+    expect(emu.state.leads.get(lead.id)!.name).toBe(lead.name);
+    // And the same call under WRITE goes through the same pipeline, so the refusal above was the policy's.
+    const w = await connectKommo(emu, { flags: WRITE });
+    const ok = await invokeTool(updateLead, w.provider, { id: lead.id, name: 'changed' }, undefined, {
+      flagsOf: (p) => p.policy,
+      reportOf: (p, f) => policyReport(p, { enabled: [], disabled: [] }, f),
+    });
+    expect(ok.isError, text(ok)).toBeFalsy();
+    expect(emu.state.leads.get(lead.id)!.name).toBe('changed');
+    await w.close();
     await c.close();
   });
 
@@ -149,7 +174,8 @@ describe('the credential never leaves the account', () => {
     emu.resetLog();
     const r = await c.call('kommo_request', { method: 'GET', path });
     expect(r.isError).toBe(true);
-    expect(errorOf(r).code).toMatch(/validation|policy_denied/);
+    // A query string in the path is a usage mistake; everything else is the policy keeping the token home.
+    expect(errorOf(r).code).toBe(path.includes('?') ? 'validation' : 'policy_denied');
     expect(emu.requests).toHaveLength(0);
     await c.close();
   });
@@ -172,11 +198,15 @@ describe('the credential never leaves the account', () => {
     await c.close();
   });
 
-  it('with updates allowed, update_lead goes through', async () => {
+  it('with updates allowed, update_lead goes through and the record changes', async () => {
     const c = await connectKommo(emu, { flags: WRITE });
     const page = structured<{ items: Array<{ id: number }> }>(await c.call('list_leads', { limit: 1 }));
-    const r = await c.call('update_lead', { id: page.items[0]!.id, name: 'Renamed by test' });
-    expect(r.isError).toBeFalsy();
+    const id = page.items[0]!.id;
+    emu.resetLog();
+    const r = await c.call('update_lead', { id, name: 'Renamed by test' });
+    expect(r.isError, text(r)).toBeFalsy();
+    expect(emu.requests.some((q) => q.method === 'PATCH' && q.path.startsWith('/api/v4/leads'))).toBe(true);
+    expect(emu.state.leads.get(id)!.name).toBe('Renamed by test');
     await c.close();
   });
 });

@@ -2,12 +2,16 @@
  * The audit log: one JSON line per write decision (allowed or refused), so a human can see what an agent
  * changed and undo it. Lines carry ids, effects, decisions and outcomes; free text (names, notes, bodies)
  * is reduced to a short prefix plus a hash, and every string passes through the redactor. Updates keep the
- * prior values of the fields they change, read from the CRM just before the write.
+ * prior values of the fields they change, read from the CRM just before the write. The file fails closed:
+ * when it cannot be written, writes are refused before they reach the CRM (`ensureWritable`). It is rotated by
+ * size (`<file>.1` … `<file>.N`), and `recent` reads across the rotated files.
  */
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, open, appendFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as z from 'zod';
+import { CrmError } from '../http/errors.js';
+import { appendRotating, readTailLines } from './audit-file.js';
 import { toCrmError } from '../tools/result.js';
 import { EFFECTS, Grant, type Effect } from '../policy/policy.js';
 import type { Contact, CrmProvider, CustomFieldValue, Id, Lead } from '../providers/types.js';
@@ -50,15 +54,44 @@ export interface AuditLogOptions {
   file?: string;
   /** Entries kept in memory when there is no file. */
   memoryLimit?: number;
+  /** Size (bytes) past which the file is rotated to `<file>.1` before the next line; default 10 MiB. */
+  maxBytes?: number;
+  /** Rotated files kept (`<file>.1` … `<file>.N`, the oldest dropped); default 5, 0 = truncate instead. */
+  keep?: number;
 }
 
-/** How much of the file's tail `recent` reads: plenty for the newest few hundred entries. */
+export const DEFAULT_AUDIT_MAX_BYTES = 10 * 1024 * 1024;
+export const DEFAULT_AUDIT_KEEP = 5;
+
+/** How much of each file's tail `recent` reads, and how much it reads at most in all. */
 const TAIL_BYTES = 2 * 1024 * 1024;
+const READ_BUDGET = 2 * TAIL_BYTES;
+
+/**
+ * The refusal when the audit file cannot be written. It names the variable, not the path: the path may
+ * reveal a user name or layout the agent has no business seeing, and the operator knows where it points.
+ */
+function unwritable(err: unknown): CrmError {
+  const why = (err as { code?: string })?.code ?? 'write failed';
+  return new CrmError({
+    code: 'config',
+    retryable: false,
+    cause: err,
+    message:
+      `The audit log cannot be written (${why}), so writes are refused: every write must leave an audit line. ` +
+      'Point CRM_MCP_AUDIT_LOG at a writable file (or fix its directory), or set CRM_MCP_AUDIT_LOG=off to run without one.',
+  });
+}
+
+/** Errors an open for appending reports by itself. */
+const OPEN_FAILURES = new Set(['EACCES', 'EPERM', 'ENOENT', 'EISDIR', 'ENOTDIR', 'EROFS', 'ELOOP', 'ENAMETOOLONG']);
 
 export class AuditLog implements AuditReader {
   private readonly memory: AuditEntry[] = [];
   private chain: Promise<void> = Promise.resolve();
   private prepared = false;
+  /** The error of the last failed append, until an append succeeds again. */
+  private lastFailure: unknown;
 
   constructor(private readonly o: AuditLogOptions = {}) {}
 
@@ -70,7 +103,54 @@ export class AuditLog implements AuditReader {
     return this.o.file ? `file ${this.o.file}` : 'memory (not persisted)';
   }
 
-  /** Appends one entry; writes are serialised, and a failed write is logged but never fails the tool call. */
+  /** Runs `op` after every queued write (writes and checks are serialised: rotation must not race an append). */
+  private queue<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(op);
+    this.chain = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
+
+  private async prepare(file: string): Promise<void> {
+    if (this.prepared) return;
+    await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    await appendFile(file, '', { mode: 0o600 });
+    await chmod(file, 0o600);
+    this.prepared = true;
+  }
+
+  /**
+   * Throws a CrmError (code `config`) unless an audit line could be appended right now: the file (or its
+   * directory) is created if need be and opened for appending. The server calls it before every allowed
+   * write, so a write that could not be audited is never sent. An open + close is cheap next to a CRM call,
+   * and it notices a file removed or made unwritable while the server runs.
+   */
+  ensureWritable(): Promise<void> {
+    const file = this.o.file;
+    if (!file) return Promise.resolve();
+    return this.queue(async () => {
+      try {
+        await this.prepare(file);
+        const fh = await open(file, 'a', 0o600);
+        await fh.close();
+      } catch (err) {
+        this.prepared = false; // a directory removed meanwhile is created again on the next try
+        throw unwritable(err);
+      }
+      // The open worked. A failure an open would have shown (permissions, a missing directory) is over; one
+      // only a write shows (a full disk, a quota, an I/O error) is not known to be: keep refusing.
+      const code = (this.lastFailure as { code?: string } | undefined)?.code ?? '';
+      if (this.lastFailure !== undefined && !OPEN_FAILURES.has(code)) throw unwritable(this.lastFailure);
+      this.lastFailure = undefined;
+    });
+  }
+
+  /**
+   * Appends one entry; writes are serialised. A failed write is logged and remembered (the next
+   * `ensureWritable` refuses), but does not fail the call it records: that call has already reached the CRM.
+   */
   append(entry: AuditEntry): Promise<void> {
     const line = `${redact(JSON.stringify(entry))}\n`;
     if (!this.o.file) {
@@ -80,66 +160,62 @@ export class AuditLog implements AuditReader {
       return Promise.resolve();
     }
     const file = this.o.file;
-    const next = this.chain.then(async () => {
-      if (!this.prepared) {
-        await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-        await appendFile(file, '', { mode: 0o600 });
-        await chmod(file, 0o600);
-        this.prepared = true;
+    return this.queue(async () => {
+      try {
+        await this.prepare(file);
+        await appendRotating(file, line, this.o.maxBytes ?? DEFAULT_AUDIT_MAX_BYTES, this.o.keep ?? DEFAULT_AUDIT_KEEP);
+        this.lastFailure = undefined;
+      } catch (err) {
+        this.prepared = false;
+        this.lastFailure = err;
+        log().error({ err: String(err), file }, 'could not write the audit log');
       }
-      await appendFile(file, line, { mode: 0o600 });
     });
-    this.chain = next.catch((err: unknown) => {
-      log().error({ err: String(err), file }, 'could not write the audit log');
-    });
-    return this.chain;
   }
 
-  /** Newest first. */
+  /** Newest first, across the current file and then the rotated ones, within a bounded read. */
   async recent(q: AuditQuery): Promise<AuditEntry[]> {
     await this.chain;
-    const all = this.o.file ? await this.readTail(this.o.file) : this.memory;
     const out: AuditEntry[] = [];
-    for (let i = all.length - 1; i >= 0 && out.length < q.limit; i--) {
-      const e = all[i]!;
-      if (q.tool && e.tool !== q.tool) continue;
-      if (q.decision && e.decision !== q.decision) continue;
-      if (q.connection && e.connection !== q.connection) continue;
-      out.push(e);
+    const take = (all: AuditEntry[]) => {
+      for (let i = all.length - 1; i >= 0 && out.length < q.limit; i--) {
+        const e = all[i]!;
+        if (q.tool && e.tool !== q.tool) continue;
+        if (q.decision && e.decision !== q.decision) continue;
+        if (q.connection && e.connection !== q.connection) continue;
+        out.push(e);
+      }
+    };
+    if (!this.o.file) {
+      take(this.memory);
+      return out;
+    }
+    const files = [this.o.file];
+    for (let i = 1; i <= (this.o.keep ?? DEFAULT_AUDIT_KEEP); i++) files.push(`${this.o.file}.${i}`);
+    let budget = READ_BUDGET;
+    for (const f of files) {
+      if (out.length >= q.limit || budget <= 0) break;
+      const tail = await readTailLines(f, Math.min(TAIL_BYTES, budget));
+      if (!tail) break; // no such file: nothing older either
+      budget -= tail.bytes;
+      take(parseLines(tail.lines));
     }
     return out;
   }
+}
 
-  private async readTail(file: string): Promise<AuditEntry[]> {
-    let fh;
+/** Entries from lines; a torn or foreign line is skipped. */
+function parseLines(lines: string[]): AuditEntry[] {
+  const out: AuditEntry[] = [];
+  for (const l of lines) {
     try {
-      fh = await open(file, 'r');
-    } catch (err) {
-      if ((err as { code?: string }).code === 'ENOENT') return [];
-      throw err;
-    }
-    try {
-      const { size } = await fh.stat();
-      const start = Math.max(0, size - TAIL_BYTES);
-      const buf = Buffer.alloc(size - start);
-      await fh.read(buf, 0, buf.length, start);
-      const lines = buf.toString('utf8').split('\n');
-      if (start > 0) lines.shift(); // a partial first line
-      const out: AuditEntry[] = [];
-      for (const l of lines) {
-        if (!l.trim()) continue;
-        try {
-          const p = AuditEntry.safeParse(JSON.parse(l));
-          if (p.success) out.push(p.data);
-        } catch {
-          // a torn or foreign line: skip it
-        }
-      }
-      return out;
-    } finally {
-      await fh.close();
+      const p = AuditEntry.safeParse(JSON.parse(l));
+      if (p.success) out.push(p.data);
+    } catch {
+      // not JSON: skip it
     }
   }
+  return out;
 }
 
 // ---------------------------------------------------------------- what goes into an entry
@@ -261,7 +337,7 @@ export async function priorValues(tool: string, args: Record<string, unknown>, p
   return out;
 }
 
-/** Prior values, or the error code when the read failed (the update still runs: the audit never blocks a write). */
+/** Prior values, or the error code when the read failed (the update still runs: only an audit file that cannot be written blocks a write). */
 export async function safePriorValues(tool: string, args: Record<string, unknown>, provider: CrmProvider, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
   try {
     return await priorValues(tool, args, provider, signal);

@@ -4,7 +4,7 @@
  * "<your KOMMO_ACCESS_TOKEN>" unless `--with-secrets`. The JSON goes to stdout (pipe it into a file or
  * paste it); notes go to stderr so the output stays valid JSON.
  */
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -40,6 +40,7 @@ const VARS = [
   'CRM_ALLOW_WRITES',
   'CRM_SAFE_MODE',
   'CRM_ALLOW_DELETE',
+  'CRM_ALLOW_ADMIN',
   'CRM_TOOLS',
   'CRM_EXCLUDE_TOOLS',
   'CRM_HTTP_TIMEOUT_MS',
@@ -52,11 +53,13 @@ const VARS = [
 /** One-time codes are exchanged once and then useless: never copied into a long-lived client config. */
 const SKIPPED = new Set(['KOMMO_AUTH_CODE', 'AMOCRM_AUTH_CODE']);
 
-const USAGE = `Usage: crm-mcp config claude [--with-secrets] [--name NAME] [--npx] [--config FILE] [--sandbox]
+const USAGE = `Usage: crm-mcp config claude [--with-secrets] [--name NAME] [--npx [--package FILE]] [--config FILE] [--sandbox]
 
 Prints the Claude Desktop "mcpServers" entry for the current setup. Credentials are placeholders
-("<your KOMMO_ACCESS_TOKEN>") unless --with-secrets. --npx uses "npx -y crm-mcp@${VERSION}" instead of this
-installation's node and cli.js.
+("<your KOMMO_ACCESS_TOKEN>") unless --with-secrets. By default the entry runs this installation's node and
+cli.js, which works from a clone (after npm install) and from an installed tarball. --package FILE runs a
+tarball made by \`npm pack\` through npx ("npx -y --package=FILE crm-mcp"). --npx alone uses
+"npx -y crm-mcp@${VERSION}", which works only once that version is published on npm.
 `;
 
 export interface ClaudeEntry {
@@ -71,6 +74,7 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
       'with-secrets': { type: 'boolean', default: false },
       name: { type: 'string', default: 'crm' },
       npx: { type: 'boolean', default: false },
+      package: { type: 'string' },
       config: { type: 'string' },
       sandbox: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -83,13 +87,24 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
   }
   if (positionals[0] !== 'claude' || positionals.length > 1) throw new ConfigError([`config: unknown target "${positionals.join(' ')}" (expected: crm-mcp config claude)`]);
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(values.name!)) throw new ConfigError([`--name: "${values.name}" must be letters, digits, _ or -`]);
-  const { entry, notes } = await buildEntry(env, { withSecrets: values['with-secrets']!, name: values.name!, npx: values.npx!, configPath: values.config, sandbox: values.sandbox! });
+  if (values.package !== undefined && !existsSync(values.package)) throw new ConfigError([`--package: "${values.package}" does not exist (make it with \`npm pack\`)`]);
+  const { entry, notes } = await buildEntry(env, {
+    withSecrets: values['with-secrets']!,
+    name: values.name!,
+    npx: values.npx! || values.package !== undefined,
+    packageFile: values.package,
+    configPath: values.config,
+    sandbox: values.sandbox!,
+  });
   out(JSON.stringify(entry, null, 2));
   for (const n of notes) process.stderr.write(`${n}\n`);
   return 0;
 }
 
-export async function buildEntry(env: Env, o: { withSecrets: boolean; name: string; npx: boolean; configPath?: string; sandbox: boolean }): Promise<{ entry: ClaudeEntry; notes: string[] }> {
+export async function buildEntry(
+  env: Env,
+  o: { withSecrets: boolean; name: string; npx: boolean; packageFile?: string; configPath?: string; sandbox: boolean },
+): Promise<{ entry: ClaudeEntry; notes: string[] }> {
   const notes: string[] = [];
   const e: Record<string, string> = {};
   const args: string[] = [];
@@ -115,7 +130,10 @@ export async function buildEntry(env: Env, o: { withSecrets: boolean; name: stri
   const self = cliPath();
   const viaNpx = o.npx || self.split(sep).includes('_npx');
   const command = viaNpx ? 'npx' : process.execPath;
-  const fullArgs = viaNpx ? ['-y', `crm-mcp@${VERSION}`, ...args] : [self, ...args];
+  const fullArgs = !viaNpx ? [self, ...args] : o.packageFile ? ['-y', `--package=${resolve(o.packageFile)}`, 'crm-mcp', ...args] : ['-y', `crm-mcp@${VERSION}`, ...args];
+  if (viaNpx && !o.packageFile) {
+    notes.push(`npx fetches crm-mcp@${VERSION} from the npm registry: this works only once that version is published. From a clone or a tarball, run without --npx (or with --package ./crm-mcp-${VERSION}.tgz).`);
+  }
   if (!o.withSecrets && Object.keys(e).some((k) => SECRET_VARS.has(k))) {
     notes.push('Credentials are shown as placeholders: replace each <your …> with the value, or run again with --with-secrets (then keep the output private).');
   }

@@ -6,15 +6,17 @@
  * cron job can tell "act soon" from "broken"; 2 bad command-line usage.
  */
 import { parseArgs } from 'node:util';
+import { configWarnings } from '../config/checks.js';
 import { ConfigError, loadConfig, type AppConfig, type BitrixConnection, type Connection, type KommoConnection } from '../config/config.js';
 import { CrmError } from '../http/errors.js';
 import { Grant, modeOf } from '../policy/policy.js';
 import { BITRIX_PLANS, BitrixProvider } from '../providers/bitrix24/provider.js';
 import { describeToken, kommoTokenKey } from '../providers/kommo/auth.js';
 import { KOMMO_RPS, KommoProvider } from '../providers/kommo/provider.js';
-import type { TokenRecord } from '../providers/oauth.js';
+import { refreshRefused, seedHash, type TokenRecord } from '../providers/oauth.js';
 import type { CallContext } from '../providers/types.js';
 import { bitrixTokenKey } from '../providers/bitrix24/auth.js';
+import { portalMoveKey, type PortalMove } from '../providers/bitrix24/relocation.js';
 import { openStore, type Store } from '../store/store.js';
 import { createLogger } from '../util/log.js';
 import { redact } from '../util/redact.js';
@@ -103,6 +105,9 @@ export async function diagnose(env: Env, configPath?: string): Promise<DoctorRep
     }
   }
   if (config) {
+    for (const w of configWarnings(config)) {
+      problems.push({ connection: '(config)', check: 'config', severity: 'warn', message: w, fix: warningFix(w) });
+    }
     let store: Store | undefined;
     try {
       store = await openStore(config.store);
@@ -150,6 +155,12 @@ function configFix(p: string): string {
   if (/required/.test(p)) return `Set the variables named above (see README → Configuration).`;
   if (/--config/.test(p)) return 'Fix the config file at the path and key named above (see README → Configuration).';
   return 'Correct the setting named above (see README → Configuration).';
+}
+
+/** A setting that does nothing: either drop it or add what it needs. */
+function warningFix(w: string): string {
+  const name = /^(CRM_[A-Z_]+)=/.exec(w)?.[1] ?? 'the setting';
+  return `Remove ${name}, or also set what it needs (named above) if you meant to allow more. See README → Safety first.`;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -211,7 +222,11 @@ async function checkKommo(c: KommoConnection, config: AppConfig, store: Store): 
   } else {
     const key = kommoTokenKey(c.baseUrl, c.oauth!.clientId);
     const rec = await store.get<TokenRecord>(key);
-    if (!rec && !c.oauth!.authCode && !c.oauth!.refreshToken) {
+    if (rec?.refused_at && !reseeds(rec, seedHash({ authCode: c.oauth!.authCode, refreshToken: c.oauth!.refreshToken }))) {
+      // Nothing is sent: the CRM already refused this refresh token (see RotatingTokens).
+      reachable = false;
+      checks.push(refusedCheck('Kommo', rec, reauth));
+    } else if (!rec && !c.oauth!.authCode && !c.oauth!.refreshToken) {
       reachable = false;
       const known = await store.get<KommoAccountRecord>(kommoAccountKey(c.oauth!.clientId));
       const elsewhere = known && known.base_url !== c.baseUrl;
@@ -240,7 +255,7 @@ async function checkKommo(c: KommoConnection, config: AppConfig, store: Store): 
   if (oauth) {
     // Read after the account call: it may have refreshed the pair.
     const rec = await store.get<TokenRecord>(kommoTokenKey(c.baseUrl, c.oauth!.clientId));
-    if (rec) {
+    if (rec && !rec.refused_at) {
       const d = await describeToken(rec.access_token);
       const refreshDies = rec.obtained_at + KOMMO_REFRESH_LIFETIME;
       report.auth.expires_at = iso(rec.expires_at);
@@ -268,11 +283,29 @@ async function checkKommo(c: KommoConnection, config: AppConfig, store: Store): 
   return report;
 }
 
+/** True when start-up replaces the stored chain with the configured seed (a code or refresh token not used yet). */
+function reseeds(rec: TokenRecord, seed: string | undefined): boolean {
+  return seed !== undefined && seed !== rec.seed;
+}
+
+/** The CRM refused the stored refresh token (spent, e.g. after a refresh whose answer was lost, or revoked). */
+function refusedCheck(crm: string, rec: TokenRecord, reauth: string): Check {
+  return {
+    check: 'token',
+    status: 'error',
+    detail: `the stored refresh token was refused by ${crm} on ${day(rec.refused_at!)} (spent or revoked: e.g. the answer to a refresh was lost, or the app was disabled); it is not sent again`,
+    fix: `Sign in again: ${reauth}.`,
+  };
+}
+
 function kommoFailure(err: unknown, c: KommoConnection, reauth: string): Check {
   const e = err instanceof CrmError ? err : undefined;
   const host = new URL(c.baseUrl).host;
   if (e?.code === 'network') {
     return { check: 'account', status: 'error', detail: `cannot reach ${c.baseUrl}: ${e.message}`, fix: `Check the account address (KOMMO_SUBDOMAIN / KOMMO_BASE_URL / AMOCRM_DOMAIN: is ${host} right?), your network, proxy and firewall.` };
+  }
+  if (refreshRefused(e)) {
+    return { check: 'account', status: 'error', detail: `Kommo (${host}) refused the stored refresh token: it is spent or revoked`, fix: `Sign in again: ${reauth}.` };
   }
   if (e?.status === 401 || e?.code === 'auth') {
     return { check: 'account', status: 'error', detail: `401 from Kommo (${host}): the token was revoked or expired`, fix: `${reauth[0]!.toUpperCase()}${reauth.slice(1)}.` };
@@ -310,7 +343,10 @@ async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store)
   let reachable = true;
   if (oauth) {
     const rec = await store.get<TokenRecord>(bitrixTokenKey(c.oauth!.portal, c.oauth!.clientId));
-    if (!rec && !c.oauth!.refreshToken) {
+    if (rec?.refused_at && !reseeds(rec, seedHash({ refreshToken: c.oauth!.refreshToken }))) {
+      reachable = false;
+      checks.push(refusedCheck('Bitrix24', rec, 'run `crm-mcp auth bitrix24` (or set a new BITRIX_REFRESH_TOKEN)'));
+    } else if (!rec && !c.oauth!.refreshToken) {
       reachable = false;
       checks.push({ check: 'token', status: 'error', detail: `no OAuth tokens for ${c.oauth!.portal} in ${store.description}`, fix: 'Sign in: run `crm-mcp auth bitrix24` (or set BITRIX_REFRESH_TOKEN).' });
     }
@@ -318,9 +354,11 @@ async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store)
     checks.push({ check: 'token', status: 'ok', detail: 'inbound webhook (no expiry unless the portal admin set one)' });
   }
 
+  let probe: BitrixProvider | undefined;
+  let probed = false;
   if (reachable) {
     try {
-      const p = new BitrixProvider(c, providerOptions(config, store));
+      const p = (probe = new BitrixProvider(c, providerOptions(config, store)));
       await p.init();
       const profile = (await p.call<Record<string, unknown>>(ctx(), 'profile')).result ?? {};
       const app = (await p.call<Record<string, unknown>>(ctx(), 'app.info')).result ?? {};
@@ -345,14 +383,17 @@ async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store)
         if (missing.length) checks.push({ check: 'scopes', status: 'warn', detail: `${scopes.join(', ')}; without ${missing.join(', ')} user names${missing.includes('task') ? ' and tasks' : ''} are unavailable`, fix: `Tick ${missing.join(' and ')} for the ${oauth ? 'app' : 'webhook'} in Bitrix24 → Developer resources.` });
         else checks.push({ check: 'scopes', status: 'ok', detail: scopes.join(', ') });
       }
+      probed = true;
     } catch (err) {
       checks.push(bitrixFailure(err, c, reauth));
     }
   } else checks.push({ check: 'account', status: 'skipped', detail: 'not tried: no usable token' });
+  const moveCheck = await portalMoveCheck(c, store, probe, probed);
+  if (moveCheck) checks.push(moveCheck);
 
   if (oauth) {
     const rec = await store.get<TokenRecord>(bitrixTokenKey(c.oauth!.portal, c.oauth!.clientId));
-    if (rec) {
+    if (rec && !rec.refused_at) {
       report.auth.expires_at = iso(rec.expires_at);
       report.auth.days_left = daysLeft(rec.expires_at);
       checks.push({ check: 'token', status: 'ok', detail: `OAuth: access token until ${iso(rec.expires_at)} (1 h, renewed automatically); refresh token last renewed ${day(rec.obtained_at)} (Bitrix24 drops unused ones after 28 or 180 days: the docs disagree)` });
@@ -360,6 +401,27 @@ async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store)
   }
   pushCommon(checks, report, store, oauth);
   return report;
+}
+
+/**
+ * A portal move (302 from the configured address, §1.1) is followed one request at a time and never adopted
+ * silently: the user confirms it by changing the configured address. Shown from this run's probe, or as
+ * recorded by a server that met it (store); a record is dropped once the configured address answers itself.
+ */
+async function portalMoveCheck(c: BitrixConnection, store: Store, probe: BitrixProvider | undefined, probed: boolean): Promise<Check | undefined> {
+  const origin = new URL(c.webhookUrl ?? c.oauth!.portal).origin;
+  const key = portalMoveKey(origin);
+  const move = probe?.pendingMove ?? (await store.get<PortalMove>(key).catch(() => undefined));
+  if (!move) return undefined;
+  if (probed && !probe?.pendingMove) {
+    await store.delete(key).catch(() => undefined);
+    return undefined;
+  }
+  const to = new URL(move.to).origin;
+  const fix = c.webhookUrl
+    ? `If ${new URL(to).host} is your portal's new address (open it in a browser), update BITRIX_WEBHOOK_BASE to ${maskWebhook(`${to}${new URL(c.webhookUrl).pathname}`)} (the same webhook path with your secret). Until then every call is answered by a redirect first.`
+    : `If ${new URL(to).host} is your portal's new address (open it in a browser), set BITRIX_PORTAL=${to}. Until then every call is answered by a redirect first.`;
+  return { check: 'address', status: 'warn', detail: `the portal at ${new URL(origin).host} answers that it moved to ${new URL(to).host} (seen ${move.seen_at.slice(0, 10)}); calls follow it one at a time but the configured address is kept`, fix };
 }
 
 function bitrixFailure(err: unknown, c: BitrixConnection, reauth: string): Check {

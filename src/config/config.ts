@@ -9,6 +9,9 @@ import { DEFAULT_FLAGS, type PolicyFlags } from '../policy/policy.js';
 import type { ToolFilter } from '../policy/tool-filter.js';
 import type { LogLevel } from '../util/log.js';
 import { registerSecret } from '../util/redact.js';
+import { registerConnectionSecrets } from './secrets.js';
+import { storeSpecProblem } from '../store/store.js';
+import { checkToolNames } from './checks.js';
 
 export interface KommoOAuthConfig {
   clientId: string;
@@ -61,6 +64,10 @@ export interface ServiceConfig {
   auditLog?: string | false;
   /** CRM_MCP_METRICS: serve /metrics over HTTP (undefined = the default, on). */
   metrics?: boolean;
+  /** CRM_MCP_AUDIT_MAX_BYTES: size past which the audit file is rotated (undefined = the audit log's default, 10 MiB). */
+  auditMaxBytes?: number;
+  /** CRM_MCP_AUDIT_KEEP: rotated audit files kept (undefined = the audit log's default, 5). */
+  auditKeep?: number;
 }
 
 export class ConfigError extends Error {
@@ -244,6 +251,7 @@ const fileConnection = z
     allow_writes: z.boolean().optional(),
     safe_mode: z.boolean().optional(),
     allow_delete: z.boolean().optional(),
+    allow_admin: z.boolean().optional(),
   })
   .strict();
 
@@ -277,6 +285,7 @@ function connectionsFromFile(path: string, env: Env, defaults: PolicyFlags, prob
       allowWrites: c.allow_writes ?? defaults.allowWrites,
       safeMode: c.safe_mode ?? defaults.safeMode,
       allowDelete: c.allow_delete ?? defaults.allowDelete,
+      allowAdmin: c.allow_admin ?? defaults.allowAdmin,
     };
     const at = `${path}: connections.${name}`;
     // Reuse the env parsers on a synthetic environment so both sources follow exactly the same rules.
@@ -357,7 +366,17 @@ function serviceFromEnv(env: Env, problems: string[]): ServiceConfig {
   const rawAudit = env.CRM_MCP_AUDIT_LOG?.trim() || undefined;
   const auditLog = rawAudit === undefined ? undefined : FALSE.has(rawAudit.toLowerCase()) ? false : rawAudit;
   const metrics = env.CRM_MCP_METRICS?.trim() ? parseBool('CRM_MCP_METRICS', env.CRM_MCP_METRICS, true, problems) : undefined;
-  return { ...(token ? { token } : {}), corsOrigins, ...(auditLog !== undefined ? { auditLog } : {}), ...(metrics !== undefined ? { metrics } : {}) };
+  // At least 4 KiB (a few entries) so rotation cannot turn into a rename per line; at most 4 GiB.
+  const auditMaxBytes = env.CRM_MCP_AUDIT_MAX_BYTES?.trim() ? parseInt10('CRM_MCP_AUDIT_MAX_BYTES', env.CRM_MCP_AUDIT_MAX_BYTES, 0, 4096, 4 * 1024 ** 3, problems) : undefined;
+  const auditKeep = env.CRM_MCP_AUDIT_KEEP?.trim() ? parseInt10('CRM_MCP_AUDIT_KEEP', env.CRM_MCP_AUDIT_KEEP, 0, 0, 100, problems) : undefined;
+  return {
+    ...(token ? { token } : {}),
+    corsOrigins,
+    ...(auditLog !== undefined ? { auditLog } : {}),
+    ...(metrics !== undefined ? { metrics } : {}),
+    ...(auditMaxBytes ? { auditMaxBytes } : {}),
+    ...(auditKeep !== undefined ? { auditKeep } : {}),
+  };
 }
 
 export interface LoadOptions {
@@ -374,6 +393,7 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
     allowWrites: parseBool('CRM_ALLOW_WRITES', env.CRM_ALLOW_WRITES, DEFAULT_FLAGS.allowWrites, problems),
     safeMode: parseBool('CRM_SAFE_MODE', env.CRM_SAFE_MODE, DEFAULT_FLAGS.safeMode, problems),
     allowDelete: parseBool('CRM_ALLOW_DELETE', env.CRM_ALLOW_DELETE, DEFAULT_FLAGS.allowDelete, problems),
+    allowAdmin: parseBool('CRM_ALLOW_ADMIN', env.CRM_ALLOW_ADMIN, DEFAULT_FLAGS.allowAdmin, problems),
   };
   const http = {
     timeoutMs: parseInt10('CRM_HTTP_TIMEOUT_MS', env.CRM_HTTP_TIMEOUT_MS, 30_000, 100, 600_000, problems),
@@ -386,6 +406,9 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   }
   const tools: ToolFilter = { include: list(env.CRM_TOOLS), exclude: list(env.CRM_EXCLUDE_TOOLS) };
   let store = env.CRM_MCP_STORE?.trim() || undefined;
+  // Which source a value came from, so a problem names the right one (the file's key, or the variable).
+  const fileTools: ToolFilter = {};
+  let fileStore: string | undefined;
   const service = serviceFromEnv(env, problems);
 
   let connections: Connection[];
@@ -394,18 +417,22 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
     connections = connectionsFromFile(options.configPath, env, policy, problems);
     try {
       const file = JSON.parse(readFileSync(options.configPath, 'utf8')) as z.infer<typeof fileSchema>;
-      if (file.tools) tools.include = file.tools;
-      if (file.exclude_tools) tools.exclude = file.exclude_tools;
+      if (file.tools) tools.include = fileTools.include = file.tools;
+      if (file.exclude_tools) tools.exclude = fileTools.exclude = file.exclude_tools;
       if (file.http?.timeout_ms) http.timeoutMs = file.http.timeout_ms;
       if (file.http?.max_retries !== undefined) http.maxRetries = file.http.max_retries;
       if (file.log_level) logLevel = file.log_level;
-      if (file.store) store = file.store;
+      if (file.store) store = fileStore = file.store;
     } catch {
       // already reported by connectionsFromFile
     }
   } else {
     connections = [kommoFromEnv(env, policy, problems), bitrixFromEnv(env, policy, problems)].filter((c): c is Connection => !!c);
   }
+  checkToolNames(options.configPath && fileTools?.include ? `${options.configPath}: tools` : 'CRM_TOOLS', tools.include, problems);
+  checkToolNames(options.configPath && fileTools?.exclude ? `${options.configPath}: exclude_tools` : 'CRM_EXCLUDE_TOOLS', tools.exclude, problems);
+  const storeProblem = storeSpecProblem(store);
+  if (storeProblem) problems.push(`${options.configPath && fileStore ? `${options.configPath}: store` : 'CRM_MCP_STORE'}: ${storeProblem}`);
   if (!problems.length && connections.length === 0) {
     problems.push(
       'No CRM configured: set KOMMO_SUBDOMAIN and KOMMO_ACCESS_TOKEN (Kommo/amoCRM) or BITRIX_WEBHOOK_BASE (Bitrix24), pass --config FILE, or try the demo with --sandbox',
@@ -413,19 +440,8 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   }
   if (problems.length) throw new ConfigError(problems);
 
-  for (const c of connections) {
-    if (c.provider === 'kommo') {
-      registerSecret(c.accessToken);
-      registerSecret(c.oauth?.clientSecret);
-      registerSecret(c.oauth?.refreshToken);
-      registerSecret(c.oauth?.authCode);
-    } else {
-      if (c.webhookUrl) registerSecret(/\/rest\/\d+\/([^/]+)\//.exec(c.webhookUrl)?.[1]);
-      registerSecret(c.oauth?.clientSecret);
-      registerSecret(c.oauth?.refreshToken);
-      registerSecret(c.outboundToken);
-    }
-  }
+  for (const c of connections) registerConnectionSecrets(c);
   registerSecret(service.token);
   return { connections, tools, http, logLevel, store, service };
 }
+

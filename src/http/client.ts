@@ -123,7 +123,7 @@ export function loadUndici(): Promise<{ request: typeof import('undici').request
 }
 
 export class HttpCore {
-  private currentOrigin: string;
+  private readonly currentOrigin: string;
   constructor(private readonly o: HttpCoreOptions) {
     this.currentOrigin = new URL(o.origin).origin;
   }
@@ -138,10 +138,13 @@ export class HttpCore {
     return this.currentOrigin;
   }
 
-  /** Moves to a new origin (a Bitrix24 portal whose address changed); the provider validates it first. */
-  relocate(origin: string): void {
-    this.logger.warn({ provider: this.o.adapter.name, origin }, 'CRM origin changed');
-    this.currentOrigin = new URL(origin).origin;
+  /**
+   * A core that sends to `origin` instead (a Bitrix24 portal that answered "moved"; the provider first decides
+   * whether the move may carry the credential). It shares the auth, limiter and options. This core keeps the
+   * configured origin: a move is used for the one request that met it and is never adopted silently.
+   */
+  relocated(origin: string): HttpCore {
+    return new HttpCore({ ...this.o, origin: new URL(origin).origin });
   }
 
   get adapter(): ProviderAdapter {
@@ -178,6 +181,10 @@ export class HttpCore {
       });
     }
 
+    // Serialised once, before anything is sent: a body that cannot be serialised is the caller's error, not a
+    // network failure that "may have reached the CRM".
+    const payload = serialiseBody(spec);
+
     let attempt = 0;
     let reauthed = false;
     for (;;) {
@@ -191,7 +198,7 @@ export class HttpCore {
       const waited = started - queued;
       let res: RawResponse;
       try {
-        res = await this.send(spec, sendUrl, authHeaders).finally(release);
+        res = await this.send(spec, sendUrl, authHeaders, payload).finally(release);
       } catch (err) {
         const e = this.networkError(err, spec);
         this.emit(spec, url, 0, started, attempt, waited, undefined, e.code);
@@ -251,16 +258,10 @@ export class HttpCore {
     }
   }
 
-  private async send(spec: RequestSpec, url: URL, authHeaders: Record<string, string>): Promise<RawResponse> {
+  private async send(spec: RequestSpec, url: URL, authHeaders: Record<string, string>, payload: Payload): Promise<RawResponse> {
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'crm-mcp', ...spec.headers, ...authHeaders };
-    let body: string | undefined;
-    if (spec.form) {
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-      body = spec.form.toString();
-    } else if (spec.body !== undefined) {
-      headers['content-type'] = 'application/json';
-      body = JSON.stringify(spec.body);
-    }
+    const body = payload?.body;
+    if (payload) headers['content-type'] = payload.contentType;
     const timeout = AbortSignal.timeout(this.o.timeoutMs);
     const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
     this.logger.debug({ provider: this.o.adapter.name, method: spec.method, url: redact(url.toString()) }, 'crm request');
@@ -304,6 +305,18 @@ export class HttpCore {
     const e: HttpEvent = { provider: this.o.adapter.name, method: spec.method, path: url.pathname, status, ms: Date.now() - started, attempt, limiterWaitMs, error, ...(requestId ? { requestId } : {}) };
     this.o.onEvent?.(e);
     tap.getStore()?.(e);
+  }
+}
+
+type Payload = { contentType: string; body: string } | undefined;
+
+function serialiseBody(spec: RequestSpec): Payload {
+  if (spec.form) return { contentType: 'application/x-www-form-urlencoded', body: spec.form.toString() };
+  if (spec.body === undefined) return undefined;
+  try {
+    return { contentType: 'application/json', body: JSON.stringify(spec.body) };
+  } catch (err) {
+    throw new CrmError({ code: 'validation', message: `The request body cannot be sent as JSON (${(err as Error).name}). Nothing was sent.` });
   }
 }
 

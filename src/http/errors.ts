@@ -1,5 +1,5 @@
 /** The error taxonomy every provider maps into. Messages are actionable and never carry a secret. */
-import { redact } from '../util/redact.js';
+import { redact, redactValue } from '../util/redact.js';
 
 export const ERROR_CODES = [
   'auth',
@@ -45,7 +45,8 @@ export class CrmError extends Error {
     this.retryable = init.retryable ?? false;
     this.status = init.status;
     this.requestId = init.requestId;
-    this.details = init.details;
+    // Details often echo the CRM's error body, which may echo the credential: redact every string in them.
+    this.details = init.details === undefined ? undefined : redactValue(init.details);
     this.ambiguous = init.ambiguous ?? false;
     this.retryAfterMs = init.retryAfterMs;
   }
@@ -53,11 +54,11 @@ export class CrmError extends Error {
   toJSON() {
     return {
       code: this.code,
-      message: this.message,
+      message: redact(this.message),
       retryable: this.retryable,
       ...(this.status !== undefined ? { status: this.status } : {}),
       ...(this.requestId ? { request_id: this.requestId } : {}),
-      ...(this.details !== undefined ? { details: this.details } : {}),
+      ...(this.details !== undefined ? { details: redactValue(this.details) } : {}),
     };
   }
 }

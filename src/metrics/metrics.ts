@@ -3,7 +3,10 @@
  * mix in whatever else the process loads, and tests build several servers in one process).
  *
  * Labels never carry a secret or an id: a Bitrix24 endpoint is the REST method name (the webhook path with
- * its secret is dropped), a Kommo endpoint is the path template with numeric ids replaced by `:id`.
+ * its secret is dropped), a Kommo endpoint is the path template with ids replaced by `:id`. The label set is
+ * bounded: the generic tools let an agent choose any path or method, and every new label value is a new
+ * time series for Prometheus to keep. So only known Kommo resources and known Bitrix24 methods become labels
+ * (anything else is `other`), and a hard cap per provider stops whatever still gets through.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HttpEvent } from '../http/client.js';
@@ -11,22 +14,56 @@ import type { CrmProvider } from '../providers/types.js';
 
 const PREFIX = 'crm_mcp_';
 
+/**
+ * Kommo API v4 resources (developers.kommo.com → API reference; /work/shared/research/kommo-api.md): the
+ * top-level ones, and the words that may follow a resource or an id. Any other word is shown as `:other`.
+ */
+const KOMMO_RESOURCES = new Set([
+  'account', 'leads', 'contacts', 'companies', 'customers', 'catalogs', 'tasks', 'events', 'users', 'roles',
+  'webhooks', 'widgets', 'calls', 'sources', 'talks', 'chats', 'short_links', 'salesbot', 'products',
+]);
+const KOMMO_SUBRESOURCES = new Set([
+  'notes', 'tags', 'custom_fields', 'groups', 'links', 'link', 'unlink', 'complex', 'pipelines', 'statuses',
+  'loss_reasons', 'unsorted', 'forms', 'sip', 'accept', 'decline', 'summary', 'elements', 'segments',
+  'transactions', 'bonus_points', 'types', 'templates', 'close', 'run', 'subscriptions', 'watch',
+]);
+
+/** Bitrix24 method names that become labels: the ones crm-mcp's tools call and the common CRM methods. */
+const BITRIX_METHODS = new Set([
+  'profile', 'scope', 'methods', 'method.get', 'app.info', 'server.time', 'batch',
+  'user.current', 'user.get', 'user.search', 'user.fields',
+  'crm.duplicate.findbycomm', 'crm.settings.mode.get', 'crm.enum.ownertype', 'crm.enum.fields', 'crm.enum.activitytype',
+  'crm.status.list', 'crm.status.get', 'crm.status.fields', 'crm.status.entity.items', 'crm.status.entity.types',
+  'crm.category.list', 'crm.category.get', 'crm.dealcategory.list', 'crm.dealcategory.get', 'crm.dealcategory.stage.list',
+  'crm.timeline.comment.add', 'crm.timeline.comment.get', 'crm.timeline.comment.list', 'crm.timeline.comment.update', 'crm.timeline.comment.delete',
+  'crm.timeline.comment.fields', 'crm.activity.todo.add',
+  'tasks.task.add', 'tasks.task.get', 'tasks.task.list', 'tasks.task.update', 'tasks.task.delete', 'tasks.task.getfields',
+  'event.bind', 'event.unbind', 'event.get', 'event.offline.get', 'event.offline.list',
+  'crm.deal.recurring.expose', 'crm.entity.mergebatch',
+  ...['lead', 'deal', 'contact', 'company', 'quote', 'activity', 'item', 'requisite', 'product'].flatMap((e) =>
+    ['list', 'get', 'add', 'update', 'delete', 'fields', 'userfield.list', 'userfield.get', 'productrows.get', 'productrows.set'].map((op) => `crm.${e}.${op}`),
+  ),
+  ...['deal', 'lead', 'quote'].flatMap((e) => ['contact.items.get', 'contact.items.set', 'contact.add', 'contact.delete'].map((op) => `crm.${e}.${op}`)),
+  ...['contact.company', 'company.contact'].flatMap((e) => ['items.get', 'items.set', 'add', 'delete'].map((op) => `crm.${e}.${op}`)),
+]);
+
+/** Distinct endpoint labels kept per provider before every further one is `other`. */
+export const MAX_ENDPOINT_LABELS = 100;
+
 /** Bitrix24: `…/crm.deal.list.json` → `crm.deal.list`; Kommo: `/api/v4/leads/123/notes` → `/api/v4/leads/:id/notes`. */
 export function endpointOf(provider: string, path: string): string {
   if (provider === 'bitrix24') {
     // Drop `/rest/` and a webhook's `{user}/{secret}/`: what is left is the method name, or nothing.
     const method = path.replace(/^\/rest\/(\d+\/[^/]+\/)?/, '').replace(/\.json$/i, '').toLowerCase();
-    // Only a dotted method name may become a label: anything else could be (part of) a webhook secret.
-    return /^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$/.test(method) && method.length <= 80 ? method : 'other';
+    // Only a known method may become a label: anything else could be (part of) a webhook secret, or an
+    // agent-chosen name that would add a series per call.
+    return BITRIX_METHODS.has(method) ? method : 'other';
   }
   if (provider === 'kommo') {
-    if (!path.startsWith('/api/v4/')) return 'other';
-    const parts = path
-      .split('/')
-      .filter(Boolean)
-      .slice(0, 8)
-      .map((seg, i) => (i < 2 || /^[a-z_]{1,40}$/.test(seg) ? seg : ':id'));
-    return `/${parts.join('/')}`;
+    const parts = path.split('/').filter(Boolean);
+    if (parts[0] !== 'api' || parts[1] !== 'v4' || !KOMMO_RESOURCES.has(parts[2] ?? '')) return 'other';
+    const tail = parts.slice(3, 8).map((seg) => (KOMMO_SUBRESOURCES.has(seg) ? seg : /^[a-z_]+$/.test(seg) ? ':other' : ':id'));
+    return `/${['api', 'v4', parts[2]!, ...tail].join('/')}${parts.length > 8 ? '/…' : ''}`;
   }
   return 'other';
 }
@@ -48,6 +85,7 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly providers: CrmProvider[] = [];
   private readonly refreshesSeen = new Map<string, number>();
+  private readonly endpointLabels = new Map<string, Set<string>>();
 
   private readonly crmRequests = new Counter({
     name: `${PREFIX}crm_requests_total`,
@@ -137,13 +175,24 @@ export class Metrics {
 
   /** HttpCore's per-attempt hook. */
   readonly onHttpEvent = (e: HttpEvent): void => {
-    const endpoint = endpointOf(e.provider, e.path);
+    const endpoint = this.boundedEndpoint(e.provider, e.path);
     const status = e.status > 0 ? String(e.status) : (e.error ?? 'network');
     this.crmRequests.inc({ provider: e.provider, endpoint, method: e.method, status });
     this.crmLatency.observe({ provider: e.provider, endpoint }, e.ms / 1000);
     this.limiterWait.observe({ provider: e.provider }, e.limiterWaitMs / 1000);
     if (e.attempt > 0) this.retries.inc({ provider: e.provider, endpoint });
   };
+
+  /** The endpoint label, or `other` once the provider has MAX_ENDPOINT_LABELS distinct ones. */
+  private boundedEndpoint(provider: string, path: string): string {
+    const endpoint = endpointOf(provider, path);
+    let seen = this.endpointLabels.get(provider);
+    if (!seen) this.endpointLabels.set(provider, (seen = new Set()));
+    if (seen.has(endpoint)) return endpoint;
+    if (seen.size >= MAX_ENDPOINT_LABELS) return 'other';
+    seen.add(endpoint);
+    return endpoint;
+  }
 
   toolCall(tool: string, outcome: ToolOutcome, seconds: number): void {
     this.toolCalls.inc({ tool, outcome });

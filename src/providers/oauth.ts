@@ -21,6 +21,18 @@ export interface TokenRecord {
   seed?: string;
   /** Provider extras (e.g. Bitrix24 client_endpoint). */
   extra?: Record<string, string>;
+  /**
+   * Epoch ms when the CRM refused this record's refresh token (spent or revoked). It is not sent again, by this
+   * process or another: only a new sign-in (`crm-mcp auth …`, a new record) or a newly configured seed helps.
+   */
+  refused_at?: number;
+}
+
+/** Set by a TokenExchange on the error it throws when the CRM refused the refresh token itself (not the client). */
+export const REFRESH_REFUSED = 'refresh_refused';
+
+export function refreshRefused(e: unknown): boolean {
+  return e instanceof CrmError && (e.details as Record<string, unknown> | undefined)?.[REFRESH_REFUSED] === true;
 }
 
 export interface TokenGrant {
@@ -134,8 +146,24 @@ export class RotatingTokens {
         this.cached = current;
         return current;
       }
+      if (current.refused_at) {
+        this.cached = current;
+        throw new CrmError({ code: 'auth', details: { [REFRESH_REFUSED]: true }, message: `The stored refresh token was refused by the CRM on ${new Date(current.refused_at).toISOString().slice(0, 10)}, so it is not sent again. Sign in again: ${this.o.reauthHint}` });
+      }
       this.refreshCount += 1;
-      const g = await this.o.exchange({ grant_type: 'refresh_token', refresh_token: current.refresh_token });
+      let g: TokenGrant;
+      try {
+        g = await this.o.exchange({ grant_type: 'refresh_token', refresh_token: current.refresh_token });
+      } catch (e) {
+        // A refused (spent) refresh token stays refused: mark the record, so no process loops on it.
+        if (refreshRefused(e)) {
+          const marked = { ...current, refused_at: this.now() };
+          await this.persist(marked).catch(() => undefined);
+          this.cached = marked;
+          this.o.logger?.warn({ generation: current.generation }, 'the CRM refused the stored refresh token; sign-in needed');
+        }
+        throw e;
+      }
       let rec = this.record(g, current.generation, current.seed);
       // Compare-and-swap: the lock makes a concurrent writer unlikely (only if it expired mid-refresh);
       // then our freshly issued pair is the valid one, so it is written above whatever is there.

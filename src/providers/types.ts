@@ -150,9 +150,14 @@ export interface LeadFilter {
   updated_from?: string;
   updated_to?: string;
   entity?: 'lead' | 'deal';
+  /** Default `created_desc` (newest first). */
+  sort?: ListSort;
   limit: number;
   cursor?: string;
 }
+
+/** The order of a list tool's pages; each provider maps it to its CRM's `order` parameter. */
+export type ListSort = 'created_desc' | 'created_asc' | 'updated_desc';
 
 export interface ContactInput {
   first_name?: string;
@@ -173,6 +178,8 @@ export interface CreateLeadInput {
   tags?: string[];
   custom_fields?: CustomFieldInput[];
   responsible_user_id?: Id;
+  /** When the contact already has an open lead: return it (default) or create another. */
+  if_open_lead_exists?: 'return' | 'create';
 }
 
 export interface CreateLeadResult {
@@ -181,7 +188,7 @@ export interface CreateLeadResult {
   lead: Lead | null;
   contact_id: Id | null;
   company_id: Id | null;
-  /** Why nothing was created (duplicate found). */
+  /** Why nothing was created (duplicate found), or how the new lead was linked to an existing contact. */
   reason?: string;
   requests?: PlannedRequest[];
 }
@@ -288,6 +295,8 @@ export interface AccountInfo {
 
 export interface ListQuery {
   query?: string;
+  /** Default `created_desc` (newest first). */
+  sort?: ListSort;
   limit: number;
   cursor?: string;
 }

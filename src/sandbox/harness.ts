@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { registerEmulatorOrigin, unregisterEmulatorOrigin } from './origins.js';
 
 /** One request as the emulator saw it. `status` is 0 when the connection was dropped or never answered. */
 export interface RecordedRequest {
@@ -26,6 +27,11 @@ export interface RecordedRequest {
 export type Fault =
   /** Answer with this status/body without processing the request (rate limit, 5xx from a gateway...). */
   | { kind: 'status'; status: number; body?: string; contentType?: string; headers?: Record<string, string> }
+  /**
+   * Answer without processing, with a body built from the request: a CRM (or a proxy in front of it) that
+   * echoes what it received (the Authorization header, the URL with a webhook secret) into its error body.
+   */
+  | { kind: 'echo'; respond: (req: { headers: IncomingHttpHeaders; url: string; body: string }) => { status: number; body: unknown; headers?: Record<string, string> } }
   /** Accept the request and never answer (until the emulator closes or the client gives up). */
   | { kind: 'timeout' }
   /** Drop the connection before processing. */
@@ -113,6 +119,7 @@ export class EmulatorHarness {
     });
     const addr = server.address() as AddressInfo;
     this.origin = `http://${addr.address}:${addr.port}`;
+    registerEmulatorOrigin(this.origin);
     return this.origin;
   }
 
@@ -122,6 +129,7 @@ export class EmulatorHarness {
     for (const s of this.sockets) s.destroy();
     const server = this.server;
     this.server = undefined;
+    if (this.origin) unregisterEmulatorOrigin(this.origin);
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -181,6 +189,14 @@ export class EmulatorHarness {
       record.tag = 'fault';
       res.writeHead(fault.status, { 'content-type': fault.contentType ?? 'application/json', ...fault.headers });
       res.end(fault.body ?? '');
+      return;
+    }
+    if (fault?.kind === 'echo') {
+      const out = fault.respond({ headers, url: rawUrl, body });
+      record.status = out.status;
+      record.tag = 'fault';
+      res.writeHead(out.status, { 'content-type': 'application/json', ...out.headers });
+      res.end(typeof out.body === 'string' ? out.body : JSON.stringify(out.body));
       return;
     }
     if (fault?.kind === 'timeout') {

@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import Keyv from 'keyv';
 import { DurableFileStore } from './file-store.js';
+import { LockTimeoutError } from './file-lock.js';
 import { redact } from '../util/redact.js';
 
 /** The node-redis client the Redis store shares with the limiters and locks. */
@@ -93,6 +94,26 @@ class KeyvStore implements Store {
   }
 }
 
+/** The JSON file: locks hold across the processes sharing the file (a lock file per name, see file-lock.ts). */
+class FileStore extends KeyvStore {
+  constructor(
+    kv: Keyv,
+    private readonly file: DurableFileStore,
+    description: string,
+  ) {
+    super(kv, description);
+  }
+
+  /** Local chain first (one waiter per process), then the lock file across processes. */
+  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(name, () =>
+      this.file.withLock(name, ttlMs, fn).catch((e: unknown) => {
+        throw e instanceof LockTimeoutError ? new StoreError(e.message, { cause: e }) : e;
+      }),
+    );
+  }
+}
+
 const UNLOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 /** Redis through @keyv/redis; the same client serves locks (SET NX PX + compare-and-delete) and limiters. */
@@ -171,14 +192,46 @@ async function openRedis(url: string): Promise<Store> {
   return new RedisStore(kv, client, `redis ${shown}`);
 }
 
+const STORE_FORMS = 'a file path (or file:/path), memory, redis://host:port/db or rediss://host:port/db';
+
+/**
+ * Why `spec` is not a store address, or undefined when it is one. A string that starts like a URL with a
+ * scheme we do not speak (`ftp://x`, `redis:/x`) must not be taken for a relative path: it would quietly
+ * create a folder named `ftp:` and keep the tokens there. A single letter before the colon is a Windows
+ * drive (`C:\data\store.json`).
+ */
+export function storeSpecProblem(spec: string | undefined): string | undefined {
+  if (!spec || spec === 'memory') return undefined;
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(spec)?.[1];
+  if (!scheme || scheme.length === 1) return undefined;
+  const s = scheme.toLowerCase();
+  if (s === 'file' || ((s === 'redis' || s === 'rediss') && /^rediss?:\/\//i.test(spec))) return undefined;
+  return `"${redact(spec.replace(/\/\/[^@/]*@/, '//***@'))}" is not a store address; use ${STORE_FORMS}`;
+}
+
 /**
  * `spec`: undefined → file under the data dir; `memory` → in-process only (tests, sandbox);
  * `redis://…` / `rediss://…` → Redis; `file:/path` or a plain path → that file.
  */
 export async function openStore(spec: string | undefined): Promise<Store> {
+  const problem = storeSpecProblem(spec);
+  if (problem) throw new StoreError(`CRM_MCP_STORE: ${problem}`);
   if (spec === 'memory') return new KeyvStore(new Keyv({ namespace: 'crm' }), 'memory (not persisted)');
-  if (spec && /^rediss?:\/\//.test(spec)) return openRedis(spec);
-  const file = spec ? spec.replace(/^file:(\/\/)?/, '') : join(defaultDataDir(), 'store.json');
-  const kv = new Keyv({ store: new DurableFileStore(file) as unknown as Map<string, unknown>, namespace: 'crm' });
-  return new KeyvStore(kv, `file ${file}`);
+  if (spec && /^rediss?:\/\//i.test(spec)) return openRedis(spec);
+  const file = spec ? spec.replace(/^file:(\/\/)?/i, '') : join(defaultDataDir(), 'store.json');
+  let backend: DurableFileStore;
+  try {
+    backend = new DurableFileStore(file);
+  } catch (err) {
+    const msg = (err as Error)?.message ?? String(err);
+    if (msg.startsWith('CRM_MCP_STORE')) throw err;
+    // A bare "EACCES: permission denied, mkdir" does not say which setting chose the place.
+    const code = (err as { code?: string }).code ?? 'error';
+    const which = spec
+      ? `CRM_MCP_STORE points at ${file}, whose directory cannot be created or written (${code}). Point CRM_MCP_STORE at a writable file`
+      : `The data directory ${defaultDataDir()} (CRM_MCP_HOME, default ~/.crm-mcp) cannot be created or written (${code}). Set CRM_MCP_HOME to a writable directory, or CRM_MCP_STORE to a writable file`;
+    throw new StoreError(`${which}.`, { cause: err });
+  }
+  const kv = new Keyv({ store: backend as unknown as Map<string, unknown>, namespace: 'crm' });
+  return new FileStore(kv, backend, `file ${file}`);
 }

@@ -5,6 +5,10 @@ import { Id } from '../providers/types.js';
 /** A record id: Bitrix24 numbers deal categories from 0 (the General pipeline), so 0 is a valid id. */
 export const IdInput = z.union([z.number().int().nonnegative(), z.string().min(1).max(64)]);
 export const Limit = z.number().int().min(1).max(250).default(50).describe('Page size (1–250, default 50).');
+export const ListSortInput = z
+  .enum(['created_desc', 'created_asc', 'updated_desc'])
+  .default('created_desc')
+  .describe('Order of the pages: newest created first (default), oldest created first, or most recently updated first.');
 export const Cursor = z.string().max(4096).optional().describe('Cursor from a previous call; omit for the first page.');
 export const ShortText = z.string().max(255);
 export const Phone = z

@@ -1,15 +1,15 @@
 import * as z from 'zod';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, CompanyItem, Contact, ContactItem } from '../providers/types.js';
-import { Cursor, CustomFieldsInput, Email, IdInput, Limit, listItems, Phone, PlannedRequests, ShortText, Tags, WithCustomFields } from './common.js';
+import { Cursor, CustomFieldsInput, Email, IdInput, Limit, listItems, ListSortInput, Phone, PlannedRequests, ShortText, Tags, WithCustomFields } from './common.js';
 
 export const listContacts = defineTool({
   name: 'list_contacts',
   title: 'List contacts',
-  description: `Lists contacts with phones and emails flattened, optionally filtered by a search text (name, phone, email). Pages with an opaque cursor. To find a person by phone or email exactly, prefer search_lead_by_contact. ${UNTRUSTED}`,
+  description: `Lists contacts with phones and emails flattened and their lead ids, optionally filtered by a search text (name, phone, email); newest first unless \`sort\` says otherwise (Kommo orders contacts by id for creation order). Pages with an opaque cursor. To find a person by phone or email exactly, prefer search_lead_by_contact. ${UNTRUSTED}`,
   effect: 'read',
   providers: ['kommo', 'bitrix24'],
-  input: z.object({ query: z.string().max(200).optional(), with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor }),
+  input: z.object({ query: z.string().max(200).optional(), sort: ListSortInput, with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor }),
   output: pageOf(ContactItem),
   async handler({ with_custom_fields, ...args }, { provider, ctx }) {
     return listItems(await provider.listContacts(ctx, args), with_custom_fields);
@@ -32,10 +32,10 @@ export const getContact = defineTool({
 export const listCompanies = defineTool({
   name: 'list_companies',
   title: 'List companies',
-  description: `Lists companies with phones and emails flattened, optionally filtered by a search text. Pages with an opaque cursor. ${UNTRUSTED}`,
+  description: `Lists companies with phones and emails flattened, optionally filtered by a search text; newest first unless \`sort\` says otherwise (Kommo orders companies by id for creation order). Pages with an opaque cursor. ${UNTRUSTED}`,
   effect: 'read',
   providers: ['kommo', 'bitrix24'],
-  input: z.object({ query: z.string().max(200).optional(), with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor }),
+  input: z.object({ query: z.string().max(200).optional(), sort: ListSortInput, with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor }),
   output: pageOf(CompanyItem),
   async handler({ with_custom_fields, ...args }, { provider, ctx }) {
     return listItems(await provider.listCompanies(ctx, args), with_custom_fields);

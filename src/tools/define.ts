@@ -34,11 +34,25 @@ export interface ToolDef<I extends z.ZodObject = z.ZodObject, O extends z.ZodObj
   providers: ProviderKind[];
   input: I;
   output: O;
-  /** For generic tools whose effect depends on the arguments (kommo_request): the effect of this call. */
-  effectOf?: (args: z.infer<I>) => Effect;
-  /** For generic tools: the input schema narrowed to what the policy allows (e.g. allowed HTTP methods). */
-  inputFor?: (allowed: readonly Effect[]) => I;
+  /**
+   * For generic tools whose effect depends on the arguments (kommo_request, bitrix_call): the effect of this
+   * call, decided before anything is sent. It may throw a CrmError: `policy_denied` for a request the tool
+   * never sends (a path off the API), `validation` for malformed input.
+   */
+  effectOf?: (args: z.infer<I>) => CallEffect;
   handler: (args: z.infer<I>, env: ToolEnv) => Promise<z.infer<O>>;
+}
+
+/** The effect of one call of a generic tool, with the reason shown when the policy refuses it. */
+export interface CallEffect {
+  effect: Effect;
+  /** E.g. "POST /api/v4/webhooks changes webhooks" or "foo.bar is not in the classification table". */
+  note?: string;
+}
+
+/** What the tool can do at most: `effect` for typed tools; the strongest effect for generic ones. */
+export function strongestEffectOf(tool: Pick<ToolDef, 'effect' | 'effectOf'>): Effect {
+  return tool.effectOf ? 'admin' : tool.effect;
 }
 
 export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(def: ToolDef<I, O>): ToolDef<I, O> {

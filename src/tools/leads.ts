@@ -1,8 +1,9 @@
 import * as z from 'zod';
+import { isOpen } from '../services/dedupe.js';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, Contact, ContactItem, Lead, LeadItem } from '../providers/types.js';
 import { validationError } from '../http/errors.js';
-import { Cursor, CustomFieldsInput, Email, Id, IdInput, Limit, listItems, Phone, PlannedRequests, ShortText, Tags, WithCustomFields } from './common.js';
+import { Cursor, CustomFieldsInput, Email, Id, IdInput, Limit, listItems, ListSortInput, Phone, PlannedRequests, ShortText, Tags, WithCustomFields } from './common.js';
 
 const DateInput = z.string().max(40).describe('ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T09:00:00Z.');
 
@@ -15,7 +16,9 @@ export const searchLeadByContact = defineTool({
   input: z.object({ email: Email.optional(), phone: Phone.optional(), with_custom_fields: WithCustomFields }),
   output: z.object({
     query: z.object({ email: z.string().optional(), phone: z.string().optional(), phone_e164: z.string().nullable().optional() }),
-    found: z.boolean(),
+    found: z.boolean().describe('True when at least one contact matched (with or without leads).'),
+    lead_count: z.number().int().describe('Leads of the matched contacts.'),
+    open_lead_count: z.number().int().describe('Of those, the ones not won or lost.'),
     contacts: z.array(ContactItem),
     leads: z.array(LeadItem),
   }),
@@ -24,7 +27,9 @@ export const searchLeadByContact = defineTool({
     const r = await provider.searchLeadByContact(ctx, { email, phone });
     return {
       ...r,
-      found: r.leads.length > 0,
+      found: r.contacts.length > 0,
+      lead_count: r.leads.length,
+      open_lead_count: r.leads.filter(isOpen).length,
       contacts: listItems({ items: r.contacts }, with_custom_fields).items,
       leads: listItems({ items: r.leads }, with_custom_fields).items,
     };
@@ -45,7 +50,7 @@ export const createLead = defineTool({
   name: 'create_lead',
   title: 'Create a lead (duplicate-safe)',
   description:
-    'Creates a lead with its contact (and company). It first looks the contact up by email/phone: when a lead for that contact exists it returns that lead with `created: false` instead of creating a duplicate, and an existing contact is linked rather than copied. Use dry_run to preview the request.',
+    'Creates a lead with its contact (and company); the title defaults to the contact name. It first looks the contact up by email/phone: when that contact has an open lead it returns it with `created: false` instead of a duplicate (unless if_open_lead_exists is "create"); a returning customer whose leads are closed gets a new lead linked to the existing contact, never a second contact. Use dry_run to preview the request.',
   effect: 'create',
   providers: ['kommo', 'bitrix24'],
   input: z.object({
@@ -59,6 +64,10 @@ export const createLead = defineTool({
     tags: Tags.optional(),
     custom_fields: CustomFieldsInput.optional(),
     responsible_user_id: IdInput.optional(),
+    if_open_lead_exists: z
+      .enum(['return', 'create'])
+      .default('return')
+      .describe('When the contact already has an open lead: return it (default) or create another one anyway.'),
     dry_run: dryRunField,
   }),
   output: z.object({
@@ -84,7 +93,7 @@ export const createLead = defineTool({
 export const listLeads = defineTool({
   name: 'list_leads',
   title: 'List leads',
-  description: `Lists leads (Bitrix24: leads or deals) with filters by pipeline, stages, responsible user, search text and created/updated dates, newest first where the CRM allows. Pages with an opaque cursor; \`has_more\` is exact. ${UNTRUSTED}`,
+  description: `Lists leads (Bitrix24: leads or deals) with filters by pipeline, stages, responsible user, search text and created/updated dates; newest created first unless \`sort\` says otherwise. Won/lost stage ids (Kommo 142/143) without a pipeline cover every pipeline. Pages with an opaque cursor that keeps the filters and order; \`has_more\` is exact. ${UNTRUSTED}`,
   effect: 'read',
   providers: ['kommo', 'bitrix24'],
   input: z.object({
@@ -97,6 +106,7 @@ export const listLeads = defineTool({
     updated_from: DateInput.optional(),
     updated_to: DateInput.optional(),
     entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: leads or deals (default deals).'),
+    sort: ListSortInput,
     with_custom_fields: WithCustomFields,
     limit: Limit,
     cursor: Cursor,

@@ -19,6 +19,8 @@ export function toCrmError(err: unknown): CrmError {
 
 export function fail(err: unknown): CallToolResult {
   const e = toCrmError(err);
+  // toJSON redacts, and the whole text passes the redactor once more: a secret learnt after the error was
+  // built (a token refreshed meanwhile) is masked too.
   const body = { error: e.toJSON() };
-  return { isError: true, content: [{ type: 'text', text: `${e.message}\n${JSON.stringify(body)}` }] };
+  return { isError: true, content: [{ type: 'text', text: redact(`${e.message}\n${JSON.stringify(body)}`) }] };
 }

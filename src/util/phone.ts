@@ -38,6 +38,9 @@ export function normalizePhone(raw: string, defaultCountry?: string): Normalized
   const d = digits(trimmed);
   const candidates: Array<[string, CountryCode | undefined]> = [];
   if (trimmed.startsWith('+')) candidates.push([trimmed, undefined]);
+  // The international call prefix typed instead of "+": 00 (most of the world), 810 (Russia's old one).
+  if (!trimmed.startsWith('+') && /^00[1-9]/.test(d)) candidates.push([`+${d.slice(2)}`, undefined]);
+  if (!trimmed.startsWith('+') && /^810[1-9]/.test(d) && d.length >= 13) candidates.push([`+${d.slice(3)}`, undefined]);
   if (defaultCountry) candidates.push([trimmed, defaultCountry.toUpperCase() as CountryCode]);
   if (/^8\d{10}$/.test(d)) candidates.push([d, 'RU']);
   if (!trimmed.startsWith('+') && d.length >= 11) candidates.push([`+${d}`, undefined]);
@@ -71,4 +74,41 @@ export function sameEmail(a: string, b: string): boolean {
 /** A light sanity check for email input (the CRM is the final judge). */
 export function looksLikeEmail(s: string): boolean {
   return /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s.trim());
+}
+
+/**
+ * The ways people commonly type one number, for CRMs whose search compares stored strings as typed (a
+ * Bitrix24 portal compared exactly, Kommo's substring query): E.164, bare digits, the international and
+ * national layouts of libphonenumber with spaces, dashes or parentheses, and the national digits with and
+ * without the trunk prefix (`89123456789`, `02079460123`). Duplicates removed, the likeliest first.
+ */
+export function phoneFormats(e164: string): string[] {
+  const p = parsePhoneNumberFromString(e164);
+  const out = new Set<string>([e164, digits(e164)]);
+  if (p) {
+    const cc = `+${p.countryCallingCode}`;
+    const nsn = p.nationalNumber;
+    const intl = p.formatInternational().split(/\s+/).slice(1);
+    const [head, ...rest] = intl;
+    const natText = p.formatNational();
+    const nat = natText.split(/[^\d]+/).filter(Boolean);
+    if (head) {
+      out.add([cc, ...intl].join(' '));
+      if (rest.length) {
+        out.add(`${cc} ${head} ${rest.join('-')}`);
+        out.add(`${cc} (${head}) ${rest.join('-')}`);
+        out.add(`${cc} (${head}) ${rest.join(' ')}`);
+      }
+      out.add([cc, ...intl].join('-'));
+    }
+    out.add(`${cc} ${nsn}`);
+    out.add(natText);
+    out.add(nat.join(''));
+    out.add(nsn);
+    out.add(natText.replace(/-/g, ' '));
+    out.add(nat.join(' '));
+    if (nat.length > 2) out.add(`${nat[0]} ${nat[1]} ${nat.slice(2).join('-')}`);
+    out.add(nat.join('-'));
+  }
+  return [...out].filter(Boolean);
 }

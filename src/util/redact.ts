@@ -39,7 +39,7 @@ export function redactValue<T>(value: T): T {
   if (Array.isArray(value)) return value.map((v) => redactValue(v)) as T;
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = redactValue(v);
+    for (const [k, v] of Object.entries(value)) out[redact(k)] = redactValue(v);
     return out as T;
   }
   return value;

@@ -6,6 +6,16 @@ describe('phones', () => {
   it.each(['+7 912 345-67-89', '8 (912) 345 67 89', '79123456789', '+79123456789', '8-912-345-67-89'])('%s → +79123456789', (raw) => {
     expect(normalizePhone(raw)?.e164).toBe('+79123456789');
   });
+  it.each([
+    ['00 7 912 345-67-89', undefined, '+79123456789'],
+    ['0044 20 7946 0958', undefined, '+442079460958'],
+    ['810 7 912 345 67 89', undefined, '+79123456789'],
+    ['(202) 555-0107', 'US', '+12025550107'],
+    ['912 345-67-89', 'RU', '+79123456789'],
+    ['020 7946 0958', 'GB', '+442079460958'],
+  ])('%s (account country %s) → %s', (raw, country, e164) => {
+    expect(normalizePhone(raw, country)?.e164).toBe(e164);
+  });
   it('gives national digits for substring search and rejects junk', () => {
     expect(normalizePhone('+7 912 345-67-89')?.national).toBe('9123456789');
     expect(normalizePhone('12345')).toBeUndefined();

@@ -6,12 +6,17 @@
 import type { Effect } from '../../policy/policy.js';
 import { CrmError } from '../../http/errors.js';
 import type { HttpMethod, ProviderAdapter, RawResponse } from '../../http/client.js';
-import { classifyBatch, classifyMethod, normalizeMethod } from './methods.js';
+import { classifyBatch, classifyCall, normalizeMethod } from './methods.js';
+import { withRedirectTarget } from './relocation.js';
 
 /** The REST method a path calls, e.g. `/rest/1/secret/crm.deal.list.json` → `crm.deal.list`. */
 export function methodOfPath(path: string, basePath: string): string | undefined {
   if (!path.startsWith(basePath)) return undefined;
-  return normalizeMethod(decodeURIComponent(path.slice(basePath.length)));
+  try {
+    return normalizeMethod(decodeURIComponent(path.slice(basePath.length)));
+  } catch {
+    return undefined; // a broken escape is no method name
+  }
 }
 
 interface BitrixError {
@@ -23,7 +28,9 @@ export function mapBitrixError(res: RawResponse, parsed: unknown): CrmError | un
   const s = res.status;
   if (s >= 300 && s < 400) {
     const loc = res.headers.location;
-    return new CrmError({ code: 'upstream', status: s, message: `Bitrix24 answered ${s} (portal moved?)`, details: { location: Array.isArray(loc) ? loc[0] : loc } });
+    // The Location repeats the path and query (the webhook secret, an OAuth `auth=` token): it stays off the
+    // error's details; the provider reads it through redirectTarget() to decide on a portal move.
+    return withRedirectTarget(new CrmError({ code: 'upstream', status: s, message: `Bitrix24 answered ${s} (portal moved?)` }), Array.isArray(loc) ? loc[0] : loc);
   }
   const body = (parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed : {}) as BitrixError;
   // Errors may arrive with HTTP 200 (§3): an `error` key means failure whatever the status.
@@ -86,12 +93,12 @@ export function makeBitrixAdapter(basePath: string): ProviderAdapter {
     name: 'bitrix24',
     classify(_method: HttpMethod, path: string, body: unknown): Effect {
       const m = methodOfPath(path, basePath);
-      if (!m) return 'delete';
+      if (!m) return 'admin';
       if (m === 'batch') {
         const b = classifyBatch((body as { cmd?: unknown } | undefined)?.cmd);
-        return b.problem ? 'delete' : b.effect;
+        return b.problem ? 'admin' : b.effect;
       }
-      return classifyMethod(m);
+      return classifyCall(m, body);
     },
     pathAllowed: (path) => path.startsWith(basePath) && !!methodOfPath(path, basePath),
     mapError: mapBitrixError,

@@ -10,7 +10,7 @@ import type { BitrixConnection } from '../../config/config.js';
 import { CrmError } from '../../http/errors.js';
 import type { AuthProvider } from '../../http/client.js';
 import type { Store } from '../../store/store.js';
-import { RotatingTokens, type TokenExchange } from '../oauth.js';
+import { REFRESH_REFUSED, RotatingTokens, type TokenExchange } from '../oauth.js';
 
 /** Where a Bitrix24 OAuth chain lives in the store (shared with `crm-mcp auth bitrix24`, which writes it). */
 export function bitrixTokenKey(portal: string, clientId: string): string {
@@ -63,19 +63,31 @@ export class BitrixAuth implements AuthProvider {
     const server = o.oauthServer ?? 'https://oauth.bitrix.info';
     let status = 0;
     let text = '';
-    try {
-      const { request } = await loadUndici();
-      const res = await request(new URL('/oauth/token/', server), {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body: form.toString(),
-        signal: AbortSignal.timeout(this.o.timeoutMs),
-        dispatcher: this.o.dispatcher,
-      });
-      status = res.statusCode;
-      text = await res.body.text();
-    } catch (err) {
-      throw new CrmError({ code: 'network', retryable: true, message: `Could not reach the Bitrix24 OAuth server (${(err as Error).message}).` });
+    // §2.2: the refresh token is single-use, so a refresh whose answer was lost has spent it. One repeat is
+    // still worth it (should the server keep the old one), and the repeat's invalid_grant then ends in a clear
+    // "sign in again" instead of a retryable network error that would be repeated with the dead token.
+    let lost = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { request } = await loadUndici();
+        const res = await request(new URL('/oauth/token/', server), {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+          body: form.toString(),
+          signal: AbortSignal.timeout(this.o.timeoutMs),
+          dispatcher: this.o.dispatcher,
+        });
+        status = res.statusCode;
+        text = await res.body.text();
+        break;
+      } catch (err) {
+        const neverSent = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(String((err as { code?: unknown })?.code));
+        if (attempt === 0 && !neverSent && grant.grant_type === 'refresh_token') {
+          lost = true;
+          continue;
+        }
+        throw new CrmError({ code: 'network', retryable: true, message: `Could not reach the Bitrix24 OAuth server (${(err as Error).message}).` });
+      }
     }
     let p: Record<string, unknown> | undefined;
     try {
@@ -85,7 +97,16 @@ export class BitrixAuth implements AuthProvider {
     }
     if (status !== 200 || typeof p?.access_token !== 'string' || typeof p.refresh_token !== 'string') {
       const code = typeof p?.error === 'string' ? p.error : `status ${status}`;
-      throw new CrmError({ code: 'auth', status, message: `Bitrix24 could not refresh the access token (${code}). Re-authorize the app (crm-mcp auth bitrix24) or set a new BITRIX_REFRESH_TOKEN.` });
+      // invalid_grant (§2.2): the refresh token itself is spent or expired → full re-authorization.
+      const refused = grant.grant_type === 'refresh_token' && code === 'invalid_grant';
+      throw new CrmError({
+        code: 'auth',
+        status,
+        ...(refused ? { details: { [REFRESH_REFUSED]: true } } : {}),
+        message: refused && lost
+          ? `The Bitrix24 OAuth server's answer to the token refresh was lost, and refresh tokens are single-use, so the stored one is spent (${code}). Sign in again with \`crm-mcp auth bitrix24\` (or set a new BITRIX_REFRESH_TOKEN).`
+          : `Bitrix24 could not refresh the access token (${code}). Sign in again with \`crm-mcp auth bitrix24\` (or set a new BITRIX_REFRESH_TOKEN).`,
+      });
     }
     const extra: Record<string, string> = {};
     if (typeof p.client_endpoint === 'string') extra.client_endpoint = p.client_endpoint;

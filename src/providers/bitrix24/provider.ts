@@ -7,13 +7,17 @@
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { BitrixConnection } from '../../config/config.js';
+import { registerConnectionSecrets } from '../../config/secrets.js';
+import { parseDateInput, parseDeadline } from '../../services/dates.js';
+import { decideLeadDuplicate } from '../../services/dedupe.js';
+import { splitName } from '../../services/names.js';
 import { HttpCore, type HttpEvent } from '../../http/client.js';
 import { CrmError, notFound, validationError } from '../../http/errors.js';
 import { LeakyBucketLimiter, type RateLimiter } from '../../http/limiter.js';
 import type { OperationKind } from '../../http/retry.js';
 import type { PolicyFlags } from '../../policy/policy.js';
 import type { Store } from '../../store/store.js';
-import { looksLikeEmail, normalizePhone, parsePhoneNumberFromString, sameEmail, samePhone } from '../../util/phone.js';
+import { looksLikeEmail, normalizePhone, sameEmail, samePhone } from '../../util/phone.js';
 import { TtlCache } from '../cache.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import type {
@@ -32,6 +36,7 @@ import type {
   Lead,
   LeadFilter,
   ListQuery,
+  ListSort,
   Note,
   NoteInput,
   Page,
@@ -46,6 +51,9 @@ import type {
   WriteResult,
 } from '../types.js';
 import { bitrixError, makeBitrixAdapter } from './adapter.js';
+import { boundIds, boundItemCommands, findByComm } from './duplicates.js';
+import { collectUsers, firstUserPage, moreUserPages } from './users.js';
+import { LoadTracker, MAX_PAGES, pagesPerRequest, readAheadPages } from './readahead.js';
 import { BitrixAuth } from './auth.js';
 import {
   LEAD_PIPELINE,
@@ -67,7 +75,8 @@ import {
   type BStatus,
   type Row,
 } from './map.js';
-import { classifyMethod, normalizeMethod } from './methods.js';
+import { classifyBatch, classifyCall, classifyMethod, normalizeMethod } from './methods.js';
+import { decidePortalMove, isRedirect, portalMoveKey, redirectTarget, withoutLocation, type PortalMove } from './relocation.js';
 
 /** Leaky bucket per plan (§5). */
 export const BITRIX_PLANS = { standard: { capacity: 50, drain: 2 }, enterprise: { capacity: 250, drain: 5 } } as const;
@@ -112,19 +121,25 @@ export class BitrixProvider implements CrmProvider {
   /** Rows fetched ahead for listings being scanned with a cursor (see fastList). */
   private readonly readAhead = new TtlCache<{ rows: Row[]; exhausted: boolean }>(60_000, 20);
   private readonly log?: Logger;
+  /** What each method's calls cost on this portal (`time.processing`/`operating`), to size read-ahead. */
+  private readonly load = new LoadTracker();
   /** Per-method operating budget (§5): the last `time.operating_reset_at` seen, and blocks after OPERATION_TIME_LIMIT. */
   private readonly operating = new Map<string, { resetAt?: number; blockedUntil?: number }>();
+  private readonly moveStore: Store;
 
   constructor(
     readonly conn: BitrixConnection,
     o: BitrixProviderOptions,
   ) {
+    // Whoever builds a provider, its credentials are known to the redactor before the first request.
+    registerConnectionSecrets(conn);
     this.connection = conn.name;
     this.policy = conn.policy;
     this.log = o.logger;
     const origin = conn.webhookUrl ? new URL(conn.webhookUrl).origin : conn.oauth!.portal;
     this.basePath = conn.webhookUrl ? new URL(conn.webhookUrl).pathname : '/rest/';
     this.auth = new BitrixAuth(conn, o.store, { timeoutMs: o.timeoutMs, logger: o.logger, dispatcher: o.dispatcher });
+    this.moveStore = o.store;
     const plan = BITRIX_PLANS[conn.plan];
     this.http = new HttpCore({
       origin,
@@ -149,8 +164,9 @@ export class BitrixProvider implements CrmProvider {
 
   /** Calls one REST method (POST JSON, the way the official SDK does), following a portal move once. */
   async call<T = unknown>(ctx: CallContext, method: string, params: Record<string, unknown> = {}, op?: OperationKind): Promise<CallResult<T>> {
-    const effect = classifyMethod(method);
-    const kind: OperationKind = op ?? (effect === 'read' ? 'read' : effect === 'create' ? 'create' : 'idempotent');
+    const effect = method === 'batch' ? classifyBatch(params.cmd).effect : classifyCall(method, params);
+    // A batch of writes is never retried as if it were a read (a create inside could run twice).
+    const kind: OperationKind = op ?? (effect === 'read' ? 'read' : effect === 'create' || method === 'batch' ? 'create' : 'idempotent');
     const spec = { method: 'POST' as const, path: `${this.basePath}${method}.json`, body: params, op: kind, grant: ctx.grant, signal: ctx.signal };
     // A batch is not refused for a paused command inside: Bitrix24 answers that command alone with an error.
     if (method !== 'batch') this.checkOperating(method);
@@ -159,12 +175,17 @@ export class BitrixProvider implements CrmProvider {
       try {
         res = await this.http.request<{ result: T; next?: number; total?: number; time?: unknown }>(spec);
       } catch (e) {
-        const moved = this.movedTo(e);
-        if (!moved) throw e;
-        // §1.1: the portal's address changed; repeat the same call (body intact) on the new host.
-        this.log?.warn({ provider: 'bitrix24' }, 'portal moved: following the redirect for the same method');
-        this.http.relocate(moved);
-        res = await this.http.request<{ result: T; next?: number; total?: number; time?: unknown }>(spec);
+        const move = this.portalMove(e);
+        if (!move) throw e;
+        // §1.1: the portal's address changed; repeat the same call (body intact) on the new host, for this
+        // request only: the move lasts once the user changes the configured address (doctor says so).
+        this.log?.warn({ provider: 'bitrix24', from: this.http.origin, to: move }, 'portal moved: following it for this request; update the configured address');
+        await this.notePendingMove(move);
+        try {
+          res = await this.http.relocated(move).request<{ result: T; next?: number; total?: number; time?: unknown }>(spec);
+        } catch (e2) {
+          throw withoutLocation(e2);
+        }
       }
     } catch (e) {
       throw this.onOperatingLimit(e, method);
@@ -183,6 +204,7 @@ export class BitrixProvider implements CrmProvider {
 
   /** Remembers when a method's operating budget resets (from the last successful response's `time`). */
   private noteTime(method: string, time: unknown): void {
+    this.load.note(method, time);
     const at = (time as { operating_reset_at?: unknown } | undefined)?.operating_reset_at;
     if (typeof at !== 'number' || !Number.isFinite(at)) return;
     const entry = this.operating.get(method) ?? {};
@@ -208,30 +230,39 @@ export class BitrixProvider implements CrmProvider {
     return pausedError(method, entry.blockedUntil);
   }
 
-  private movedTo(e: unknown): string | undefined {
-    if (!(e instanceof CrmError) || e.status === undefined || e.status < 300 || e.status >= 400) return undefined;
-    const loc = (e.details as { location?: string } | undefined)?.location;
-    if (!loc) return undefined;
-    let u: URL;
-    try {
-      u = new URL(loc, this.http.origin);
-    } catch {
-      return undefined;
-    }
-    // Only a move of the same REST path to another https portal (or loopback in tests) is followed.
-    const loopback = ['127.0.0.1', 'localhost'].includes(u.hostname);
-    if (!u.pathname.startsWith(this.basePath) || (u.protocol !== 'https:' && !loopback)) return undefined;
-    return u.origin;
+  /**
+   * The origin a "moved" answer may be followed to, undefined when `e` is no redirect; throws (without the
+   * Location, which carries the secret) when the move may not carry the credential (see relocation.ts).
+   */
+  private portalMove(e: unknown): string | undefined {
+    if (!isRedirect(e)) return undefined;
+    const decision = decidePortalMove(this.http.origin, redirectTarget(e), this.basePath);
+    if (decision.follow) return decision.origin;
+    this.log?.warn({ provider: 'bitrix24', status: e.status, reason: decision.reason }, 'portal redirect refused: nothing was sent to the new address');
+    throw new CrmError({
+      code: 'config',
+      status: e.status,
+      message: `Bitrix24 answered ${e.status} (moved) and the redirect was not followed: ${decision.reason}. Nothing was sent there. If your portal's address really changed, open the portal in a browser and update ${this.conn.webhookUrl ? 'BITRIX_WEBHOOK_BASE' : 'BITRIX_PORTAL'}.`,
+    });
+  }
+
+  /** The move this provider last followed (doctor shows it), recorded in the store for `crm-mcp doctor` too. */
+  pendingMove: PortalMove | undefined;
+
+  private async notePendingMove(to: string): Promise<void> {
+    if (this.pendingMove?.to === to) return;
+    this.pendingMove = { from: this.http.origin, to, seen_at: new Date().toISOString() };
+    await this.moveStore.set(portalMoveKey(this.http.origin), this.pendingMove).catch(() => undefined);
   }
 
   /** One `batch` request (≤ 50 commands). Per-command errors are returned, not thrown. */
-  async batch(ctx: CallContext, cmd: Record<string, string>, halt = false): Promise<BatchResult> {
+  async batch(ctx: CallContext, cmd: Record<string, string>, halt = false, opOverride?: OperationKind): Promise<BatchResult> {
     const keys = Object.keys(cmd);
     if (keys.length === 0) return { result: {}, errors: {}, total: {}, next: {} };
     if (keys.length > 50) throw new Error('internal: batch over 50 commands');
     const effects = batchMethods(cmd).map((m) => classifyMethod(m));
     const op: OperationKind = effects.every((e) => e === 'read') ? 'read' : effects.some((e) => e === 'create') ? 'create' : 'idempotent';
-    const r = await this.call<{ result?: unknown; result_error?: unknown; result_total?: unknown; result_next?: unknown }>(ctx, 'batch', { halt: halt ? 1 : 0, cmd }, op);
+    const r = await this.call<{ result?: unknown; result_error?: unknown; result_total?: unknown; result_next?: unknown }>(ctx, 'batch', { halt: halt ? 1 : 0, cmd }, opOverride ?? op);
     // PHP serialises empty maps as [] (§3).
     const obj = <T>(v: unknown): Record<string, T> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, T>) : {});
     return {
@@ -258,7 +289,7 @@ export class BitrixProvider implements CrmProvider {
         statuses: `crm.status.list?${phpQuery({ filter: { ENTITY_ID: 'STATUS' } })}`,
         dealFields: 'crm.deal.fields',
         leadFields: 'crm.lead.fields',
-        users: `user.get?${phpQuery({ start: 0 })}`,
+        users: firstUserPage(),
       });
       const mode = first.result.mode;
       // crm.settings.mode.get: 1 = classic (leads enabled), 2 = simple (no leads).
@@ -268,8 +299,10 @@ export class BitrixProvider implements CrmProvider {
       if (!categories.some((c) => c.id === 0)) categories.unshift({ id: 0, name: 'General', sort: 0, isDefault: 'Y' });
       const stageCmds: Record<string, string> = {};
       for (const c of categories) if (c.id !== 0) stageCmds[`s${c.id}`] = `crm.status.list?${phpQuery({ filter: { ENTITY_ID: `DEAL_STAGE_${c.id}` } })}`;
-      const more = await this.batch(ctx, stageCmds);
-      const stages = [first.result.stages0, ...Object.values(more.result)].flatMap((x) => (Array.isArray(x) ? (x as BStatus[]) : []));
+      // Users beyond the first page of 50 come in the same second batch as the pipelines' stages (users.ts).
+      const firstUsers = Array.isArray(first.result.users) ? first.result.users.length : 0;
+      const more = await this.batch(ctx, { ...stageCmds, ...moreUserPages(first.total.users, firstUsers) });
+      const stages = [first.result.stages0, ...Object.entries(more.result).filter(([k]) => /^s\d+$/.test(k)).map(([, v]) => v)].flatMap((x) => (Array.isArray(x) ? (x as BStatus[]) : []));
       const leadStatuses = Array.isArray(first.result.statuses) ? (first.result.statuses as BStatus[]) : [];
       return {
         leadsEnabled,
@@ -278,7 +311,7 @@ export class BitrixProvider implements CrmProvider {
         leadStatuses,
         dealFields: (first.result.dealFields ?? {}) as Record<string, BField>,
         leadFields: (first.result.leadFields ?? {}) as Record<string, BField>,
-        users: Array.isArray(first.result.users) ? (first.result.users as Row[]) : [],
+        users: collectUsers(first.result.users, more.result),
       };
     });
   }
@@ -336,13 +369,8 @@ export class BitrixProvider implements CrmProvider {
   }
 
   async users(ctx: CallContext): Promise<User[]> {
-    const out: Row[] = [];
-    for (let start = 0; start < 2000; start += PAGE) {
-      const r = await this.call<Row[]>(ctx, 'user.get', { start });
-      out.push(...(Array.isArray(r.result) ? r.result : []));
-      if (r.next === undefined) break;
-    }
-    return out.map(mapUser);
+    // Every page of user.get, read with the other metadata and cached with it (users.ts).
+    return (await this.lookupsRaw(ctx)).users.map(mapUser);
   }
 
   async customFields(ctx: CallContext, entity: 'leads' | 'contacts' | 'companies' | 'deals'): Promise<CustomFieldDef[]> {
@@ -365,41 +393,102 @@ export class BitrixProvider implements CrmProvider {
    * so the read goes ahead by a full batch (50 × 50 rows) and later pages are served from that, a minute at
    * most: a long scan then costs one request per 2,500 rows, the ceiling the portal's limit allows.
    */
-  private async fastList(ctx: CallContext, method: string, filter: Record<string, unknown>, select: string[], limit: number, afterId?: number): Promise<{ rows: Row[]; hasMore: boolean }> {
-    const scan = `${method}|${JSON.stringify(filter)}|${select.join(',')}`;
+  private async fastList(ctx: CallContext, method: string, filter: Record<string, unknown>, select: string[], limit: number, afterId?: number, sort: ListSort = 'created_desc'): Promise<{ rows: Row[]; hasMore: boolean }> {
+    // Creation order is ID order: DATE_CREATE is read-only (crm.lead.fields: isReadOnly, fixture), set by the
+    // portal on insert, so `order ID` with the ID bound keeps the fast method for both directions.
+    const asc = sort === 'created_asc';
+    const bound = asc ? '>ID' : '<ID';
+    const scan = `${method}|${JSON.stringify(filter)}|${select.join(',')}|${sort}`;
     if (afterId !== undefined) {
       const ahead = this.readAhead.take(`${scan}|${afterId}`);
       if (ahead && (ahead.rows.length > limit || ahead.exhausted)) return this.serve(scan, ahead.rows, ahead.exhausted, limit);
     }
-    const base = { order: { ID: 'DESC' }, select, start: -1 };
-    const pages = afterId !== undefined ? 50 : Math.ceil((limit + 1) / PAGE);
+    const base = { order: { ID: asc ? 'ASC' : 'DESC' }, select, start: -1 };
+    const needed = Math.ceil((limit + 1) / PAGE);
+    const norm = normalizeMethod(method) ?? method;
+    // How far to read ahead comes from the portal's own time figures (readahead.ts), not a fixed 50 pages.
+    const pages = Math.min(MAX_PAGES, afterId !== undefined ? readAheadPages(this.load.get(norm), needed) : needed);
     if (pages === 1) {
-      const f = afterId ? { ...filter, '<ID': afterId } : filter;
+      const f = afterId ? { ...filter, [bound]: afterId } : filter;
       const r = await this.call<Row[]>(ctx, method, { ...base, filter: f });
       const rows = Array.isArray(r.result) ? r.result : [];
       return this.serve(scan, rows, rows.length < PAGE, limit);
     }
-    const cmd: Record<string, string> = {};
-    for (let i = 0; i < pages; i++) {
-      const bound = i === 0 ? afterId : `$result[p${i - 1}][${PAGE - 1}][ID]`;
-      const f = bound !== undefined ? { ...filter, '<ID': bound } : filter;
-      cmd[`p${i}`] = `${method}?${phpQuery({ ...base, filter: f })}`;
-    }
-    const b = await this.batch(ctx, cmd);
     const rows: Row[] = [];
     let exhausted = false;
-    for (let i = 0; i < pages; i++) {
-      const err = b.errors[`p${i}`];
-      if (err) throw bitrixError(err.error, err.error_description, 400);
-      const page = b.result[`p${i}`];
-      const list = Array.isArray(page) ? (page as Row[]) : [];
-      rows.push(...list);
-      if (list.length < PAGE) {
-        exhausted = true;
-        break;
+    let after = afterId;
+    let read = 0;
+    // Pages per request within the 60 s request limit and the operating budget (readahead.ts).
+    let per = pagesPerRequest(this.load.get(norm));
+    let failures = 0;
+    while (read < pages && !exhausted) {
+      const n = Math.min(per, pages - read);
+      const cmd: Record<string, string> = {};
+      for (let i = 0; i < n; i++) {
+        const prev = i === 0 ? after : `$result[p${i - 1}][${PAGE - 1}][ID]`;
+        const f = prev !== undefined ? { ...filter, [bound]: prev } : filter;
+        cmd[`p${i}`] = `${method}?${phpQuery({ ...base, filter: f })}`;
       }
+      let b: BatchResult;
+      try {
+        // Not re-sent whole by the HTTP core: a batch cut off by the request time limit (504) would only be
+        // cut off again; it is re-read here in smaller pieces instead.
+        b = await this.batch(ctx, cmd, false, 'create');
+      } catch (e) {
+        if (!(e instanceof CrmError) || !e.retryable || ++failures > 3) throw e;
+        if (n > 1) this.load.timedOut(norm, n);
+        per = Math.max(1, Math.floor(n / 2));
+        continue;
+      }
+      for (let i = 0; i < n; i++) {
+        const err = b.errors[`p${i}`];
+        if (err) throw bitrixError(err.error, err.error_description, 400);
+        const page = b.result[`p${i}`];
+        const list = Array.isArray(page) ? (page as Row[]) : [];
+        rows.push(...list);
+        if (list.length < PAGE) {
+          exhausted = true;
+          break;
+        }
+      }
+      read += n;
+      after = rows.length ? Number(rows.at(-1)!.ID) : after;
+      per = pagesPerRequest(this.load.get(norm));
     }
     return this.serve(scan, rows, exhausted, limit);
+  }
+
+  /**
+   * Most recently updated first: DATE_MODIFY changes under a scan, so no ID bound can page it; classic `start`
+   * paging (50 a page, §7.3 `order: {FIELD: "ASC"|"DESC"}`) with ID as the tie-break, one batch per call.
+   */
+  private async updatedList(ctx: CallContext, method: string, filter: Record<string, unknown>, select: string[], limit: number, offset: number): Promise<{ rows: Row[]; hasMore: boolean }> {
+    const first = Math.floor(offset / PAGE) * PAGE;
+    const pages = Math.ceil((offset - first + limit + 1) / PAGE);
+    const params = (start: number) => ({ order: { DATE_MODIFY: 'DESC', ID: 'DESC' }, filter, select, start });
+    const rows: Row[] = [];
+    if (pages === 1) {
+      const r = await this.call<Row[]>(ctx, method, params(first));
+      rows.push(...(Array.isArray(r.result) ? r.result : []));
+    } else {
+      const cmd: Record<string, string> = {};
+      for (let i = 0; i < pages; i++) cmd[`p${i}`] = `${method}?${phpQuery(params(first + i * PAGE))}`;
+      const b = await this.batch(ctx, cmd);
+      for (let i = 0; i < pages; i++) {
+        const err = b.errors[`p${i}`];
+        if (err) throw bitrixError(err.error, err.error_description, 400);
+        const list = Array.isArray(b.result[`p${i}`]) ? (b.result[`p${i}`] as Row[]) : [];
+        rows.push(...list);
+        if (list.length < PAGE) break;
+      }
+    }
+    const rest = rows.slice(offset - first);
+    return { rows: rest.slice(0, limit), hasMore: rest.length > limit };
+  }
+
+  /** Fast (ID-bound) or offset paging, per sort. */
+  private listRows(ctx: CallContext, method: string, filter: Record<string, unknown>, select: string[], limit: number, sort: ListSort, c: { after?: number; off?: number }): Promise<{ rows: Row[]; hasMore: boolean }> {
+    return sort === 'updated_desc' ? this.updatedList(ctx, method, filter, select, limit, c.off ?? 0) : this.fastList(ctx, method, filter, select, limit, c.after, sort);
   }
 
   /** Returns `limit` rows and keeps the rest (read ahead) for the cursor that continues after them. */
@@ -420,7 +509,7 @@ export class BitrixProvider implements CrmProvider {
     };
   }
 
-  private readCursor(cursor: string | undefined, kind: string): { after?: number; f?: Record<string, unknown>; l?: number } {
+  private readCursor(cursor: string | undefined, kind: string): { after?: number; off?: number; s?: ListSort; f?: Record<string, unknown>; l?: number } {
     if (!cursor) return {};
     return decodeCursor(cursor, (v): v is { k: string; after: number; f: Record<string, unknown>; l: number } => v.k === kind && typeof v.after === 'number');
   }
@@ -434,10 +523,10 @@ export class BitrixProvider implements CrmProvider {
     if (!f.cursor) {
       if (f.pipeline_id !== undefined) {
         if (entity === 'lead') throw validationError('pipeline_id: Bitrix24 leads have no pipelines (use entity "deal" for deal pipelines).');
-        filter.CATEGORY_ID = Number(f.pipeline_id);
+        filter.CATEGORY_ID = bxId(f.pipeline_id, 'pipeline_id', true);
       }
       if (f.status_ids?.length) filter[entity === 'deal' ? '@STAGE_ID' : '@STATUS_ID'] = f.status_ids.map(String);
-      if (f.responsible_user_id !== undefined) filter.ASSIGNED_BY_ID = Number(f.responsible_user_id);
+      if (f.responsible_user_id !== undefined) filter.ASSIGNED_BY_ID = bxId(f.responsible_user_id, 'responsible_user_id');
       if (f.query) filter['%TITLE'] = f.query;
       if (f.created_from) filter['>=DATE_CREATE'] = bxDate(f.created_from, 'created_from');
       if (f.created_to) filter['<=DATE_CREATE'] = bxDate(f.created_to, 'created_to');
@@ -445,27 +534,30 @@ export class BitrixProvider implements CrmProvider {
       if (f.updated_to) filter['<=DATE_MODIFY'] = bxDate(f.updated_to, 'updated_to');
     }
     filter = { ...filter };
-    const { rows, hasMore } = await this.fastList(ctx, `crm.${entity}.list`, filter, ['*', 'UF_*'], limit, c.after);
+    const sort = c.s ?? f.sort ?? 'created_desc';
+    const { rows, hasMore } = await this.listRows(ctx, `crm.${entity}.list`, filter, ['*', 'UF_*'], limit, sort, c);
     const l = await this.lookups(ctx);
-    return this.page(rows, hasMore, (r) => (entity === 'deal' ? mapDeal(r, l) : mapLeadRow(r, l)), { k: kind, f: filter, l: limit });
+    return this.page(rows, hasMore, (r) => (entity === 'deal' ? mapDeal(r, l) : mapLeadRow(r, l)), { k: kind, f: filter, l: limit, s: sort, off: (c.off ?? 0) + rows.length });
   }
 
   async listContacts(ctx: CallContext, q: ListQuery): Promise<Page<Contact>> {
     const c = this.readCursor(q.cursor, 'contacts');
     const filter = c.f ?? contactQueryFilter(q.query);
     const limit = c.l ?? q.limit;
-    const { rows, hasMore } = await this.fastList(ctx, 'crm.contact.list', filter, ['*', 'UF_*', 'PHONE', 'EMAIL'], limit, c.after);
+    const sort = c.s ?? q.sort ?? 'created_desc';
+    const { rows, hasMore } = await this.listRows(ctx, 'crm.contact.list', filter, ['*', 'UF_*', 'PHONE', 'EMAIL'], limit, sort, c);
     const l = await this.lookups(ctx);
-    return this.page(rows, hasMore, (r) => mapContact(r, l), { k: 'contacts', f: filter, l: limit });
+    return this.page(rows, hasMore, (r) => mapContact(r, l), { k: 'contacts', f: filter, l: limit, s: sort, off: (c.off ?? 0) + rows.length });
   }
 
   async listCompanies(ctx: CallContext, q: ListQuery): Promise<Page<Company>> {
     const c = this.readCursor(q.cursor, 'companies');
     const filter = c.f ?? (q.query ? { '%TITLE': q.query } : {});
     const limit = c.l ?? q.limit;
-    const { rows, hasMore } = await this.fastList(ctx, 'crm.company.list', filter, ['*', 'UF_*', 'PHONE', 'EMAIL'], limit, c.after);
+    const sort = c.s ?? q.sort ?? 'created_desc';
+    const { rows, hasMore } = await this.listRows(ctx, 'crm.company.list', filter, ['*', 'UF_*', 'PHONE', 'EMAIL'], limit, sort, c);
     const l = await this.lookups(ctx);
-    return this.page(rows, hasMore, (r) => mapCompany(r, l), { k: 'companies', f: filter, l: limit });
+    return this.page(rows, hasMore, (r) => mapCompany(r, l), { k: 'companies', f: filter, l: limit, s: sort, off: (c.off ?? 0) + rows.length });
   }
 
   // ---------------------------------------------------------------- single records
@@ -512,16 +604,13 @@ export class BitrixProvider implements CrmProvider {
   async getContact(ctx: CallContext, id: Id): Promise<Contact> {
     const n = bxId(id);
     const l = await this.lookups(ctx);
-    const cmd: Record<string, string> = {
-      c: `crm.contact.get?${phpQuery({ id: n })}`,
-      deals: `crm.deal.list?${phpQuery({ filter: { CONTACT_ID: n }, select: ['ID'], order: { ID: 'DESC' }, start: -1 })}`,
-    };
-    if (l.leadsEnabled) cmd.leads = `crm.lead.list?${phpQuery({ filter: { CONTACT_ID: n }, select: ['ID'], order: { ID: 'DESC' }, start: -1 })}`;
+    // Deals and leads through any binding: CONTACT_ID in crm.deal.list is the primary contact only (duplicates.ts).
+    const cmd: Record<string, string> = { c: `crm.contact.get?${phpQuery({ id: n })}`, ...boundItemCommands([n], l.leadsEnabled) };
     const b = await this.batch(ctx, cmd);
     const row = b.result.c as Row | undefined;
     if (!row || typeof row !== 'object') throw notFound(`Contact ${n}`);
-    const ids = [...(Array.isArray(b.result.deals) ? (b.result.deals as Row[]) : []), ...(Array.isArray(b.result.leads) ? (b.result.leads as Row[]) : [])].map((r) => num(r.ID)!);
-    const contact = mapContact(row, l, ids);
+    const bound = boundIds(b);
+    const contact = mapContact(row, l, [...bound.deals, ...bound.leads]);
     if (contact.company) {
       try {
         const co = await this.getRow(ctx, 'company', contact.company.id);
@@ -539,80 +628,11 @@ export class BitrixProvider implements CrmProvider {
 
   // ---------------------------------------------------------------- search
 
-  /**
-   * Phone matching in crm.duplicate.findbycomm is exact on the stored string (§7.7), so the number is
-   * tried in the formats people store: E.164, digits, national with trunk prefix, and the formatted forms.
-   */
-  static phoneVariants(e164: string): string[] {
-    const p = parsePhoneNumberFromString(e164);
-    const digits = e164.replace(/\D/g, '');
-    const out = new Set<string>([e164, digits]);
-    if (p) {
-      const nat = p.nationalNumber;
-      out.add(p.formatInternational());
-      out.add(p.formatNational());
-      out.add(nat);
-      out.add(p.formatInternational().replace(/[\s-]/g, ' ').replace(/ +/g, ' '));
-      out.add(`+${p.countryCallingCode} (${nat.slice(0, 3)}) ${nat.slice(3, 6)}-${nat.slice(6, 8)}-${nat.slice(8)}`);
-      out.add(`+${p.countryCallingCode}-${nat.slice(0, 3)}-${nat.slice(3, 6)}-${nat.slice(6, 8)}-${nat.slice(8)}`);
-      if (p.countryCallingCode === '7') {
-        out.add(`8${nat}`);
-        out.add(`8 (${nat.slice(0, 3)}) ${nat.slice(3, 6)} ${nat.slice(6, 8)} ${nat.slice(8)}`);
-        out.add(`8 (${nat.slice(0, 3)}) ${nat.slice(3, 6)}-${nat.slice(6, 8)}-${nat.slice(8)}`);
-        out.add(`8 ${nat.slice(0, 3)} ${nat.slice(3, 6)} ${nat.slice(6, 8)} ${nat.slice(8)}`);
-        out.add(`+7 ${nat.slice(0, 3)} ${nat.slice(3, 6)} ${nat.slice(6, 8)} ${nat.slice(8)}`);
-      }
-    }
-    return [...out].slice(0, 20);
-  }
-
-  /** Finds contacts and leads by email/phone: one batch of findbycomm, then one batch of gets. */
+  /** Finds contacts, leads and deals by email/phone (duplicates.ts: per-type findbycomm, every binding). */
   private async findByComm(ctx: CallContext, q: { email?: string; phone?: string }): Promise<{ contacts: Row[]; leads: Row[]; deals: Row[]; e164: string | null }> {
     if (!q.email && !q.phone) throw validationError('Give `email` and/or `phone` to search by.');
-    if (q.email && !looksLikeEmail(q.email)) throw validationError(`email: "${q.email}" is not an email address.`);
-    let e164: string | null = null;
-    const cmd: Record<string, string> = {};
-    if (q.phone) {
-      const n = normalizePhone(q.phone);
-      if (!n) throw validationError(`phone: "${q.phone}" is not a phone number (include the country code, e.g. +7 912 345-67-89).`);
-      e164 = n.e164;
-      cmd.phone = `crm.duplicate.findbycomm?${phpQuery({ type: 'PHONE', values: BitrixProvider.phoneVariants(n.e164) })}`;
-    }
-    if (q.email) {
-      const e = q.email.trim();
-      cmd.email = `crm.duplicate.findbycomm?${phpQuery({ type: 'EMAIL', values: [...new Set([e, e.toLowerCase()])] })}`;
-    }
-    const found = await this.batch(ctx, cmd);
-    const ids = { CONTACT: new Set<number>(), LEAD: new Set<number>() };
-    for (const key of Object.keys(cmd)) {
-      const err = found.errors[key];
-      if (err) throw bitrixError(err.error, err.error_description, 400);
-      const r = found.result[key];
-      if (r && typeof r === 'object' && !Array.isArray(r)) {
-        for (const id of ((r as Record<string, unknown>).CONTACT as unknown[]) ?? []) ids.CONTACT.add(Number(id));
-        for (const id of ((r as Record<string, unknown>).LEAD as unknown[]) ?? []) ids.LEAD.add(Number(id));
-      }
-    }
-    const contactIds = [...ids.CONTACT].slice(0, 10);
-    const leadIds = [...ids.LEAD].slice(0, 10);
-    if (contactIds.length === 0 && leadIds.length === 0) return { contacts: [], leads: [], deals: [], e164 };
     const l = await this.lookups(ctx);
-    const get: Record<string, string> = {};
-    contactIds.forEach((id, i) => {
-      get[`c${i}`] = `crm.contact.get?${phpQuery({ id })}`;
-      get[`d${i}`] = `crm.deal.list?${phpQuery({ filter: { CONTACT_ID: id }, select: ['*', 'UF_*'], order: { ID: 'DESC' }, start: -1 })}`;
-      if (l.leadsEnabled) get[`cl${i}`] = `crm.lead.list?${phpQuery({ filter: { CONTACT_ID: id }, select: ['*', 'UF_*'], order: { ID: 'DESC' }, start: -1 })}`;
-    });
-    leadIds.forEach((id, i) => (get[`l${i}`] = `crm.lead.get?${phpQuery({ id })}`));
-    const b = await this.batch(ctx, get);
-    const rows = (prefix: RegExp) =>
-      Object.entries(b.result)
-        .filter(([k]) => prefix.test(k))
-        .flatMap(([, v]) => (Array.isArray(v) ? (v as Row[]) : v && typeof v === 'object' ? [v as Row] : []));
-    const uniq = (list: Row[]) => [...new Map(list.map((r) => [String(r.ID), r])).values()];
-    // Every contact here was matched by findbycomm itself.
-    const contacts = rows(/^c\d+$/);
-    return { contacts, leads: uniq([...rows(/^l\d+$/), ...rows(/^cl\d+$/)]), deals: uniq(rows(/^d\d+$/)), e164 };
+    return findByComm({ batch: (c, cmd) => this.batch(c, cmd), leadsEnabled: l.leadsEnabled }, ctx, q);
   }
 
   async searchLeadByContact(ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult> {
@@ -713,22 +733,19 @@ export class BitrixProvider implements CrmProvider {
     if (contact?.email && !looksLikeEmail(contact.email)) throw validationError(`contact.email: "${contact.email}" is not an email address.`);
 
     let contactId: number | undefined;
+    let linkNote: string | undefined;
     if (contact?.email || contact?.phone) {
       const found = await this.searchLeadByContact(ctx, { email: contact.email, phone: contact.phone });
-      const existing = found.leads[0];
-      if (existing) {
-        return {
-          created: false,
-          lead: existing,
-          contact_id: found.contacts[0]?.id ?? null,
-          company_id: existing.company?.id ?? null,
-          reason: `A ${existing.entity} for this contact already exists (matched by ${contact.email ? 'email' : 'phone'}): returning it instead of creating a duplicate.`,
-        };
-      }
-      if (found.contacts[0]) contactId = Number(found.contacts[0].id);
+      // Only an open record of the kind asked for counts: a deal is never "already" a lead, nor the reverse.
+      const d = decideLeadDuplicate(found, { entity, ifOpenLeadExists: input.if_open_lead_exists, matchedBy: contact.email ? 'email' : 'phone' });
+      if (d.kind === 'return') return { created: false, lead: d.lead, contact_id: d.contactId, company_id: d.lead.company?.id ?? null, reason: d.reason };
+      if (d.contactId !== undefined) contactId = Number(d.contactId);
+      linkNote = d.note;
     }
-    const contactName = [contact?.first_name, contact?.last_name].filter(Boolean).join(' ') || contact?.name || contact?.email || contact?.phone;
-    const title = input.name?.trim() || (contactName ? `Lead: ${contactName}` : undefined);
+    const person = splitName(contact);
+    const contactName = person.full || contact?.email || contact?.phone;
+    // The description promises the contact's name as the default title.
+    const title = input.name?.trim() || contactName || undefined;
     if (!title) throw validationError('name: give the lead a name (or a contact to name it after).');
 
     const cmd: Record<string, string> = {};
@@ -741,8 +758,8 @@ export class BitrixProvider implements CrmProvider {
     const companyRef = cmd.company ? '$result[company]' : stage.COMPANY_ID;
     if (contact && contactId === undefined) {
       const fields: Record<string, unknown> = {
-        ...(contact.first_name || contact.name ? { NAME: contact.first_name ?? contact.name } : {}),
-        ...(contact.last_name ? { LAST_NAME: contact.last_name } : {}),
+        ...(person.first ? { NAME: person.first } : {}),
+        ...(person.last ? { LAST_NAME: person.last } : {}),
         ...(phone ? { PHONE: [{ VALUE: phone.e164, VALUE_TYPE: 'WORK' }] } : {}),
         ...(contact.email ? { EMAIL: [{ VALUE: contact.email.trim(), VALUE_TYPE: 'WORK' }] } : {}),
         ...(companyRef !== undefined ? { COMPANY_ID: companyRef } : {}),
@@ -761,8 +778,8 @@ export class BitrixProvider implements CrmProvider {
       ...uf,
     };
     if (entity === 'lead' && contact) {
-      if (contact.first_name || contact.name) fields.NAME = contact.first_name ?? contact.name;
-      if (contact.last_name) fields.LAST_NAME = contact.last_name;
+      if (person.first) fields.NAME = person.first;
+      if (person.last) fields.LAST_NAME = person.last;
     }
     cmd.item = `crm.${entity}.add?${phpQuery({ fields })}`;
     const batchBody = { halt: 1, cmd };
@@ -776,7 +793,7 @@ export class BitrixProvider implements CrmProvider {
       if (!(e instanceof CrmError && e.ambiguous)) throw e;
       // A batch is never blindly re-sent (it may have run): look first, then create once more.
       const landed = await this.findJustCreated(ctx, entity, title, contact, since);
-      if (landed) return { created: true, lead: landed, contact_id: landed.contact_ids[0] ?? null, company_id: landed.company?.id ?? null };
+      if (landed) return { created: true, lead: landed, contact_id: landed.contact_ids[0] ?? null, company_id: landed.company?.id ?? null, ...(linkNote ? { reason: linkNote } : {}) };
       b = await this.batch(ctx, cmd, true);
     }
     const errKey = Object.keys(b.errors)[0];
@@ -788,7 +805,13 @@ export class BitrixProvider implements CrmProvider {
     }
     const id = Number(b.result.item);
     const { lead } = await this.getLead(ctx, id, entity);
-    return { created: true, lead, contact_id: num(b.result.contact) ?? contactId ?? null, company_id: num(b.result.company) ?? (stage.COMPANY_ID as number | undefined) ?? null };
+    return {
+      created: true,
+      lead,
+      contact_id: num(b.result.contact) ?? contactId ?? null,
+      company_id: num(b.result.company) ?? (stage.COMPANY_ID as number | undefined) ?? null,
+      ...(linkNote ? { reason: linkNote } : {}),
+    };
   }
 
   private async findJustCreated(ctx: CallContext, entity: 'lead' | 'deal', title: string, contact: CreateLeadInput['contact'], since: number): Promise<Lead | undefined> {
@@ -808,8 +831,9 @@ export class BitrixProvider implements CrmProvider {
     if (input.phone && !phone) throw validationError(`phone: "${input.phone}" is not a phone number (include the country code).`);
     if (input.email && !looksLikeEmail(input.email)) throw validationError(`email: "${input.email}" is not an email address.`);
     if (input.tags?.length) throw validationError('tags: Bitrix24 contacts have no tags.');
-    const name = input.first_name ?? input.name;
-    if (!name && !input.last_name) throw validationError('Give first_name/last_name or name.');
+    const person = splitName(input);
+    const name = person.first;
+    if (!person.full) throw validationError('Give first_name/last_name or name.');
     const responsible = await this.checkUser(ctx, input.responsible_user_id);
     const uf = await this.resolveFields(ctx, 'contact', input.custom_fields);
     const l = await this.lookups(ctx);
@@ -826,7 +850,7 @@ export class BitrixProvider implements CrmProvider {
     }
     const fields = {
       ...(name ? { NAME: name } : {}),
-      ...(input.last_name ? { LAST_NAME: input.last_name } : {}),
+      ...(person.last ? { LAST_NAME: person.last } : {}),
       ...(phone ? { PHONE: [{ VALUE: phone.e164, VALUE_TYPE: 'WORK' }] } : {}),
       ...(input.email ? { EMAIL: [{ VALUE: input.email.trim(), VALUE_TYPE: 'WORK' }] } : {}),
       ...(companyId ? { COMPANY_ID: companyId } : {}),
@@ -930,8 +954,7 @@ export class BitrixProvider implements CrmProvider {
   async createTask(ctx: CallContext, input: TaskInput): Promise<WriteResult<Task>> {
     const text = input.text.trim();
     if (!text) throw validationError('text: the task text is empty.');
-    const due = Date.parse(input.complete_till);
-    if (Number.isNaN(due)) throw validationError(`complete_till: "${input.complete_till}" is not a date; use ISO 8601 like 2026-12-01T15:00:00Z.`);
+    const due = parseDeadline(input.complete_till, 'complete_till');
     if ((input.entity === undefined) !== (input.entity_id === undefined)) throw validationError('Give both entity and entity_id, or neither.');
     const l = await this.lookups(ctx);
     const me = await this.call<Row>(ctx, 'profile');
@@ -986,15 +1009,17 @@ function cap(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-export function bxId(v: Id): number {
+/** A Bitrix24 id; `allowZero` for deal categories, where 0 is the General pipeline. */
+export function bxId(v: Id, field?: string, allowZero = false): number {
   const n = typeof v === 'number' ? v : /^\d+$/.test(String(v).trim()) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n <= 0) throw validationError(`"${String(v)}" is not a valid Bitrix24 id (a positive whole number).`);
+  if (!Number.isSafeInteger(n) || n < (allowZero ? 0 : 1)) {
+    throw validationError(`${field ? `${field}: ` : ''}"${String(v)}" is not a valid Bitrix24 id (a ${allowZero ? 'non-negative' : 'positive'} whole number).`);
+  }
   return n;
 }
 
 function bxDate(v: string, field: string): string {
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw validationError(`${field}: "${v}" is not a date; use ISO 8601 like 2026-11-01.`);
+  const t = parseDateInput(v, field);
   return new Date(t).toISOString().replace(/\.\d{3}Z$/, '+00:00');
 }
 

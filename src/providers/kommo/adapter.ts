@@ -2,28 +2,10 @@
  * Kommo's wire rules for the HTTP core: what each request does (by verb and path), where the token may go,
  * and how answers map to errors (fact sheet §11: problem+json bodies, 204 for "no data", HTML 429/403).
  */
-import type { Effect } from '../../policy/policy.js';
 import { CrmError } from '../../http/errors.js';
-import type { HttpMethod, ProviderAdapter, RawResponse } from '../../http/client.js';
+import type { ProviderAdapter, RawResponse } from '../../http/client.js';
 import { parseRetryAfter } from '../../http/retry.js';
-
-/** Classifies an outgoing Kommo request. Unknown verbs count as deletes (the most restricted effect). */
-export function classifyKommo(method: HttpMethod, path: string): Effect {
-  switch (method) {
-    case 'GET':
-      return 'read';
-    case 'POST':
-      // Linking changes existing records; unlinking and declining incoming leads remove something.
-      if (/\/unlink$/.test(path) || /\/unsorted\/[^/]+\/decline$/.test(path)) return 'delete';
-      if (/\/link$/.test(path) || /\/unsorted\/[^/]+\/(accept|link)$/.test(path)) return 'update';
-      return 'create';
-    case 'PATCH':
-    case 'PUT':
-      return 'update';
-    default:
-      return 'delete';
-  }
-}
+import { classifyKommo } from './effects.js';
 
 /** The bearer token may only be sent to the account's own API paths (never /oauth2/, never outside /api/v4/). */
 export function kommoPathAllowed(path: string): boolean {
@@ -122,7 +104,7 @@ export function kommoRequestId(res: RawResponse): string | undefined {
 
 export const kommoAdapter: ProviderAdapter = {
   name: 'kommo',
-  classify: (method, path) => classifyKommo(method, path),
+  classify: (method, path, body) => classifyKommo(method, path, body),
   pathAllowed: kommoPathAllowed,
   mapError: mapKommoError,
   requestId: kommoRequestId,

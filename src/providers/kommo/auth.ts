@@ -9,7 +9,10 @@ import type { KommoConnection } from '../../config/config.js';
 import { CrmError } from '../../http/errors.js';
 import type { AuthProvider } from '../../http/client.js';
 import type { Store } from '../../store/store.js';
-import { RotatingTokens, type TokenExchange } from '../oauth.js';
+import { REFRESH_REFUSED, RotatingTokens, type TokenExchange } from '../oauth.js';
+
+/** Failures where the request never left this machine: repeating them cannot spend a refresh token twice. */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']);
 
 export interface TokenInfo {
   type: 'long-lived' | 'oauth';
@@ -87,14 +90,17 @@ export class KommoAuth implements AuthProvider {
     const o = this.conn.oauth!;
     const body = { client_id: o.clientId, client_secret: o.clientSecret, redirect_uri: o.redirectUri, ...grant };
     let lastErr: unknown;
-    // Retried on network failures and 5xx only: per §2.1 the old refresh token stays valid until the new
-    // pair is used, so repeating a refresh whose answer was lost is safe.
-    for (let attempt = 0; attempt < 3; attempt++) {
+    // §2.1 contradicts itself on whether the old refresh token survives once a new one is issued. If it does,
+    // repeating a refresh whose answer was lost succeeds; if not (the emulator's strict reading) the repeat is
+    // refused and only a new sign-in helps. So an attempt that may have reached Kommo (lost answer, timeout,
+    // 5xx) is repeated once, never more; one that never left (connection refused, DNS) up to three times.
+    let maybeReached = 0;
+    for (let attempt = 0; attempt < 3 && maybeReached < 2; attempt++) {
       let status: number;
       let text: string;
       try {
         const { request } = await loadUndici();
-      const res = await request(new URL('/oauth2/access_token', this.conn.baseUrl), {
+        const res = await request(new URL('/oauth2/access_token', this.conn.baseUrl), {
           method: 'POST',
           headers: { 'content-type': 'application/json', accept: 'application/json' },
           body: JSON.stringify(body),
@@ -105,6 +111,7 @@ export class KommoAuth implements AuthProvider {
         text = await res.body.text();
       } catch (err) {
         lastErr = err;
+        if (!NEVER_SENT.has(String((err as { code?: unknown })?.code))) maybeReached += 1;
         await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
         continue;
       }
@@ -116,25 +123,37 @@ export class KommoAuth implements AuthProvider {
       }
       if (status >= 500) {
         lastErr = new Error(`token endpoint answered ${status}`);
+        maybeReached += 1;
         await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
         continue;
       }
       if (status !== 200 || typeof parsed?.access_token !== 'string' || typeof parsed.refresh_token !== 'string') {
         const hint = typeof parsed?.hint === 'string' ? parsed.hint : typeof parsed?.detail === 'string' ? parsed.detail : `status ${status}`;
         const code = grant.grant_type === 'authorization_code';
+        // "Invalid refresh token" (§2.1): the token itself is spent or revoked, not the client's credentials.
+        const refused = !code && status < 500 && /refresh.?token/i.test(hint);
+        const lost = maybeReached > 0;
         throw new CrmError({
           code: 'auth',
           status,
-          message: `Kommo could not ${code ? 'exchange the authorization code' : 'refresh the access token'} (${hint}). ${
-            code
-              ? 'Authorization codes are single-use and expire after 20 minutes: get a new one, or run `crm-mcp auth kommo`.'
-              : 'The refresh token is no longer valid: re-authorize with `crm-mcp auth kommo` or set a new KOMMO_REFRESH_TOKEN.'
-          }`,
+          retryable: false,
+          ...(refused ? { details: { [REFRESH_REFUSED]: true } } : {}),
+          message: code
+            ? `Kommo could not exchange the authorization code (${hint}). Authorization codes are single-use and expire after 20 minutes: get a new one, or run \`crm-mcp auth kommo\`.`
+            : refused && lost
+              ? `Kommo's answer to the token refresh was lost, and Kommo had already retired the refresh token it replaced (${hint}), so the stored one is spent. Sign in again with \`crm-mcp auth kommo\` (or set a new KOMMO_REFRESH_TOKEN).`
+              : refused
+                ? `Kommo refused the stored refresh token (${hint}). Sign in again with \`crm-mcp auth kommo\` (or set a new KOMMO_REFRESH_TOKEN).`
+                : `Kommo could not refresh the access token (${hint}). Check KOMMO_CLIENT_ID / KOMMO_CLIENT_SECRET / KOMMO_REDIRECT_URI; if they are right, sign in again with \`crm-mcp auth kommo\`.`,
         });
       }
       return { access_token: parsed.access_token, refresh_token: parsed.refresh_token, expires_in: typeof parsed.expires_in === 'number' ? parsed.expires_in : 86_400 };
     }
-    throw new CrmError({ code: 'network', retryable: true, message: `Could not reach the Kommo token endpoint (${(lastErr as Error)?.message ?? 'error'}). Try again later.` });
+    throw new CrmError({
+      code: 'network',
+      retryable: true,
+      message: `Could not reach the Kommo token endpoint (${(lastErr as Error)?.message ?? 'error'}). Try again later${maybeReached ? '; if Kommo then refuses the refresh token, sign in again with `crm-mcp auth kommo`' : ''}.`,
+    });
   };
 
   async info(): Promise<TokenInfo> {

@@ -6,6 +6,10 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { KommoConnection } from '../../config/config.js';
+import { registerConnectionSecrets } from '../../config/secrets.js';
+import { parseDateInput, parseDeadline } from '../../services/dates.js';
+import { decideLeadDuplicate } from '../../services/dedupe.js';
+import { splitName } from '../../services/names.js';
 import { HttpCore, type HttpEvent, type HttpMethod, type QueryValue } from '../../http/client.js';
 import { CrmError, notFound, validationError } from '../../http/errors.js';
 import { SlidingWindowLimiter, type RateLimiter } from '../../http/limiter.js';
@@ -46,6 +50,7 @@ import type {
   WriteResult,
 } from '../types.js';
 import { kommoAdapter } from './adapter.js';
+import { isMergeCursor, LEAD_ORDER, mergePages, pairParams, PARTY_ORDER } from './paging.js';
 import { KommoAuth } from './auth.js';
 import {
   LOST,
@@ -72,6 +77,8 @@ import {
 export const KOMMO_RPS = 7;
 const META_TTL_MS = 5 * 60 * 1000;
 const PAGE_MAX = 250;
+/** A whole-read list (fields, users, tags) that goes past this many pages is not metadata any more. */
+const MAX_WHOLE_PAGES = 100;
 
 export interface KommoProviderOptions {
   store: Store;
@@ -102,6 +109,8 @@ export class KommoProvider implements CrmProvider {
     readonly conn: KommoConnection,
     o: KommoProviderOptions,
   ) {
+    // Whoever builds a provider, its credentials are known to the redactor before the first request.
+    registerConnectionSecrets(conn);
     this.connection = conn.name;
     this.policy = conn.policy;
     this.auth = new KommoAuth(conn, o.store, { timeoutMs: o.timeoutMs, logger: o.logger, dispatcher: o.dispatcher });
@@ -144,22 +153,27 @@ export class KommoProvider implements CrmProvider {
   }
 
   /** Reads one page of a HAL list; 204 (no data) is an empty page. */
-  private async page<T>(ctx: CallContext, path: string, key: string, query: URLSearchParams): Promise<{ items: T[]; next: boolean }> {
-    const data = await this.get<Hal<string, T>>(ctx, path, query);
+  private async page<T>(ctx: CallContext, path: string, key: string, query: URLSearchParams): Promise<{ items: T[]; next: boolean; pageCount?: number }> {
+    const data = await this.get<Hal<string, T> & { _page_count?: unknown }>(ctx, path, query);
     const items = (data?._embedded?.[key] ?? []) as T[];
-    return { items, next: !!data?._links?.next };
+    return { items, next: !!data?._links?.next, ...(typeof data?._page_count === 'number' ? { pageCount: data._page_count } : {}) };
   }
 
-  /** All pages of a small list (metadata). */
+  /**
+   * Every page of a list read whole (metadata). A short page is not the end: Kommo caps some lists below the
+   * `limit` asked for (custom fields: "до 50 полей за один запрос" although `limit` goes to 250, amoCRM
+   * docs crm_platform/custom-fields), so only `_links.next` (or `_page_count`, or an empty 204 page) ends it
+   * (fact sheet §4: "follow `_links.next.href`; stop when `next` is absent or you get 204").
+   */
   private async all<T>(ctx: CallContext, path: string, key: string, base: Record<string, string> = {}): Promise<T[]> {
     const out: T[] = [];
-    for (let page = 1; page <= 50; page++) {
+    for (let page = 1; page <= MAX_WHOLE_PAGES; page++) {
       const q = new URLSearchParams({ ...base, page: String(page), limit: String(PAGE_MAX) });
-      const { items, next } = await this.page<T>(ctx, path, key, q);
+      const { items, next, pageCount } = await this.page<T>(ctx, path, key, q);
       out.push(...items);
-      if (!next || items.length < PAGE_MAX) break;
+      if (!next || !items.length || (pageCount !== undefined && page >= pageCount)) return out;
     }
-    return out;
+    throw new CrmError({ code: 'upstream', message: `${path} has more than ${MAX_WHOLE_PAGES} pages; refusing to read further.` });
   }
 
   /**
@@ -278,18 +292,11 @@ export class KommoProvider implements CrmProvider {
 
   async listLeads(ctx: CallContext, f: LeadFilter): Promise<Page<Lead>> {
     if (f.entity === 'deal') throw validationError('Kommo has no separate deals: omit `entity` (Kommo leads are the sales opportunities).');
-    const params: Array<[string, string]> = [['with', 'contacts']];
+    const [orderKey, dir] = LEAD_ORDER[f.sort ?? 'created_desc'];
+    const params: Array<[string, string]> = [['with', 'contacts'], [`order[${orderKey}]`, dir]];
     if (f.query) params.push(['query', f.query]);
     if (f.pipeline_id !== undefined) params.push(['filter[pipeline_id][]', String(f.pipeline_id)]);
-    if (f.status_ids?.length) {
-      const pipelines = await this.rawPipelines(ctx);
-      f.status_ids.forEach((sid, i) => {
-        // 142/143 exist in every pipeline (§7): they need a pipeline to mean anything.
-        const pid = f.pipeline_id ?? pipelines.find((p) => p._embedded?.statuses?.some((s) => s.id === Number(sid)))?.id;
-        if (pid === undefined) throw validationError(`status_ids: unknown status ${sid}. Call get_pipelines for valid stage ids.`);
-        params.push([`filter[statuses][${i}][pipeline_id]`, String(pid)], [`filter[statuses][${i}][status_id]`, String(sid)]);
-      });
-    }
+    const pairs = f.status_ids?.length ? await this.statusPairs(ctx, f.pipeline_id, f.status_ids) : [];
     if (f.responsible_user_id !== undefined) params.push(['filter[responsible_user_id][]', String(f.responsible_user_id)]);
     for (const [name, from, to] of [
       ['created_at', f.created_from, f.created_to],
@@ -298,9 +305,46 @@ export class KommoProvider implements CrmProvider {
       if (from) params.push([`filter[${name}][from]`, String(toUnix(from, `${name.split('_')[0]}_from`))]);
       if (to) params.push([`filter[${name}][to]`, String(toUnix(to, `${name.split('_')[0]}_to`))]);
     }
-    const page = await this.listPage<KLead>(ctx, '/api/v4/leads', 'leads', params, f.limit, f.cursor);
+    const merged = f.cursor ? isMergeCursor(f.cursor) : pairs.length > 1;
+    const page = merged
+      ? await this.mergedPage<KLead>(ctx, '/api/v4/leads', 'leads', params, pairs, f.limit, f.cursor)
+      : await this.listPage<KLead>(ctx, '/api/v4/leads', 'leads', [...params, ...pairs.flatMap(pairParams(0))], f.limit, f.cursor);
     const l = await this.lookups(ctx);
     return { items: page.items.map((x) => mapLead(x, l)), has_more: page.has_more, cursor: page.cursor };
+  }
+
+  /**
+   * `filter[statuses]` takes (pipeline_id, status_id) pairs (§5.1). A stage id names one stage of one pipeline,
+   * except won/lost (142/143), which every pipeline has under the same ids (§7): without a pipeline they mean
+   * that stage in every pipeline, one pair each.
+   */
+  private async statusPairs(ctx: CallContext, pipelineId: Id | undefined, statusIds: Id[]): Promise<Array<[number, number]>> {
+    const pipelines = await this.rawPipelines(ctx);
+    const pid = pipelineId !== undefined ? toId(pipelineId, 'pipeline_id') : undefined;
+    const out = new Map<string, [number, number]>();
+    for (const raw of statusIds) {
+      const sid = toId(raw, 'status_ids');
+      const owners = pipelines.filter((p) => (pid === undefined || p.id === pid) && p._embedded?.statuses?.some((st) => st.id === sid));
+      if (!owners.length) {
+        const where = pid !== undefined ? ` in pipeline ${pid}` : '';
+        throw validationError(`status_ids: unknown stage ${sid}${where}. Call get_pipelines for valid stage ids.`);
+      }
+      for (const p of owners) out.set(`${p.id}:${sid}`, [p.id, sid]);
+    }
+    return [...out.values()];
+  }
+
+  /** A page over several status pairs, one list each (see `mergePages`). */
+  private mergedPage<T extends { id: number; created_at?: number; updated_at?: number }>(
+    ctx: CallContext,
+    path: string,
+    key: string,
+    params: Array<[string, string]>,
+    pairs: Array<[number, number]>,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ items: T[]; has_more: boolean; cursor: string | null }> {
+    return mergePages<T>((q) => this.page<T>(ctx, path, key, q), { path, params, pairs, limit, pageSize: PAGE_MAX, cursor });
   }
 
   private async rawLead(ctx: CallContext, id: Id): Promise<KLead> {
@@ -323,9 +367,10 @@ export class KommoProvider implements CrmProvider {
     const lead = mapLead(raw, l);
     const contactIds = (raw._embedded?.contacts ?? []).map((c) => c.id);
     const companyIds = (raw._embedded?.companies ?? []).map((c) => c.id);
+    // `with` so the embedded records' own links are read, not left as empty lists that would mean "none" (§6).
     const [contacts, companies] = await Promise.all([
-      contactIds.length ? this.byIds<KContact>(ctx, 'contacts', contactIds) : [],
-      companyIds.length ? this.byIds<KContact>(ctx, 'companies', companyIds) : [],
+      contactIds.length ? this.byIds<KContact>(ctx, 'contacts', contactIds, 'leads') : [],
+      companyIds.length ? this.byIds<KContact>(ctx, 'companies', companyIds, 'contacts,leads') : [],
     ]);
     if (lead.company && companies[0]) lead.company = { id: companies[0].id, name: companies[0].name ?? null };
     return { lead, contacts: contacts.map((c) => mapContact(c, l)), companies: companies.map((c) => mapCompany(c, l)) };
@@ -340,7 +385,8 @@ export class KommoProvider implements CrmProvider {
   }
 
   async listContacts(ctx: CallContext, q: ListQuery): Promise<Page<Contact>> {
-    const params: Array<[string, string]> = [['with', 'leads']];
+    const [orderKey, dir] = PARTY_ORDER[q.sort ?? 'created_desc'];
+    const params: Array<[string, string]> = [['with', 'leads'], [`order[${orderKey}]`, dir]];
     if (q.query) params.push(['query', q.query]);
     const page = await this.listPage<KContact>(ctx, '/api/v4/contacts', 'contacts', params, q.limit, q.cursor);
     const l = await this.lookups(ctx);
@@ -371,7 +417,8 @@ export class KommoProvider implements CrmProvider {
   }
 
   async listCompanies(ctx: CallContext, q: ListQuery): Promise<Page<Company>> {
-    const params: Array<[string, string]> = [['with', 'contacts,leads']];
+    const [orderKey, dir] = PARTY_ORDER[q.sort ?? 'created_desc'];
+    const params: Array<[string, string]> = [['with', 'contacts,leads'], [`order[${orderKey}]`, dir]];
     if (q.query) params.push(['query', q.query]);
     const page = await this.listPage<KContact>(ctx, '/api/v4/companies', 'companies', params, q.limit, q.cursor);
     const l = await this.lookups(ctx);
@@ -392,14 +439,17 @@ export class KommoProvider implements CrmProvider {
     let e164: string | null = null;
     if (q.phone) {
       const n = normalizePhone(q.phone, country);
-      if (!n) throw validationError(`phone: "${q.phone}" is not a phone number (include the country code, e.g. +7 912 345-67-89).`);
-      e164 = n.e164;
+      // A number that does not parse for the account's country (a foreign national one such as
+      // `020 7946 0123` on a Russian account) is still searched by its digits: it is stored as typed.
+      const raw = q.phone.replace(/\D+/g, '').replace(/^0+/, '');
+      if (!n && raw.length < 7) throw validationError(`phone: "${q.phone}" is not a phone number (include the country code, e.g. +7 912 345-67-89).`);
+      e164 = n?.e164 ?? null;
       // Kommo's `query` is a substring search over all fields (§6): search by the national digits, then keep
       // only contacts whose PHONE field really holds this number.
-      const q1 = new URLSearchParams({ query: n.national, with: 'leads', limit: String(PAGE_MAX) });
+      const q1 = new URLSearchParams({ query: n ? n.national : raw, with: 'leads', limit: String(PAGE_MAX) });
       for (const c of (await this.page<KContact>(ctx, '/api/v4/contacts', 'contacts', q1)).items) {
         const phones = (c.custom_fields_values ?? []).find((f) => f.field_code === 'PHONE')?.values ?? [];
-        if (phones.some((v) => samePhone(String(v.value ?? ''), n.e164, country))) found.set(c.id, c);
+        if (phones.some((v) => samePhone(String(v.value ?? ''), n ? n.e164 : q.phone!, country))) found.set(c.id, c);
       }
     }
     if (q.email) {
@@ -522,21 +572,14 @@ export class KommoProvider implements CrmProvider {
     if (contact?.email && !looksLikeEmail(contact.email)) throw validationError(`contact.email: "${contact.email}" is not an email address.`);
 
     let existingContact: KContact | undefined;
+    let linkNote: string | undefined;
     if (contact?.email || contact?.phone) {
       const found = await this.searchLeadByContact(ctx, { email: contact.email, phone: contact.phone });
-      const lead = found.leads[0];
-      if (lead) {
-        return {
-          created: false,
-          lead,
-          contact_id: found.contacts[0]?.id ?? null,
-          company_id: lead.company?.id ?? null,
-          reason: `A lead for this contact already exists (matched by ${contact.email ? 'email' : 'phone'}): returning it instead of creating a duplicate.`,
-        };
-      }
-      // The contact exists without a lead: link it rather than create a second contact.
-      const c = found.contacts[0];
-      if (c) existingContact = { id: Number(c.id) };
+      const d = decideLeadDuplicate(found, { ifOpenLeadExists: input.if_open_lead_exists, matchedBy: contact.email ? 'email' : 'phone' });
+      if (d.kind === 'return') return { created: false, lead: d.lead, contact_id: d.contactId, company_id: d.lead.company?.id ?? null, reason: d.reason };
+      // The contact exists (without an open lead): link it rather than create a second contact.
+      if (d.contactId !== undefined) existingContact = { id: Number(d.contactId) };
+      linkNote = d.note;
     }
     let existingCompany: KContact | undefined;
     if (input.company?.name) {
@@ -546,15 +589,17 @@ export class KommoProvider implements CrmProvider {
       );
     }
 
-    const contactName = [contact?.first_name, contact?.last_name].filter(Boolean).join(' ') || contact?.name || contact?.email || contact?.phone;
-    const name = input.name?.trim() || (contactName ? `Lead: ${contactName}` : undefined);
+    const person = splitName(contact);
+    const contactName = person.full || contact?.email || contact?.phone;
+    // The description promises the contact's name as the default title.
+    const name = input.name?.trim() || contactName || undefined;
     if (!name) throw validationError('name: give the lead a name (or a contact to name it after).');
     const contactBody = existingContact
       ? { id: existingContact.id }
       : contact
         ? {
-            ...(contact.first_name ? { first_name: contact.first_name } : {}),
-            ...(contact.last_name ? { last_name: contact.last_name } : {}),
+            ...(person.first ? { first_name: person.first } : {}),
+            ...(person.last ? { last_name: person.last } : {}),
             name: contactName,
             custom_fields_values: [
               ...(phone ? [multiField('PHONE', [{ value: phone.e164, enum_code: 'WORK' }])] : []),
@@ -580,7 +625,7 @@ export class KommoProvider implements CrmProvider {
       return { created: false, dry_run: true, lead: null, contact_id: existingContact?.id ?? null, company_id: existingCompany?.id ?? null, requests: [this.plan('POST', path, [lead])] };
     }
     const since = Math.floor(Date.now() / 1000) - 5;
-    type Complex = Array<{ id: number; contact_id: number | null; company_id: number | null }>;
+    type Complex = Array<{ id: number; contact_id: number | null; company_id: number | null; merged?: boolean; request_id?: string[] | string }>;
     let res: Complex | undefined;
     try {
       res = await this.call<Complex>(ctx, 'POST', path, { body: [lead], op: 'create' });
@@ -588,13 +633,24 @@ export class KommoProvider implements CrmProvider {
       if (!(e instanceof CrmError && e.ambiguous)) throw e;
       // The create may or may not have happened: look before creating again, so a retry never duplicates.
       const landed = await this.findJustCreated(ctx, name, contact, since);
-      if (landed) return { created: true, lead: landed, contact_id: landed.contact_ids[0] ?? null, company_id: landed.company?.id ?? null };
+      if (landed) return { created: true, lead: landed, contact_id: landed.contact_ids[0] ?? null, company_id: landed.company?.id ?? null, ...(linkNote ? { reason: linkNote } : {}) };
       res = await this.call<Complex>(ctx, 'POST', path, { body: [lead], op: 'create' });
     }
     const first = Array.isArray(res) ? res[0] : undefined;
     if (!first?.id) throw new CrmError({ code: 'upstream', message: 'Kommo accepted the lead but returned no id; search for it before retrying.' });
     const { lead: created } = await this.getLead(ctx, first.id);
-    return { created: true, lead: created, contact_id: first.contact_id ?? null, company_id: first.company_id ?? null };
+    if (first.merged === true) {
+      // §5.5: with the account's duplicate control on, Kommo merges the lead into an existing one and answers
+      // with that lead's ids and `merged: true`: nothing new was created.
+      return {
+        created: false,
+        lead: created,
+        contact_id: first.contact_id ?? null,
+        company_id: first.company_id ?? null,
+        reason: `Merged by Kommo duplicate control into existing lead ${first.id}: the account found this contact already there, so no new lead was created.`,
+      };
+    }
+    return { created: true, lead: created, contact_id: first.contact_id ?? null, company_id: first.company_id ?? null, ...(linkNote ? { reason: linkNote } : {}) };
   }
 
   /** After an ambiguous create: the lead we may have created, found by contact or by name and time. */
@@ -614,7 +670,8 @@ export class KommoProvider implements CrmProvider {
     const phone = input.phone ? normalizePhone(input.phone, country) : undefined;
     if (input.phone && !phone) throw validationError(`phone: "${input.phone}" is not a phone number (include the country code).`);
     if (input.email && !looksLikeEmail(input.email)) throw validationError(`email: "${input.email}" is not an email address.`);
-    const name = input.name?.trim() || [input.first_name, input.last_name].filter(Boolean).join(' ');
+    const person = splitName(input);
+    const name = person.full;
     if (!name) throw validationError('Give first_name/last_name or name.');
     const responsible = await this.checkUser(ctx, input.responsible_user_id);
     const fields = await this.resolveFields(ctx, 'contacts', input.custom_fields);
@@ -636,8 +693,8 @@ export class KommoProvider implements CrmProvider {
     const body = [
       {
         name,
-        ...(input.first_name ? { first_name: input.first_name } : {}),
-        ...(input.last_name ? { last_name: input.last_name } : {}),
+        ...(person.first ? { first_name: person.first } : {}),
+        ...(person.last ? { last_name: person.last } : {}),
         ...(responsible ? { responsible_user_id: responsible } : {}),
         custom_fields_values: [
           ...(phone ? [multiField('PHONE', [{ value: phone.e164 }])] : []),
@@ -766,7 +823,7 @@ export class KommoProvider implements CrmProvider {
     if (input.entity === 'deal') throw validationError('entity: Kommo has no deals; use "lead".');
     const text = input.text.trim();
     if (!text) throw validationError('text: the task text is empty.');
-    const due = toUnix(input.complete_till, 'complete_till');
+    const due = Math.floor(parseDeadline(input.complete_till, 'complete_till') / 1000);
     const acc = await this.rawAccount(ctx);
     // Kommo requires a responsible user (§9): default to the token's user.
     const responsible = (await this.checkUser(ctx, input.responsible_user_id)) ?? (typeof acc.current_user_id === 'number' ? acc.current_user_id : undefined);
@@ -828,8 +885,5 @@ export function toId(v: Id, field: string): number {
 
 /** Accepts ISO dates/date-times or Unix seconds; returns Unix seconds. */
 export function toUnix(v: string | number, field: string): number {
-  if (typeof v === 'number' || /^\d{9,10}$/.test(String(v))) return Number(v);
-  const t = Date.parse(String(v));
-  if (Number.isNaN(t)) throw validationError(`${field}: "${String(v)}" is not a date; use ISO 8601 like 2026-12-01 or 2026-12-01T15:00:00Z.`);
-  return Math.floor(t / 1000);
+  return Math.floor(parseDateInput(v, field) / 1000);
 }

@@ -24,12 +24,16 @@ export interface Portal {
   /** Scopes the emulator knows (for `scope?full=true`). */
   allScopes(): string[];
   license(): string;
+  /** How findbycomm compares phones: the core's match code (default) or the stored string (§7.7, phone.ts). */
+  phoneMatch(): 'core-normalized' | 'exact';
 }
 
 export interface CallCtx {
   portal: Portal;
   auth: AuthInfo;
   inBatch: boolean;
+  /** Processing seconds the current HTTP request has used so far (real or simulated), for the time limit. */
+  spent?: { sec: number };
 }
 
 /** What a method returns before the envelope is put around it (§3: `next`/`total` are hoisted). */

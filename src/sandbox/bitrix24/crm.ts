@@ -4,7 +4,7 @@
  */
 import type { CallCtx, MethodResult, Portal, Registry } from './context.js';
 import { paginate } from './context.js';
-import { errors } from './errors.js';
+import { BxError, errors } from './errors.js';
 import { compileFilter, compileOrder, matches, scalar, sortRecords, type FieldAccess } from './filter.js';
 import { flag, idParam, isObject, listParam, objectParam, param, type Params } from './params.js';
 import {
@@ -342,8 +342,9 @@ export function resolver(state: BitrixState, kind: EntityKind): (name: string) =
   const ufs = new Map(userFieldsOf(state, kind).map((u) => [u.FIELD_NAME, u]));
   return (name) => {
     if (isMulti(name) && defs.has(name)) return { type: 'string', values: (r) => ((r[name] as BMulti[] | undefined) ?? []).map((m) => m.VALUE) };
-    // Deals and leads are filtered by any bound contact, not only the first one.
-    if (name === 'CONTACT_ID' && (kind === 'deal' || kind === 'lead')) return { type: 'crm_contact', values: (r) => r.CONTACT_IDS as string[], noLike: true };
+    // CONTACT_ID of deals and leads is the primary contact only (core `CCrmDeal::GetFields` maps it to the
+    // deal's own CONTACT_ID column; crm-deal-list docs send "filter by contacts" to crm.item.list; b24-rest-docs
+    // issue #73: a deal is not found by its second contact). The scalar definition below does exactly that.
     if (name === 'COMPANY_ID' && kind === 'contact') return { type: 'crm_company', values: (r) => r.COMPANY_IDS as string[], noLike: true };
     const uf = ufs.get(name);
     if (uf) {
@@ -542,6 +543,8 @@ export function registerCrm(reg: Registry): void {
     reg.set(`${base}.userfield.list`, { scope: 'crm', handler: (p, ctx) => userfieldRows(ctx.portal.state, kind, p) });
   }
 
+  reg.set('crm.item.list', { scope: 'crm', handler: (p, ctx) => itemList(ctx, p) });
+
   // Bound contacts of a deal/lead: [{CONTACT_ID, SORT, ROLE_ID, IS_PRIMARY}].
   for (const kind of ['deal', 'lead'] as const) {
     reg.set(`crm.${kind}.contact.items.get`, {
@@ -555,4 +558,73 @@ export function registerCrm(reg: Registry): void {
       },
     });
   }
+}
+
+// ---------------------------------------------------------------- crm.item.list
+
+const ITEM_TYPES: Record<number, 'lead' | 'deal'> = { 1: 'lead', 2: 'deal' };
+
+/** camelCase item fields (crm.item.* naming) the emulator serves, with the compat field they come from. */
+const ITEM_FIELDS: Record<string, { from: string; type: string; list?: boolean }> = {
+  id: { from: 'ID', type: 'integer' },
+  title: { from: 'TITLE', type: 'string' },
+  stageId: { from: 'STAGE_ID', type: 'string' },
+  statusId: { from: 'STATUS_ID', type: 'string' },
+  categoryId: { from: 'CATEGORY_ID', type: 'integer' },
+  assignedById: { from: 'ASSIGNED_BY_ID', type: 'integer' },
+  companyId: { from: 'COMPANY_ID', type: 'integer' },
+  contactId: { from: 'CONTACT_ID', type: 'integer' },
+  contactIds: { from: 'CONTACT_IDS', type: 'integer', list: true },
+  opportunity: { from: 'OPPORTUNITY', type: 'double' },
+  createdTime: { from: 'DATE_CREATE', type: 'datetime' },
+  updatedTime: { from: 'DATE_MODIFY', type: 'datetime' },
+};
+
+/**
+ * `crm.item.list` for deals (entityTypeId 2) and leads (1), the subset this project uses ([D] crm-item-list):
+ * camelCase `select`/`filter`/`order`, `result.items`, 50 per page with `start` (`-1` skips the count). The
+ * filter `contactIds` matches any bound contact (what crm-deal-list points to for "filter by contacts");
+ * `contactId` is the primary contact only (the factory's CONTACT_ID, as in the compat lists). Other fields
+ * are refused the way the portal refuses them: INVALID_ARG_VALUE "Invalid filter: field … is not allowed".
+ */
+function itemList(ctx: CallCtx, p: Params): MethodResult {
+  const type = Number(param(p, 'entityTypeId') ?? param(p, 'ENTITY_TYPE_ID'));
+  const kind = ITEM_TYPES[type];
+  if (!kind) throw new BxError(400, 'NOT_FOUND', 'Smart process not found');
+  checkLeadsEnabled(kind, ctx.portal);
+  const access = (name: string): FieldAccess | undefined => {
+    const f = ITEM_FIELDS[name] ?? Object.entries(ITEM_FIELDS).find(([k]) => k.toUpperCase() === name.replace(/_/g, ''))?.[1];
+    if (!f || (kind === 'lead' && f.from === 'CATEGORY_ID') || (kind === 'lead' && f.from === 'STAGE_ID') || (kind === 'deal' && f.from === 'STATUS_ID')) return undefined;
+    if (f.list) return { type: f.type, values: (r) => (r[f.from] as string[] | undefined) ?? [], noLike: true };
+    return scalar(f.type, f.from);
+  };
+  const filter = objectParam(p, 'filter') ?? {};
+  const conds: ReturnType<typeof compileFilter> = [];
+  for (const [key, value] of Object.entries(filter)) {
+    const m = /^(>=|<=|!=|!@|=%|%=|!%|[<>=@!%])?(.+)$/.exec(key.trim())!;
+    const field = m[2]!;
+    const a = access(field) ?? access(field.toUpperCase());
+    if (!a) throw new BxError(400, 'INVALID_ARG_VALUE', `Invalid filter: field '${field}' is not allowed in filter`);
+    conds.push(...compileFilter({ [`${m[1] ?? ''}F`]: value }, () => a));
+  }
+  const order = objectParam(p, 'order');
+  const orderKeys = order && Object.keys(order).length ? order : { id: 'ASC' };
+  const keys = compileOrder(
+    Object.fromEntries(Object.entries(orderKeys).map(([k, v]) => [k.toUpperCase(), v])),
+    (n) => access(Object.keys(ITEM_FIELDS).find((k) => k.toUpperCase() === n) ?? n),
+  );
+  const rows = sortRecords([...table(ctx.portal.state, kind).values()].filter((r) => matches(r, conds)), keys);
+  const select = listParam(p, 'select') ?? ['*'];
+  const page = paginate(rows, param(p, 'start'));
+  const items = (page.result as BRecord[]).map((r) => {
+    const out: Record<string, unknown> = {};
+    for (const [name, f] of Object.entries(ITEM_FIELDS)) {
+      if (!select.includes('*') && !select.includes(name)) continue;
+      if ((kind === 'lead' && (f.from === 'CATEGORY_ID' || f.from === 'STAGE_ID')) || (kind === 'deal' && f.from === 'STATUS_ID')) continue;
+      const v = r[f.from];
+      out[name] = f.list ? ((v as string[] | undefined) ?? []).map(Number) : f.type === 'integer' ? (v === null || v === undefined || v === '' ? null : Number(v)) : f.type === 'double' ? Number(v ?? 0) : (v ?? null);
+    }
+    return out;
+  });
+  return { ...page, result: { items } };
 }

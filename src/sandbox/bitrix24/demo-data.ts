@@ -1,6 +1,6 @@
 /**
  * Deterministic demo portal: 3 deal pipelines, 1,200 deals, 120 leads, 160 contacts with phones in mixed
- * formats, 60 companies, 5 users, user fields (one enumeration per entity type that has one), timeline
+ * formats, 60 companies, 75 users (5 well-known), user fields (one enumeration per entity type that has one), timeline
  * comments, activities and tasks. The well-known records in DEMO are placed the same way for every seed.
  */
 import { seededRandom } from '../harness.js';
@@ -18,7 +18,7 @@ export const DEMO = {
   ivan: {
     contactId: 1,
     name: 'Ivan Petrov',
-    /** Stored exactly like this; findbycomm matches the stored string (§7.7). */
+    /** Stored exactly like this (E.164); other formats of it match through the core's phone match code (phone.ts). */
     phone: '+79123456789',
     email: 'ivan.petrov@example.com',
     companyId: 1,
@@ -38,7 +38,7 @@ export const DEMO = {
   },
   /** Enumeration options: lead quality and deal delivery type. */
   enums: { quality: { hot: '41', warm: '42', cold: '43' }, delivery: { pickup: '51', courier: '52', post: '53' } },
-  counts: { deals: 1200, leads: 120, contacts: 160, companies: 60, users: 5 },
+  counts: { deals: 1200, leads: 120, contacts: 160, companies: 60, users: 75 },
 } as const;
 
 /** The demo "today": records are spread over the two years before it. */
@@ -130,7 +130,7 @@ function user(id: number, name: string, last: string, email: string, dept: numbe
   };
 }
 
-function addUsers(s: BitrixState, ownerId: number, all: boolean): void {
+function addUsers(s: BitrixState, ownerId: number, all: boolean, total: number): void {
   s.departments.push({ ID: '1', NAME: 'Northwind Trading', SORT: 500 }, { ID: '2', NAME: 'Sales', SORT: 500, PARENT: '1', UF_HEAD: '1' }, { ID: '3', NAME: 'Customer Support', SORT: 500, PARENT: '1', UF_HEAD: '5' });
   s.users.push(user(1, 'Anna', 'Kuznetsova', 'anna.kuznetsova@example.com', 1, 'F'));
   if (all) {
@@ -140,6 +140,13 @@ function addUsers(s: BitrixState, ownerId: number, all: boolean): void {
       user(4, 'Dmitry', 'Orlov', 'dmitry.orlov@example.com', 2, 'M'),
       user(5, 'Emily', 'Clark', 'emily.clark@example.com', 3, 'F'),
     );
+    // More staff than one `user.get` page (50), so clients must page (§4.1); records stay with users 1–5.
+    for (let id = 6; id <= total; id++) {
+      const female = id % 2 === 0;
+      const name = (female ? FIRST_F : FIRST_M)[id % (female ? FIRST_F.length : FIRST_M.length)]!;
+      const last = (female ? LAST_F : LAST_M)[(id * 7) % (female ? LAST_F.length : LAST_M.length)]!;
+      s.users.push(user(id, name, last, `${translit(name)}.${translit(last)}.${id}@example.com`, id % 3 === 0 ? 3 : 2, female ? 'F' : 'M'));
+    }
   }
   s.adminIds.push(1);
   if (!s.users.some((u) => Number(u.ID) === ownerId)) {
@@ -284,6 +291,8 @@ export interface DemoOptions {
   userId: number;
   demo: boolean;
   mode: 'classic' | 'simple';
+  /** Users on a demo portal (at least the 5 well-known ones). */
+  users?: number;
 }
 
 /** Builds the portal: directories always; the demo records when `demo` is set. */
@@ -292,7 +301,7 @@ export function buildState(o: DemoOptions): BitrixState {
   s.mode = o.mode;
   addStatuses(s);
   addPipelines(s, o.demo);
-  addUsers(s, o.userId, o.demo);
+  addUsers(s, o.userId, o.demo, o.users ?? 5);
   if (!o.demo) return s;
   addUserFields(s);
   const rng = seededRandom(o.seed);

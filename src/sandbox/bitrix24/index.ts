@@ -49,6 +49,25 @@ export interface BitrixEmulatorOptions {
    * (`crm`, `department`, `task`, `user`, `user_brief`, `user_basic`). Methods outside them answer insufficient_scope.
    */
   scopes?: string[];
+  /**
+   * How `crm.duplicate.findbycomm` compares phones (§7.7): `'core-normalized'` (default) as the CRM core does
+   * (`DuplicateCommunicationCriterion::normalizePhone`, see phone.ts), or `'exact'`, the stored string as
+   * typed — the stricter reading a client must also survive.
+   */
+  phoneMatch?: 'core-normalized' | 'exact';
+  /** Users on the demo portal (default 75, so `user.get` takes more than one page of 50). */
+  demoUsers?: number;
+  /**
+   * Simulated processing seconds of one method call, charged to its operating budget, reported in `time`
+   * (`processing`, `operating`) and counted towards the request time limit; undefined = the real (tiny)
+   * time, or the `setOperatingCost` figure. Lets tests model a large portal without waiting.
+   */
+  costModel?: (method: string, params: Record<string, unknown>) => number | undefined;
+  /**
+   * §1 / [D-LIM] "Request Execution Time Limit": a request whose processing (real or simulated) passes this
+   * many seconds is cut off — the commands already run stay done, the client gets HTTP 504. Default 60.
+   */
+  requestTimeLimitSec?: number;
 }
 
 export interface BitrixEmulatorStats {
@@ -118,12 +137,12 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
     this.rateLimit = o.rateLimit ?? true;
     const plan = PLANS[o.plan ?? 'standard'];
     this.bucket = new LeakyBucket(plan.capacity, plan.drainPerSec, () => Date.now());
-    this.state = buildState({ seed: o.seed ?? 42, userId: this.userId, demo: o.demo ?? true, mode: o.mode ?? 'classic' });
+    this.state = buildState({ seed: o.seed ?? 42, userId: this.userId, demo: o.demo ?? true, mode: o.mode ?? 'classic', users: o.demoUsers ?? 75 });
     registerCrm(this.registry);
     registerMethods(this.registry);
     this.registry.set('batch', {
       scope: null,
-      handler: (p, ctx) => runBatch(p, (method, params) => this.execute(method, params, ctx.auth, true)),
+      handler: (p, ctx) => runBatch(p, (method, params) => this.execute(method, params, ctx.auth, true, undefined, ctx.spent)),
     });
     this.oauth = new OAuthServer(o.oauth, { url: () => this.url, memberId: this.memberId, userId: this.userId, scopes: this.scopes, clock: () => Date.now() });
     this.events = new EventBus({
@@ -215,6 +234,10 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
     return [...ALL_SCOPES];
   }
 
+  phoneMatch(): 'core-normalized' | 'exact' {
+    return this.o.phoneMatch ?? 'core-normalized';
+  }
+
   license(): string {
     return (this.o.plan ?? 'standard') === 'enterprise' ? 'en_ent250' : 'en_basic';
   }
@@ -250,15 +273,21 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
         req.record.processed = false;
         throw errors.queryLimit();
       }
-      const out = this.execute(method, params, auth, false, req.record);
+      const spent = { sec: 0 };
+      const out = this.execute(method, params, auth, false, req.record, spent);
       const body: Record<string, unknown> = { result: out.res.result };
       if (out.res.next !== undefined) body.next = out.res.next;
       if (out.res.total !== undefined) body.total = out.res.total;
-      body.time = this.finishTime(method, auth, started, out.time.processing * 1000);
+      body.time = this.finishTime(method, auth, started, (method === 'batch' ? spent.sec : out.time.processing) * 1000);
       const headers: Record<string, string> = { ...JSON_HEADERS, 'x-bitrix-rest-time': String(out.time.processing) };
       if (auth.kind === 'oauth' && auth.clientId) headers['x-bitrix-rest-application'] = auth.clientId;
       return { status: 200, headers, body };
     } catch (e) {
+      if (e instanceof RequestTimeout) {
+        // [D-LIM] "Request Execution Time Limit": the request is interrupted; what already ran stays done.
+        req.record.tag = 'REQUEST_TIMEOUT';
+        return { status: 504, headers: { 'content-type': 'text/html; charset=utf-8' }, body: '<html><body><h1>504 Gateway Time-out</h1></body></html>' };
+      }
       if (!(e instanceof BxError)) throw e;
       if (!req.record.tag && e.code) req.record.tag = e.code;
       return { status: e.status, headers: JSON_HEADERS, body: e.body() };
@@ -313,7 +342,7 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
    * Runs one method: existence (§1.1), batch nesting (§4.2), scope (§2.1), app context (§2.1), operating
    * budget (§5), then the handler. Used for top-level calls and for each batch command.
    */
-  private execute(method: string, params: Params, auth: AuthInfo, inBatch: boolean, record?: RecordedRequest): { res: MethodResult; time: BxTime } {
+  private execute(method: string, params: Params, auth: AuthInfo, inBatch: boolean, record?: RecordedRequest, spent: { sec: number } = { sec: 0 }): { res: MethodResult; time: BxTime } {
     const def = this.registry.get(method);
     if (!def) throw errors.methodNotFound();
     if (inBatch && method === 'batch') throw errors.batchMethodNotAllowed();
@@ -330,17 +359,28 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
       throw errors.operationTimeLimit();
     }
     this.stats.methodCalls[method] = (this.stats.methodCalls[method] ?? 0) + 1;
-    const ctx: CallCtx = { portal: this, auth, inBatch };
+    const ctx: CallCtx = { portal: this, auth, inBatch, spent };
     const t0 = nowMs();
     let res: MethodResult;
+    let cost = 0;
     try {
       res = def.handler(params, ctx);
     } finally {
       const t1 = nowMs();
-      if (method !== 'batch') this.budget.add(key, this.costs.get(method) ?? this.costs.get('*') ?? (t1 - t0) / 1000);
+      if (method !== 'batch') {
+        const modelled = this.o.costModel?.(method, params);
+        cost = modelled ?? (t1 - t0) / 1000;
+        // setOperatingCost only charges the budget (the request time limit follows real or modelled time).
+        this.budget.add(key, modelled ?? this.costs.get(method) ?? this.costs.get('*') ?? cost);
+        spent.sec += cost;
+      }
     }
     const t1 = nowMs();
-    return { res, time: makeTime(t0, t1, t1 - t0) };
+    if (method !== 'batch' && spent.sec > (this.o.requestTimeLimitSec ?? 60)) throw new RequestTimeout();
+    if (method === 'batch') return { res, time: makeTime(t0, t1, t1 - t0) };
+    // Each command's `time` carries its method's budget, in batches too (result_time entries show
+    // `operating` and `operating_reset_at`, as seen in portal answers quoted in fast_bitrix24 issue #256).
+    return { res, time: makeTime(t0, t1, cost * 1000, { operating: round(this.budget.operating(key)), resetAt: this.budget.resetAt(key) }) };
   }
 
   private budgetKey(auth: AuthInfo, method: string): string {
@@ -370,6 +410,9 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
     return { status: out.status, headers: JSON_HEADERS, body: out.body };
   }
 }
+
+/** The request ran past the portal's request time limit. */
+class RequestTimeout extends Error {}
 
 function round(n: number): number {
   return Math.round(n * 1e6) / 1e6;

@@ -10,6 +10,7 @@ import { compileFilter, compileOrder, matches, scalar, sortRecords, type FieldAc
 import { flag, idParam, isObject, listParam, objectParam, param, type Params } from './params.js';
 import { ENTITY_BY_TYPE_ID, MULTI_FIELDS, type EntityKind } from './schema.js';
 import { dealStages, nextId, table, type BCategory, type BMulti, type BRecord, type BTask, type BUser } from './state.js';
+import { matchCode } from './phone.js';
 import { parseBxDate, phpDate } from './time.js';
 
 /** Events `event.bind` accepts (§9). */
@@ -177,9 +178,15 @@ function registerDirectories(reg: Registry): void {
 // ---------------------------------------------------------------- duplicates and merging
 
 /**
- * crm.duplicate.findbycomm (§7.7): exact match on the stored value — phones compare as stored strings
- * (differently formatted numbers are not duplicates), emails ignore case. Result `{LEAD, CONTACT, COMPANY}`
- * with keys only for hits, `[]` when nothing matched; a type with ≥ 20 hits suppresses the other types.
+ * crm.duplicate.findbycomm (§7.7), as the core's `CCrmDuplicateRestProxy::processMethodRequest` runs it
+ * (modules/crm/classes/general/restservice.php): each distinct value is one criterion, looked up with
+ * `DuplicateCommunicationCriterion::find($entityTypeID, 20)`, i.e. at most 20 match rows per value ordered by
+ * ENTITY_TYPE_ID (LEAD 1, CONTACT 3, COMPANY 4) then ENTITY_ID — so 20 leads with a number leave no room for
+ * its contact. On top of that the documented rule (fact sheet §7.7, [D-FINDBYCOMM]) is kept as the strictest
+ * reading: when one type has 20 or more hits the other types are not returned at all.
+ *
+ * Phones compare by the core's match code (`phoneMatch: 'core-normalized'`, the default, see phone.ts), or as
+ * stored strings (`'exact'`, the fact sheet's older reading that formats must match). Emails ignore case.
  */
 function findByComm(p: Params, ctx: CallCtx): MethodResult {
   const type = String(param(p, 'type') ?? '').toUpperCase();
@@ -193,18 +200,33 @@ function findByComm(p: Params, ctx: CallCtx): MethodResult {
   const et = param(p, 'entity_type');
   const types: Array<'LEAD' | 'CONTACT' | 'COMPANY'> = et ? [String(et).toUpperCase() as 'LEAD'] : ['LEAD', 'CONTACT', 'COMPANY'];
   for (const t of types) if (!['LEAD', 'CONTACT', 'COMPANY'].includes(t)) throw errors.crm(`Entity type '${t}' is not supported in current context.`);
-  const norm = (s: string) => (type === 'EMAIL' ? s.trim().toLowerCase() : s.trim());
-  const wanted = new Set(values.map(norm));
-  const hits: Record<string, number[]> = {};
+  const exact = ctx.portal.phoneMatch() === 'exact' && type === 'PHONE';
+  const code = (s: string) => (exact ? s.trim() : matchCode(type, s));
+  const TYPE_ID = { LEAD: 1, CONTACT: 3, COMPANY: 4 } as const;
+  // The match-code table: one row per (entity, distinct code).
+  const rows: Array<{ t: 'LEAD' | 'CONTACT' | 'COMPANY'; id: number; code: string }> = [];
   for (const t of types) {
     const kind = t.toLowerCase() as EntityKind;
     if (kind === 'lead' && ctx.portal.state.mode === 'simple') continue;
-    const ids: number[] = [];
     for (const rec of table(ctx.portal.state, kind).values()) {
-      const list = (rec[type] as BMulti[] | undefined) ?? [];
-      if (list.some((m) => wanted.has(norm(m.VALUE)))) ids.push(Number(rec.ID));
+      const codes = new Set(((rec[type] as BMulti[] | undefined) ?? []).map((m) => code(m.VALUE)).filter(Boolean));
+      for (const c of codes) rows.push({ t, id: Number(rec.ID), code: c });
     }
-    if (ids.length) hits[t] = ids;
+  }
+  rows.sort((a, b) => TYPE_ID[a.t] - TYPE_ID[b.t] || a.id - b.id);
+  const hits: Record<string, number[]> = {};
+  const seen = new Set<string>();
+  let qty = 0;
+  for (const v of values) {
+    if (v === '') continue;
+    const c = code(v);
+    if (seen.has(c)) continue; // criteria are compared by their normalised value (`equals`)
+    seen.add(c);
+    for (const r of rows.filter((x) => x.code === c).slice(0, 20)) {
+      const list = (hits[r.t] ??= []);
+      if (!list.includes(r.id)) list.push(r.id);
+    }
+    if (++qty >= 20) break;
   }
   const big = Object.entries(hits).find(([, ids]) => ids.length >= 20);
   if (big) return { result: { [big[0]]: big[1] } };

@@ -175,6 +175,9 @@ export class OAuthServer {
     if (grant !== 'refresh_token') return err(400, 'invalid_request', `Unsupported grant_type "${grant}"`);
     const rt = this.refresh.get(String(params.refresh_token ?? ''));
     if (!rt || rt.used || rt.clientId !== clientId) return err(400, 'invalid_grant', 'The refresh token is invalid or was already used');
+    // §2.2 ([TRAIN-OAUTH] "until first use"; [D-OAUTH-RENEW] "store it instead of the old one"): the old
+    // refresh token dies the moment the new pair is issued, even if the answer never reaches the client (a lost
+    // response is scripted with the harness fault `reset-after` on /oauth/token/).
     rt.used = true;
     this.refreshes += 1;
     return { status: 200, body: this.issue(rt.userId) };

@@ -26,15 +26,12 @@ interface TokenRecord {
 
 interface Chain {
   current: Pair;
-  /** §2.1 grace rule: the refresh token that produced `current` stays valid until `current` is first used. */
-  graceRefresh: string | null;
 }
 
 interface Pair {
   jti: string;
   refresh: string;
   refreshExpiresAt: number;
-  activated: boolean;
   chain: Chain;
 }
 
@@ -71,6 +68,8 @@ const b64url = (s: string | Buffer) => Buffer.from(s).toString('base64url');
 
 export class KommoAuthServer {
   readonly stats = { tokenRequests: 0, refreshes: 0 };
+  /** Refresh grants still to be answered by a dropped connection after the new pair is issued. */
+  private lostRefreshResponses = 0;
   private readonly secret = randomBytes(32);
   private readonly key = new Uint8Array(this.secret);
   private readonly tokens = new Map<string, TokenRecord>();
@@ -181,23 +180,11 @@ export class KommoAuthServer {
     const c = this.client();
     const { token, jti } = this.jwt(c.clientId, c.accessTokenTtlSec, DEFAULT_SCOPES);
     const refresh = `def50200${randomBytes(64).toString('hex')}`;
-    const pair: Pair = { jti, refresh, refreshExpiresAt: now() + REFRESH_TTL_SEC, activated: false, chain: undefined as unknown as Chain };
-    if (chain) {
-      pair.chain = chain;
-    } else {
-      pair.chain = { current: pair, graceRefresh: null };
-    }
+    const pair: Pair = { jti, refresh, refreshExpiresAt: now() + REFRESH_TTL_SEC, chain: undefined as unknown as Chain };
+    pair.chain = chain ?? { current: pair };
     this.tokens.set(jti, { kind: 'oauth', userId: this.o.userId(), expired: false, pair });
     this.refreshTokens.set(refresh, pair);
     return { pair, response: { token_type: 'Bearer', expires_in: c.accessTokenTtlSec, access_token: token, refresh_token: refresh } };
-  }
-
-  /** First use of the newest pair ends the grace period of the refresh token that produced it. */
-  private activate(pair: Pair): void {
-    if (pair.chain.current === pair && !pair.activated) {
-      pair.activated = true;
-      pair.chain.graceRefresh = null;
-    }
   }
 
   /** Resolves a Bearer header to the acting user, or undefined (→ 401, §11). */
@@ -215,7 +202,6 @@ export class KommoAuthServer {
     }
     const rec = typeof jti === 'string' ? this.tokens.get(jti) : undefined;
     if (!rec || rec.expired) return undefined;
-    if (rec.pair) this.activate(rec.pair);
     return { kind: rec.kind, userId: rec.userId };
   }
 
@@ -252,20 +238,28 @@ export class KommoAuthServer {
     if (typeof body.refresh_token !== 'string' || !body.refresh_token) return oauthError('Check the `refresh_token` parameter');
     const token = body.refresh_token;
     const pair = this.refreshTokens.get(token);
-    if (!pair || pair.refreshExpiresAt < now()) return oauthError('Invalid refresh token');
-    const chain = pair.chain;
-    if (pair === chain.current) {
-      // Using the newest refresh token is a first use of its pair: its predecessor dies now.
-      this.activate(pair);
-    } else if (!(token === chain.graceRefresh && !chain.current.activated)) {
-      return oauthError('Invalid refresh token');
-    }
-    // §2.1: each refresh returns a NEW refresh token; the one just used stays valid until the new pair is used.
-    const { pair: next, response } = this.newPair(chain);
-    chain.current = next;
-    chain.graceRefresh = token;
+    if (!pair || pair.refreshExpiresAt < now() || pair !== pair.chain.current) return oauthError('Invalid refresh token');
+    // §2.1 [K-OAUTH] contradicts itself: "once a refresh token is used … the old refresh token becomes
+    // outdated", then "the old refresh token will still be functional … until you use the new one". The
+    // emulator takes the strict reading (the stricter plausible one): the refresh token dies the moment the new
+    // pair is issued, so a client whose answer was lost holds a dead token and must not loop on it.
+    this.refreshTokens.delete(token);
+    const { pair: next, response } = this.newPair(pair.chain);
+    pair.chain.current = next;
     this.stats.refreshes += 1;
+    if (this.lostRefreshResponses > 0) {
+      this.lostRefreshResponses -= 1;
+      return { status: 200, drop: true };
+    }
     return tokenResponse(response);
+  }
+
+  /**
+   * Fault: the next `times` refresh grants are carried out (the new pair is issued, the old refresh token
+   * dies) but their answer never arrives: the connection is destroyed instead (the classic lost response).
+   */
+  loseRefreshResponses(times = 1): void {
+    this.lostRefreshResponses += times;
   }
 
   /**

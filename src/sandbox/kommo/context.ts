@@ -13,7 +13,36 @@ export interface Ctx {
   /** The user the token acts as. */
   readonly userId: number;
   readonly now: number;
+  /** Where the real API's behaviour is undocumented or disputed: the variant this emulator plays. */
+  readonly behaviour: KommoBehaviour;
 }
+
+/**
+ * Variants of behaviour the sources leave open (or that are account settings). A provider's tests should pass
+ * under every variant, so none of them can hide a client that relies on a kind emulator.
+ */
+export interface KommoBehaviour {
+  /**
+   * Order of `GET /leads|contacts|companies` without `order[...]`: undocumented (§5.1 lists the order fields,
+   * not the default; the docs' examples show ids both ways: fixture GET_leads.json descending,
+   * GET_contacts.json / GET_companies.json ascending). Default 'id_asc'.
+   */
+  defaultOrder: 'id_asc' | 'id_desc';
+  /**
+   * `filter[statuses]` with more than one pair (§5.1): the amoCRM filter docs and SDKs send arrays of pairs
+   * ('pairs', OR-ed; the default), Kommo's leads page says "you can filter only one stage in one pipeline":
+   * 'first_pair' plays an API that silently uses the first pair, 'one_pair' one that refuses more (400).
+   */
+  statusFilter: 'pairs' | 'first_pair' | 'one_pair';
+  /**
+   * §5.5: the account's duplicate control for this integration. When on, `POST /leads/complex` whose new
+   * contact has a phone or email of an existing contact is merged into that contact's open lead (or, when it
+   * has none, creates the lead on the existing contact), answering `merged: true`. Default off.
+   */
+  duplicateControl: boolean;
+}
+
+export const DEFAULT_BEHAVIOUR: KommoBehaviour = { defaultOrder: 'id_asc', statusFilter: 'pairs', duplicateControl: false };
 
 export function href(ctx: Ctx, path: string): { href: string } {
   return { href: `${ctx.origin}${path}` };

@@ -5,24 +5,30 @@ import { type Mode, type Plan, readLead, readParty } from './entity-write.js';
 import { COMPANY_WITH, CONTACT_WITH, LEAD_WITH, companySpec, contactSpec, leadSpec } from './filters.js';
 import { onlyParams, runList, withSet } from './list.js';
 import { createdRef, renderCompany, renderContact, renderLead } from './render.js';
+import { leadsOf } from './store.js';
 import { E, type FieldError, HAL, hal, noContent, Validation, validationError } from './responses.js';
 import { type EntityType, entityMap, type KCompany, type KContact, type KLead } from './types.js';
 
 export function listEntities(ctx: Ctx, entity: EntityType): EmuResponse {
   const s = ctx.state;
   const path = `/api/v4/${entity}`;
+  // Without `order[...]` the order is undocumented: id ascending or descending, per `behaviour.defaultOrder`.
+  const ordered = <T extends { id: number }>(items: Iterable<T>): T[] => {
+    const all = [...items].sort((a, b) => a.id - b.id);
+    return ctx.params.order === undefined && ctx.behaviour.defaultOrder === 'id_desc' ? all.reverse() : all;
+  };
   if (entity === 'leads') {
     const w = withSet(ctx, LEAD_WITH);
     // No deletion is emulated (DELETE → 405), so `with=only_deleted` finds nothing → 204 (§4).
-    const items = w.has('only_deleted') ? [] : s.leads.values();
-    return runList(ctx, path, items, leadSpec(s), (l) => renderLead(ctx, l, w));
+    const items = w.has('only_deleted') ? [] : ordered(s.leads.values());
+    return runList(ctx, path, items, leadSpec(s, ctx.behaviour.statusFilter), (l) => renderLead(ctx, l, w));
   }
   if (entity === 'contacts') {
     const w = withSet(ctx, CONTACT_WITH);
-    return runList(ctx, path, s.contacts.values(), contactSpec(s), (c) => renderContact(ctx, c, w));
+    return runList(ctx, path, ordered(s.contacts.values()), contactSpec(s), (c) => renderContact(ctx, c, w));
   }
   const w = withSet(ctx, COMPANY_WITH);
-  return runList(ctx, path, s.companies.values(), companySpec(s), (c) => renderCompany(ctx, c, w));
+  return runList(ctx, path, ordered(s.companies.values()), companySpec(s), (c) => renderCompany(ctx, c, w));
 }
 
 /** A missing id answers 204: the fact sheet (§4) leaves 204 vs 404 UNVERIFIED; older clients expect 204. */
@@ -131,7 +137,8 @@ const METADATA_KEYS = ['category', 'form_id', 'form_name', 'form_page', 'form_se
 /**
  * §5.5 `POST /leads/complex`: ≤50 leads, each with at most one contact and one company (new or by id); a new
  * contact and company are linked to each other; `_embedded.metadata` makes it an incoming lead. The answer is
- * a plain array. Duplicate control is an account setting that is off here, so `merged` is always false.
+ * a plain array. Duplicate control is an account setting (`behaviour.duplicateControl`, off by default): when on,
+ * a lead whose contact duplicates an existing one is merged into that contact's open lead (`merged: true`).
  */
 export function createComplex(ctx: Ctx): EmuResponse {
   onlyParams(ctx, []);
@@ -157,7 +164,33 @@ export function createComplex(ctx: Ctx): EmuResponse {
     return { lead, contact, company, rid };
   });
   v.throwIfFailed();
-  const out = plans.map((p) => {
+  // Duplicate control compares against records that existed before this request only (§5.5), so every
+  // match is found before anything is written.
+  const dupes = plans.map((p, i) => (ctx.behaviour.duplicateControl && p.contact ? duplicateOf(ctx, p.contact, items[i]) : undefined));
+  const merged = new Map<number, { id: number; contact_id: number; company_id: number | null; request_id: string[]; merged: true }>();
+  const out: unknown[] = [];
+  plans.forEach((p, i) => {
+    const dupe = dupes[i];
+    if (!dupe) {
+      out.push(created(p));
+      return;
+    }
+    // §5.5: merged into the existing lead; the answer carries the existing ids, and one element gathers the
+    // request ids of every input lead merged into the same lead.
+    const prev = merged.get(dupe.lead.id);
+    if (prev) {
+      prev.request_id.push(p.rid);
+      return;
+    }
+    dupe.lead.updated_at = ctx.now;
+    dupe.lead.updated_by = ctx.userId;
+    const entry = { id: dupe.lead.id, contact_id: dupe.contactId, company_id: dupe.lead._embedded.companies[0]?.id ?? null, request_id: [p.rid], merged: true as const };
+    merged.set(dupe.lead.id, entry);
+    out.push(entry);
+  });
+  return { status: 200, headers: { 'content-type': HAL }, body: out };
+
+  function created(p: (typeof plans)[number]) {
     const companyId = p.company ? (p.company.existing ?? p.company.plan!.apply()) : null;
     const contactId = p.contact ? (p.contact.existing ?? p.contact.plan!.apply()) : null;
     if (p.contact?.plan && contactId && companyId) ctx.state.contacts.get(contactId)!._embedded.companies = [{ id: companyId }];
@@ -166,6 +199,57 @@ export function createComplex(ctx: Ctx): EmuResponse {
     if (contactId) lead._embedded.contacts = [{ id: contactId, is_main: true }];
     if (companyId) lead._embedded.companies = [{ id: companyId }];
     return { id: leadId, contact_id: contactId, company_id: companyId, request_id: [p.rid], merged: false };
-  });
-  return { status: 200, headers: { 'content-type': HAL }, body: out };
+  }
+}
+
+/** Last ten digits: the part of a number that survives every way people type it (8…, +7…, 7…). */
+const phoneKey = (v: unknown) => String(v).replace(/\D+/g, '').slice(-10);
+
+/**
+ * The existing contact this complex-add's contact duplicates (same id, or a shared phone or email) and that
+ * contact's most recently updated open lead — the lead Kommo merges into. No open lead, no merge.
+ */
+function duplicateOf(ctx: Ctx, party: PartyPlan, item: unknown): { contactId: number; lead: KLead } | undefined {
+  const s = ctx.state;
+  let contactIds: number[];
+  if (party.existing !== undefined) contactIds = [party.existing];
+  else {
+    const raw = isObject(item) && isObject(item._embedded) && Array.isArray(item._embedded.contacts) ? item._embedded.contacts[0] : undefined;
+    const { phones, emails } = contactKeys(ctx, raw);
+    if (!phones.length && !emails.length) return undefined;
+    contactIds = [...s.contacts.values()]
+      .filter((c) =>
+        (c.custom_fields_values ?? []).some(
+          (f) =>
+            (f.field_code === 'PHONE' && f.values.some((x) => phones.includes(phoneKey(x.value)))) ||
+            (f.field_code === 'EMAIL' && f.values.some((x) => emails.includes(String(x.value).trim().toLowerCase()))),
+        ),
+      )
+      .map((c) => c.id);
+  }
+  for (const contactId of contactIds) {
+    const open = leadsOf(s, 'contacts', contactId)
+      .map((id) => s.leads.get(id)!)
+      .filter((l) => l.status_id !== 142 && l.status_id !== 143)
+      .sort((a, b) => b.updated_at - a.updated_at || b.id - a.id);
+    if (open[0]) return { contactId, lead: open[0] };
+  }
+  return undefined;
+}
+
+/** Phones and emails of a contact in a write body, addressed by `field_code` or by the PHONE/EMAIL field ids. */
+function contactKeys(ctx: Ctx, raw: unknown): { phones: string[]; emails: string[] } {
+  const phones: string[] = [];
+  const emails: string[] = [];
+  const cfv = isObject(raw) && Array.isArray(raw.custom_fields_values) ? raw.custom_fields_values : [];
+  for (const f of cfv) {
+    if (!isObject(f) || !Array.isArray(f.values)) continue;
+    const code = typeof f.field_code === 'string' ? f.field_code : typeof f.field_id === 'number' ? ctx.state.customFields.contacts.get(f.field_id)?.code : undefined;
+    for (const v of f.values) {
+      if (!isObject(v) || v.value === undefined) continue;
+      if (code === 'PHONE' && phoneKey(v.value).length >= 7) phones.push(phoneKey(v.value));
+      if (code === 'EMAIL') emails.push(String(v.value).trim().toLowerCase());
+    }
+  }
+  return { phones, emails };
 }

@@ -1,5 +1,5 @@
 /** The `GET /leads|contacts|companies` list specs: filters, order and `with` per entity (§5.1, §6). */
-import { isObject } from './context.js';
+import { isObject, type KommoBehaviour } from './context.js';
 import { type FilterDef, type ListSpec, intFilter, rangeFilter, statusesFilter, stringFilter } from './list.js';
 import { matchesQuery } from './render.js';
 import { badParam } from './responses.js';
@@ -53,14 +53,14 @@ function common<T extends KLead | KContact | KCompany>(s: KommoState, entity: En
   };
 }
 
-export function leadSpec(s: KommoState): ListSpec<KLead> {
+export function leadSpec(s: KommoState, statusFilter: KommoBehaviour['statusFilter'] = 'pairs'): ListSpec<KLead> {
   return {
     key: 'leads',
     with: LEAD_WITH,
     filters: {
       ...common<KLead>(s, 'leads'),
       price: rangeFilter((x) => x.price),
-      statuses: statusesFilter<KLead>(),
+      statuses: statusesFilter<KLead>(statusFilter),
       pipeline_id: intFilter((x) => x.pipeline_id),
       closed_at: rangeFilter((x) => x.closed_at),
     },

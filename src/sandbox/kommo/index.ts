@@ -5,7 +5,7 @@
  */
 import { EmulatorHarness, type EmuRequest, type EmuResponse, type Fault, type FaultMatch, parsePhpQuery, type RecordedRequest } from '../harness.js';
 import { KommoAuthServer } from './auth.js';
-import type { Ctx } from './context.js';
+import { type Ctx, DEFAULT_BEHAVIOUR, type KommoBehaviour } from './context.js';
 import { DEMO, emptyState, seedDemo, seedMetadata } from './demo-data.js';
 import { KommoRateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { ApiError, methodNotAllowed, NGINX_403, problemResponse, requestId, routeNotFound, tooManyBody, unauthorized } from './responses.js';
@@ -15,6 +15,7 @@ import type { KommoState } from './types.js';
 
 export { DEMO } from './demo-data.js';
 export type { KommoState } from './types.js';
+export type { KommoBehaviour } from './context.js';
 
 export interface KommoEmulatorOptions {
   /** Default '127.0.0.1'. */
@@ -35,6 +36,8 @@ export interface KommoEmulatorOptions {
   oauth?: { clientId: string; clientSecret: string; redirectUri: string; accessTokenTtlSec?: number };
   /** Extra opaque bearer tokens accepted as long-lived tokens. */
   longLivedTokens?: string[];
+  /** Variants of undocumented or disputed behaviour, and account settings (see `KommoBehaviour`). */
+  behaviour?: Partial<KommoBehaviour>;
 }
 
 export interface KommoEmulator {
@@ -45,6 +48,8 @@ export interface KommoEmulator {
   readonly requests: RecordedRequest[];
   /** Live data in Kommo's JSON shapes (without `_links`). */
   readonly state: KommoState;
+  /** The behaviour variants in force; tests may change them between requests. */
+  readonly behaviour: KommoBehaviour;
   readonly stats: { rateLimited: number; blocked: boolean; tokenRequests: number; refreshes: number };
   /** HS256 JWT (aud, jti, iat, nbf, exp, sub, account_id, base_domain, api_domain, scopes) accepted as a Bearer token. */
   createLongLivedToken(opts?: { expiresInSec?: number; scopes?: string[] }): string;
@@ -55,6 +60,8 @@ export interface KommoEmulator {
   issueOAuthTokens(): Promise<{ token_type: 'Bearer'; expires_in: number; access_token: string; refresh_token: string }>;
   /** Every OAuth access token issued so far now gets 401. */
   expireAccessTokens(): void;
+  /** Fault: the next `times` refresh grants issue the new pair, then drop the connection instead of answering. */
+  loseRefreshResponses(times?: number): void;
   /** Lift a 403 block. */
   unblock(): void;
   /** Shortcuts to the harness. */
@@ -71,6 +78,7 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
   seedMetadata(state);
   if (options.demo ?? true) seedDemo(state, options.seed ?? 42, Date.now() / 1000);
 
+  const behaviour: KommoBehaviour = { ...DEFAULT_BEHAVIOUR, ...options.behaviour };
   const limiter = new KommoRateLimiter(options.rateLimit !== false, options.rateLimit || {});
   const auth = new KommoAuthServer({
     accountId: state.account.id,
@@ -107,7 +115,7 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
     }
     const who = await auth.authenticate(header);
     if (!who) throw unauthorized();
-    const ctx: Ctx = { state, origin, req, params: parsePhpQuery(req.url.searchParams), userId: who.userId, now: nowSec() };
+    const ctx: Ctx = { state, origin, req, params: parsePhpQuery(req.url.searchParams), userId: who.userId, now: nowSec(), behaviour };
     return route(ctx);
   };
 
@@ -129,6 +137,7 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
     harness,
     requests: harness.requests,
     state,
+    behaviour,
     get stats() {
       return { rateLimited: limiter.rateLimited, blocked: limiter.blocked, tokenRequests: auth.stats.tokenRequests, refreshes: auth.stats.refreshes };
     },
@@ -137,6 +146,7 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
     expireAuthorizationCodes: () => auth.expireAuthorizationCodes(),
     issueOAuthTokens: async () => auth.issueOAuthTokens(),
     expireAccessTokens: () => auth.expireAccessTokens(),
+    loseRefreshResponses: (times) => auth.loseRefreshResponses(times),
     unblock: () => limiter.unblock(),
     injectFault: (fault, o) => harness.injectFault(fault, o),
     clearFaults: () => harness.clearFaults(),

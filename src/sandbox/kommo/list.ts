@@ -4,7 +4,7 @@
  * `filter[id][0]=1`) plus `[from]/[to]` ranges. Unknown parameters and shapes are a 400, never ignored.
  */
 import type { EmuResponse } from '../harness.js';
-import { type Ctx, isObject } from './context.js';
+import { type Ctx, isObject, type KommoBehaviour } from './context.js';
 import { badParam, hal, noContent } from './responses.js';
 
 export type Predicate<T> = (item: T) => boolean;
@@ -117,8 +117,13 @@ export function boolFilter<T>(get: (x: T) => boolean): FilterDef<T> {
   };
 }
 
-/** §5.1: `filter[statuses][i][pipeline_id]` + `[status_id]` pairs; several pairs are OR-ed. */
-export function statusesFilter<T extends { pipeline_id: number; status_id: number }>(): FilterDef<T> {
+/**
+ * §5.1: `filter[statuses][i][pipeline_id]` + `[status_id]` pairs; several pairs are OR-ed ('pairs'), only the
+ * first counts ('first_pair'), or more than one is refused ('one_pair'): see `KommoBehaviour.statusFilter`. A
+ * pair without its pipeline_id is a 400: stage ids 142/143 exist in every pipeline (§7), so a stage alone does
+ * not name one, and the docs define the filter only as pairs.
+ */
+export function statusesFilter<T extends { pipeline_id: number; status_id: number }>(mode: KommoBehaviour['statusFilter'] = 'pairs'): FilterDef<T> {
   return (raw, path) => {
     const pairs = (Array.isArray(raw) ? raw : isObject(raw) ? [raw] : undefined)?.map((p, i) => {
       if (!isObject(p) || Object.keys(p).some((k) => k !== 'pipeline_id' && k !== 'status_id') || p.pipeline_id === undefined || p.status_id === undefined) {
@@ -127,7 +132,9 @@ export function statusesFilter<T extends { pipeline_id: number; status_id: numbe
       return { pipeline_id: intOf(p.pipeline_id, `${path}.${i}.pipeline_id`), status_id: intOf(p.status_id, `${path}.${i}.status_id`) };
     });
     if (!pairs?.length) throw badParam(path, 'type', 'array');
-    return (x) => pairs.some((p) => p.pipeline_id === x.pipeline_id && p.status_id === x.status_id);
+    if (pairs.length > 1 && mode === 'one_pair') throw badParam(`${path}.1`);
+    const used = mode === 'first_pair' ? pairs.slice(0, 1) : pairs;
+    return (x) => used.some((p) => p.pipeline_id === x.pipeline_id && p.status_id === x.status_id);
   };
 }
 

@@ -101,9 +101,18 @@ function renderField(ctx: Ctx, f: KCustomField): Record<string, unknown> {
   return { ...f, enums: f.enums ? f.enums.map((e) => ({ ...e })) : null, _links: selfLink(ctx, `/api/v4/${f.entity_type}/custom_fields/${f.id}`) };
 }
 
+/**
+ * amoCRM docs crm_platform/custom-fields: "Метод возвращает до 50 полей за один запрос" although `limit`
+ * is documented up to 250, so a page never holds more than 50 whatever `limit` asks (the `_links` then
+ * page by 50). `order[sort|id]` per the same page; `_page_count` as in Kommo's list example (withone copy
+ * of developers.kommo.com/reference/custom-fields, §8).
+ */
 export function listFields(ctx: Ctx, entity: EntityType): EmuResponse {
-  return runList(ctx, `/api/v4/${entity}/custom_fields`, ctx.state.customFields[entity].values(), { key: 'custom_fields', totalItems: true }, (f) => renderField(ctx, f));
+  const spec = { key: 'custom_fields', totalItems: true, pageCount: true, maxLimit: CUSTOM_FIELDS_PAGE_CAP, order: { sort: (f: KCustomField) => f.sort, id: (f: KCustomField) => f.id } };
+  return runList(ctx, `/api/v4/${entity}/custom_fields`, ctx.state.customFields[entity].values(), spec, (f) => renderField(ctx, f));
 }
+
+export const CUSTOM_FIELDS_PAGE_CAP = 50;
 
 /** §8: a missing field is 404 "Custom field not found" (fixture GET_leads_custom_fields_id.404.json). */
 export function getField(ctx: Ctx, entity: EntityType, id: number): EmuResponse {

@@ -1,0 +1,120 @@
+/**
+ * A CRM (or a proxy in front of it) that echoes the credential into its error bodies: every tool on both
+ * CRMs gets such an answer, and neither the bearer token nor the webhook secret may reach the agent through
+ * the message, the details or anywhere else in the result, nor reach the log at debug level.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BitrixEmulator } from '../src/sandbox/bitrix24/index.js';
+import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
+import { ALL, connectBitrix, connectKommo, logLines, startBitrix, startKommo, text } from './helpers.js';
+
+const FUTURE = new Date(Date.now() + 7 * 86_400_000).toISOString();
+
+/** Arguments that make each tool reach the CRM. */
+const ARGS: Record<string, Record<string, unknown>> = {
+  get_account: {},
+  get_pipelines: {},
+  search_lead_by_contact: { phone: '+7 912 000-00-01' },
+  list_leads: {},
+  get_lead: { id: 1 },
+  list_contacts: {},
+  get_contact: { id: 1 },
+  list_companies: {},
+  get_company: { id: 1 },
+  get_custom_fields: {},
+  list_users: {},
+  list_tags: {},
+  create_lead: { name: 'Echo lead', contact: { name: 'Echo Person', phone: '+7 912 000-00-02' } },
+  create_contact: { name: 'Echo Person', phone: '+7 912 000-00-03' },
+  add_note: { entity: 'lead', entity_id: 1, text: 'hello' },
+  create_task: { text: 'call back', complete_till: FUTURE },
+  update_lead: { id: 1, name: 'Renamed' },
+  update_contact: { id: 1, name: 'Renamed' },
+  kommo_request: { method: 'GET', path: '/api/v4/leads' },
+  bitrix_call: { method: 'crm.deal.list', params: {} },
+  delete_lead: { id: 1 },
+  delete_contact: { id: 1 },
+};
+
+describe('Kommo echoes the bearer token in its error bodies', () => {
+  let emu: KommoEmulator;
+  beforeAll(async () => {
+    emu = await startKommo({ rateLimit: false });
+  });
+  afterAll(async () => emu.close());
+
+  it('no tool lets the token through (message, details, text)', async () => {
+    const probe = await connectKommo(emu, { flags: ALL });
+    const names = (await probe.client.listTools()).tools.map((t) => t.name).filter((n) => n !== 'get_audit_log');
+    await probe.close();
+    expect(names.length).toBeGreaterThan(15);
+    let reached = 0;
+    for (const name of names) {
+      const c = await connectKommo(emu, { flags: ALL, maxRetries: 0 });
+      const token = c.provider.conn.accessToken!;
+      emu.resetLog();
+      emu.harness.injectFault(
+        {
+          kind: 'echo',
+          respond: (req) => ({
+            status: 400,
+            headers: { 'content-type': 'application/problem+json' },
+            body: {
+              title: 'Bad Request',
+              status: 400,
+              detail: `Request with ${String(req.headers.authorization)} rejected`,
+              'validation-errors': [{ request_id: '0', errors: [{ code: 'Echo', path: 'name', detail: `authorization: ${String(req.headers.authorization)} token=${token}` }] }],
+            },
+          }),
+        },
+        { times: 100 },
+      );
+      const r = await c.call(name, ARGS[name] ?? {});
+      if (emu.requests.length > 0) reached += 1;
+      const out = JSON.stringify(r);
+      expect(out, name).not.toContain(token);
+      expect(out, name).not.toContain(token.slice(8, 40));
+      await c.close();
+    }
+    // Almost every tool reached the CRM and met the echo (a few validate locally first).
+    expect(reached).toBeGreaterThan(names.length - 3);
+    expect(logLines.join('')).not.toContain('token=ey');
+  });
+});
+
+describe('Bitrix24 echoes the webhook URL in its error bodies', () => {
+  let emu: BitrixEmulator;
+  beforeAll(async () => {
+    emu = await startBitrix({ rateLimit: false });
+  });
+  afterAll(async () => emu.close());
+
+  it('no tool lets the webhook secret through (message, details, text)', async () => {
+    const probe = await connectBitrix(emu, { flags: ALL });
+    const names = (await probe.client.listTools()).tools.map((t) => t.name).filter((n) => n !== 'get_audit_log');
+    await probe.close();
+    expect(names.length).toBeGreaterThan(15);
+    let reached = 0;
+    for (const name of names) {
+      const c = await connectBitrix(emu, { flags: ALL, maxRetries: 0 });
+      emu.harness.resetLog();
+      emu.harness.injectFault(
+        {
+          kind: 'echo',
+          respond: (req) => ({
+            status: 400,
+            body: { error: 'INVALID_REQUEST', error_description: `Bad request to ${req.url} (secret ${emu.webhookSecret}) with ${req.body.slice(0, 200)}` },
+          }),
+        },
+        { times: 100 },
+      );
+      const r = await c.call(name, ARGS[name] ?? {});
+      if (emu.requests.length > 0) reached += 1;
+      expect(JSON.stringify(r), name).not.toContain(emu.webhookSecret);
+      expect(text(r), name).toBeTruthy();
+      await c.close();
+    }
+    expect(reached).toBeGreaterThan(names.length - 3);
+    expect(logLines.join('')).not.toContain(emu.webhookSecret);
+  });
+});
