@@ -215,9 +215,12 @@ export function serverEnv(extra) {
   return { PATH: process.env.PATH ?? '', HOME: home, CRM_MCP_HOME: home, ...extra };
 }
 
-/** Spawns dist/cli.js over stdio with an SDK Client; returns timings of spawn → initialize → first tools/list. */
-export async function stdioClient({ args = [], env }) {
-  const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, ...args], env, stderr: 'pipe' });
+/**
+ * Spawns dist/cli.js (or another `script`: the start-up baseline) over stdio with an SDK Client; returns
+ * timings of spawn → initialize → first tools/list.
+ */
+export async function stdioClient({ script = CLI, args = [], env }) {
+  const transport = new StdioClientTransport({ command: process.execPath, args: [script, ...args], env, stderr: 'pipe' });
   let stderr = '';
   transport.stderr?.on('data', (d) => {
     if (stderr.length < 20_000) stderr += String(d);

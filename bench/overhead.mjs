@@ -12,7 +12,7 @@
  */
 import { Agent, request } from 'undici';
 import { createServer } from '../dist/server.js';
-import { httpClient, inProcessClient, kommoEmu, kommoProvider, log, memoryOf, round, serverEnv, sleep, spawnHttpServer, stats, stdioClient, structuredOf, timeEach } from './lib.mjs';
+import { httpClient, inProcessClient, kommoEmu, kommoProvider, log, memoryOf, round, serverEnv, sleep, spawnHttpServer, stats, stdioClient, timeEach } from './lib.mjs';
 
 const N = 2000;
 const WARM = 200;

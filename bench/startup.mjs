@@ -38,12 +38,12 @@ async function runs(label, opts) {
 /**
  * Where start-up time goes: one fresh process imports the server's dependencies one after another and reports
  * each import's incremental time (shared sub-dependencies are charged to the first importer). The last two are
- * what `--http` adds, loaded lazily by cli.ts so a stdio start does not pay for them.
+ * what `--http` adds, loaded lazily by entry/serve.ts so a stdio start does not pay for them.
  */
 const IMPORTS = [
   'zod',
-  '@modelcontextprotocol/sdk/server/mcp.js',
-  '@modelcontextprotocol/sdk/server/stdio.js',
+  '@modelcontextprotocol/server',
+  '@modelcontextprotocol/server/stdio',
   'pino',
   'keyv',
   'undici',
@@ -51,7 +51,7 @@ const IMPORTS = [
   'libphonenumber-js',
   'dist/server.js',
   'dist/providers/factory.js',
-  'dist/http-server.js (--http only)',
+  'dist/transports/http/service.js (--http only)',
   'dist/metrics/metrics.js (--http only)',
 ];
 

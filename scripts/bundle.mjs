@@ -168,7 +168,12 @@ function shipped(src) {
 
 rmSync(staging, { recursive: true, force: true });
 mkdirSync(join(staging, 'server'), { recursive: true });
-writeFileSync(join(staging, 'manifest.json'), `${JSON.stringify(await buildManifest(), null, 2)}\n`);
+const manifest = await buildManifest();
+// The form fields above are hand-picked, but each must agree with the env table (name, secret, type, default).
+const { manifestEnvProblems } = await import(pathToFileURL(join(ROOT, 'dist', 'config', 'env-docs.js')).href);
+const envProblems = manifestEnvProblems(manifest);
+if (envProblems.length) fail(`the manifest's variables disagree with src/config/env-table.ts:\n  ${envProblems.join('\n  ')}`);
+writeFileSync(join(staging, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 if (values['manifest-only']) {
   process.stdout.write(`${join(staging, 'manifest.json')}\n`);
   process.exit(0);

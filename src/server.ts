@@ -3,16 +3,17 @@
  * env, no I/O. Tools the policy forbids are not registered at all (they would cost the agent context),
  * and every call is checked again at call time and, below that, at the HTTP core.
  */
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
+import { McpServer, type CacheHint, type StandardSchemaWithJSON } from '@modelcontextprotocol/server';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/ajv';
 import * as z from 'zod';
 import type { AppConfig } from './config/config.js';
 import { CrmError } from './http/errors.js';
 import { allowedEffects, annotationsFor, decide, EFFECTS, isAllowed, modeOf, narrowFlags, strongestEffect, type Effect, type PolicyFlags } from './policy/policy.js';
 import { toolSelected } from './policy/tool-filter.js';
-import type { CrmProvider } from './providers/types.js';
-import { strongestEffectOf, type AnyTool, type PolicyReport } from './tools/define.js';
+import type { Capability, CrmProvider } from './providers/types.js';
+import { canRun, strongestEffectOf, type AnyTool, type PolicyReport } from './tools/define.js';
 import { ALL_TOOLS } from './tools/index.js';
+import { TOOLSETS } from './tools/toolsets.js';
 import { invokeTool } from './tools/invoke.js';
 import { fail } from './tools/result.js';
 import type { AuditLog } from './audit/audit-log.js';
@@ -49,8 +50,10 @@ export interface ToolPlanEntry {
 
 export interface ToolPlan {
   enabled: ToolPlanEntry[];
-  /** Tools that no connection may run, with the CRMs they exist for. */
-  disabled: Array<{ name: string; reason: string; providers: readonly string[] }>;
+  /** The enabled toolsets (undefined: all). */
+  toolsets?: readonly string[];
+  /** Tools that no connection may run, with the capabilities a CRM needs to have them. */
+  disabled: Array<{ name: string; reason: string; requires: readonly Capability[] }>;
 }
 
 /** Minimum effect a tool can have (generic tools may read even when writes are off). */
@@ -62,29 +65,31 @@ export function planTools(deps: ServerDeps): ToolPlan {
   const enabled: ToolPlanEntry[] = [];
   const disabled: ToolPlan['disabled'] = [];
   for (const tool of deps.tools ?? ALL_TOOLS) {
-    if (!toolSelected(tool.name, deps.config.tools)) {
-      disabled.push({ name: tool.name, reason: 'excluded by CRM_TOOLS / CRM_EXCLUDE_TOOLS', providers: tool.providers });
+    if (!toolSelected(tool.name, deps.config.tools, tool.toolset)) {
+      const byToolset = !deps.config.tools.include?.length && !deps.config.tools.exclude?.includes(tool.name);
+      // A tool whose toolset is off is reported under toolsets_off, not one by one.
+      if (!byToolset) disabled.push({ name: tool.name, reason: 'excluded by CRM_TOOLS / CRM_EXCLUDE_TOOLS', requires: tool.requires });
       continue;
     }
-    const supporting = deps.providers.filter((p) => tool.providers.includes(p.kind));
+    const supporting = deps.providers.filter((p) => canRun(tool, p.capabilities));
     if (supporting.length === 0) continue; // not relevant to the configured CRMs; not worth reporting
     const allowed = supporting.filter((p) => isAllowed(effectiveFlags(deps, p), minimalEffect(tool)));
     if (allowed.length === 0) {
       const d = decide(effectiveFlags(deps, supporting[0]!), tool.effect);
-      disabled.push({ name: tool.name, reason: d.allow ? 'not allowed' : d.reason, providers: tool.providers });
+      disabled.push({ name: tool.name, reason: d.allow ? 'not allowed' : d.reason, requires: tool.requires });
       continue;
     }
     enabled.push({ tool, connections: allowed });
   }
-  return { enabled, disabled };
+  return { enabled, disabled, toolsets: deps.config.tools.toolsets };
 }
 
 /** What get_account shows for one connection: only tools that exist for its CRM, with why each is off there. */
 export function policyReport(provider: CrmProvider, plan: ToolPlan, flags: PolicyFlags = provider.policy): PolicyReport {
-  const here = plan.disabled.filter((d) => d.providers.includes(provider.kind)).map(({ name, reason }) => ({ name, reason }));
+  const here = plan.disabled.filter((d) => canRun(d, provider.capabilities)).map(({ name, reason }) => ({ name, reason }));
   // A tool another connection may run but this one may not (per-connection flags).
   for (const { tool, connections } of plan.enabled) {
-    if (!tool.providers.includes(provider.kind) || connections.includes(provider)) continue;
+    if (!canRun(tool, provider.capabilities) || connections.includes(provider)) continue;
     const d = decide(flags, tool.effect);
     here.push({ name: tool.name, reason: d.allow ? 'not available on this connection' : d.reason });
   }
@@ -93,7 +98,21 @@ export function policyReport(provider: CrmProvider, plan: ToolPlan, flags: Polic
     mode: modeOf(flags),
     allowed_effects: allowedEffects(flags),
     disabled_tools: here,
+    toolsets_off: toolsetsOff(plan.toolsets, provider.capabilities),
   };
+}
+
+/** The toolsets that are off, with their tools for this CRM and the setting that turns each on. */
+function toolsetsOff(enabled: readonly string[] | undefined, capabilities: CrmProvider['capabilities']): PolicyReport['toolsets_off'] {
+  if (!enabled) return [];
+  return TOOLSETS.filter((t) => !enabled.includes(t.name))
+    .map((t) => ({
+      name: t.name,
+      description: t.description,
+      tools: ALL_TOOLS.filter((tool) => tool.toolset === t.name && canRun(tool, capabilities)).map((tool) => tool.name),
+      enable: `CRM_TOOLSETS=${[...enabled, t.name].join(',')}`,
+    }))
+    .filter((t) => t.tools.length > 0);
 }
 
 /**
@@ -113,31 +132,74 @@ const INSTRUCTIONS =
 
 /**
  * The stateless HTTP transport builds a server per request, so what does not depend on the request is built
- * once: one JSON-schema validator (the SDK would compile a new Ajv per server) and each tool's final input
- * schema per (allowed effects, connection names).
+ * once: one JSON-schema validator (the SDK would compile a new Ajv per server), each tool's final input
+ * schema per (allowed effects, connection names), and the JSON Schema of every input and output schema.
  */
 let sharedValidator: AjvJsonSchemaValidator | undefined;
-const inputCache = new WeakMap<AnyTool, Map<string, z.ZodObject>>();
+const inputCache = new WeakMap<AnyTool, Map<string, StandardSchemaWithJSON>>();
+const outputCache = new WeakMap<z.ZodType, StandardSchemaWithJSON>();
 
-function inputSchemaFor(tool: AnyTool, effects: Effect[], names: string[] | undefined): z.ZodObject {
+/**
+ * The zod schema behind a Standard Schema whose JSON Schema is converted once per schema and kept: the SDK
+ * converts per server instance (on every tools/list, and per registration for the output schema), and the
+ * HTTP service builds an instance per request. Validation is zod's own, unchanged.
+ */
+function memoJsonSchema(schema: z.ZodType): StandardSchemaWithJSON {
+  const std = (schema as unknown as StandardSchemaWithJSON)['~standard'];
+  const memo = new Map<string, Record<string, unknown>>();
+  const convert = (io: 'input' | 'output') => (options: { target: string }) => {
+    const key = `${io}|${options.target}`;
+    let hit = memo.get(key);
+    if (!hit) memo.set(key, (hit = std.jsonSchema[io](options as Parameters<typeof std.jsonSchema.input>[0])));
+    return hit;
+  };
+  return { '~standard': { ...std, validate: std.validate, jsonSchema: { input: convert('input'), output: convert('output') } } };
+}
+
+function inputSchemaFor(tool: AnyTool, effects: Effect[], names: string[] | undefined): StandardSchemaWithJSON {
   const key = `${[...effects].sort().join(',')}|${names?.join(',') ?? ''}`;
   let byKey = inputCache.get(tool);
   if (!byKey) inputCache.set(tool, (byKey = new Map()));
   const hit = byKey.get(key);
   if (hit) return hit;
   let input: z.ZodObject = tool.input;
-  if (names) input = input.extend({ crm: z.enum(names as [string, ...string[]]).describe('Which configured CRM connection to use.') });
-  input = input.strict();
-  byKey.set(key, input);
-  return input;
+  if (names) input = input.extend({ crm: z.enum(names as [string, ...string[]]).describe('CRM connection.') });
+  const memo = memoJsonSchema(input.strict());
+  byKey.set(key, memo);
+  return memo;
 }
+
+function outputSchemaFor(tool: AnyTool): StandardSchemaWithJSON {
+  let hit = outputCache.get(tool.output);
+  if (!hit) outputCache.set(tool.output, (hit = memoJsonSchema(tool.output)));
+  return hit;
+}
+
+/**
+ * Cache hints for the 2026-07-28 cacheable results (2025-era answers never carry them). The lists are fixed
+ * for the life of the process (the operator's policy and the configured connections are read at start-up),
+ * so a client may keep them for five minutes; they are `private` because what a caller sees depends on its
+ * own request (the X-CRM-* narrowing headers, the bearer token), which a shared cache would not key on.
+ */
+export const CACHE_HINTS: Record<'tools/list' | 'prompts/list' | 'resources/list' | 'resources/templates/list' | 'server/discover', CacheHint> = {
+  'tools/list': { ttlMs: 300_000, cacheScope: 'private' },
+  'prompts/list': { ttlMs: 300_000, cacheScope: 'private' },
+  'resources/list': { ttlMs: 300_000, cacheScope: 'private' },
+  'resources/templates/list': { ttlMs: 300_000, cacheScope: 'private' },
+  'server/discover': { ttlMs: 300_000, cacheScope: 'private' },
+};
 
 export function createServer(deps: ServerDeps): McpServer {
   // resources and prompts are declared (empty for now) so resources/list and prompts/list answer instead of
   // "Method not found", as the MCP conformance suite and some clients expect; the SDK installs their handlers.
-  const capabilities = { logging: {}, resources: {}, prompts: {} };
+  // Tools are listed in the registry's order (src/tools/index.ts), the stable order 2026-07-28 asks for:
+  // the SDK lists them in registration order, and the loop below registers them in plan order.
+  const capabilities = { logging: {}, resources: {}, prompts: {}, tools: {} };
   sharedValidator ??= new AjvJsonSchemaValidator();
-  const server = new McpServer({ name: 'crm-mcp', version: VERSION }, { capabilities, instructions: INSTRUCTIONS, jsonSchemaValidator: sharedValidator });
+  const server = new McpServer(
+    { name: 'crm-mcp', version: VERSION },
+    { capabilities, instructions: INSTRUCTIONS, jsonSchemaValidator: sharedValidator, cacheHints: CACHE_HINTS },
+  );
   const plan = planTools(deps);
   const multi = deps.providers.length > 1;
 
@@ -159,17 +221,17 @@ export function createServer(deps: ServerDeps): McpServer {
         title: tool.title,
         description: tool.description,
         inputSchema: input,
-        outputSchema: tool.output,
+        outputSchema: outputSchemaFor(tool),
         annotations: annotationsFor(hintEffect(tool, flags), tool.title),
       },
-      async (rawArgs: Record<string, unknown>, extra) => {
-        const { crm, ...args } = rawArgs;
+      async (parsed: unknown, ctx) => {
+        const { crm, ...args } = parsed as Record<string, unknown>;
         const provider = multi ? connections.find((c) => c.connection === crm) : connections[0];
         if (!provider) {
           deps.metrics?.toolCall(tool.name, 'validation', 0);
           return fail(new CrmError({ code: 'validation', message: `Unknown crm "${String(crm)}"` }));
         }
-        return invokeTool(tool, provider, args, extra.signal, invokeDeps);
+        return invokeTool(tool, provider, args, ctx.mcpReq.signal, invokeDeps);
       },
     );
   }

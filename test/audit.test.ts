@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { AuditLog, digestText, type AuditEntry } from '../src/audit/audit-log.js';
-import { startHttpServer, type RunningHttpServer } from '../src/http-server.js';
+import { startHttpServer, type RunningHttpServer } from '../src/transports/http/service.js';
 import { BitrixProvider } from '../src/providers/bitrix24/provider.js';
 import { KommoProvider } from '../src/providers/kommo/provider.js';
 import { startBitrixEmulator, type BitrixEmulator } from '../src/sandbox/bitrix24/index.js';

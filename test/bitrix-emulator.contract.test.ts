@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO, startBitrixEmulator, type BitrixEmulator } from '../src/sandbox/bitrix24/index.js';
+import type { z } from 'zod';
+import { BBatch, BCategoryList, BEnvelope, BFields, BRow, BRows, BStatuses, BTaskAdded } from '../src/providers/bitrix24/schemas.js';
 
 const FIXTURES = new URL('./fixtures/bitrix24/', import.meta.url);
 
@@ -249,5 +251,61 @@ describe('error bodies equal the fixtures exactly', () => {
     } finally {
       await limited.close();
     }
+  });
+});
+
+/**
+ * The provider reads Bitrix24 through lenient schemas (src/providers/bitrix24/schemas.ts); an answer that does
+ * not parse is an upstream error. The real answers (fixtures) and the emulator's must both parse with them, or
+ * the provider would refuse the real portal, or be tested against answers it never gets.
+ */
+describe('the provider’s payload schemas accept the fixtures and the emulator alike', () => {
+  const issues = (schema: z.ZodType, v: unknown): string[] => {
+    const r = schema.safeParse(v);
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  /** The envelope, then its `result` with the method's schema (as api.ts and its callers read them). */
+  const answer = (schema: z.ZodType) => (body: unknown): string[] => [...issues(BEnvelope, body), ...issues(schema, (body as { result?: unknown }).result)];
+  const cases: Array<[string, string, Record<string, unknown>, z.ZodType]> = [
+    ['crm.lead.list.json', 'crm.lead.list', { select: ['*', 'UF_*'] }, BRows],
+    ['crm.lead.fields.json', 'crm.lead.fields', {}, BFields],
+    ['crm.category.list.json', 'crm.category.list', { entityTypeId: 2 }, BCategoryList],
+    ['crm.status.list.json', 'crm.status.list', { filter: { ENTITY_ID: 'DEAL_STAGE' } }, BStatuses],
+  ];
+  it.each(cases)('%s and the emulator’s %s', async (fixtureName, method, params, schema) => {
+    expect(answer(schema)(await fixture(fixtureName)), fixtureName).toEqual([]);
+    const r = await call(hook, method, params);
+    expect(r.status).toBe(200);
+    expect(answer(schema)(r.body), method).toEqual([]);
+  });
+
+  it('crm.lead.get (fixture and emulator) as a row', async () => {
+    expect(answer(BRow)(await fixture('crm.lead.get.json'))).toEqual([]);
+    const add = await call(hook, 'crm.lead.add', { fields: { TITLE: 'Schema shape' } });
+    expect(answer(BRow)((await call(hook, 'crm.lead.get', { id: add.body.result })).body)).toEqual([]);
+  });
+
+  it('batch (the documented request, and halt=0 with errors) through BBatch', async () => {
+    expect(answer(BBatch)(await fixture('batch.json'))).toEqual([]);
+    expect(answer(BBatch)(await fixture('batch.error.halt0.json'))).toEqual([]);
+    const r = await call(hook, 'batch', await fixture('batch.request.json'));
+    expect(answer(BBatch)(r.body)).toEqual([]);
+    // Empty maps arrive as [] (PHP, §3) and read as empty.
+    const empty = BBatch.parse({ result: [], result_error: [], result_total: [], result_next: [] });
+    expect(empty).toMatchObject({ result: {}, result_error: {}, result_total: {}, result_next: {} });
+  });
+
+  it('tasks.task.add and the profile as the provider reads them', async () => {
+    const profile = await call(hook, 'profile');
+    expect(answer(BRow)(profile.body)).toEqual([]);
+    const task = await call(hook, 'tasks.task.add', { fields: { TITLE: 'Schema task', RESPONSIBLE_ID: DEMO.userId, DEADLINE: new Date(Date.now() + 3_600_000).toISOString() } });
+    expect(task.status).toBe(200);
+    expect(answer(BTaskAdded)(task.body)).toEqual([]);
+  });
+
+  it('the schemas are not vacuous: a status without STATUS_ID, a row list of strings, a batch result string', () => {
+    expect(issues(BStatuses, [{ ENTITY_ID: 'DEAL_STAGE', NAME: 'x', SORT: 10 }])).not.toEqual([]);
+    expect(issues(BRows, ['x'])).not.toEqual([]);
+    expect(issues(BBatch, { result: 'oops' })).not.toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 /** Behaviour of the Bitrix24 REST emulator over real sockets; each case names the fact-sheet section. */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FormData, request } from 'undici';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO, startBitrixEmulator, type BMulti, type BitrixEmulator } from '../src/sandbox/bitrix24/index.js';
 
@@ -96,11 +96,16 @@ describe('URLs, auth and parameter encodings (§1, §2.1)', () => {
   });
 
   it('multipart/form-data body', async () => {
-    const fd = new FormData();
-    fd.append('FIELDS[NAME]', 'Multi');
-    fd.append('FIELDS[LAST_NAME]', 'Part');
-    fd.append('FIELDS[EMAIL][0][VALUE]', 'multi.part@example.com');
-    const id = result<number>(await send(`${hook}crm.contact.add`, { method: 'POST', body: fd }));
+    // Built by hand, as PHP clients and browsers send it: undici 7's own FormData never sends its body on
+    // Node 24, and the emulator's parsing is what this test is about.
+    const boundary = '----crm-mcp-test-boundary';
+    const parts: Array<[string, string]> = [
+      ['FIELDS[NAME]', 'Multi'],
+      ['FIELDS[LAST_NAME]', 'Part'],
+      ['FIELDS[EMAIL][0][VALUE]', 'multi.part@example.com'],
+    ];
+    const body = parts.map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`).join('') + `--${boundary}--\r\n`;
+    const id = result<number>(await send(`${hook}crm.contact.add`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body }));
     const c = emu.state.contacts.get(id)!;
     expect([c.NAME, c.LAST_NAME, (c.EMAIL as BMulti[])[0]?.VALUE, (c.EMAIL as BMulti[])[0]?.VALUE_TYPE]).toEqual(['Multi', 'Part', 'multi.part@example.com', 'WORK']);
   });

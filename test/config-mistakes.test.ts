@@ -47,7 +47,11 @@ describe('unknown tool names are configuration errors', () => {
   });
 
   it('known names still work', () => {
-    expect(loadConfig({ env: { ...base, CRM_TOOLS: 'get_lead, list_leads', CRM_EXCLUDE_TOOLS: 'kommo_request' } }).tools).toEqual({ include: ['get_lead', 'list_leads'], exclude: ['kommo_request'] });
+    expect(loadConfig({ env: { ...base, CRM_TOOLS: 'get_lead, list_leads', CRM_EXCLUDE_TOOLS: 'kommo_request' } }).tools).toEqual({
+      include: ['get_lead', 'list_leads'],
+      exclude: ['kommo_request'],
+      toolsets: ['core', 'activity'],
+    });
   });
 
   it('a config file with an unknown tool is refused, naming the file key', () => {
@@ -226,5 +230,15 @@ describe('/healthz', () => {
       p.child.kill('SIGTERM');
       await p.done;
     }
+  });
+});
+
+describe('toolsets (CRM_TOOLSETS)', () => {
+  const base = { KOMMO_SUBDOMAIN: 'acme', KOMMO_ACCESS_TOKEN: 'abcdefgh12345678' };
+  it('unset: the default toolsets; `all` and lists are read; unknown names are refused with the valid ones', () => {
+    expect(loadConfig({ env: base }).tools.toolsets).toEqual(['core', 'activity']);
+    expect(loadConfig({ env: { ...base, CRM_TOOLSETS: 'all' } }).tools.toolsets).toEqual(['core', 'activity', 'metadata', 'audit', 'raw']);
+    expect(loadConfig({ env: { ...base, CRM_TOOLSETS: 'core, raw' } }).tools.toolsets).toEqual(['core', 'raw']);
+    expect(() => loadConfig({ env: { ...base, CRM_TOOLSETS: 'core,rawr' } })).toThrow(/CRM_TOOLSETS: unknown toolset "rawr".*core, activity, metadata, audit, raw/);
   });
 });

@@ -77,6 +77,7 @@ describe('refusals over stdio (built binary)', () => {
         ...baseEnv(),
         ...MODES[mode],
         CRM_LOG_LEVEL: 'debug',
+        CRM_TOOLSETS: 'core,raw',
         CRM_MCP_STORE: 'memory',
         CRM_MCP_AUDIT_LOG: 'false',
         KOMMO_BASE_URL: kommo.url,

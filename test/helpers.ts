@@ -1,7 +1,9 @@
-/** Shared test plumbing: emulators on port 0, a real MCP Client connected in-process, traffic helpers. */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+/**
+ * Shared test plumbing: emulators on port 0, a real MCP Client (SDK v2) connected in-process, traffic helpers.
+ * In-process pairs speak the 2025 era (the SDK has no in-memory 2026-07-28 entry); test/protocol-eras.test.ts
+ * covers 2026-07-28 over stdio and HTTP.
+ */
+import { Client, InMemoryTransport, type CallToolResult } from '@modelcontextprotocol/client';
 import { Writable } from 'node:stream';
 import type { KommoConnection } from '../src/config/config.js';
 import type { PolicyFlags } from '../src/policy/policy.js';
@@ -90,16 +92,26 @@ export function writesTo(requests: RecordedRequest[]): RecordedRequest[] {
   return requests.filter((r) => r.method !== 'GET' && r.path.startsWith('/api/v4/'));
 }
 
-export function text(res: CallToolResult): string {
-  return (res.content ?? []).map((c) => (c.type === 'text' ? c.text : '')).join('\n');
+/**
+ * A tool result as either SDK generation types it (v2 widened `structuredContent` to unknown), so test files
+ * still on the v1 client can use these helpers too.
+ */
+export interface AnyToolResult {
+  content?: Array<{ type: string; text?: string }>;
+  structuredContent?: unknown;
+  isError?: boolean;
 }
 
-export function structured<T = Record<string, unknown>>(res: CallToolResult): T {
+export function text(res: AnyToolResult): string {
+  return (res.content ?? []).map((c) => (c.type === 'text' ? (c.text ?? '') : '')).join('\n');
+}
+
+export function structured<T = Record<string, unknown>>(res: AnyToolResult): T {
   if (res.isError) throw new Error(`tool failed: ${text(res)}`);
   return res.structuredContent as T;
 }
 
-export function errorOf(res: CallToolResult): { code: string; message: string; retryable: boolean } {
+export function errorOf(res: AnyToolResult): { code: string; message: string; retryable: boolean } {
   if (!res.isError) throw new Error(`expected an error, got ${text(res)}`);
   const json = text(res).slice(text(res).indexOf('\n') + 1);
   return (JSON.parse(json) as { error: { code: string; message: string; retryable: boolean } }).error;

@@ -12,7 +12,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { loadConfig, type BitrixConnection, type KommoConnection } from '../src/config/config.js';
 import { BitrixProvider } from '../src/providers/bitrix24/provider.js';
 import { redact } from '../src/util/redact.js';
-import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from '../src/http-server.js';
+import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from '../src/transports/http/service.js';
 import type { PolicyFlags } from '../src/policy/policy.js';
 import { KommoProvider } from '../src/providers/kommo/provider.js';
 import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
@@ -225,8 +225,8 @@ describe('per-request narrowing only tightens', () => {
     expect(list).toContain('get_pipelines');
     for (const w of ['create_lead', 'update_lead', 'add_note', 'create_task', 'update_contact']) expect(list).not.toContain(w);
     emu.resetLog();
-    const r = (await client.callTool({ name: 'create_lead', arguments: { name: 'Should not exist' } })) as CallToolResult;
-    expect(r.isError).toBe(true);
+    // A tool that is not registered is a JSON-RPC error (-32602, as the spec says for unknown tools) since SDK v2.
+    await expect(client.callTool({ name: 'create_lead', arguments: { name: 'Should not exist' } })).rejects.toThrow(/-32602.*create_lead not found/);
     const rawCall = (await client.callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/leads', body: [{ name: 'x' }] } })) as CallToolResult;
     expect(rawCall.isError).toBe(true);
     expect(writesTo(emu.requests)).toHaveLength(0);
@@ -279,8 +279,7 @@ describe('per-request narrowing only tightens', () => {
     expect(widened.list).toEqual(base.list);
     expect(widened.list).not.toContain('update_lead');
     emu.resetLog();
-    const r = (await widened.client.callTool({ name: 'update_lead', arguments: { id: 1000001, name: 'Widened?' } })) as CallToolResult;
-    expect(r.isError).toBe(true);
+    await expect(widened.client.callTool({ name: 'update_lead', arguments: { id: 1000001, name: 'Widened?' } })).rejects.toThrow(/-32602.*update_lead not found/);
     expect(writesTo(emu.requests)).toHaveLength(0);
     await base.client.close();
     await widened.client.close();

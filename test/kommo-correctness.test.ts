@@ -189,8 +189,9 @@ describe('/leads/complex merged by the account duplicate control', () => {
 
   it('create_lead reports a merge as created: false with the merged lead, when the search did not see the contact', async () => {
     const before = { leads: emu.state.leads.size, contacts: emu.state.contacts.size };
-    // Kommo's search index lags behind writes: the dedupe search finds nothing, Kommo's duplicate control does.
-    emu.injectFault({ kind: 'status', status: 204 }, { times: 1, match: { method: 'GET', path: /^\/api\/v4\/contacts$/ } });
+    // Kommo's search index lags behind writes: the dedupe search finds nothing (every query it tries), Kommo's
+    // duplicate control does.
+    emu.injectFault({ kind: 'status', status: 204 }, { times: 20, match: { method: 'GET', path: /^\/api\/v4\/contacts$/ } });
     emu.resetLog();
     const res = structured<{ created: boolean; lead: { id: number } | null; contact_id: number | null; reason?: string }>(
       await c.call('create_lead', { name: 'Second order', contact: { first_name: 'Ivan', phone: '+7 912 345 67 89' } }),
@@ -201,6 +202,7 @@ describe('/leads/complex merged by the account duplicate control', () => {
     expect(res.contact_id).toBe(DEMO.ivanContactId);
     expect(res.reason).toMatch(/merged by Kommo duplicate control/i);
     expect({ leads: emu.state.leads.size, contacts: emu.state.contacts.size }).toEqual(before);
+    emu.harness.clearFaults();
   });
 
   it('without a duplicate the same call creates, merged: false', async () => {

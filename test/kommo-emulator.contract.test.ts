@@ -8,6 +8,8 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO } from '../src/sandbox/kommo/demo-data.js';
 import { startKommoEmulator, type KommoEmulator } from '../src/sandbox/kommo/index.js';
+import { z } from 'zod';
+import { createdId, KAccount, KComplexCreated, KContact, KCustomField, KHalPage, KLead, KPipeline, KTag, KUser } from '../src/providers/kommo/schemas.js';
 
 const FIXTURES = new URL('./fixtures/kommo/', import.meta.url);
 const fixture = (name: string): unknown => JSON.parse(readFileSync(new URL(name, FIXTURES), 'utf8'));
@@ -72,7 +74,12 @@ function shapeDiff(expected: unknown, actual: unknown, allow: ReadonlySet<string
 /** Every `href` must be absolute on the emulator's origin (§4). */
 function hrefs(v: unknown, out: string[] = []): string[] {
   if (Array.isArray(v)) v.forEach((x) => hrefs(x, out));
-  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) k === 'href' && typeof x === 'string' ? out.push(x) : hrefs(x, out);
+  else if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'href' && typeof x === 'string') out.push(x);
+      else hrefs(x, out);
+    }
+  }
   return out;
 }
 
@@ -300,5 +307,66 @@ describe('error bodies equal the fixtures', () => {
     expect(res.statusCode).toBe(429);
     expect(await res.body.json()).toEqual(fixture('ERROR_429.json'));
     await limited.close();
+  });
+});
+
+/**
+ * The provider reads Kommo through lenient schemas (src/providers/kommo/schemas.ts); an answer that does not
+ * parse is an upstream error. The real answers (fixtures) and the emulator's must both parse with them, or the
+ * provider would refuse the real CRM, or be tested against answers it never gets.
+ */
+describe('the provider’s payload schemas accept the fixtures and the emulator alike', () => {
+  const parses = (schema: z.ZodType, v: unknown): string[] => {
+    const r = schema.safeParse(v);
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  /** A HAL page as api.ts reads it: the envelope, then `_embedded[key]` with the item schema. */
+  const page = (schema: z.ZodType, key: string) => (v: unknown): string[] => {
+    const env = KHalPage.safeParse(v);
+    if (!env.success) return parses(KHalPage, v);
+    const items = env.data._embedded?.[key];
+    expect(Array.isArray(items) && items.length > 0, `${key}: a non-empty list`).toBe(true);
+    return parses(z.array(schema), items);
+  };
+  const cases: Array<[string, string | null, string, (v: unknown) => string[]]> = [
+    ['leads page', 'GET_leads.json', '/api/v4/leads?limit=2&with=contacts', page(KLead, 'leads')],
+    ['one lead', 'GET_leads_id.json', `/api/v4/leads/${DEMO.ivanLeadId}?with=contacts`, (v) => parses(KLead, v)],
+    ['one lead with `with`', 'GET_leads_id.with.json', `/api/v4/leads/${DEMO.ivanLeadId}?with=contacts,loss_reason`, (v) => parses(KLead, v)],
+    ['contacts page', 'GET_contacts.json', '/api/v4/contacts?limit=2&with=leads', page(KContact, 'contacts')],
+    ['one contact', 'GET_contacts_id.json', `/api/v4/contacts/${DEMO.ivanContactId}?with=leads`, (v) => parses(KContact, v)],
+    ['companies page', 'GET_companies.json', '/api/v4/companies?limit=2&with=contacts,leads', page(KContact, 'companies')],
+    ['one company', 'GET_companies_id.json', `/api/v4/companies/${DEMO.ivanCompanyId}?with=contacts,leads`, (v) => parses(KContact, v)],
+    ['pipelines', 'GET_leads_pipelines.json', '/api/v4/leads/pipelines', page(KPipeline, 'pipelines')],
+    ['one pipeline', 'GET_leads_pipelines_id.json', `/api/v4/leads/pipelines/${DEMO.mainPipelineId}`, (v) => parses(KPipeline, v)],
+    ['account', 'GET_account.json', '/api/v4/account', (v) => parses(KAccount, v)],
+    // No fixture of these lists: the emulator's answers are checked alone.
+    ['users', null, '/api/v4/users?limit=250', page(KUser, 'users')],
+    ['lead custom fields', null, '/api/v4/leads/custom_fields?limit=250', page(KCustomField, 'custom_fields')],
+    ['lead tags', null, '/api/v4/leads/tags?limit=250', page(KTag, 'tags')],
+  ];
+  it.each(cases)('%s', async (_name, fixtureName, path, check) => {
+    if (fixtureName) expect(check(fixture(fixtureName)), fixtureName).toEqual([]);
+    const r = await call('GET', path);
+    expect(r.status).toBe(200);
+    expect(check(r.json), path).toEqual([]);
+  });
+
+  it('create answers: POST /leads/complex (plain and merged), POST /contacts, POST /tasks', async () => {
+    expect(parses(KComplexCreated, fixture('POST_leads_complex.response.json'))).toEqual([]);
+    expect(parses(KComplexCreated, fixture('POST_leads_complex.response.merged.json'))).toEqual([]);
+    expect(createdId(fixture('POST_contacts.response.json'), 'contacts')).toBe(40401635);
+    expect(createdId(fixture('POST_tasks.response.json'), 'tasks')).toEqual(expect.any(Number));
+    const complex = await call('POST', '/api/v4/leads/complex', [{ name: 'Schema check', _embedded: { contacts: [{ first_name: 'Schema' }] } }]);
+    expect(parses(KComplexCreated, complex.json)).toEqual([]);
+    const contact = await call('POST', '/api/v4/contacts', [{ name: 'Schema contact' }]);
+    expect(createdId(contact.json, 'contacts')).toEqual(expect.any(Number));
+    const task = await call('POST', '/api/v4/tasks', [{ text: 'Schema task', responsible_user_id: DEMO.adminUserId, complete_till: Math.floor(Date.now() / 1000) + 3600 }]);
+    expect(createdId(task.json, 'tasks')).toEqual(expect.any(Number));
+  });
+
+  it('the schemas are not vacuous: a lead without an id, or with a string price, does not parse', () => {
+    expect(parses(KLead, { name: 'no id' })).not.toEqual([]);
+    expect(parses(KLead, { id: 1, price: '100' })).not.toEqual([]);
+    expect(createdId({ _embedded: { contacts: [{ id: 'x' }] } }, 'contacts')).toBeUndefined();
   });
 });

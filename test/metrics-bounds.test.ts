@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { startHttpServer, type RunningHttpServer } from '../src/http-server.js';
+import { startHttpServer, type RunningHttpServer } from '../src/transports/http/service.js';
 import { SlidingWindowLimiter } from '../src/http/limiter.js';
 import { endpointOf, MAX_ENDPOINT_LABELS, Metrics } from '../src/metrics/metrics.js';
 import { BitrixProvider } from '../src/providers/bitrix24/provider.js';

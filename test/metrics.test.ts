@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { startHttpServer, type RunningHttpServer } from '../src/http-server.js';
+import { startHttpServer, type RunningHttpServer } from '../src/transports/http/service.js';
 import { endpointOf, Metrics } from '../src/metrics/metrics.js';
 import { CREATE_ONLY } from './helpers.js';
 import { BitrixProvider } from '../src/providers/bitrix24/provider.js';

@@ -143,7 +143,7 @@ describe('MCP registry server.json', () => {
       expect(v.isRequired ?? false, v.name).toBe(false); // any one CRM is enough, so no single variable is required
     }
     const secrets = vars.filter((v) => v.isSecret).map((v) => v.name).sort();
-    expect(secrets).toEqual(['BITRIX_WEBHOOK_BASE', 'KOMMO_ACCESS_TOKEN', 'KOMMO_CLIENT_SECRET', 'KOMMO_REFRESH_TOKEN']);
+    expect(secrets).toEqual(['BITRIX_CLIENT_SECRET', 'BITRIX_OUTBOUND_TOKEN', 'BITRIX_REFRESH_TOKEN', 'BITRIX_WEBHOOK_BASE', 'KOMMO_ACCESS_TOKEN', 'KOMMO_CLIENT_SECRET', 'KOMMO_REFRESH_TOKEN']);
   });
 });
 

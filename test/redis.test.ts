@@ -283,6 +283,7 @@ describe.runIf(RUN)('two server processes on one Redis', () => {
       KOMMO_REFRESH_TOKEN: t.refresh_token,
       CRM_MCP_STORE: redisUrl,
       CRM_LOG_LEVEL: 'warn',
+      CRM_TOOLSETS: 'core,raw',
     };
     const [p1, p2] = [await spawnServer(env), await spawnServer(env)];
     const [c1, c2] = [await connect(p1.url), await connect(p2.url)];

@@ -45,4 +45,16 @@ describe('tool registry', () => {
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
     expect(renderReadme(readme), 'README.md is stale: run `npm run docs`').toBe(readme);
   });
+
+  it('every tool is in a toolset, and the README toolset table says which (and which are on by default)', async () => {
+    const { TOOLSETS } = await import('../src/tools/toolsets.js');
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    for (const t of TOOLSETS) {
+      const tools = ALL_TOOLS.filter((x) => x.toolset === t.name).map((x) => `\`${x.name}\``);
+      expect(tools.length, t.name).toBeGreaterThan(0);
+      expect(readme, t.name).toContain(`| \`${t.name}\` | ${tools.join(', ')} | ${t.default ? 'on' : 'off'} |`);
+    }
+    for (const tool of ALL_TOOLS) expect(TOOLSETS.map((t) => t.name), tool.name).toContain(tool.toolset);
+  });
 });
+

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { startHttpServer } from '../src/http-server.js';
+import { startHttpServer } from '../src/transports/http/service.js';
 import { KommoProvider } from '../src/providers/kommo/provider.js';
 import { BitrixProvider } from '../src/providers/bitrix24/provider.js';
 import { DEMO as KDEMO, type KommoEmulator } from '../src/sandbox/kommo/index.js';

@@ -147,7 +147,8 @@ describe('every tool on both sandbox CRMs over stdio', () => {
   };
 
   it('calls every registered tool on Kommo and on Bitrix24 in full mode', async () => {
-    const env = { ...baseEnv(), CRM_ALLOW_WRITES: 'true', CRM_SAFE_MODE: 'false', CRM_ALLOW_DELETE: 'true' };
+    // Every toolset: the default ones leave out metadata, audit and raw.
+    const env = { ...baseEnv(), CRM_ALLOW_WRITES: 'true', CRM_SAFE_MODE: 'false', CRM_ALLOW_DELETE: 'true', CRM_TOOLSETS: 'all' };
     const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, '--sandbox'], env, stderr: 'pipe' });
     const client = new Client({ name: 'matrix', version: '0' });
     await client.connect(transport);

@@ -325,10 +325,11 @@ const PRIOR_VERBATIM = new Set(['price', 'status_id', 'pipeline_id', 'responsibl
 export async function priorValues(tool: string, args: Record<string, unknown>, provider: CrmProvider, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
   const ctx = { grant: Grant.readOnly(), signal };
   let fields: Array<[string, unknown]>;
-  if (tool === 'update_lead') {
+  // The update tools require the leads / contacts capability, whose members include these reads.
+  if (tool === 'update_lead' && provider.getLead) {
     const { lead } = await provider.getLead(ctx, args.id as Id, args.entity as 'lead' | 'deal' | undefined);
     fields = Object.keys(args).filter((k) => LEAD_FIELDS[k]).map((k) => LEAD_FIELDS[k]!(lead, args));
-  } else if (tool === 'update_contact') {
+  } else if (tool === 'update_contact' && provider.getContact) {
     const contact = await provider.getContact(ctx, args.id as Id);
     fields = Object.keys(args).filter((k) => CONTACT_FIELDS[k]).map((k) => CONTACT_FIELDS[k]!(contact, args));
   } else return undefined;

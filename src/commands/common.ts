@@ -1,4 +1,5 @@
 /** Small helpers shared by the sub-commands (`auth`, `doctor`, `config claude`). */
+import { SECRET_NAMES, V, readVar } from '../config/env-table.js';
 import { openStore } from '../store/store.js';
 
 export type Env = Record<string, string | undefined>;
@@ -22,25 +23,10 @@ export function out(text = ''): void {
 }
 
 /**
- * Environment variables that carry a credential. `config claude` replaces them with placeholders unless
- * `--with-secrets`; `doctor` never prints their values.
+ * Environment variables (and aliases) that carry a credential, from the env table's `secret` flag.
+ * `config claude` replaces them with placeholders unless `--with-secrets`; `doctor` never prints their values.
  */
-export const SECRET_VARS = new Set([
-  'KOMMO_ACCESS_TOKEN',
-  'KOMMO_LONG_LIVED_TOKEN',
-  'KOMMO_JWT_TOKEN',
-  'KOMMO_CLIENT_SECRET',
-  'AMOCRM_CLIENT_SECRET',
-  'KOMMO_REFRESH_TOKEN',
-  'AMOCRM_REFRESH_TOKEN',
-  'KOMMO_AUTH_CODE',
-  'AMOCRM_AUTH_CODE',
-  'BITRIX_WEBHOOK_BASE',
-  'BITRIX24_WEBHOOK_URL',
-  'BITRIX_CLIENT_SECRET',
-  'BITRIX_REFRESH_TOKEN',
-  'BITRIX_OUTBOUND_TOKEN',
-]);
+export const SECRET_VARS: ReadonlySet<string> = SECRET_NAMES;
 
 /** A Bitrix24 webhook URL with its secret path segment masked. */
 export function maskWebhook(url: string, mask = '***'): string {
@@ -64,9 +50,9 @@ export function escapeHtml(s: string): string {
 
 /** The account origin saved by `crm-mcp auth kommo` for this integration, when no Kommo host is configured. */
 export async function learntKommoHost(env: Env): Promise<string | undefined> {
-  const clientId = pickEnv(env, 'KOMMO_CLIENT_ID', 'AMOCRM_CLIENT_ID')?.value;
-  if (!clientId || pickEnv(env, 'KOMMO_SUBDOMAIN', 'KOMMO_BASE_URL', 'AMOCRM_DOMAIN')) return undefined;
-  const store = await openStore(env.CRM_MCP_STORE?.trim() || undefined);
+  const clientId = readVar(env, V.KOMMO_CLIENT_ID)?.value;
+  if (!clientId || readVar(env, V.KOMMO_SUBDOMAIN) || readVar(env, V.KOMMO_BASE_URL) || readVar(env, V.AMOCRM_DOMAIN)) return undefined;
+  const store = await openStore(readVar(env, V.CRM_MCP_STORE)?.value);
   try {
     return (await store.get<KommoAccountRecord>(kommoAccountKey(clientId)))?.base_url;
   } finally {

@@ -10,48 +10,17 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { VERSION } from '../version.js';
+import { ENV_TABLE, V, appliesWithConfigFile, namesOf, type EnvVar } from '../config/env-table.js';
 import { SECRET_VARS, learntKommoHost, maskWebhook, out, type Env } from './common.js';
 
-/** Every variable the server reads, in the order they are printed. */
-const VARS = [
-  'KOMMO_SUBDOMAIN',
-  'KOMMO_BASE_URL',
-  'AMOCRM_DOMAIN',
-  'KOMMO_ACCESS_TOKEN',
-  'KOMMO_LONG_LIVED_TOKEN',
-  'KOMMO_JWT_TOKEN',
-  'KOMMO_CLIENT_ID',
-  'AMOCRM_CLIENT_ID',
-  'KOMMO_CLIENT_SECRET',
-  'AMOCRM_CLIENT_SECRET',
-  'KOMMO_REDIRECT_URI',
-  'AMOCRM_REDIRECT_URI',
-  'KOMMO_REFRESH_TOKEN',
-  'AMOCRM_REFRESH_TOKEN',
-  'BITRIX_WEBHOOK_BASE',
-  'BITRIX24_WEBHOOK_URL',
-  'BITRIX_CLIENT_ID',
-  'BITRIX_CLIENT_SECRET',
-  'BITRIX_PORTAL',
-  'BITRIX_REFRESH_TOKEN',
-  'BITRIX_OAUTH_SERVER',
-  'BITRIX_PLAN',
-  'BITRIX_OUTBOUND_TOKEN',
-  'CRM_ALLOW_WRITES',
-  'CRM_SAFE_MODE',
-  'CRM_ALLOW_DELETE',
-  'CRM_ALLOW_ADMIN',
-  'CRM_TOOLS',
-  'CRM_EXCLUDE_TOOLS',
-  'CRM_HTTP_TIMEOUT_MS',
-  'CRM_MAX_RETRIES',
-  'CRM_LOG_LEVEL',
-  'CRM_MCP_STORE',
-  'CRM_MCP_HOME',
-];
+/**
+ * What the entry carries: every variable (and alias) of the env table the server reads, in the table's order;
+ * not the internal ones, nor those only `crm-mcp auth` reads. One-time codes are left out with a note.
+ */
+const PRINTED = ENV_TABLE.filter((v) => !v.internal && v.readBy === 'server' && !v.oneTime);
 
 /** One-time codes are exchanged once and then useless: never copied into a long-lived client config. */
-const SKIPPED = new Set(['KOMMO_AUTH_CODE', 'AMOCRM_AUTH_CODE']);
+const SKIPPED = ENV_TABLE.filter((v) => v.oneTime && !v.internal).flatMap(namesOf);
 
 const USAGE = `Usage: crm-mcp config claude [--with-secrets] [--name NAME] [--npx [--package FILE]] [--config FILE] [--sandbox]
 
@@ -85,9 +54,11 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
     out(USAGE);
     return 0;
   }
-  if (positionals[0] !== 'claude' || positionals.length > 1) throw new ConfigError([`config: unknown target "${positionals.join(' ')}" (expected: crm-mcp config claude)`]);
+  if (positionals[0] !== 'claude' || positionals.length > 1)
+    throw new ConfigError([`config: unknown target "${positionals.join(' ')}" (expected: crm-mcp config claude)`]);
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(values.name!)) throw new ConfigError([`--name: "${values.name}" must be letters, digits, _ or -`]);
-  if (values.package !== undefined && !existsSync(values.package)) throw new ConfigError([`--package: "${values.package}" does not exist (make it with \`npm pack\`)`]);
+  if (values.package !== undefined && !existsSync(values.package))
+    throw new ConfigError([`--package: "${values.package}" does not exist (make it with \`npm pack\`)`]);
   const { entry, notes } = await buildEntry(env, {
     withSecrets: values['with-secrets']!,
     name: values.name!,
@@ -113,38 +84,55 @@ export async function buildEntry(
     // The account host learnt by `crm-mcp auth kommo` when none was configured.
     const learnt = o.configPath ? undefined : await learntKommoHost(env);
     if (learnt) {
-      env = { ...env, KOMMO_BASE_URL: learnt };
-      notes.push(`Added KOMMO_BASE_URL=${learnt}: the account \`crm-mcp auth kommo\` signed in to.`);
+      env = { ...env, [V.KOMMO_BASE_URL.name]: learnt };
+      notes.push(`Added ${V.KOMMO_BASE_URL.name}=${learnt}: the account \`crm-mcp auth kommo\` signed in to.`);
     }
     // Refuse to print an entry for a setup the server would refuse to start with.
     loadConfig({ env, configPath: o.configPath });
     if (o.configPath) args.push('--config', resolve(o.configPath));
-    const relevant = o.configPath ? VARS.filter((v) => v.startsWith('CRM_')) : VARS;
-    for (const name of relevant) {
-      const v = env[name]?.trim();
-      if (!v) continue;
-      e[name] = SECRET_VARS.has(name) && !o.withSecrets ? placeholder(name, v) : v;
+    // With --config the file holds the connections; the process-wide settings and the safety defaults still come from here.
+    const relevant = o.configPath ? PRINTED.filter(appliesWithConfigFile) : PRINTED;
+    for (const v of relevant) {
+      for (const name of namesOf(v)) {
+        const value = env[name]?.trim();
+        if (!value) continue;
+        e[name] = v.secret && !o.withSecrets ? placeholder(v, name, value) : maskUrlPassword(value, o.withSecrets);
+      }
     }
     for (const name of SKIPPED) if (env[name]?.trim()) notes.push(`Left out ${name}: a one-time code is exchanged once; the tokens it gave are in the store.`);
   }
   const self = cliPath();
   const viaNpx = o.npx || self.split(sep).includes('_npx');
   const command = viaNpx ? 'npx' : process.execPath;
-  const fullArgs = !viaNpx ? [self, ...args] : o.packageFile ? ['-y', `--package=${resolve(o.packageFile)}`, 'crm-mcp', ...args] : ['-y', `crm-mcp@${VERSION}`, ...args];
+  const fullArgs = !viaNpx
+    ? [self, ...args]
+    : o.packageFile
+      ? ['-y', `--package=${resolve(o.packageFile)}`, 'crm-mcp', ...args]
+      : ['-y', `crm-mcp@${VERSION}`, ...args];
   if (viaNpx && !o.packageFile) {
-    notes.push(`npx fetches crm-mcp@${VERSION} from the npm registry: this works only once that version is published. From a clone or a tarball, run without --npx (or with --package ./crm-mcp-${VERSION}.tgz).`);
+    notes.push(
+      `npx fetches crm-mcp@${VERSION} from the npm registry: this works only once that version is published. From a clone or a tarball, run without --npx (or with --package ./crm-mcp-${VERSION}.tgz).`,
+    );
   }
   if (!o.withSecrets && Object.keys(e).some((k) => SECRET_VARS.has(k))) {
     notes.push('Credentials are shown as placeholders: replace each <your …> with the value, or run again with --with-secrets (then keep the output private).');
   }
-  notes.push('Paste the entry into claude_desktop_config.json (macOS: ~/Library/Application Support/Claude/, Windows: %APPDATA%\\Claude\\) and restart Claude Desktop.');
+  notes.push(
+    'Paste the entry into claude_desktop_config.json (macOS: ~/Library/Application Support/Claude/, Windows: %APPDATA%\\Claude\\) and restart Claude Desktop.',
+  );
   return { entry: { mcpServers: { [o.name]: { command, args: fullArgs, env: e } } }, notes };
 }
 
-function placeholder(name: string, value: string): string {
+function placeholder(v: EnvVar, name: string, value: string): string {
   // A webhook URL keeps its portal and user id: only the secret segment is a credential.
-  if ((name === 'BITRIX_WEBHOOK_BASE' || name === 'BITRIX24_WEBHOOK_URL') && /\/rest\/\d+\//.test(value)) return maskWebhook(value, '<your webhook secret>');
+  if (v.secretPart === 'webhook-secret' && /\/rest\/\d+\//.test(value)) return maskWebhook(value, '<your webhook secret>');
   return `<your ${name}>`;
+}
+
+/** A URL's password (e.g. in CRM_MCP_STORE=redis://user:password@host) is a credential even in a plain setting. */
+function maskUrlPassword(value: string, withSecrets: boolean): string {
+  if (withSecrets || !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(value)) return value;
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, '$1<your password>@');
 }
 
 /** The absolute path of this installation's cli.js. */

@@ -5,9 +5,11 @@
  * Exit codes: 0 healthy; 1 at least one problem; 3 only warnings (e.g. a token expiring within 7 days), so a
  * cron job can tell "act soon" from "broken"; 2 bad command-line usage.
  */
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { configWarnings } from '../config/checks.js';
-import { ConfigError, loadConfig, type AppConfig, type BitrixConnection, type Connection, type KommoConnection } from '../config/config.js';
+import { ConfigError, loadConfig, type AppConfig, type BitrixConnection, type KommoConnection } from '../config/config.js';
+import { configFix } from '../config/hints.js';
 import { CrmError } from '../http/errors.js';
 import { Grant, modeOf } from '../policy/policy.js';
 import { BITRIX_PLANS, BitrixProvider } from '../providers/bitrix24/provider.js';
@@ -21,6 +23,7 @@ import { openStore, type Store } from '../store/store.js';
 import { createLogger } from '../util/log.js';
 import { redact } from '../util/redact.js';
 import { VERSION } from '../version.js';
+import { deepProbe, renderDeep, type DeepReport } from './doctor-deep.js';
 import { kommoAccountKey, learntKommoHost, maskWebhook, out, type Env, type KommoAccountRecord } from './common.js';
 
 const DAY = 86_400_000;
@@ -47,6 +50,8 @@ export interface ConnectionReport {
   policy: string;
   rate_limit: string;
   checks: Check[];
+  /** `--deep` only: what the read-only probe found on the account (null: not run, the account was not reached). */
+  deep?: DeepReport | null;
 }
 
 export interface Problem {
@@ -66,30 +71,41 @@ export interface DoctorReport {
   problems: Problem[];
 }
 
-const USAGE = `Usage: crm-mcp doctor [--json] [--config FILE]
+const USAGE = `Usage: crm-mcp doctor [--deep] [--json] [--config FILE]
 
 Checks every configured connection: configuration, reaching the account, token type and expiry, granted
 scopes, safety mode, rate-limit profile and the token store. Exit code 0 = healthy, 1 = problems found,
 3 = warnings only (e.g. a token expiring within ${WARN_DAYS} days).
+
+--deep  also checks, read-only and in at most 100 requests per connection, what only a real account can
+        tell: which phone formats the CRM's search and crm-mcp's duplicate check find (on a few existing
+        contacts), whether list filters are applied (Kommo), how many users and fields are read, the
+        rate-limit and operating-time budget. An assumption that does not hold is a warning, with what
+        crm-mcp does about it. Prints ids and counts only (no names, phones or emails): fit for a bug report.
 `;
 
 export async function run(argv: string[], env: Env = process.env): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { json: { type: 'boolean', default: false }, config: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    options: { json: { type: 'boolean', default: false }, deep: { type: 'boolean', default: false }, config: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
     strict: true,
   });
   if (values.help) {
     out(USAGE);
     return 0;
   }
-  const report = await diagnose(env, values.config);
+  const report = await diagnose(env, values.config, { deep: values.deep });
   if (values.json) out(redact(JSON.stringify(report, null, 2)));
   else out(render(report));
   return report.exit_code;
 }
 
-export async function diagnose(env: Env, configPath?: string): Promise<DoctorReport> {
+export interface DiagnoseOptions {
+  /** Run the read-only deep probe (doctor-deep.ts) on every reachable connection; names are left out. */
+  deep?: boolean;
+}
+
+export async function diagnose(env: Env, configPath?: string, opts: DiagnoseOptions = {}): Promise<DoctorReport> {
   const problems: Problem[] = [];
   const connections: ConnectionReport[] = [];
   let storeDescription: string | null = null;
@@ -110,7 +126,8 @@ export async function diagnose(env: Env, configPath?: string): Promise<DoctorRep
     }
     let store: Store | undefined;
     try {
-      store = await openStore(config.store);
+      // The default file lives under the CRM_MCP_HOME of the environment given (not only process.env's).
+      store = await openStore(config.store ?? (env.CRM_MCP_HOME ? join(env.CRM_MCP_HOME, 'store.json') : undefined));
       storeDescription = store.description;
     } catch (err) {
       problems.push({
@@ -124,11 +141,13 @@ export async function diagnose(env: Env, configPath?: string): Promise<DoctorRep
     if (store) {
       try {
         for (const c of config.connections) {
-          const r = c.provider === 'kommo' ? await checkKommo(c, config, store) : await checkBitrix(c, config, store);
+          const reached: Reached = { deep: opts.deep === true };
+          const r = c.provider === 'kommo' ? await checkKommo(c, config, store, reached) : await checkBitrix(c, config, store, reached);
           connections.push(r);
           for (const ch of r.checks) {
             if (ch.status === 'error' || ch.status === 'warn') problems.push({ connection: c.name, check: ch.check, severity: ch.status, message: ch.detail, fix: ch.fix ?? '' });
           }
+          if (opts.deep) problems.push(...(await deepCheck(r, reached.provider)));
         }
       } finally {
         await store.close();
@@ -142,20 +161,7 @@ export async function diagnose(env: Env, configPath?: string): Promise<DoctorRep
 
 // ---------------------------------------------------------------- configuration problems
 
-function configFix(p: string): string {
-  const name = /^([A-Z][A-Z0-9_]+)/.exec(p)?.[1];
-  if (/is not a boolean/.test(p)) return `Set ${name} to true or false (or remove it to get the default).`;
-  if (/is not a whole number|out of range/.test(p)) return `Set ${name} to a whole number in the range given, or remove it.`;
-  if (/must use https/.test(p)) return `Use the https:// address of the account in ${name}.`;
-  if (/is not a URL|is not a subdomain|is not an amoCRM/.test(p)) return `Correct ${name}: for Kommo KOMMO_SUBDOMAIN=yourcompany (for https://yourcompany.kommo.com), for amoCRM AMOCRM_DOMAIN=yourcompany.amocrm.ru.`;
-  if (/expected https:\/\/\{portal\}\/rest/.test(p)) return 'Copy the inbound webhook URL from Bitrix24 → Developer resources → Other → Inbound webhook; it looks like https://yourportal.bitrix24.com/rest/1/xxxxxxxx/.';
-  if (/KOMMO_ACCESS_TOKEN: required/.test(p)) return 'Create a long-lived token in Kommo → Settings → Integrations → your private integration → Keys and scopes and set KOMMO_ACCESS_TOKEN, or set up OAuth and run `crm-mcp auth kommo`.';
-  if (/KOMMO_SUBDOMAIN .*required/.test(p)) return 'Set KOMMO_SUBDOMAIN=yourcompany (for https://yourcompany.kommo.com), or KOMMO_BASE_URL / AMOCRM_DOMAIN for other hosts.';
-  if (/No CRM configured/.test(p)) return 'Set KOMMO_SUBDOMAIN and KOMMO_ACCESS_TOKEN, or BITRIX_WEBHOOK_BASE, or pass --config FILE (see README → Configuration).';
-  if (/required/.test(p)) return `Set the variables named above (see README → Configuration).`;
-  if (/--config/.test(p)) return 'Fix the config file at the path and key named above (see README → Configuration).';
-  return 'Correct the setting named above (see README → Configuration).';
-}
+// configFix (config/hints.ts) turns each problem into its fix, from the env table.
 
 /** A setting that does nothing: either drop it or add what it needs. */
 function warningFix(w: string): string {
@@ -179,14 +185,17 @@ function day(ms: number): string {
   return iso(ms).slice(0, 10);
 }
 
-/** The doctor tries once more than never: a flaky network should not hide behind three slow retries. */
-function providerOptions(config: AppConfig, store: Store) {
-  return { store, timeoutMs: Math.min(config.http.timeoutMs, 15_000), maxRetries: Math.min(config.http.maxRetries, 1), backoffBaseMs: 100, logger: createLogger({ level: 'silent' }) };
+/**
+ * The doctor tries once more than never: a flaky network should not hide behind three slow retries. The deep
+ * probe measures the account as the server would use it, so it retries a throttled read as the server does.
+ */
+function providerOptions(config: AppConfig, store: Store, deep = false) {
+  return { store, timeoutMs: Math.min(config.http.timeoutMs, 15_000), maxRetries: deep ? config.http.maxRetries : Math.min(config.http.maxRetries, 1), backoffBaseMs: 100, logger: createLogger({ level: 'silent' }) };
 }
 
 // ---------------------------------------------------------------- Kommo
 
-async function checkKommo(c: KommoConnection, config: AppConfig, store: Store): Promise<ConnectionReport> {
+async function checkKommo(c: KommoConnection, config: AppConfig, store: Store, reached: Reached): Promise<ConnectionReport> {
   const checks: Check[] = [];
   const oauth = !c.accessToken && !!c.oauth;
   const report: ConnectionReport = {
@@ -241,10 +250,11 @@ async function checkKommo(c: KommoConnection, config: AppConfig, store: Store): 
 
   if (reachable) {
     try {
-      const p = new KommoProvider(c, providerOptions(config, store));
+      const p = new KommoProvider(c, providerOptions(config, store, reached.deep));
       await p.init();
       const acc = (await p.call<Record<string, unknown>>(ctx(), 'GET', '/api/v4/account')) ?? {};
-      report.account = { id: typeof acc.id === 'number' ? acc.id : null, name: typeof acc.name === 'string' ? acc.name : null };
+      report.account = { id: typeof acc.id === 'number' ? acc.id : null, name: typeof acc.name === 'string' && !reached.deep ? acc.name : null };
+      reached.provider = p;
       checks.push({ check: 'account', status: 'ok', detail: `reached ${report.account.name ?? 'the account'} (id ${report.account.id ?? '?'})` });
     } catch (err) {
       reachable = false;
@@ -320,7 +330,7 @@ function kommoFailure(err: unknown, c: KommoConnection, reauth: string): Check {
 
 // ---------------------------------------------------------------- Bitrix24
 
-async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store): Promise<ConnectionReport> {
+async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store, reached: Reached): Promise<ConnectionReport> {
   const checks: Check[] = [];
   const oauth = !c.webhookUrl && !!c.oauth;
   const plan = BITRIX_PLANS[c.plan];
@@ -358,7 +368,7 @@ async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store)
   let probed = false;
   if (reachable) {
     try {
-      const p = (probe = new BitrixProvider(c, providerOptions(config, store)));
+      const p = (probe = new BitrixProvider(c, providerOptions(config, store, reached.deep)));
       await p.init();
       const profile = (await p.call<Record<string, unknown>>(ctx(), 'profile')).result ?? {};
       const app = (await p.call<Record<string, unknown>>(ctx(), 'app.info')).result ?? {};
@@ -368,7 +378,7 @@ async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store)
         scopes = Array.isArray(s) ? (s as string[]) : [];
       }
       report.auth.scopes = scopes;
-      const name = [profile.NAME, profile.LAST_NAME].filter((x) => typeof x === 'string' && x).join(' ') || null;
+      const name = reached.deep ? null : [profile.NAME, profile.LAST_NAME].filter((x) => typeof x === 'string' && x).join(' ') || null;
       report.account = { id: (profile.ID as string | number | undefined) ?? null, name };
       checks.push({ check: 'account', status: 'ok', detail: `reached ${new URL(p.http.origin).host} as ${name ?? 'user'} (id ${report.account.id ?? '?'})${profile.ADMIN ? ', admin' : ''}${typeof app.LICENSE === 'string' ? `, license ${app.LICENSE}` : ''}` });
       if (!scopes.includes('crm')) {
@@ -384,6 +394,7 @@ async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store)
         else checks.push({ check: 'scopes', status: 'ok', detail: scopes.join(', ') });
       }
       probed = true;
+      reached.provider = p;
     } catch (err) {
       checks.push(bitrixFailure(err, c, reauth));
     }
@@ -453,6 +464,41 @@ function pushCommon(checks: Check[], report: ConnectionReport, store: Store, oau
   } else checks.push({ check: 'store', status: 'ok', detail: store.description });
 }
 
+// ---------------------------------------------------------------- --deep
+
+/** For `--deep`: whether it runs (names are then left out, for a report fit to paste) and the provider that reached the account. */
+interface Reached {
+  deep: boolean;
+  provider?: KommoProvider | BitrixProvider;
+}
+
+/** Runs the deep probe on a reached connection; each finding that does not hold is a warning whose fix is crm-mcp's answer. */
+async function deepCheck(r: ConnectionReport, provider: KommoProvider | BitrixProvider | undefined): Promise<Problem[]> {
+  if (!provider) {
+    r.deep = null;
+    r.checks.push({ check: 'deep probe', status: 'skipped', detail: 'not run: the account was not reached' });
+    return [];
+  }
+  try {
+    const d = (r.deep = await deepProbe(provider));
+    const failed = d.findings.filter((f) => f.holds === false);
+    const unknown = d.findings.filter((f) => f.holds === null).length;
+    r.checks.push({
+      check: 'deep probe',
+      status: failed.length ? 'warn' : 'ok',
+      detail: `${d.findings.length - failed.length - unknown} of ${d.findings.length} assumptions hold${failed.length ? `, ${failed.length} do not` : ''}${unknown ? `, ${unknown} could not be checked` : ''} (${d.requests} read requests)`,
+    });
+    return failed.map((f) => ({ connection: r.name, check: `deep: ${f.id}`, severity: 'warn', message: `${f.assumption}: ${f.detail}`, fix: f.action }));
+  } catch (err) {
+    // A policy refusal means the probe tried something other than a read: a bug, reported as an error.
+    r.deep = null;
+    const detail = redact(`the deep probe failed: ${(err as Error)?.message ?? String(err)}`);
+    const fix = 'Please report it with this output (crm-mcp doctor --deep --json).';
+    r.checks.push({ check: 'deep probe', status: 'error', detail, fix });
+    return [{ connection: r.name, check: 'deep probe', severity: 'error', message: detail, fix }];
+  }
+}
+
 // ---------------------------------------------------------------- rendering
 
 const MARK: Record<Severity, string> = { ok: 'ok', warn: 'WARN', error: 'FAIL', skipped: '--' };
@@ -463,6 +509,7 @@ export function render(r: DoctorReport): string {
     lines.push(`${c.name} (${c.provider === 'kommo' ? 'Kommo' : 'Bitrix24'}) ${c.address}`);
     const w = Math.max(...c.checks.map((x) => x.check.length));
     for (const ch of c.checks) lines.push(`  ${MARK[ch.status].padEnd(4)}  ${ch.check.padEnd(w)}  ${ch.detail}`);
+    if (c.deep) lines.push(renderDeep(c.deep));
     lines.push('');
   }
   if (r.problems.length) {

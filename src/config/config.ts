@@ -5,13 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import * as z from 'zod';
-import { DEFAULT_FLAGS, type PolicyFlags } from '../policy/policy.js';
+import type { PolicyFlags } from '../policy/policy.js';
 import type { ToolFilter } from '../policy/tool-filter.js';
 import type { LogLevel } from '../util/log.js';
 import { registerSecret } from '../util/redact.js';
 import { registerConnectionSecrets } from './secrets.js';
+import { parseToolsets, TOOLSET_NAMES } from '../tools/toolsets.js';
 import { storeSpecProblem } from '../store/store.js';
 import { checkToolNames } from './checks.js';
+import { parseRateLimit, type RateLimitOptions } from '../transports/http/rate-limit.js';
+import { ENV_TABLE, V, readVar, type EnvVar } from './env-table.js';
 
 export interface KommoOAuthConfig {
   clientId: string;
@@ -68,6 +71,8 @@ export interface ServiceConfig {
   auditMaxBytes?: number;
   /** CRM_MCP_AUDIT_KEEP: rotated audit files kept (undefined = the audit log's default, 5). */
   auditKeep?: number;
+  /** CRM_MCP_HTTP_RATE_LIMIT: tools/call token bucket per HTTP client (undefined = off, the default). */
+  rateLimit?: RateLimitOptions;
 }
 
 export class ConfigError extends Error {
@@ -114,15 +119,77 @@ function list(raw: string | undefined): string[] | undefined {
     .filter(Boolean);
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-function pick(env: Env, ...names: string[]): { name: string; value: string } | undefined {
-  for (const n of names) {
-    const v = env[n];
-    if (v !== undefined && v.trim() !== '') return { name: n, value: v.trim() };
-  }
-  return undefined;
+/**
+ * Where settings come from: the environment, or an object of the `--config` file. `get` gives the value
+ * and the name a problem should use for it (the variable actually set, or the file's key); `label` names a
+ * setting that may be unset (e.g. in "X: required"). Names only ever come from the env table.
+ */
+interface Source {
+  get(v: EnvVar): { name: string; value: string } | undefined;
+  label(v: EnvVar): string;
 }
+
+function envSource(env: Env): Source {
+  return { get: (v) => readVar(env, v), label: (v) => v.name };
+}
+
+/** One object of the parsed config file: a connection, or the top level with `prefix` "file.json: ". */
+function fileSource(obj: Record<string, unknown>, prefix = ''): Source {
+  const raw = (v: EnvVar): unknown =>
+    v.fileKey?.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), obj);
+  return {
+    get(v) {
+      const r = raw(v);
+      if (r === undefined || r === null) return undefined;
+      // The same rule as the environment: blank is unset. Lists are comma-joined for the same list parser.
+      const value = (Array.isArray(r) ? r.join(',') : String(r)).trim();
+      return value ? { name: `${prefix}${v.fileKey}`, value } : undefined;
+    },
+    label: (v) => (v.fileKey ? `${prefix}${v.fileKey}` : v.name),
+  };
+}
+
+/** `first` wins where it has a value (the file over the environment). */
+function layered(first: Source, then: Source): Source {
+  return { get: (v) => first.get(v) ?? then.get(v), label: (v) => (first.get(v) ? first.label(v) : then.label(v)) };
+}
+
+function boolFrom(src: Source, v: EnvVar & { type: 'boolean' }, problems: string[], fallback: boolean = v.default): boolean {
+  const r = src.get(v);
+  return parseBool(r?.name ?? v.name, r?.value, fallback, problems);
+}
+
+function intFrom(src: Source, v: EnvVar & { type: 'int'; default: number }, problems: string[]): number {
+  const r = src.get(v);
+  return parseInt10(r?.name ?? v.name, r?.value, v.default, v.min, v.max, problems);
+}
+
+function oneOf<T extends string>(src: Source, v: EnvVar & { type: 'enum'; choices: readonly T[] }, fallback: T, problems: string[]): T {
+  const r = src.get(v);
+  if (!r) return fallback;
+  if ((v.choices as readonly string[]).includes(r.value)) return r.value as T;
+  const c = v.choices;
+  problems.push(`${r.name}: "${r.value}" must be ${c.length === 2 ? `${c[0]} or ${c[1]}` : `one of ${c.join(', ')}`}`);
+  return fallback;
+}
+
+/** The safety flags: the environment's over the table's defaults, a file connection's over the environment's. */
+function policyFrom(src: Source, fallback: PolicyFlags, problems: string[]): PolicyFlags {
+  return {
+    allowWrites: boolFrom(src, V.CRM_ALLOW_WRITES, problems, fallback.allowWrites),
+    safeMode: boolFrom(src, V.CRM_SAFE_MODE, problems, fallback.safeMode),
+    allowDelete: boolFrom(src, V.CRM_ALLOW_DELETE, problems, fallback.allowDelete),
+    allowAdmin: boolFrom(src, V.CRM_ALLOW_ADMIN, problems, fallback.allowAdmin),
+  };
+}
+
+/** The flags with nothing set, from the table (test/env-table.test.ts checks they equal the policy's DEFAULT_FLAGS). */
+const TABLE_FLAGS: PolicyFlags = {
+  allowWrites: V.CRM_ALLOW_WRITES.default,
+  safeMode: V.CRM_SAFE_MODE.default,
+  allowDelete: V.CRM_ALLOW_DELETE.default,
+  allowAdmin: V.CRM_ALLOW_ADMIN.default,
+};
 
 /** https only, except loopback (emulators, local proxies). */
 function checkOrigin(name: string, raw: string, problems: string[]): string | undefined {
@@ -145,76 +212,96 @@ function checkOrigin(name: string, raw: string, problems: string[]): string | un
   return u.origin;
 }
 
-function kommoFromEnv(env: Env, policy: PolicyFlags, problems: string[]): KommoConnection | undefined {
-  const sub = pick(env, 'KOMMO_SUBDOMAIN');
-  const base = pick(env, 'KOMMO_BASE_URL');
-  const domain = pick(env, 'AMOCRM_DOMAIN');
-  const token = pick(env, 'KOMMO_ACCESS_TOKEN', 'KOMMO_LONG_LIVED_TOKEN', 'KOMMO_JWT_TOKEN');
-  const clientId = pick(env, 'KOMMO_CLIENT_ID', 'AMOCRM_CLIENT_ID');
-  const clientSecret = pick(env, 'KOMMO_CLIENT_SECRET', 'AMOCRM_CLIENT_SECRET');
-  const redirectUri = pick(env, 'KOMMO_REDIRECT_URI', 'AMOCRM_REDIRECT_URI');
-  const refresh = pick(env, 'KOMMO_REFRESH_TOKEN', 'AMOCRM_REFRESH_TOKEN');
-  const code = pick(env, 'KOMMO_AUTH_CODE', 'AMOCRM_AUTH_CODE');
+function kommoFrom(src: Source, policy: PolicyFlags, problems: string[]): KommoConnection | undefined {
+  const L = src.label;
+  const sub = src.get(V.KOMMO_SUBDOMAIN);
+  const base = src.get(V.KOMMO_BASE_URL);
+  const domain = src.get(V.AMOCRM_DOMAIN);
+  const token = src.get(V.KOMMO_ACCESS_TOKEN);
+  const clientId = src.get(V.KOMMO_CLIENT_ID);
+  const clientSecret = src.get(V.KOMMO_CLIENT_SECRET);
+  const redirectUri = src.get(V.KOMMO_REDIRECT_URI);
+  const refresh = src.get(V.KOMMO_REFRESH_TOKEN);
+  const code = src.get(V.KOMMO_AUTH_CODE);
   const anyKommo = sub || base || domain || token || clientId || clientSecret || refresh || code;
   if (!anyKommo) return undefined;
 
   let baseUrl: string | undefined;
   const given = [sub, base, domain].filter(Boolean);
-  if (given.length > 1) problems.push(`KOMMO_SUBDOMAIN, KOMMO_BASE_URL and AMOCRM_DOMAIN: set only one (got ${given.map((g) => g!.name).join(', ')})`);
+  if (given.length > 1)
+    problems.push(`${L(V.KOMMO_SUBDOMAIN)}, ${L(V.KOMMO_BASE_URL)} and ${L(V.AMOCRM_DOMAIN)}: set only one (got ${given.map((g) => g!.name).join(', ')})`);
   if (base) baseUrl = checkOrigin(base.name, base.value, problems);
   else if (sub) {
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(sub.value)) problems.push(`KOMMO_SUBDOMAIN: "${sub.value}" is not a subdomain (e.g. acme for acme.kommo.com)`);
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(sub.value)) problems.push(`${sub.name}: "${sub.value}" is not a subdomain (e.g. acme for acme.kommo.com)`);
     else baseUrl = `https://${sub.value.toLowerCase()}.kommo.com`;
   } else if (domain) {
     const host = domain.value.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
-    if (!/^[a-z0-9-]+\.(amocrm\.(ru|com)|kommo\.com)$/i.test(host)) problems.push(`AMOCRM_DOMAIN: "${domain.value}" is not an amoCRM/Kommo account host (e.g. acme.amocrm.ru)`);
+    if (!/^[a-z0-9-]+\.(amocrm\.(ru|com)|kommo\.com)$/i.test(host))
+      problems.push(`${domain.name}: "${domain.value}" is not an amoCRM/Kommo account host (e.g. acme.amocrm.ru)`);
     else baseUrl = `https://${host.toLowerCase()}`;
   } else {
-    problems.push('KOMMO_SUBDOMAIN (or KOMMO_BASE_URL / AMOCRM_DOMAIN): required to reach your Kommo account');
+    problems.push(`${L(V.KOMMO_SUBDOMAIN)} (or ${L(V.KOMMO_BASE_URL)} / ${L(V.AMOCRM_DOMAIN)}): required to reach your Kommo account`);
   }
 
   let oauth: KommoOAuthConfig | undefined;
+  // Without the client id or secret the OAuth problem says it all; no second "token required" problem.
+  let oauthUnusable = false;
   if (clientId || clientSecret || redirectUri || refresh || code) {
-    const missing = [
-      !clientId && 'KOMMO_CLIENT_ID',
-      !clientSecret && 'KOMMO_CLIENT_SECRET',
-      !redirectUri && 'KOMMO_REDIRECT_URI',
-    ].filter(Boolean);
-    if (missing.length) problems.push(`${missing.join(', ')}: required for OAuth (you set ${[clientId, clientSecret, redirectUri, refresh, code].filter(Boolean).map((x) => x!.name).join(', ')})`);
-    else oauth = { clientId: clientId!.value, clientSecret: clientSecret!.value, redirectUri: redirectUri!.value, refreshToken: refresh?.value, authCode: code?.value };
+    const missing = [!clientId && L(V.KOMMO_CLIENT_ID), !clientSecret && L(V.KOMMO_CLIENT_SECRET), !redirectUri && L(V.KOMMO_REDIRECT_URI)].filter(Boolean);
+    oauthUnusable = !clientId || !clientSecret;
+    if (missing.length)
+      problems.push(
+        `${missing.join(', ')}: required for OAuth (you set ${[clientId, clientSecret, redirectUri, refresh, code]
+          .filter(Boolean)
+          .map((x) => x!.name)
+          .join(', ')})`,
+      );
+    else
+      oauth = {
+        clientId: clientId!.value,
+        clientSecret: clientSecret!.value,
+        redirectUri: redirectUri!.value,
+        refreshToken: refresh?.value,
+        authCode: code?.value,
+      };
   }
-  if (!token && !oauth && !problems.some((p) => p.startsWith('KOMMO_CLIENT'))) {
-    problems.push('KOMMO_ACCESS_TOKEN: required (a long-lived token from Settings → Integrations), or configure OAuth with KOMMO_CLIENT_ID/KOMMO_CLIENT_SECRET/KOMMO_REDIRECT_URI');
+  if (!token && !oauth && !oauthUnusable) {
+    problems.push(
+      `${L(V.KOMMO_ACCESS_TOKEN)}: required (a long-lived token from Settings → Integrations), or configure OAuth with ${L(V.KOMMO_CLIENT_ID)}/${L(V.KOMMO_CLIENT_SECRET)}/${L(V.KOMMO_REDIRECT_URI)}`,
+    );
   }
   if (!baseUrl) return undefined;
   return { name: 'kommo', provider: 'kommo', baseUrl, accessToken: token?.value, oauth, policy };
 }
 
-function bitrixFromEnv(env: Env, policy: PolicyFlags, problems: string[]): BitrixConnection | undefined {
-  const hook = pick(env, 'BITRIX_WEBHOOK_BASE', 'BITRIX24_WEBHOOK_URL');
-  const clientId = pick(env, 'BITRIX_CLIENT_ID');
-  const clientSecret = pick(env, 'BITRIX_CLIENT_SECRET');
-  const refresh = pick(env, 'BITRIX_REFRESH_TOKEN');
-  const portal = pick(env, 'BITRIX_PORTAL');
-  const planRaw = pick(env, 'BITRIX_PLAN');
-  const outbound = pick(env, 'BITRIX_OUTBOUND_TOKEN');
-  const oauthServer = pick(env, 'BITRIX_OAUTH_SERVER');
+function bitrixFrom(src: Source, policy: PolicyFlags, problems: string[]): BitrixConnection | undefined {
+  const L = src.label;
+  const hook = src.get(V.BITRIX_WEBHOOK_BASE);
+  const clientId = src.get(V.BITRIX_CLIENT_ID);
+  const clientSecret = src.get(V.BITRIX_CLIENT_SECRET);
+  const refresh = src.get(V.BITRIX_REFRESH_TOKEN);
+  const portal = src.get(V.BITRIX_PORTAL);
+  const outbound = src.get(V.BITRIX_OUTBOUND_TOKEN);
+  const oauthServer = src.get(V.BITRIX_OAUTH_SERVER);
   if (!hook && !clientId && !clientSecret && !refresh && !portal) return undefined;
-  let plan: BitrixConnection['plan'] = 'standard';
-  if (planRaw) {
-    if (planRaw.value === 'standard' || planRaw.value === 'enterprise') plan = planRaw.value;
-    else problems.push(`BITRIX_PLAN: "${planRaw.value}" must be standard or enterprise`);
-  }
+  const plan = oneOf(src, V.BITRIX_PLAN, V.BITRIX_PLAN.default, problems);
   let webhookUrl: string | undefined;
   if (hook) webhookUrl = parseWebhook(hook.name, hook.value, problems);
   let oauth: BitrixConnection['oauth'];
   if (clientId || clientSecret || refresh || portal) {
-    const missing = [!clientId && 'BITRIX_CLIENT_ID', !clientSecret && 'BITRIX_CLIENT_SECRET', !portal && 'BITRIX_PORTAL'].filter(Boolean);
+    const missing = [!clientId && L(V.BITRIX_CLIENT_ID), !clientSecret && L(V.BITRIX_CLIENT_SECRET), !portal && L(V.BITRIX_PORTAL)].filter(Boolean);
     if (missing.length && !webhookUrl) problems.push(`${missing.join(', ')}: required for a Bitrix24 OAuth app`);
     else if (!missing.length) {
-      const origin = checkOrigin('BITRIX_PORTAL', portal!.value.includes('://') ? portal!.value : `https://${portal!.value}`, problems);
-      const server = oauthServer ? checkOrigin('BITRIX_OAUTH_SERVER', oauthServer.value, problems) : undefined;
-      if (origin) oauth = { clientId: clientId!.value, clientSecret: clientSecret!.value, refreshToken: refresh?.value, portal: origin, ...(server ? { oauthServer: server } : {}) };
+      const origin = checkOrigin(portal!.name, portal!.value.includes('://') ? portal!.value : `https://${portal!.value}`, problems);
+      const server = oauthServer ? checkOrigin(oauthServer.name, oauthServer.value, problems) : undefined;
+      if (origin)
+        oauth = {
+          clientId: clientId!.value,
+          clientSecret: clientSecret!.value,
+          refreshToken: refresh?.value,
+          portal: origin,
+          ...(server ? { oauthServer: server } : {}),
+        };
     }
   }
   if (!webhookUrl && !oauth) return undefined;
@@ -233,126 +320,93 @@ function parseWebhook(name: string, raw: string, problems: string[]): string | u
   return `${origin}/rest/${m[1]}/${m[2]}/`;
 }
 
-const fileConnection = z
-  .object({
-    provider: z.enum(['kommo', 'bitrix24']),
-    base_url: z.string().optional(),
-    subdomain: z.string().optional(),
-    access_token: z.string().optional(),
-    client_id: z.string().optional(),
-    client_secret: z.string().optional(),
-    redirect_uri: z.string().optional(),
-    refresh_token: z.string().optional(),
-    auth_code: z.string().optional(),
-    webhook_url: z.string().optional(),
-    portal: z.string().optional(),
-    plan: z.enum(['standard', 'enterprise']).optional(),
-    outbound_token: z.string().optional(),
-    allow_writes: z.boolean().optional(),
-    safe_mode: z.boolean().optional(),
-    allow_delete: z.boolean().optional(),
-    allow_admin: z.boolean().optional(),
-  })
-  .strict();
-
-const fileSchema = z
-  .object({
-    connections: z.record(z.string().regex(/^[a-z0-9_-]{1,32}$/i, 'connection names are letters, digits, _ and -'), fileConnection),
-    tools: z.array(z.string()).optional(),
-    exclude_tools: z.array(z.string()).optional(),
-    http: z.object({ timeout_ms: z.number().int().min(100).max(600_000).optional(), max_retries: z.number().int().min(0).max(10).optional() }).strict().optional(),
-    log_level: z.enum(LOG_LEVELS).optional(),
-    store: z.string().optional(),
-  })
-  .strict();
-
-function connectionsFromFile(path: string, env: Env, defaults: PolicyFlags, problems: string[]): Connection[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    problems.push(`--config ${path}: ${(err as Error).message}`);
-    return [];
+/** The zod rule of a variable's file form: JSON booleans, numbers and arrays where the environment has text. */
+function fileValue(v: EnvVar): z.ZodType {
+  switch (v.type) {
+    case 'boolean':
+      return z.boolean().optional();
+    case 'int':
+      return z.number().int().min(v.min).max(v.max).optional();
+    case 'enum':
+      return z.enum(v.choices as [string, ...string[]]).optional();
+    case 'list':
+      return z.array(z.string()).optional();
+    default:
+      return z.string().optional();
   }
-  const parsed = fileSchema.safeParse(raw);
+}
+
+/**
+ * The `--config` file's schema, from the table's file keys: every connection-scoped variable with a key can
+ * be set per connection (both providers share `client_id` & co.), every global one at the top level.
+ */
+function buildFileSchema() {
+  const connection: Record<string, z.ZodType> = { provider: z.enum(['kommo', 'bitrix24']) };
+  const top: Record<string, z.ZodType> = {};
+  const nested: Record<string, Record<string, z.ZodType>> = {};
+  for (const v of ENV_TABLE) {
+    if (!v.fileKey || v.internal) continue;
+    if (v.scope === 'connection') connection[v.fileKey] = fileValue(v);
+    else {
+      const [outer, inner] = v.fileKey.split('.') as [string, string | undefined];
+      if (inner) (nested[outer] ??= {})[inner] = fileValue(v);
+      else top[outer] = fileValue(v);
+    }
+  }
+  for (const [k, shape] of Object.entries(nested)) top[k] = z.object(shape).strict().optional();
+  const connections = z.record(z.string().regex(/^[a-z0-9_-]{1,32}$/i, 'connection names are letters, digits, _ and -'), z.object(connection).strict());
+  return z.object({ connections, ...top }).strict();
+}
+
+const fileSchema = buildFileSchema();
+
+type FileConnection = Record<string, unknown> & { provider: 'kommo' | 'bitrix24' };
+
+/**
+ * A parsed `--config` file (JSON already parsed: the file is read once, by loadConfig) → its connections,
+ * and its top level as a source of the global settings.
+ */
+function fromFile(path: string, data: unknown, defaults: PolicyFlags, problems: string[]): { connections: Connection[]; top?: Source } {
+  if (data === undefined) return { connections: [] }; // unreadable (JSON never parses to undefined)
+  const parsed = fileSchema.safeParse(data);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    return [];
+    return { connections: [] };
   }
+  const file = parsed.data as Record<string, unknown> & { connections: Record<string, FileConnection> };
   const out: Connection[] = [];
-  for (const [name, c] of Object.entries(parsed.data.connections)) {
-    const policy: PolicyFlags = {
-      allowWrites: c.allow_writes ?? defaults.allowWrites,
-      safeMode: c.safe_mode ?? defaults.safeMode,
-      allowDelete: c.allow_delete ?? defaults.allowDelete,
-      allowAdmin: c.allow_admin ?? defaults.allowAdmin,
-    };
-    const at = `${path}: connections.${name}`;
-    // Reuse the env parsers on a synthetic environment so both sources follow exactly the same rules.
+  for (const [name, c] of Object.entries(file.connections)) {
+    // The same parsers as the environment, reading the connection's keys: both sources follow the same rules,
+    // and problems name the file's keys.
+    const src = fileSource(c);
     const sub: string[] = [];
+    const policy = policyFrom(src, defaults, sub);
     if (c.provider === 'kommo') {
-      const k = kommoFromEnv(
-        {
-          KOMMO_SUBDOMAIN: c.subdomain,
-          KOMMO_BASE_URL: c.base_url,
-          KOMMO_ACCESS_TOKEN: c.access_token,
-          KOMMO_CLIENT_ID: c.client_id,
-          KOMMO_CLIENT_SECRET: c.client_secret,
-          KOMMO_REDIRECT_URI: c.redirect_uri,
-          KOMMO_REFRESH_TOKEN: c.refresh_token,
-          KOMMO_AUTH_CODE: c.auth_code,
-        },
-        policy,
-        sub,
-      );
+      const k = kommoFrom(src, policy, sub);
       if (k) out.push({ ...k, name });
       else if (!sub.length) sub.push('KOMMO: incomplete connection');
     } else {
-      const b = bitrixFromEnv(
-        {
-          BITRIX_WEBHOOK_BASE: c.webhook_url,
-          BITRIX_CLIENT_ID: c.client_id,
-          BITRIX_CLIENT_SECRET: c.client_secret,
-          BITRIX_REFRESH_TOKEN: c.refresh_token,
-          BITRIX_PORTAL: c.portal,
-          BITRIX_PLAN: c.plan,
-          BITRIX_OUTBOUND_TOKEN: c.outbound_token,
-        },
-        policy,
-        sub,
-      );
+      const b = bitrixFrom(src, policy, sub);
       if (b) out.push({ ...b, name });
-      else if (!sub.length) sub.push('webhook_url or client_id/client_secret/portal: required');
+      else if (!sub.length)
+        sub.push(
+          `${src.label(V.BITRIX_WEBHOOK_BASE)} or ${src.label(V.BITRIX_CLIENT_ID)}/${src.label(V.BITRIX_CLIENT_SECRET)}/${src.label(V.BITRIX_PORTAL)}: required`,
+        );
     }
-    for (const p of sub) problems.push(`${at}: ${fileKeyName(p)}`);
+    for (const p of sub) problems.push(`${path}: connections.${name}: ${p}`);
   }
-  void env;
-  return out;
+  return { connections: out, top: fileSource(file, `${path}: `) };
 }
 
-/** Rewrites env-variable names in a message to the config file's key names. */
-function fileKeyName(problem: string): string {
-  const map: Record<string, string> = {
-    KOMMO_SUBDOMAIN: 'subdomain',
-    KOMMO_BASE_URL: 'base_url',
-    KOMMO_ACCESS_TOKEN: 'access_token',
-    KOMMO_CLIENT_ID: 'client_id',
-    KOMMO_CLIENT_SECRET: 'client_secret',
-    KOMMO_REDIRECT_URI: 'redirect_uri',
-    BITRIX_WEBHOOK_BASE: 'webhook_url',
-    BITRIX_PLAN: 'plan',
-    BITRIX_PORTAL: 'portal',
-  };
-  return problem.replace(/\b(KOMMO_[A-Z_]+|BITRIX_[A-Z_]+)\b/g, (m) => map[m] ?? m);
-}
-
-function serviceFromEnv(env: Env, problems: string[]): ServiceConfig {
-  const token = env.CRM_MCP_HTTP_TOKEN?.trim() || undefined;
-  if (token !== undefined && (token.length < 16 || /\s/.test(token))) {
-    problems.push('CRM_MCP_HTTP_TOKEN: use at least 16 characters without spaces (e.g. `openssl rand -hex 32`)');
+function serviceFrom(src: Source, problems: string[]): ServiceConfig {
+  const tokenIn = src.get(V.CRM_MCP_HTTP_TOKEN);
+  const token = tokenIn?.value;
+  if (tokenIn && (tokenIn.value.length < 16 || /\s/.test(tokenIn.value))) {
+    problems.push(`${tokenIn.name}: use at least 16 characters without spaces (e.g. \`openssl rand -hex 32\`)`);
   }
+  const corsIn = src.get(V.CRM_MCP_HTTP_CORS_ORIGINS);
   const corsOrigins: string[] = [];
-  for (const o of list(env.CRM_MCP_HTTP_CORS_ORIGINS) ?? []) {
+  for (const o of list(corsIn?.value) ?? []) {
     let u: URL | undefined;
     try {
       u = new URL(o);
@@ -360,15 +414,24 @@ function serviceFromEnv(env: Env, problems: string[]): ServiceConfig {
       u = undefined;
     }
     if (!u || !['http:', 'https:'].includes(u.protocol) || u.origin !== o.replace(/\/$/, '')) {
-      problems.push(`CRM_MCP_HTTP_CORS_ORIGINS: "${o}" is not an origin (scheme://host[:port], no path, no "*")`);
+      problems.push(`${corsIn!.name}: "${o}" is not an origin (scheme://host[:port], no path, no "*")`);
     } else corsOrigins.push(u.origin);
   }
-  const rawAudit = env.CRM_MCP_AUDIT_LOG?.trim() || undefined;
+  const rawAudit = src.get(V.CRM_MCP_AUDIT_LOG)?.value;
   const auditLog = rawAudit === undefined ? undefined : FALSE.has(rawAudit.toLowerCase()) ? false : rawAudit;
-  const metrics = env.CRM_MCP_METRICS?.trim() ? parseBool('CRM_MCP_METRICS', env.CRM_MCP_METRICS, true, problems) : undefined;
-  // At least 4 KiB (a few entries) so rotation cannot turn into a rename per line; at most 4 GiB.
-  const auditMaxBytes = env.CRM_MCP_AUDIT_MAX_BYTES?.trim() ? parseInt10('CRM_MCP_AUDIT_MAX_BYTES', env.CRM_MCP_AUDIT_MAX_BYTES, 0, 4096, 4 * 1024 ** 3, problems) : undefined;
-  const auditKeep = env.CRM_MCP_AUDIT_KEEP?.trim() ? parseInt10('CRM_MCP_AUDIT_KEEP', env.CRM_MCP_AUDIT_KEEP, 0, 0, 100, problems) : undefined;
+  const metricsIn = src.get(V.CRM_MCP_METRICS);
+  // Unset stays undefined: the defaults of metrics and rotation are applied where they are used.
+  const metrics = metricsIn ? boolFrom(src, V.CRM_MCP_METRICS, problems) : undefined;
+  const maxIn = src.get(V.CRM_MCP_AUDIT_MAX_BYTES);
+  const { min: minBytes, max: maxBytes } = V.CRM_MCP_AUDIT_MAX_BYTES;
+  const auditMaxBytes = maxIn ? parseInt10(maxIn.name, maxIn.value, 0, minBytes, maxBytes, problems) : undefined;
+  const rateIn = src.get(V.CRM_MCP_HTTP_RATE_LIMIT);
+  const rate = parseRateLimit(rateIn?.value);
+  let rateLimit: RateLimitOptions | undefined;
+  if (rate && 'error' in rate) problems.push(`${rateIn!.name}: ${rate.error}`);
+  else rateLimit = rate;
+  const keepIn = src.get(V.CRM_MCP_AUDIT_KEEP);
+  const auditKeep = keepIn ? parseInt10(keepIn.name, keepIn.value, 0, V.CRM_MCP_AUDIT_KEEP.min, V.CRM_MCP_AUDIT_KEEP.max, problems) : undefined;
   return {
     ...(token ? { token } : {}),
     corsOrigins,
@@ -376,6 +439,7 @@ function serviceFromEnv(env: Env, problems: string[]): ServiceConfig {
     ...(metrics !== undefined ? { metrics } : {}),
     ...(auditMaxBytes ? { auditMaxBytes } : {}),
     ...(auditKeep !== undefined ? { auditKeep } : {}),
+    ...(rateLimit ? { rateLimit } : {}),
   };
 }
 
@@ -386,56 +450,72 @@ export interface LoadOptions {
   connections?: (policy: PolicyFlags) => Connection[];
 }
 
+/** Reads the `--config` file (once) and parses the whole configuration; throws ConfigError listing every problem. */
 export function loadConfig(options: LoadOptions = {}): AppConfig {
   const env = options.env ?? process.env;
+  let file: ParseOptions['file'];
   const problems: string[] = [];
-  const policy: PolicyFlags = {
-    allowWrites: parseBool('CRM_ALLOW_WRITES', env.CRM_ALLOW_WRITES, DEFAULT_FLAGS.allowWrites, problems),
-    safeMode: parseBool('CRM_SAFE_MODE', env.CRM_SAFE_MODE, DEFAULT_FLAGS.safeMode, problems),
-    allowDelete: parseBool('CRM_ALLOW_DELETE', env.CRM_ALLOW_DELETE, DEFAULT_FLAGS.allowDelete, problems),
-    allowAdmin: parseBool('CRM_ALLOW_ADMIN', env.CRM_ALLOW_ADMIN, DEFAULT_FLAGS.allowAdmin, problems),
-  };
-  const http = {
-    timeoutMs: parseInt10('CRM_HTTP_TIMEOUT_MS', env.CRM_HTTP_TIMEOUT_MS, 30_000, 100, 600_000, problems),
-    maxRetries: parseInt10('CRM_MAX_RETRIES', env.CRM_MAX_RETRIES, 3, 0, 10, problems),
-  };
-  let logLevel: LogLevel = 'info';
-  if (env.CRM_LOG_LEVEL) {
-    if ((LOG_LEVELS as readonly string[]).includes(env.CRM_LOG_LEVEL)) logLevel = env.CRM_LOG_LEVEL as LogLevel;
-    else problems.push(`CRM_LOG_LEVEL: "${env.CRM_LOG_LEVEL}" must be one of ${LOG_LEVELS.join(', ')}`);
-  }
-  const tools: ToolFilter = { include: list(env.CRM_TOOLS), exclude: list(env.CRM_EXCLUDE_TOOLS) };
-  let store = env.CRM_MCP_STORE?.trim() || undefined;
-  // Which source a value came from, so a problem names the right one (the file's key, or the variable).
-  const fileTools: ToolFilter = {};
-  let fileStore: string | undefined;
-  const service = serviceFromEnv(env, problems);
-
-  let connections: Connection[];
-  if (options.connections) connections = options.connections(policy);
-  else if (options.configPath) {
-    connections = connectionsFromFile(options.configPath, env, policy, problems);
+  if (options.configPath && !options.connections) {
     try {
-      const file = JSON.parse(readFileSync(options.configPath, 'utf8')) as z.infer<typeof fileSchema>;
-      if (file.tools) tools.include = fileTools.include = file.tools;
-      if (file.exclude_tools) tools.exclude = fileTools.exclude = file.exclude_tools;
-      if (file.http?.timeout_ms) http.timeoutMs = file.http.timeout_ms;
-      if (file.http?.max_retries !== undefined) http.maxRetries = file.http.max_retries;
-      if (file.log_level) logLevel = file.log_level;
-      if (file.store) store = fileStore = file.store;
-    } catch {
-      // already reported by connectionsFromFile
+      file = { path: options.configPath, data: JSON.parse(readFileSync(options.configPath, 'utf8')) as unknown };
+    } catch (err) {
+      problems.push(`--config ${options.configPath}: ${(err as Error).message}`);
+      // Still a config-file setup: the environment's connections must not stand in for the unreadable file.
+      file = { path: options.configPath, data: undefined };
     }
-  } else {
-    connections = [kommoFromEnv(env, policy, problems), bitrixFromEnv(env, policy, problems)].filter((c): c is Connection => !!c);
   }
-  checkToolNames(options.configPath && fileTools?.include ? `${options.configPath}: tools` : 'CRM_TOOLS', tools.include, problems);
-  checkToolNames(options.configPath && fileTools?.exclude ? `${options.configPath}: exclude_tools` : 'CRM_EXCLUDE_TOOLS', tools.exclude, problems);
+  return parseConfig({ env, file, connections: options.connections }, problems);
+}
+
+export interface ParseOptions {
+  env: Env;
+  /** The `--config` file, already parsed (`data` undefined: it could not be read, and that problem is already listed). */
+  file?: { path: string; data: unknown };
+  connections?: LoadOptions['connections'];
+}
+
+/**
+ * The configuration from the environment and an already-parsed config file: no I/O, so the same input
+ * always gives the same result (and the file is never read twice). `problems` may carry earlier ones.
+ */
+export function parseConfig(options: ParseOptions, problems: string[] = []): AppConfig {
+  const env = envSource(options.env);
+  const policy = policyFrom(env, TABLE_FLAGS, problems);
+  let connections: Connection[];
+  // The file's top-level keys win over the environment's process-wide settings.
+  let src: Source = env;
+  if (options.connections) connections = options.connections(policy);
+  else if (options.file) {
+    const f = fromFile(options.file.path, options.file.data, policy, problems);
+    connections = f.connections;
+    if (f.top) src = layered(f.top, env);
+  } else {
+    connections = [kommoFrom(env, policy, problems), bitrixFrom(env, policy, problems)].filter((c): c is Connection => !!c);
+  }
+  const http = { timeoutMs: intFrom(src, V.CRM_HTTP_TIMEOUT_MS, problems), maxRetries: intFrom(src, V.CRM_MAX_RETRIES, problems) };
+  const logLevel: LogLevel = oneOf(src, V.CRM_LOG_LEVEL, V.CRM_LOG_LEVEL.default, problems);
+  const include = src.get(V.CRM_TOOLS);
+  const exclude = src.get(V.CRM_EXCLUDE_TOOLS);
+  const toolsetsIn = src.get(V.CRM_TOOLSETS);
+  // Unset: the default toolsets (core, activity), which keep the tool list within its context budget.
+  const toolsets = parseToolsets(toolsetsIn ? list(toolsetsIn.value) : undefined);
+  if (toolsets?.unknown.length) {
+    const u = toolsets.unknown;
+    problems.push(
+      `${toolsetsIn?.name ?? V.CRM_TOOLSETS.name}: unknown toolset${u.length > 1 ? 's' : ''} ${u.map((n) => `"${n}"`).join(', ')}; the toolsets are ${TOOLSET_NAMES.join(', ')} (or all)`,
+    );
+  }
+  const tools: ToolFilter = { include: list(include?.value), exclude: list(exclude?.value), ...(toolsets ? { toolsets: toolsets.toolsets } : {}) };
+  checkToolNames(include?.name ?? V.CRM_TOOLS.name, tools.include, problems);
+  checkToolNames(exclude?.name ?? V.CRM_EXCLUDE_TOOLS.name, tools.exclude, problems);
+  const storeIn = src.get(V.CRM_MCP_STORE);
+  const store = storeIn?.value;
   const storeProblem = storeSpecProblem(store);
-  if (storeProblem) problems.push(`${options.configPath && fileStore ? `${options.configPath}: store` : 'CRM_MCP_STORE'}: ${storeProblem}`);
+  if (storeProblem) problems.push(`${storeIn?.name ?? V.CRM_MCP_STORE.name}: ${storeProblem}`);
+  const service = serviceFrom(env, problems);
   if (!problems.length && connections.length === 0) {
     problems.push(
-      'No CRM configured: set KOMMO_SUBDOMAIN and KOMMO_ACCESS_TOKEN (Kommo/amoCRM) or BITRIX_WEBHOOK_BASE (Bitrix24), pass --config FILE, or try the demo with --sandbox',
+      `No CRM configured: set ${V.KOMMO_SUBDOMAIN.name} and ${V.KOMMO_ACCESS_TOKEN.name} (Kommo/amoCRM) or ${V.BITRIX_WEBHOOK_BASE.name} (Bitrix24), pass --config FILE, or try the demo with --sandbox`,
     );
   }
   if (problems.length) throw new ConfigError(problems);
@@ -444,4 +524,3 @@ export function loadConfig(options: LoadOptions = {}): AppConfig {
   registerSecret(service.token);
   return { connections, tools, http, logLevel, store, service };
 }
-

@@ -11,6 +11,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HttpEvent } from '../http/client.js';
 import type { CrmProvider } from '../providers/types.js';
+import { ALL_TOOLS } from '../tools/index.js';
 
 const PREFIX = 'crm_mcp_';
 
@@ -46,6 +47,18 @@ const BITRIX_METHODS = new Set([
   ...['deal', 'lead', 'quote'].flatMap((e) => ['contact.items.get', 'contact.items.set', 'contact.add', 'contact.delete'].map((op) => `crm.${e}.${op}`)),
   ...['contact.company', 'company.contact'].flatMap((e) => ['items.get', 'items.set', 'add', 'delete'].map((op) => `crm.${e}.${op}`)),
 ]);
+
+/**
+ * MCP methods that become a `method` label (2025 and 2026-07-28 revisions); any other method name a client
+ * sends is `other`, as is a name that is not a registered tool.
+ */
+const MCP_METHODS = new Set([
+  'initialize', 'ping', 'server/discover', 'subscriptions/listen', 'tools/list', 'tools/call', 'prompts/list', 'prompts/get',
+  'resources/list', 'resources/templates/list', 'resources/read', 'resources/subscribe', 'resources/unsubscribe',
+  'completion/complete', 'logging/setLevel', 'notifications/initialized', 'notifications/cancelled', 'notifications/progress',
+  'notifications/roots/list_changed', 'batch', 'response', 'invalid',
+]);
+const TOOL_NAMES: ReadonlySet<string> = new Set(ALL_TOOLS.map((t) => t.name));
 
 /** Distinct endpoint labels kept per provider before every further one is `other`. */
 export const MAX_ENDPOINT_LABELS = 100;
@@ -126,6 +139,12 @@ export class Metrics {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     registers: [this.registry],
   });
+  private readonly mcpRequests = new Counter({
+    name: `${PREFIX}mcp_requests_total`,
+    help: 'MCP requests the HTTP service answered, by method and tool (as the Mcp-Method/Mcp-Name headers and the body agree), protocol era and HTTP status.',
+    labelNames: ['method', 'tool', 'era', 'status'] as const,
+    registers: [this.registry],
+  });
   private readonly denials = new Counter({
     name: `${PREFIX}policy_denials_total`,
     help: 'Tool calls the safety policy refused (at call time or at the HTTP core), by connection, tool and effect.',
@@ -198,6 +217,17 @@ export class Metrics {
     this.toolCalls.inc({ tool, outcome });
     this.toolLatency.observe({ tool }, seconds);
   }
+
+  /**
+   * One answered MCP request. Bounded: the method is a known MCP method or `other`, the tool a registered
+   * tool name or `other` (empty for methods without one), the status an HTTP status this service answers.
+   */
+  readonly mcpRequest = (r: { method: string; name?: string; era: 'modern' | 'legacy'; status: number }): void => {
+    const method = MCP_METHODS.has(r.method) ? r.method : 'other';
+    const tool = method !== 'tools/call' ? '' : r.name !== undefined && TOOL_NAMES.has(r.name) ? r.name : 'other';
+    const status = r.status >= 100 && r.status < 600 ? String(r.status) : 'other';
+    this.mcpRequests.inc({ method, tool, era: r.era, status });
+  };
 
   policyDenied(connection: string, tool: string, effect: string): void {
     this.denials.inc({ connection, tool, effect });

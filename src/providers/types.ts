@@ -4,7 +4,13 @@
  * The zod schemas double as the tools' output schemas.
  */
 import * as z from 'zod';
+import type { HttpMethod, QueryValue } from '../http/client.js';
 import type { Grant, PolicyFlags } from '../policy/policy.js';
+// Types only: the tools' input schemas are the one definition of what a provider method receives.
+import type { AddNoteArgs, CreateTaskArgs } from '../tools/activity.js';
+import type { CustomFieldsInput } from '../tools/common.js';
+import type { CreateContactArgs, ListQueryArgs, UpdateContactArgs } from '../tools/contacts.js';
+import type { CreateLeadArgs, ListLeadsArgs, UpdateLeadArgs } from '../tools/leads.js';
 
 export const Id = z.union([z.number().int(), z.string()]).meta({ id: 'Id' });
 export type Id = z.infer<typeof Id>;
@@ -132,55 +138,23 @@ export interface CallContext {
   dryRun?: boolean;
 }
 
-export interface CustomFieldInput {
-  field_id?: number | string;
-  field_code?: string;
-  field_name?: string;
-  /** One value or several; enum options may be given by their label. */
-  value: string | number | boolean | Array<string | number | boolean>;
-}
+/*
+ * What the provider methods receive: the tools' arguments as zod parsed them (defaults applied), without the
+ * tool-only switches (`dry_run` travels in CallContext, `with_custom_fields` is applied by the tool).
+ */
 
-export interface LeadFilter {
-  pipeline_id?: Id;
-  status_ids?: Id[];
-  query?: string;
-  responsible_user_id?: Id;
-  created_from?: string;
-  created_to?: string;
-  updated_from?: string;
-  updated_to?: string;
-  entity?: 'lead' | 'deal';
-  /** Default `created_desc` (newest first). */
-  sort?: ListSort;
-  limit: number;
-  cursor?: string;
-}
+/** One custom field value, addressed by id, code or name; enum options may be given by their label. */
+export type CustomFieldInput = z.output<typeof CustomFieldsInput>[number];
+
+export type LeadFilter = Omit<z.output<typeof ListLeadsArgs>, 'with_custom_fields'>;
 
 /** The order of a list tool's pages; each provider maps it to its CRM's `order` parameter. */
-export type ListSort = 'created_desc' | 'created_asc' | 'updated_desc';
+export type ListSort = LeadFilter['sort'];
 
-export interface ContactInput {
-  first_name?: string;
-  last_name?: string;
-  name?: string;
-  email?: string;
-  phone?: string;
-}
+export type CreateLeadInput = Omit<z.output<typeof CreateLeadArgs>, 'dry_run'>;
 
-export interface CreateLeadInput {
-  name?: string;
-  price?: number;
-  pipeline_id?: Id;
-  status_id?: Id;
-  entity?: 'lead' | 'deal';
-  contact?: ContactInput;
-  company?: { name: string };
-  tags?: string[];
-  custom_fields?: CustomFieldInput[];
-  responsible_user_id?: Id;
-  /** When the contact already has an open lead: return it (default) or create another. */
-  if_open_lead_exists?: 'return' | 'create';
-}
+/** The person a new lead is for. */
+export type ContactInput = NonNullable<CreateLeadInput['contact']>;
 
 export interface CreateLeadResult {
   created: boolean;
@@ -193,12 +167,7 @@ export interface CreateLeadResult {
   requests?: PlannedRequest[];
 }
 
-export interface CreateContactInput extends ContactInput {
-  company_name?: string;
-  tags?: string[];
-  custom_fields?: CustomFieldInput[];
-  responsible_user_id?: Id;
-}
+export type CreateContactInput = Omit<z.output<typeof CreateContactArgs>, 'dry_run'>;
 
 export interface CreateContactResult {
   created: boolean;
@@ -208,33 +177,9 @@ export interface CreateContactResult {
   requests?: PlannedRequest[];
 }
 
-export interface UpdateLeadInput {
-  id: Id;
-  entity?: 'lead' | 'deal';
-  name?: string;
-  price?: number;
-  status_id?: Id;
-  pipeline_id?: Id;
-  responsible_user_id?: Id;
-  tags_to_add?: string[];
-  tags_to_delete?: string[];
-  custom_fields?: CustomFieldInput[];
-}
+export type UpdateLeadInput = Omit<z.output<typeof UpdateLeadArgs>, 'dry_run'>;
 
-export interface UpdateContactInput {
-  id: Id;
-  first_name?: string;
-  last_name?: string;
-  name?: string;
-  responsible_user_id?: Id;
-  phones_to_add?: string[];
-  phones_to_remove?: string[];
-  emails_to_add?: string[];
-  emails_to_remove?: string[];
-  tags_to_add?: string[];
-  tags_to_delete?: string[];
-  custom_fields?: CustomFieldInput[];
-}
+export type UpdateContactInput = Omit<z.output<typeof UpdateContactArgs>, 'dry_run'>;
 
 export interface WriteResult<T> {
   dry_run?: boolean;
@@ -242,20 +187,9 @@ export interface WriteResult<T> {
   requests?: PlannedRequest[];
 }
 
-export interface NoteInput {
-  entity: 'lead' | 'contact' | 'company' | 'deal';
-  entity_id: Id;
-  text: string;
-}
+export type NoteInput = Omit<z.output<typeof AddNoteArgs>, 'dry_run'>;
 
-export interface TaskInput {
-  text: string;
-  complete_till: string;
-  entity?: 'lead' | 'contact' | 'company' | 'deal';
-  entity_id?: Id;
-  responsible_user_id?: Id;
-  task_type_id?: number;
-}
+export type TaskInput = Omit<z.output<typeof CreateTaskArgs>, 'dry_run'>;
 
 export interface Note {
   id: Id;
@@ -282,7 +216,8 @@ export interface SearchResult {
 }
 
 export interface AccountInfo {
-  provider: 'kommo' | 'bitrix24';
+  /** The provider's `kind`. */
+  provider: string;
   id: Id | null;
   name: string | null;
   address: string;
@@ -293,41 +228,179 @@ export interface AccountInfo {
   details?: Record<string, unknown>;
 }
 
-export interface ListQuery {
-  query?: string;
-  /** Default `created_desc` (newest first). */
-  sort?: ListSort;
-  limit: number;
-  cursor?: string;
-}
+export type ListQuery = Omit<z.output<typeof ListQueryArgs>, 'with_custom_fields'>;
 
-/** The interface every CRM provider implements (Kommo, Bitrix24). */
-export interface CrmProvider {
-  readonly kind: 'kommo' | 'bitrix24';
-  readonly connection: string;
-  readonly policy: PolicyFlags;
-  account(ctx: CallContext): Promise<AccountInfo>;
-  pipelines(ctx: CallContext): Promise<Pipeline[]>;
-  searchLeadByContact(ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult>;
-  createLead(ctx: CallContext, input: CreateLeadInput): Promise<CreateLeadResult>;
+/** The CRMs crm-mcp ships with. `CrmProvider.kind` is open: a third CRM brings its own (providers/registry.ts). */
+export const PROVIDER_KINDS = { kommo: 'kommo', bitrix24: 'bitrix24' } as const;
+
+/*
+ * Capabilities: what a provider can do, declared up front instead of discovered at call time. A tool lists the
+ * capabilities it `require`s and is registered for a connection only when that connection's provider declares
+ * all of them, so the agent never sees a tool its CRM cannot serve. Each capability brings the members of its
+ * entry in CapabilityApi; a provider implements those of the capabilities it declares (the registry refuses one
+ * that does not), and a tool's handler sees exactly the members its requirements guarantee (ProviderWith).
+ */
+
+export interface LeadsApi {
   listLeads(ctx: CallContext, f: LeadFilter): Promise<Page<Lead>>;
   getLead(ctx: CallContext, id: Id, entity?: 'lead' | 'deal'): Promise<{ lead: Lead; contacts: Contact[]; companies: Company[] }>;
-  listContacts(ctx: CallContext, q: ListQuery): Promise<Page<Contact>>;
-  getContact(ctx: CallContext, id: Id): Promise<Contact>;
-  listCompanies(ctx: CallContext, q: ListQuery): Promise<Page<Company>>;
-  getCompany(ctx: CallContext, id: Id): Promise<Company>;
-  customFields(ctx: CallContext, entity: 'leads' | 'contacts' | 'companies' | 'deals'): Promise<CustomFieldDef[]>;
-  users(ctx: CallContext): Promise<User[]>;
-  tags?(ctx: CallContext, entity: 'leads' | 'contacts' | 'companies', query?: string): Promise<Tag[]>;
-  createContact(ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult>;
-  addNote(ctx: CallContext, input: NoteInput): Promise<WriteResult<Note>>;
-  createTask(ctx: CallContext, input: TaskInput): Promise<WriteResult<Task>>;
+  createLead(ctx: CallContext, input: CreateLeadInput): Promise<CreateLeadResult>;
   updateLead(ctx: CallContext, input: UpdateLeadInput): Promise<WriteResult<Lead>>;
+  searchLeadByContact(ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult>;
+}
+
+export interface ContactsApi {
+  listContacts(ctx: CallContext, q: ListQuery): Promise<Page<ContactItem>>;
+  getContact(ctx: CallContext, id: Id): Promise<Contact>;
+  createContact(ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult>;
   updateContact(ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>>;
+}
+
+export interface CompaniesApi {
+  listCompanies(ctx: CallContext, q: ListQuery): Promise<Page<CompanyItem>>;
+  getCompany(ctx: CallContext, id: Id): Promise<Company>;
+}
+
+export interface PipelinesApi {
+  pipelines(ctx: CallContext): Promise<Pipeline[]>;
+}
+
+export interface CustomFieldsApi {
+  customFields(ctx: CallContext, entity: 'leads' | 'contacts' | 'companies' | 'deals'): Promise<CustomFieldDef[]>;
+}
+
+export interface UsersApi {
+  users(ctx: CallContext): Promise<User[]>;
+}
+
+export interface TagsApi {
+  tags(ctx: CallContext, entity: 'leads' | 'contacts' | 'companies', query?: string): Promise<Tag[]>;
+}
+
+export interface NotesApi {
+  addNote(ctx: CallContext, input: NoteInput): Promise<WriteResult<Note>>;
+}
+
+export interface TasksApi {
+  createTask(ctx: CallContext, input: TaskInput): Promise<WriteResult<Task>>;
+}
+
+export interface DeleteApi {
+  deleteRecord(ctx: CallContext, entity: 'lead' | 'deal' | 'contact', id: Id): Promise<WriteResult<{ id: Id; entity: string }>>;
+}
+
+/** One Kommo API v4 request as-is; the tool has normalised and confined the path, the HTTP core checks it again. */
+export interface KommoRawApi {
+  raw(ctx: CallContext, method: HttpMethod, path: string, query: Record<string, QueryValue> | undefined, body: unknown): Promise<{ status: number; data: unknown }>;
+}
+
+/** One Bitrix24 REST method as-is; `http.origin` names the portal in a dry run's planned request. */
+export interface BitrixRawApi {
+  readonly http: { readonly origin: string };
+  call(ctx: CallContext, method: string, params: Record<string, unknown>): Promise<{ result?: unknown; next?: number; total?: number }>;
+}
+
+/** A capability that only widens what the neutral members accept, and adds none. */
+type NoMembers = Record<never, never>;
+
+/** Every capability, and the members a provider declaring it implements. */
+export interface CapabilityApi {
+  /** Sales opportunities: list, get, create (duplicate-safe), update, and finding them by a contact's email or phone. */
+  leads: LeadsApi;
+  /** Deals besides leads (Bitrix24): `entity: "deal"` on the lead tools, notes and tasks, and deal custom fields. */
+  deals: NoMembers;
+  /** People: list, get, create (duplicate-safe), update. */
+  contacts: ContactsApi;
+  /** Companies: list and get. */
+  companies: CompaniesApi;
+  /** Pipelines and their stages. */
+  pipelines: PipelinesApi;
+  /** Custom field definitions (the values travel with the records). */
+  custom_fields: CustomFieldsApi;
+  /** The CRM's users. */
+  users: UsersApi;
+  /** A tag list (list_tags). Whether records carry tags is the provider's answer to the tags arguments. */
+  tags: TagsApi;
+  /** Text notes on records. */
+  notes: NotesApi;
+  /** Tasks with a deadline. */
+  tasks: TasksApi;
+  /** Permanent deletes of leads, deals and contacts. */
+  delete: DeleteApi;
+  /** The Kommo API v4 as-is (kommo_request). A dialect, not a neutral operation: only Kommo-compatible CRMs declare it. */
+  raw_kommo: KommoRawApi;
+  /** The Bitrix24 REST API as-is (bitrix_call). A dialect, not a neutral operation. */
+  raw_bitrix24: BitrixRawApi;
+}
+
+export type Capability = keyof CapabilityApi;
+
+/** The members each capability promises, checked on every provider the registry builds. */
+export const CAPABILITY_MEMBERS = {
+  leads: ['listLeads', 'getLead', 'createLead', 'updateLead', 'searchLeadByContact'],
+  deals: [],
+  contacts: ['listContacts', 'getContact', 'createContact', 'updateContact'],
+  companies: ['listCompanies', 'getCompany'],
+  pipelines: ['pipelines'],
+  custom_fields: ['customFields'],
+  users: ['users'],
+  tags: ['tags'],
+  notes: ['addNote'],
+  tasks: ['createTask'],
+  delete: ['deleteRecord'],
+  raw_kommo: ['raw'],
+  raw_bitrix24: ['http', 'call'],
+} as const satisfies { readonly [C in Capability]: ReadonlyArray<keyof CapabilityApi[C]> };
+
+// Compile-time: the table above names every member of every capability (a member left out would go unchecked).
+type Unlisted = { [C in Capability]: Exclude<keyof CapabilityApi[C], (typeof CAPABILITY_MEMBERS)[C][number]> }[Capability];
+const _everyMemberListed: [Unlisted] extends [never] ? true : never = true;
+
+export const CAPABILITIES = Object.keys(CAPABILITY_MEMBERS) as Capability[];
+
+/**
+ * The interface every CRM provider implements: who it is, what it can do, and the account. Everything else
+ * comes with a capability; the raw dialects are reached through ProviderWith only, since they are not neutral.
+ */
+export interface CrmProvider
+  extends Partial<LeadsApi>,
+    Partial<ContactsApi>,
+    Partial<CompaniesApi>,
+    Partial<PipelinesApi>,
+    Partial<CustomFieldsApi>,
+    Partial<UsersApi>,
+    Partial<TagsApi>,
+    Partial<NotesApi>,
+    Partial<TasksApi>,
+    Partial<DeleteApi> {
+  /** The CRM: one of PROVIDER_KINDS or a registered third one. */
+  readonly kind: string;
+  readonly connection: string;
+  readonly policy: PolicyFlags;
+  readonly capabilities: ReadonlySet<Capability>;
+  account(ctx: CallContext): Promise<AccountInfo>;
   close?(): Promise<void>;
 }
 
-/** List items: the same shapes, with custom fields only when asked for (get_* always has them). */
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+
+/** A provider seen through capabilities it declares: their members are present. */
+export type ProviderWith<C extends Capability> = CrmProvider & UnionToIntersection<CapabilityApi[C]>;
+
+/**
+ * List items: the same shapes, with custom fields only when asked for (get_* always has them). A link list a
+ * CRM does not return with its list pages (Bitrix24: a contact's leads, a company's contacts and leads) is left
+ * out rather than shown empty, since `[]` would say "none"; get_contact/get_company always carry them.
+ */
 export const LeadItem = Lead.extend({ custom_fields: z.array(CustomFieldValue).optional() }).meta({ id: 'LeadItem' });
-export const ContactItem = Contact.extend({ custom_fields: z.array(CustomFieldValue).optional() }).meta({ id: 'ContactItem' });
-export const CompanyItem = Company.extend({ custom_fields: z.array(CustomFieldValue).optional() }).meta({ id: 'CompanyItem' });
+export const ContactItem = Contact.extend({
+  custom_fields: z.array(CustomFieldValue).optional(),
+  lead_ids: z.array(Id).optional().describe('Linked lead/deal ids; absent when the list did not read them (Bitrix24 lists): call get_contact.'),
+}).meta({ id: 'ContactItem' });
+export type ContactItem = z.infer<typeof ContactItem>;
+export const CompanyItem = Company.extend({
+  custom_fields: z.array(CustomFieldValue).optional(),
+  contact_ids: z.array(Id).optional().describe('Linked contact ids; absent when the list did not read them (Bitrix24 lists): call get_company.'),
+  lead_ids: z.array(Id).optional().describe('Linked lead/deal ids; absent when the list did not read them (Bitrix24 lists): call get_company.'),
+}).meta({ id: 'CompanyItem' });
+export type CompanyItem = z.infer<typeof CompanyItem>;

@@ -44,3 +44,9 @@ export function decideLeadDuplicate(
           : `Linked the new ${what} to the existing contact ${contactId}.`;
   return { kind: 'create', contactId, note };
 }
+
+/** Search results in the order an agent wants them: open leads first, then the most recently updated. */
+export function byOpenThenRecent(a: Lead, b: Lead): number {
+  const closed = (l: Lead) => (isOpen(l) ? 0 : 1);
+  return closed(a) - closed(b) || (b.updated_at ?? '').localeCompare(a.updated_at ?? '');
+}

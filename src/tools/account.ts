@@ -1,17 +1,20 @@
 import * as z from 'zod';
 import { defineTool } from './define.js';
+import { DEFAULT_MODULES } from '../providers/registry.js';
 import { Id, Ref } from '../providers/types.js';
 
 export const getAccount = defineTool({
   name: 'get_account',
   title: 'Get account and safety mode',
   description:
-    'Shows the connected CRM account (name, address, current user, token expiry) and the active safety mode: which effects are allowed and which tools are disabled and why. Call it first when a write tool you expect is missing.',
+    'Shows the connected CRM account (name, address, current user, token expiry) and the active safety mode: which effects are allowed, which tools are disabled and why, and which toolsets are off. Call it first when a tool you expect is missing.',
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
+  toolset: 'core',
+  requires: [],
   input: z.object({}),
   output: z.object({
-    provider: z.enum(['kommo', 'bitrix24']),
+    // The registered CRMs: a third one shows up here (and in this tool's schema snapshot) once registered.
+    provider: z.enum(DEFAULT_MODULES.map((m) => m.kind) as [string, ...string[]]),
     connection: z.string(),
     id: Id.nullable(),
     name: z.string().nullable(),
@@ -21,9 +24,12 @@ export const getAccount = defineTool({
     currency: z.string().nullable().optional(),
     auth: z.object({ type: z.string(), expires_at: z.string().nullable(), scopes: z.array(z.string()).nullable() }),
     policy: z.object({
-      mode: z.string().describe('read-only | create-only | write | full'),
+      mode: z.string().describe('read-only | create-only | write | full | admin | full+admin'),
       allowed_effects: z.array(z.string()),
       disabled_tools: z.array(z.object({ name: z.string(), reason: z.string() })),
+      toolsets_off: z
+        .array(z.object({ name: z.string(), description: z.string(), tools: z.array(z.string()), enable: z.string() }))
+        .describe('Toolsets not listed on this server, with their tools and the setting that turns each on.'),
     }),
     details: z.record(z.string(), z.unknown()).optional(),
   }),
@@ -32,7 +38,7 @@ export const getAccount = defineTool({
     return {
       ...a,
       connection: provider.connection,
-      policy: { mode: policy.mode, allowed_effects: policy.allowed_effects, disabled_tools: policy.disabled_tools },
+      policy: { mode: policy.mode, allowed_effects: policy.allowed_effects, disabled_tools: policy.disabled_tools, toolsets_off: policy.toolsets_off },
     };
   },
 });

@@ -8,9 +8,10 @@ export const getAuditLog = defineTool({
   description:
     'Lists recent write decisions on this connection, newest first: which tool ran, allowed or refused and why, the target ids, the prior values of fields an update changed, and the outcome. Use it to review or undo what an agent changed. Free text is shown only as a prefix and a hash.',
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
+  toolset: 'audit',
+  requires: [],
   input: z.object({
-    limit: z.number().int().min(1).max(200).default(20),
+    limit: z.number().int().min(1).max(200).default(20).describe('Entries to return (default 20).'),
     tool: z.string().max(64).optional().describe('Only entries of this tool, e.g. update_lead.'),
     decision: z.enum(['allow', 'deny']).optional().describe('Only allowed or only refused calls.'),
   }),

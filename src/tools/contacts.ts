@@ -1,15 +1,19 @@
 import * as z from 'zod';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, CompanyItem, Contact, ContactItem } from '../providers/types.js';
-import { Cursor, CustomFieldsInput, Email, IdInput, Limit, listItems, ListSortInput, Phone, PlannedRequests, ShortText, Tags, WithCustomFields } from './common.js';
+import { Cursor, CustomFieldsInput, Email, FirstName, FullName, LastName, Limit, listItems, ListSortInput, Phone, PlannedRequests, RecordId, ResponsibleId, ShortText, Tags, WithCustomFields } from './common.js';
+
+/** list_contacts' and list_companies' arguments; ListQuery (providers/types.ts) is this without with_custom_fields. */
+export const ListQueryArgs = z.object({ query: z.string().max(200).optional().describe('Search text (name, phone, email).'), sort: ListSortInput, with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor });
 
 export const listContacts = defineTool({
   name: 'list_contacts',
   title: 'List contacts',
-  description: `Lists contacts with phones and emails flattened and their lead ids, optionally filtered by a search text (name, phone, email); newest first unless \`sort\` says otherwise (Kommo orders contacts by id for creation order). Pages with an opaque cursor. To find a person by phone or email exactly, prefer search_lead_by_contact. ${UNTRUSTED}`,
+  description: `Lists contacts with phones and emails flattened, optionally filtered by a search text: a name or part of one in either word order ("Elena Kuznetsova", "Kuznetsova Elena"), a phone in any format (local numbers in the account's country) or an email; newest first unless \`sort\` says otherwise (Kommo orders contacts by id for creation order). Pages with an opaque cursor; Bitrix24 pages leave \`lead_ids\` out (get_contact has them), and search_lead_by_contact is the tool for a person's leads by phone or email. ${UNTRUSTED}`,
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({ query: z.string().max(200).optional(), sort: ListSortInput, with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor }),
+  toolset: 'core',
+  requires: ['contacts'],
+  input: ListQueryArgs,
   output: pageOf(ContactItem),
   async handler({ with_custom_fields, ...args }, { provider, ctx }) {
     return listItems(await provider.listContacts(ctx, args), with_custom_fields);
@@ -21,8 +25,9 @@ export const getContact = defineTool({
   title: 'Get a contact',
   description: `Gets one contact by id: name, phones, emails, company, responsible user, tags, custom fields and linked lead ids. ${UNTRUSTED}`,
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({ id: IdInput }),
+  toolset: 'core',
+  requires: ['contacts'],
+  input: z.object({ id: RecordId }),
   output: z.object({ contact: Contact }),
   async handler({ id }, { provider, ctx }) {
     return { contact: await provider.getContact(ctx, id) };
@@ -32,10 +37,11 @@ export const getContact = defineTool({
 export const listCompanies = defineTool({
   name: 'list_companies',
   title: 'List companies',
-  description: `Lists companies with phones and emails flattened, optionally filtered by a search text; newest first unless \`sort\` says otherwise (Kommo orders companies by id for creation order). Pages with an opaque cursor. ${UNTRUSTED}`,
+  description: `Lists companies with phones and emails flattened, optionally filtered by a search text; newest first unless \`sort\` says otherwise (Kommo orders companies by id for creation order). Pages with an opaque cursor. \`contact_ids\`/\`lead_ids\` are present where the list read them (Kommo) and left out on Bitrix24 lists: call get_company for them. ${UNTRUSTED}`,
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({ query: z.string().max(200).optional(), sort: ListSortInput, with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor }),
+  toolset: 'core',
+  requires: ['companies'],
+  input: ListQueryArgs,
   output: pageOf(CompanyItem),
   async handler({ with_custom_fields, ...args }, { provider, ctx }) {
     return listItems(await provider.listCompanies(ctx, args), with_custom_fields);
@@ -47,12 +53,27 @@ export const getCompany = defineTool({
   title: 'Get a company',
   description: `Gets one company by id with its phones, emails, tags, custom fields and linked contact and lead ids. ${UNTRUSTED}`,
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({ id: IdInput }),
+  toolset: 'core',
+  requires: ['companies'],
+  input: z.object({ id: RecordId }),
   output: z.object({ company: Company }),
   async handler({ id }, { provider, ctx }) {
     return { company: await provider.getCompany(ctx, id) };
   },
+});
+
+/** create_contact's arguments; CreateContactInput (providers/types.ts) is this without dry_run. */
+export const CreateContactArgs = z.object({
+  first_name: FirstName.optional(),
+  last_name: LastName.optional(),
+  name: FullName.optional(),
+  email: Email.optional(),
+  phone: Phone.optional(),
+  company_name: ShortText.optional().describe('Company; an existing one is linked.'),
+  tags: Tags.optional(),
+  custom_fields: CustomFieldsInput.optional(),
+  responsible_user_id: ResponsibleId.optional(),
+  dry_run: dryRunField,
 });
 
 export const createContact = defineTool({
@@ -61,24 +82,31 @@ export const createContact = defineTool({
   description:
     'Creates a contact with phone/email (phones stored in E.164). If a contact with that email or phone already exists it is returned with `created: false` instead. company_name links an existing company by exact name. Use dry_run to preview.',
   effect: 'create',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({
-    first_name: ShortText.optional(),
-    last_name: ShortText.optional(),
-    name: ShortText.optional(),
-    email: Email.optional(),
-    phone: Phone.optional(),
-    company_name: ShortText.optional(),
-    tags: Tags.optional(),
-    custom_fields: CustomFieldsInput.optional(),
-    responsible_user_id: IdInput.optional(),
-    dry_run: dryRunField,
-  }),
+  toolset: 'core',
+  requires: ['contacts'],
+  input: CreateContactArgs,
   output: z.object({ created: z.boolean(), dry_run: z.boolean().optional(), contact: Contact.nullable(), reason: z.string().optional(), requests: PlannedRequests }),
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;
     return provider.createContact(ctx, input);
   },
+});
+
+/** update_contact's arguments; UpdateContactInput (providers/types.ts) is this without dry_run. */
+export const UpdateContactArgs = z.object({
+  id: RecordId,
+  first_name: FirstName.optional(),
+  last_name: LastName.optional(),
+  name: FullName.optional(),
+  responsible_user_id: ResponsibleId.optional(),
+  phones_to_add: z.array(Phone).max(10).optional().describe('Phones to add.'),
+  phones_to_remove: z.array(Phone).max(10).optional().describe('Phones to remove.'),
+  emails_to_add: z.array(Email).max(10).optional().describe('Emails to add.'),
+  emails_to_remove: z.array(Email).max(10).optional().describe('Emails to remove.'),
+  tags_to_add: Tags.optional(),
+  tags_to_delete: Tags.optional(),
+  custom_fields: CustomFieldsInput.optional(),
+  dry_run: dryRunField,
 });
 
 export const updateContact = defineTool({
@@ -87,22 +115,9 @@ export const updateContact = defineTool({
   description:
     'Changes an existing contact. Phones and emails are edited incrementally (phones_to_add/phones_to_remove, emails_to_add/emails_to_remove): existing ones are kept unless explicitly removed. Tags likewise. Use dry_run to preview.',
   effect: 'update',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({
-    id: IdInput,
-    first_name: ShortText.optional(),
-    last_name: ShortText.optional(),
-    name: ShortText.optional(),
-    responsible_user_id: IdInput.optional(),
-    phones_to_add: z.array(Phone).max(10).optional(),
-    phones_to_remove: z.array(Phone).max(10).optional(),
-    emails_to_add: z.array(Email).max(10).optional(),
-    emails_to_remove: z.array(Email).max(10).optional(),
-    tags_to_add: Tags.optional(),
-    tags_to_delete: Tags.optional(),
-    custom_fields: CustomFieldsInput.optional(),
-    dry_run: dryRunField,
-  }),
+  toolset: 'core',
+  requires: ['contacts'],
+  input: UpdateContactArgs,
   output: z.object({ dry_run: z.boolean().optional(), contact: Contact.nullable(), requests: PlannedRequests }),
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;

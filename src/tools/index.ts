@@ -1,4 +1,7 @@
-/** The tool registry: every tool crm-mcp has, in the order they are listed to clients. */
+/**
+ * The tool registry: every tool crm-mcp has, in the order they are listed to clients (a stable order, grouped
+ * by toolset: see toolsets.ts).
+ */
 import type { AnyTool } from './define.js';
 import { getAccount } from './account.js';
 import { getCustomFields, getPipelines, listTags, listUsers } from './metadata.js';
@@ -10,6 +13,7 @@ import { bitrixCall, deleteContact, deleteLead } from './bitrix-call.js';
 import { getAuditLog } from './audit.js';
 
 export const ALL_TOOLS: AnyTool[] = [
+  // core
   getAccount,
   getPipelines,
   searchLeadByContact,
@@ -19,18 +23,22 @@ export const ALL_TOOLS: AnyTool[] = [
   getContact,
   listCompanies,
   getCompany,
+  createLead,
+  createContact,
+  updateLead,
+  updateContact,
+  deleteLead,
+  deleteContact,
+  // activity
+  addNote,
+  createTask,
+  // metadata
   getCustomFields,
   listUsers,
   listTags,
+  // audit
   getAuditLog,
-  createLead,
-  createContact,
-  addNote,
-  createTask,
-  updateLead,
-  updateContact,
+  // raw
   kommoRequest,
   bitrixCall,
-  deleteLead,
-  deleteContact,
 ];

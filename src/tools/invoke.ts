@@ -11,7 +11,7 @@ import type { CrmProvider } from '../providers/types.js';
 import { log } from '../util/log.js';
 import type { AnyTool, CallEffect, PolicyReport } from './define.js';
 import { fail, ok, toCrmError } from './result.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 
 export interface InvokeDeps {
   metrics?: Pick<Metrics, 'toolCall' | 'policyDenied'>;

@@ -3,7 +3,7 @@ import { isOpen } from '../services/dedupe.js';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, Contact, ContactItem, Lead, LeadItem } from '../providers/types.js';
 import { validationError } from '../http/errors.js';
-import { Cursor, CustomFieldsInput, Email, Id, IdInput, Limit, listItems, ListSortInput, Phone, PlannedRequests, ShortText, Tags, WithCustomFields } from './common.js';
+import { Cursor, CustomFieldsInput, Email, FirstName, FullName, Id, IdInput, LastName, Limit, listItems, ListSortInput, Phone, PlannedRequests, Price, RecordId, ResponsibleId, ShortText, Tags, WithCustomFields } from './common.js';
 
 const DateInput = z.string().max(40).describe('ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T09:00:00Z.');
 
@@ -12,7 +12,8 @@ export const searchLeadByContact = defineTool({
   title: 'Find leads by email or phone',
   description: `Answers "is this person already a lead?": finds contacts by email and/or phone (any format; normalised to E.164) and returns them with their leads, open ones first. Use it before creating a lead. ${UNTRUSTED}`,
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
+  toolset: 'core',
+  requires: ['leads', 'contacts'],
   input: z.object({ email: Email.optional(), phone: Phone.optional(), with_custom_fields: WithCustomFields }),
   output: z.object({
     query: z.object({ email: z.string().optional(), phone: z.string().optional(), phone_e164: z.string().nullable().optional() }),
@@ -38,13 +39,32 @@ export const searchLeadByContact = defineTool({
 
 const ContactInput = z
   .object({
-    first_name: ShortText.optional(),
-    last_name: ShortText.optional(),
-    name: ShortText.optional(),
+    first_name: FirstName.optional(),
+    last_name: LastName.optional(),
+    name: FullName.optional(),
     email: Email.optional(),
     phone: Phone.optional(),
   })
   .strict();
+
+/** create_lead's arguments; CreateLeadInput (providers/types.ts) is this without dry_run. */
+export const CreateLeadArgs = z.object({
+  name: ShortText.optional().describe('Lead title; defaults to the contact name.'),
+  price: Price.optional(),
+  pipeline_id: IdInput.optional().describe('Pipeline (get_pipelines); default: the main pipeline.'),
+  status_id: IdInput.optional().describe('Stage id (get_pipelines); default: the pipeline\'s first working stage by sort (on Kommo the one after "Incoming leads", which only incoming leads enter; on Bitrix24 the first lead status, or the first stage of the deal pipeline).'),
+  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: create a lead (default where leads are enabled) or a deal.'),
+  contact: ContactInput.optional().describe('The person; found by email/phone first.'),
+  company: z.object({ name: ShortText.min(1).describe('Company name; an existing one is linked.') }).strict().optional().describe('The company.'),
+  tags: Tags.optional(),
+  custom_fields: CustomFieldsInput.optional(),
+  responsible_user_id: ResponsibleId.optional(),
+  if_open_lead_exists: z
+    .enum(['return', 'create'])
+    .default('return')
+    .describe('When the contact already has an open lead: return it (default) or create another one anyway.'),
+  dry_run: dryRunField,
+});
 
 export const createLead = defineTool({
   name: 'create_lead',
@@ -52,24 +72,9 @@ export const createLead = defineTool({
   description:
     'Creates a lead with its contact (and company); the title defaults to the contact name. It first looks the contact up by email/phone: when that contact has an open lead it returns it with `created: false` instead of a duplicate (unless if_open_lead_exists is "create"); a returning customer whose leads are closed gets a new lead linked to the existing contact, never a second contact. Use dry_run to preview the request.',
   effect: 'create',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({
-    name: ShortText.optional().describe('Lead title; defaults to the contact name.'),
-    price: z.number().min(0).max(1e12).optional(),
-    pipeline_id: IdInput.optional().describe('Pipeline (get_pipelines); default: the main pipeline.'),
-    status_id: IdInput.optional().describe('Stage id (get_pipelines); default: the first stage.'),
-    entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: create a lead (default where leads are enabled) or a deal.'),
-    contact: ContactInput.optional(),
-    company: z.object({ name: ShortText.min(1) }).strict().optional(),
-    tags: Tags.optional(),
-    custom_fields: CustomFieldsInput.optional(),
-    responsible_user_id: IdInput.optional(),
-    if_open_lead_exists: z
-      .enum(['return', 'create'])
-      .default('return')
-      .describe('When the contact already has an open lead: return it (default) or create another one anyway.'),
-    dry_run: dryRunField,
-  }),
+  toolset: 'core',
+  requires: ['leads', 'contacts'],
+  input: CreateLeadArgs,
   output: z.object({
     created: z.boolean(),
     dry_run: z.boolean().optional(),
@@ -90,27 +95,31 @@ export const createLead = defineTool({
   },
 });
 
+/** list_leads' arguments; LeadFilter (providers/types.ts) is this without with_custom_fields. */
+export const ListLeadsArgs = z.object({
+  pipeline_id: IdInput.optional().describe('Pipeline (get_pipelines).'),
+  status_ids: z.array(IdInput).max(20).optional().describe('Stage ids (get_pipelines).'),
+  query: z.string().max(200).optional().describe('Search text (name, phone, email, ...).'),
+  responsible_user_id: ResponsibleId.optional(),
+  created_from: DateInput.optional(),
+  created_to: DateInput.optional(),
+  updated_from: DateInput.optional(),
+  updated_to: DateInput.optional(),
+  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: leads or deals (default deals).'),
+  sort: ListSortInput,
+  with_custom_fields: WithCustomFields,
+  limit: Limit,
+  cursor: Cursor,
+});
+
 export const listLeads = defineTool({
   name: 'list_leads',
   title: 'List leads',
   description: `Lists leads (Bitrix24: leads or deals) with filters by pipeline, stages, responsible user, search text and created/updated dates; newest created first unless \`sort\` says otherwise. Won/lost stage ids (Kommo 142/143) without a pipeline cover every pipeline. Pages with an opaque cursor that keeps the filters and order; \`has_more\` is exact. ${UNTRUSTED}`,
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({
-    pipeline_id: IdInput.optional(),
-    status_ids: z.array(IdInput).max(20).optional().describe('Stage ids (get_pipelines).'),
-    query: z.string().max(200).optional().describe('Search text (name, phone, email, ...).'),
-    responsible_user_id: IdInput.optional(),
-    created_from: DateInput.optional(),
-    created_to: DateInput.optional(),
-    updated_from: DateInput.optional(),
-    updated_to: DateInput.optional(),
-    entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: leads or deals (default deals).'),
-    sort: ListSortInput,
-    with_custom_fields: WithCustomFields,
-    limit: Limit,
-    cursor: Cursor,
-  }),
+  toolset: 'core',
+  requires: ['leads'],
+  input: ListLeadsArgs,
   output: pageOf(LeadItem),
   async handler({ with_custom_fields, ...args }, { provider, ctx }) {
     return listItems(await provider.listLeads(ctx, args), with_custom_fields);
@@ -122,12 +131,28 @@ export const getLead = defineTool({
   title: 'Get a lead',
   description: `Gets one lead by id with its stage, pipeline, responsible user, tags, custom fields, and its contacts (phones, emails) and companies. ${UNTRUSTED}`,
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({ id: IdInput, entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: whether the id is a lead or a deal (default deal).') }),
+  toolset: 'core',
+  requires: ['leads'],
+  input: z.object({ id: RecordId, entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: whether the id is a lead or a deal (default deal).') }),
   output: z.object({ lead: Lead, contacts: z.array(Contact), companies: z.array(Company) }),
   async handler({ id, entity }, { provider, ctx }) {
     return provider.getLead(ctx, id, entity);
   },
+});
+
+/** update_lead's arguments; UpdateLeadInput (providers/types.ts) is this without dry_run. */
+export const UpdateLeadArgs = z.object({
+  id: RecordId,
+  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: lead or deal (default deal).'),
+  name: ShortText.optional().describe('New title.'),
+  price: Price.optional(),
+  status_id: IdInput.optional().describe('New stage id (get_pipelines).'),
+  pipeline_id: IdInput.optional().describe('Pipeline of the new stage.'),
+  responsible_user_id: ResponsibleId.optional(),
+  tags_to_add: Tags.optional(),
+  tags_to_delete: Tags.optional(),
+  custom_fields: CustomFieldsInput.optional(),
+  dry_run: dryRunField,
 });
 
 export const updateLead = defineTool({
@@ -136,20 +161,9 @@ export const updateLead = defineTool({
   description:
     'Changes fields of an existing lead: name, price, stage/pipeline, responsible user, custom fields, and tags (tags_to_add/tags_to_delete change them incrementally; other tags are kept). Returns the updated lead. Use dry_run to preview.',
   effect: 'update',
-  providers: ['kommo', 'bitrix24'],
-  input: z.object({
-    id: IdInput,
-    entity: z.enum(['lead', 'deal']).optional(),
-    name: ShortText.optional(),
-    price: z.number().min(0).max(1e12).optional(),
-    status_id: IdInput.optional(),
-    pipeline_id: IdInput.optional(),
-    responsible_user_id: IdInput.optional(),
-    tags_to_add: Tags.optional(),
-    tags_to_delete: Tags.optional(),
-    custom_fields: CustomFieldsInput.optional(),
-    dry_run: dryRunField,
-  }),
+  toolset: 'core',
+  requires: ['leads'],
+  input: UpdateLeadArgs,
   output: z.object({ dry_run: z.boolean().optional(), lead: Lead.nullable(), requests: PlannedRequests }),
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;

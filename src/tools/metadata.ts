@@ -1,7 +1,6 @@
 import * as z from 'zod';
 import { defineTool, UNTRUSTED } from './define.js';
 import { CustomFieldDef, Pipeline, Tag, User } from '../providers/types.js';
-import { validationError } from '../http/errors.js';
 
 export const getPipelines = defineTool({
   name: 'get_pipelines',
@@ -9,7 +8,8 @@ export const getPipelines = defineTool({
   description:
     'Lists the sales pipelines with their stages (id, name, order, and whether a stage is incoming, open, won or lost). Use the ids with list_leads, create_lead and update_lead. Cached for a few minutes.',
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
+  toolset: 'core',
+  requires: ['pipelines'],
   input: z.object({}),
   output: z.object({ pipelines: z.array(Pipeline) }),
   async handler(_a, { provider, ctx }) {
@@ -23,7 +23,8 @@ export const getCustomFields = defineTool({
   description:
     'Lists the custom fields of leads, contacts or companies (id, name, code, type, and the options of select fields). Use it to fill `custom_fields` in create and update tools by id, code or name.',
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
+  toolset: 'metadata',
+  requires: ['custom_fields'],
   input: z.object({
     entity: z.enum(['leads', 'contacts', 'companies', 'deals']).default('leads').describe('Whose fields; "deals" exists on Bitrix24 only.'),
   }),
@@ -38,7 +39,8 @@ export const listUsers = defineTool({
   title: 'List users',
   description: 'Lists the CRM users (id, name, email, admin/active flags), e.g. to pick a responsible user. On Kommo this needs an admin token.',
   effect: 'read',
-  providers: ['kommo', 'bitrix24'],
+  toolset: 'metadata',
+  requires: ['users'],
   input: z.object({}),
   output: z.object({ users: z.array(User) }),
   async handler(_a, { provider, ctx }) {
@@ -51,14 +53,14 @@ export const listTags = defineTool({
   title: 'List tags',
   description: `Lists the tags used on leads, contacts or companies, optionally filtered by a search text. ${UNTRUSTED}`,
   effect: 'read',
-  providers: ['kommo'],
+  toolset: 'metadata',
+  requires: ['tags'],
   input: z.object({
-    entity: z.enum(['leads', 'contacts', 'companies']).default('leads'),
+    entity: z.enum(['leads', 'contacts', 'companies']).default('leads').describe('Whose tags.'),
     query: z.string().max(100).optional().describe('Only tags whose name contains this text.'),
   }),
   output: z.object({ tags: z.array(Tag) }),
   async handler({ entity, query }, { provider, ctx }) {
-    if (!provider.tags) throw validationError('This CRM has no tag list.');
     return { tags: await provider.tags(ctx, entity, query) };
   },
 });

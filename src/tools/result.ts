@@ -1,6 +1,6 @@
 /** Tool results: success carries structuredContent plus the same JSON as text; errors carry isError and no structuredContent. */
 import { StoreError } from '../store/store.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/server';
 import { CrmError } from '../http/errors.js';
 import { redact, redactValue } from '../util/redact.js';
 

@@ -20,7 +20,9 @@ const PATTERNS: Array<[RegExp, string]> = [
   // Bitrix24 inbound webhook secret: /rest/{user}/{secret}/
   [/(\/rest\/\d+\/)[A-Za-z0-9]{4,}(?=\/|$)/g, `$1${MASK}`],
   // OAuth fields in JSON or form bodies.
-  [/("?(?:access_token|refresh_token|client_secret|application_token|password)"?\s*[:=]\s*"?)[^"&\s,}]{4,}/gi, `$1${MASK}`],
+  // Not after a letter or "_": "KOMMO_CLIENT_SECRET: required" is a message naming a variable, not a value
+  // (registered secrets are masked by value anyway).
+  [/((?<![A-Za-z0-9_])"?(?:access_token|refresh_token|client_secret|application_token|password)"?\s*[:=]\s*"?)[^"&\s,}]{4,}/gi, `$1${MASK}`],
 ];
 
 export function redact(text: string): string {

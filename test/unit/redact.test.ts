@@ -17,4 +17,18 @@ describe('redaction', () => {
     expect(redactValue({ a: ['x another-secret-42'] })).toEqual({ a: ['x [REDACTED]'] });
     expect(new CrmError({ code: 'auth', message: 'bad another-secret-42' }).message).toBe('bad [REDACTED]');
   });
+
+  it('masks OAuth fields in bodies but leaves messages that name a variable readable', () => {
+    expect(redact('client_secret=abcdefgh&x=1')).toBe('client_secret=[REDACTED]&x=1');
+    expect(redact('{"client_secret": "zzzz9999"}')).toBe('{"client_secret": "[REDACTED]"}');
+    expect(redact('KOMMO_CLIENT_SECRET: required for OAuth')).toBe('KOMMO_CLIENT_SECRET: required for OAuth');
+    expect(redact('BITRIX_REFRESH_TOKEN: required')).toBe('BITRIX_REFRESH_TOKEN: required');
+  });
+
+  it('redacts the details of errors, not only their messages', () => {
+    registerSecret('detail-secret-77');
+    const e = new CrmError({ code: 'validation', message: 'x', details: [{ detail: 'token detail-secret-77', nested: { url: '/rest/3/abcdef123456/x' } }] });
+    expect(JSON.stringify(e.toJSON())).not.toContain('detail-secret-77');
+    expect(JSON.stringify(e.toJSON())).not.toContain('abcdef123456');
+  });
 });

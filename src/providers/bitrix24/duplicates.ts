@@ -14,10 +14,12 @@
  *   contacts use crm.item.list"), then fetched as compat rows by id.
  */
 import type { CallContext } from '../types.js';
-import { validationError } from '../../http/errors.js';
+import { badSearchPhone, checkSearchEmail, requireSearchKey } from '../../services/validate.js';
 import { looksLikeEmail, normalizePhone, phoneFormats } from '../../util/phone.js';
 import { bitrixError } from './adapter.js';
+import { linkCommands, readLinks, type Links } from './links.js';
 import { phpQuery, type Row } from './map.js';
+import { rowsOf } from './schemas.js';
 
 interface BatchAnswer {
   result: Record<string, unknown>;
@@ -27,6 +29,8 @@ interface BatchAnswer {
 export interface CommDeps {
   batch(ctx: CallContext, cmd: Record<string, string>): Promise<BatchAnswer>;
   leadsEnabled: boolean;
+  /** The portal's country (ISO 3166 alpha-2) for numbers typed without a country code (country.ts). */
+  country?: string;
 }
 
 export interface CommMatches {
@@ -34,6 +38,10 @@ export interface CommMatches {
   leads: Row[];
   deals: Row[];
   e164: string | null;
+  /** Per matched contact: the ids of its deals and leads through any binding (the Contact's `lead_ids`). */
+  linksOf: Map<number, number[]>;
+  /** Company names and the contacts of the deals/leads found, read with their rows (links.ts). */
+  links: Links;
 }
 
 /** findbycomm takes at most 20 values per call (§7.7). */
@@ -68,13 +76,20 @@ export function commCommands(q: { phoneE164?: string; email?: string }, leadsEna
 }
 
 function arr(v: unknown): Row[] {
-  return Array.isArray(v) ? (v as Row[]) : [];
+  return rowsOf(v, 'crm.*.list');
 }
 
-/** Item ids from a `crm.item.list` answer (`{items: [{id}]}`). */
-function itemIds(v: unknown): number[] {
-  const items = v && typeof v === 'object' && !Array.isArray(v) ? (v as { items?: unknown }).items : undefined;
-  return Array.isArray(items) ? items.map((x) => Number((x as { id?: unknown }).id)).filter((n) => Number.isSafeInteger(n) && n > 0) : [];
+/** Items of a `crm.item.list` answer (`{items: [{id, contactIds, companyId}]}`). */
+function items(v: unknown): Array<{ id: number; contactIds: number[]; companyId: number | null }> {
+  const list = v && typeof v === 'object' && !Array.isArray(v) ? (v as { items?: unknown }).items : undefined;
+  if (!Array.isArray(list)) return [];
+  return list
+    .map((x) => {
+      const o = (x ?? {}) as { id?: unknown; contactIds?: unknown; companyId?: unknown };
+      const co = Number(o.companyId);
+      return { id: Number(o.id), contactIds: Array.isArray(o.contactIds) ? o.contactIds.map(Number).filter((n) => Number.isSafeInteger(n)) : [], companyId: Number.isSafeInteger(co) && co > 0 ? co : null };
+    })
+    .filter((x) => Number.isSafeInteger(x.id) && x.id > 0);
 }
 
 function throwIfErrors(b: BatchAnswer, keys: string[]): void {
@@ -88,25 +103,49 @@ function throwIfErrors(b: BatchAnswer, keys: string[]): void {
 export function boundItemCommands(contactIds: number[], leadsEnabled: boolean, prefix = ''): Record<string, string> {
   const cmd: Record<string, string> = {};
   if (contactIds.length === 0) return cmd;
-  const q = (entityTypeId: number) => `crm.item.list?${phpQuery({ entityTypeId, select: ['id'], filter: { '@contactIds': contactIds }, order: { id: 'DESC' } })}`;
+  // `contactIds` in the select says which of the contacts each item belongs to (crm.item.list returns it for deals
+  // and leads); `companyId` lets the company names be read with the rows.
+  const q = (entityTypeId: number) => `crm.item.list?${phpQuery({ entityTypeId, select: ['id', 'contactIds', 'companyId'], filter: { '@contactIds': contactIds }, order: { id: 'DESC' } })}`;
   cmd[`${prefix}dealIds`] = q(2);
   if (leadsEnabled) cmd[`${prefix}leadIds`] = q(1);
   return cmd;
 }
 
-export function boundIds(b: BatchAnswer, prefix = ''): { deals: number[]; leads: number[] } {
+export function boundIds(b: BatchAnswer, prefix = ''): { deals: number[]; leads: number[]; companyIds: number[]; linksOf(contactId: number): number[] } {
   throwIfErrors(b, [`${prefix}dealIds`, `${prefix}leadIds`].filter((k) => k in b.errors));
-  return { deals: itemIds(b.result[`${prefix}dealIds`]), leads: itemIds(b.result[`${prefix}leadIds`]) };
+  const deals = items(b.result[`${prefix}dealIds`]);
+  const leads = items(b.result[`${prefix}leadIds`]);
+  return {
+    deals: deals.map((x) => x.id),
+    leads: leads.map((x) => x.id),
+    companyIds: [...deals, ...leads].map((x) => x.companyId).filter((x): x is number => x !== null),
+    // Deal ids then lead ids of one contact, as get_contact lists them.
+    linksOf: (cid) => [...deals, ...leads].filter((x) => x.contactIds.includes(cid)).map((x) => x.id),
+  };
+}
+
+/** The ids of contacts with this email or phone (findbycomm for contacts only, one batch). */
+export async function contactIdsByComm(d: CommDeps, ctx: CallContext, q: { email?: string; phoneE164?: string }): Promise<number[]> {
+  const cmd = commCommands(q, false);
+  const found = await d.batch(ctx, cmd);
+  throwIfErrors(found, Object.keys(cmd));
+  const ids = new Set<number>();
+  for (const key of Object.keys(cmd)) {
+    const r = found.result[key];
+    if (!r || typeof r !== 'object' || Array.isArray(r)) continue;
+    for (const id of ((r as Record<string, unknown>).CONTACT as unknown[] | undefined) ?? []) ids.add(Number(id));
+  }
+  return [...ids].filter((n) => Number.isSafeInteger(n) && n > 0).sort((a, b) => b - a);
 }
 
 /** Finds contacts and leads by email/phone, then every deal and lead of those contacts: three batches. */
 export async function findByComm(d: CommDeps, ctx: CallContext, q: { email?: string; phone?: string }): Promise<CommMatches> {
-  if (!q.email && !q.phone) throw validationError('Give `email` and/or `phone` to search by.');
-  if (q.email && !looksLikeEmail(q.email)) throw validationError(`email: "${q.email}" is not an email address.`);
+  requireSearchKey(q);
+  checkSearchEmail(q.email);
   let e164: string | null = null;
   if (q.phone) {
-    const n = normalizePhone(q.phone);
-    if (!n) throw validationError(`phone: "${q.phone}" is not a phone number (include the country code, e.g. +7 912 345-67-89).`);
+    const n = normalizePhone(q.phone, d.country);
+    if (!n) badSearchPhone(q.phone);
     e164 = n.e164;
   }
   const cmd = commCommands({ phoneE164: e164 ?? undefined, email: q.email }, d.leadsEnabled);
@@ -121,7 +160,7 @@ export async function findByComm(d: CommDeps, ctx: CallContext, q: { email?: str
   const newest = (s: Set<number>, n: number) => [...s].sort((a, b) => b - a).slice(0, n);
   const contactIds = newest(ids.CONTACT, MAX_CONTACTS);
   const matchedLeads = newest(ids.LEAD, MAX_LEADS);
-  if (contactIds.length === 0 && matchedLeads.length === 0) return { contacts: [], leads: [], deals: [], e164 };
+  if (contactIds.length === 0 && matchedLeads.length === 0) return { contacts: [], leads: [], deals: [], e164, linksOf: new Map(), links: readLinks({}) };
 
   const get: Record<string, string> = {};
   contactIds.forEach((id, i) => (get[`c${i}`] = `crm.contact.get?${phpQuery({ id })}`));
@@ -129,6 +168,7 @@ export async function findByComm(d: CommDeps, ctx: CallContext, q: { email?: str
   const b = await d.batch(ctx, get);
   const contacts = contactIds.map((_, i) => b.result[`c${i}`]).filter((x): x is Row => !!x && typeof x === 'object' && !Array.isArray(x));
   const bound = boundIds(b);
+  const linksOf = new Map(contactIds.map((id) => [id, bound.linksOf(id)]));
   const dealIds = bound.deals.slice(0, MAX_RECORDS);
   const leadIds = [...new Set([...matchedLeads, ...bound.leads])].sort((x, y) => y - x).slice(0, MAX_RECORDS);
 
@@ -136,7 +176,9 @@ export async function findByComm(d: CommDeps, ctx: CallContext, q: { email?: str
   const list = (entity: string, idList: number[]) => `crm.${entity}.list?${phpQuery({ filter: { '@ID': idList }, select: ['*', 'UF_*'], order: { ID: 'DESC' }, start: -1 })}`;
   if (dealIds.length) rows.deals = list('deal', dealIds);
   if (leadIds.length && d.leadsEnabled) rows.leads = list('lead', leadIds);
+  // In the same batch: every contact of those deals/leads and the names of the companies known so far.
+  Object.assign(rows, linkCommands({ companyIds: [...bound.companyIds, ...contacts.map((c) => c.COMPANY_ID as number | null)], deals: dealIds, leads: d.leadsEnabled ? leadIds : [] }));
   const r = await d.batch(ctx, rows);
   throwIfErrors(r, Object.keys(rows));
-  return { contacts, leads: arr(r.result.leads), deals: arr(r.result.deals), e164 };
+  return { contacts, leads: arr(r.result.leads), deals: arr(r.result.deals), e164, linksOf, links: readLinks(r.result) };
 }

@@ -2,7 +2,7 @@
  * Bitrix24 ⇄ domain mapping, and nowhere else. Bitrix speaks UPPER_CASE fields with string ids and
  * multi-fields (`PHONE: [{ID, VALUE, VALUE_TYPE}]`); the domain speaks the same compact shapes as Kommo.
  */
-import type { Company, Contact, CustomFieldDef, CustomFieldValue, Id, Lead, Pipeline, User } from '../types.js';
+import type { Company, CompanyItem, Contact, ContactItem, CustomFieldDef, CustomFieldValue, Id, Lead, Pipeline, User } from '../types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -14,7 +14,7 @@ export interface BMulti {
 }
 
 export interface BStatus {
-  ID?: string;
+  ID?: string | number;
   ENTITY_ID: string;
   STATUS_ID: string;
   NAME: string;
@@ -22,7 +22,7 @@ export interface BStatus {
   CATEGORY_ID?: string | number | null;
   COLOR?: string | null;
   SEMANTICS?: string | null;
-  EXTRA?: { SEMANTICS?: string; COLOR?: string };
+  EXTRA?: { SEMANTICS?: string; COLOR?: string } | null;
 }
 
 export interface BCategory {
@@ -52,6 +52,9 @@ export interface BLookups {
   users: Map<string, User>;
   dealFields: Record<string, BField>;
   leadFields: Record<string, BField>;
+  /** crm.contact.fields / crm.company.fields: the labels of their UF_CRM_* fields (listLabel/formLabel). */
+  contactFields: Record<string, BField>;
+  companyFields: Record<string, BField>;
 }
 
 /** Bitrix ids are numeric strings: expose them as numbers (like Kommo's) where they are. */
@@ -155,7 +158,13 @@ export function mapLeadRow(r: Row, l: BLookups): Lead {
   };
 }
 
-export function mapContact(r: Row, l: BLookups, leadIds: Id[] = []): Contact {
+/**
+ * A contact; `leadIds` are its deals and leads when they were read. Without them `lead_ids` is left out (list
+ * items): an empty list would say "no leads".
+ */
+export function mapContact(r: Row, l: BLookups, leadIds: Id[]): Contact;
+export function mapContact(r: Row, l: BLookups): ContactItem;
+export function mapContact(r: Row, l: BLookups, leadIds?: Id[]): ContactItem {
   const first = str(r.NAME);
   const last = str(r.LAST_NAME);
   const companyId = num(r.COMPANY_ID);
@@ -169,14 +178,17 @@ export function mapContact(r: Row, l: BLookups, leadIds: Id[] = []): Contact {
     company: companyId && companyId !== 0 ? { id: companyId, name: null } : null,
     responsible: userRef(r.ASSIGNED_BY_ID, l),
     tags: [],
-    lead_ids: leadIds,
-    custom_fields: customValues(r, {}),
+    ...(leadIds ? { lead_ids: leadIds } : {}),
+    custom_fields: customValues(r, l.contactFields),
     created_at: iso(r.DATE_CREATE),
     updated_at: iso(r.DATE_MODIFY),
   };
 }
 
-export function mapCompany(r: Row, l: BLookups): Company {
+/** A company; its contact and lead ids only when they were read (see mapContact). */
+export function mapCompany(r: Row, l: BLookups, links: { contact_ids: Id[]; lead_ids: Id[] }): Company;
+export function mapCompany(r: Row, l: BLookups): CompanyItem;
+export function mapCompany(r: Row, l: BLookups, links?: { contact_ids: Id[]; lead_ids: Id[] }): CompanyItem {
   return {
     id: num(r.ID)!,
     name: str(r.TITLE) ?? '',
@@ -184,9 +196,8 @@ export function mapCompany(r: Row, l: BLookups): Company {
     emails: multi(r.EMAIL),
     responsible: userRef(r.ASSIGNED_BY_ID, l),
     tags: [],
-    contact_ids: [],
-    lead_ids: [],
-    custom_fields: customValues(r, {}),
+    ...(links ? { contact_ids: links.contact_ids, lead_ids: links.lead_ids } : {}),
+    custom_fields: customValues(r, l.companyFields),
     created_at: iso(r.DATE_CREATE),
     updated_at: iso(r.DATE_MODIFY),
   };

@@ -18,6 +18,8 @@ export interface MethodLoad {
   perCallSec: number;
   /** The last `time.operating` seen for the method: seconds of its budget spent in the window. */
   operating: number;
+  /** Whether the portal reported `time.operating` for the method at all (cloud portals do, §3). */
+  reported?: boolean;
 }
 
 /** Remembers per method what its calls cost, from `time.processing` and `time.operating`. */
@@ -31,7 +33,7 @@ export class LoadTracker {
     if (processing === undefined && operating === undefined) return;
     const cur = this.m.get(method);
     const perCallSec = processing === undefined ? (cur?.perCallSec ?? 0) : cur ? Math.max(processing, cur.perCallSec * 0.5 + processing * 0.5) : processing;
-    this.m.set(method, { perCallSec, operating: operating ?? cur?.operating ?? 0 });
+    this.m.set(method, { perCallSec, operating: operating ?? cur?.operating ?? 0, reported: operating !== undefined || cur?.reported === true });
   }
 
   /** A request to the method was cut off after `pages` commands: they cost more than we thought. */
@@ -42,6 +44,11 @@ export class LoadTracker {
 
   get(method: string): MethodLoad | undefined {
     return this.m.get(method);
+  }
+
+  /** Every method seen so far, with a copy of its figures (for `doctor --deep`). */
+  entries(): Array<[string, MethodLoad]> {
+    return [...this.m].map(([k, v]) => [k, { ...v }]);
   }
 }
 

@@ -5,6 +5,7 @@
  * pages do not shift under us. Callers cache the result with the other lookups.
  */
 import { phpQuery, type Row } from './map.js';
+import { rowsOf } from './schemas.js';
 
 const PAGE = 50;
 /** Pages read in one batch: a batch takes 50 commands (§4.2). */
@@ -26,7 +27,7 @@ export function moreUserPages(total: number | undefined, firstCount: number): Re
 
 /** All user rows from the first page and the `u{n}` pages, deduplicated by ID. */
 export function collectUsers(first: unknown, more: Record<string, unknown>): Row[] {
-  const rows: Row[] = [...(Array.isArray(first) ? (first as Row[]) : [])];
-  for (const [k, v] of Object.entries(more)) if (/^u\d+$/.test(k) && Array.isArray(v)) rows.push(...(v as Row[]));
+  const rows: Row[] = rowsOf(first, 'user.get');
+  for (const [k, v] of Object.entries(more)) if (/^u\d+$/.test(k)) rows.push(...rowsOf(v, 'user.get'));
   return [...new Map(rows.map((r) => [String(r.ID), r])).values()];
 }

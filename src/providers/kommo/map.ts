@@ -3,81 +3,10 @@
  * Unix seconds), the domain's outside (phones/emails flattened, names beside ids, ISO dates).
  */
 import type { Company, Contact, CustomFieldDef, CustomFieldValue, Lead, Pipeline, Ref, Tag, User } from '../types.js';
+import type { KCustomField, KCustomFieldValue, KLead, KContact, KPipeline, KStatus, KUser } from './schemas.js';
 
-export interface KCustomFieldValue {
-  field_id: number;
-  field_name?: string;
-  field_code?: string | null;
-  field_type?: string;
-  values?: Array<{ value?: unknown; enum_id?: number; enum_code?: string; enum?: string }>;
-}
-
-export interface KEmbeddedRef {
-  id: number;
-  is_main?: boolean;
-}
-
-export interface KLead {
-  id: number;
-  name?: string;
-  price?: number | null;
-  responsible_user_id?: number;
-  status_id?: number;
-  pipeline_id?: number;
-  created_at?: number;
-  updated_at?: number;
-  closed_at?: number | null;
-  custom_fields_values?: KCustomFieldValue[] | null;
-  _embedded?: { tags?: Array<{ id: number; name: string }>; contacts?: KEmbeddedRef[]; companies?: KEmbeddedRef[] };
-}
-
-export interface KContact {
-  id: number;
-  name?: string;
-  first_name?: string | null;
-  last_name?: string | null;
-  responsible_user_id?: number;
-  created_at?: number;
-  updated_at?: number;
-  custom_fields_values?: KCustomFieldValue[] | null;
-  _embedded?: { tags?: Array<{ id: number; name: string }>; companies?: KEmbeddedRef[]; leads?: KEmbeddedRef[]; contacts?: KEmbeddedRef[] };
-}
-
-export interface KStatus {
-  id: number;
-  name: string;
-  sort: number;
-  type?: number;
-  color?: string;
-  pipeline_id?: number;
-}
-
-export interface KPipeline {
-  id: number;
-  name: string;
-  sort: number;
-  is_main: boolean;
-  is_archive?: boolean;
-  _embedded?: { statuses?: KStatus[] };
-}
-
-export interface KUser {
-  id: number;
-  name: string;
-  email?: string | null;
-  rights?: { is_admin?: boolean; is_active?: boolean };
-}
-
-export interface KCustomField {
-  id: number;
-  name: string;
-  code?: string | null;
-  type: string;
-  entity_type?: string;
-  is_api_only?: boolean;
-  required_statuses?: unknown[];
-  enums?: Array<{ id: number; value: string; sort?: number }> | null;
-}
+// The payload types are the lenient schemas' (schemas.ts): what the API layer has parsed is what is mapped.
+export type { KCustomField, KCustomFieldValue, KContact, KEmbeddedRef, KLead, KPipeline, KStatus, KUser } from './schemas.js';
 
 export const WON = 142;
 export const LOST = 143;
@@ -98,7 +27,7 @@ export function stageType(status: Pick<KStatus, 'id' | 'type'>): 'incoming' | 'o
   return status.type === 1 ? 'incoming' : 'open';
 }
 
-function userRef(id: number | undefined, l: Lookups): Ref | null {
+function userRef(id: number | null | undefined, l: Lookups): Ref | null {
   if (!id) return null;
   return { id, name: l.users.get(id)?.name ?? null };
 }

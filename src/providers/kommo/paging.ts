@@ -47,7 +47,7 @@ type Fetch<T> = (q: URLSearchParams) => Promise<{ items: T[]; next: boolean }>;
  * own order (ties go to the earlier pair). Every pair yields up to `limit + 1` candidates, so `has_more` is
  * exact; the cursor keeps each pair's offset.
  */
-export async function mergePages<T extends { id: number; created_at?: number; updated_at?: number }>(
+export async function mergePages<T extends { id: number; created_at?: number | null; updated_at?: number | null }>(
   fetch: Fetch<T>,
   o: { path: string; params: Array<[string, string]>; pairs: Array<[number, number]>; limit: number; pageSize: number; cursor?: string },
 ): Promise<{ items: T[]; has_more: boolean; cursor: string | null }> {

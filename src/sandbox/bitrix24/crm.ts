@@ -558,6 +558,21 @@ export function registerCrm(reg: Registry): void {
       },
     });
   }
+
+  // Contacts bound to a company through any binding (b24restdocs crm-company-contact-items-get:
+  // [{CONTACT_ID, SORT, ROLE_ID, IS_PRIMARY}], SORT 100, 110, …; id ≤ 0 → "The parameter ownerEntityID is
+  // invalid or not defined."). The binding lives on the contact (COMPANY_IDS) in this emulator.
+  reg.set('crm.company.contact.items.get', {
+    scope: 'crm',
+    handler: (p, ctx) => {
+      const raw = Number(param(p, 'id') ?? param(p, 'ID'));
+      if (!Number.isSafeInteger(raw) || raw <= 0) throw errors.crm('The parameter ownerEntityID is invalid or not defined.');
+      if (!table(ctx.portal.state, 'company').has(raw)) throw errors.notFound();
+      const sid = String(raw);
+      const ids = [...ctx.portal.state.contacts.values()].filter((c) => ((c.COMPANY_IDS as string[] | undefined) ?? []).includes(sid)).map((c) => Number(c.ID));
+      return { result: ids.map((c, i) => ({ CONTACT_ID: c, SORT: 100 + i * 10, ROLE_ID: 0, IS_PRIMARY: i === 0 ? 'Y' : 'N' })) };
+    },
+  });
 }
 
 // ---------------------------------------------------------------- crm.item.list

@@ -58,6 +58,11 @@ export interface BitrixEmulatorOptions {
   /** Users on the demo portal (default 75, so `user.get` takes more than one page of 50). */
   demoUsers?: number;
   /**
+   * The portal's region: the prefix of `app.info` LICENSE ("the designation of the plan with the region
+   * indicated as a prefix", b24restdocs app-info.md: `de_project`, `ru_basic`); default `en`, which names no country.
+   */
+  region?: string;
+  /**
    * Simulated processing seconds of one method call, charged to its operating budget, reported in `time`
    * (`processing`, `operating`) and counted towards the request time limit; undefined = the real (tiny)
    * time, or the `setOperatingCost` figure. Lets tests model a large portal without waiting.
@@ -239,7 +244,8 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
   }
 
   license(): string {
-    return (this.o.plan ?? 'standard') === 'enterprise' ? 'en_ent250' : 'en_basic';
+    const region = this.o.region ?? 'en';
+    return (this.o.plan ?? 'standard') === 'enterprise' ? `${region}_ent250` : `${region}_basic`;
   }
 
   // ---------------------------------------------------------------- HTTP

@@ -75,7 +75,10 @@ export function createNotes(ctx: Ctx, entity: EntityType, entityId?: number): Em
       if (params && spec) {
         const pr = new BodyReader(params, 'params.', errs, [...spec[0], ...spec[1]]);
         for (const k of spec[0]) if (!pr.has(k)) errs.push(E.blank(pr.path(k)));
-        for (const k of Object.keys(params)) INT_PARAMS.has(k) ? pr.int(k, { min: 0 }) : k === 'longitude' || k === 'latitude' ? undefined : pr.str(k);
+        for (const k of Object.keys(params)) {
+          if (INT_PARAMS.has(k)) pr.int(k, { min: 0 });
+          else if (k !== 'longitude' && k !== 'latitude') pr.str(k);
+        }
       }
       const responsible = r.user(ctx, 'responsible_user_id');
       const createdBy = r.user(ctx, 'created_by', true);

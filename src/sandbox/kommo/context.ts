@@ -40,9 +40,30 @@ export interface KommoBehaviour {
    * has none, creates the lead on the existing contact), answering `merged: true`. Default off.
    */
   duplicateControl: boolean;
+  /**
+   * How `query` matches a phone (§6: "Exact matching algorithm of `query` is UNVERIFIED"; the stored format
+   * matters, `+79995551122` and `89995551122` are different strings). 'digits' (default): a query of 5+ digits
+   * also matches the digits-only form of PHONE values; 'as-stored': only a case-insensitive substring of the
+   * stored text, so `9123456789` does not find `+7 912 345-67-89`.
+   */
+  phoneQuery: 'digits' | 'as-stored';
+  /**
+   * §5.1: the full `filter[...]` set "was long documented as alpha, available to a limited list of accounts;
+   * account flag `is_api_filter_enabled`" — which filters are gated today is UNVERIFIED. 'applied' (default);
+   * 'ignored' plays an account with API filtering off, strictest reading: the lead/contact/company lists
+   * validate `filter[...]` as usual but return unfiltered rows, and `GET /account?with=is_api_filter_enabled`
+   * says false.
+   */
+  filters: 'applied' | 'ignored';
 }
 
-export const DEFAULT_BEHAVIOUR: KommoBehaviour = { defaultOrder: 'id_asc', statusFilter: 'pairs', duplicateControl: false };
+export const DEFAULT_BEHAVIOUR: KommoBehaviour = {
+  defaultOrder: 'id_asc',
+  statusFilter: 'pairs',
+  duplicateControl: false,
+  phoneQuery: 'digits',
+  filters: 'applied',
+};
 
 export function href(ctx: Ctx, path: string): { href: string } {
   return { href: `${ctx.origin}${path}` };

@@ -21,14 +21,14 @@ export function listEntities(ctx: Ctx, entity: EntityType): EmuResponse {
     const w = withSet(ctx, LEAD_WITH);
     // No deletion is emulated (DELETE → 405), so `with=only_deleted` finds nothing → 204 (§4).
     const items = w.has('only_deleted') ? [] : ordered(s.leads.values());
-    return runList(ctx, path, items, leadSpec(s, ctx.behaviour.statusFilter), (l) => renderLead(ctx, l, w));
+    return runList(ctx, path, items, leadSpec(s, ctx.behaviour.statusFilter, ctx.behaviour.phoneQuery), (l) => renderLead(ctx, l, w));
   }
   if (entity === 'contacts') {
     const w = withSet(ctx, CONTACT_WITH);
-    return runList(ctx, path, ordered(s.contacts.values()), contactSpec(s), (c) => renderContact(ctx, c, w));
+    return runList(ctx, path, ordered(s.contacts.values()), contactSpec(s, ctx.behaviour.phoneQuery), (c) => renderContact(ctx, c, w));
   }
   const w = withSet(ctx, COMPANY_WITH);
-  return runList(ctx, path, ordered(s.companies.values()), companySpec(s), (c) => renderCompany(ctx, c, w));
+  return runList(ctx, path, ordered(s.companies.values()), companySpec(s, ctx.behaviour.phoneQuery), (c) => renderCompany(ctx, c, w));
 }
 
 /** A missing id answers 204: the fact sheet (§4) leaves 204 vs 404 UNVERIFIED; older clients expect 204. */

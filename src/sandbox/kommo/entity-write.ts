@@ -51,9 +51,10 @@ function readCommon(ctx: Ctx, entity: 'leads' | 'contacts' | 'companies', r: Bod
   };
 }
 
-/** The first regular stage (not incoming, not won/lost) of a pipeline: where API-created leads land (§5.3). */
+/** The first regular stage by sort (not incoming, not won/lost) of a pipeline: where API-created leads land (§5.3). */
 export function firstStage(p: KPipeline): KStatus {
-  return p._embedded.statuses.find((x) => x.type === 0 && x.id !== 142 && x.id !== 143) ?? p._embedded.statuses[0]!;
+  const regular = p._embedded.statuses.filter((x) => x.type === 0 && x.id !== 142 && x.id !== 143).sort((a, b) => a.sort - b.sort);
+  return regular[0] ?? p._embedded.statuses[0]!;
 }
 
 export function mainPipeline(ctx: Ctx): KPipeline {

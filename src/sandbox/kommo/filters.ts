@@ -53,9 +53,10 @@ function common<T extends KLead | KContact | KCompany>(s: KommoState, entity: En
   };
 }
 
-export function leadSpec(s: KommoState, statusFilter: KommoBehaviour['statusFilter'] = 'pairs'): ListSpec<KLead> {
+export function leadSpec(s: KommoState, statusFilter: KommoBehaviour['statusFilter'] = 'pairs', phoneQuery: KommoBehaviour['phoneQuery'] = 'digits'): ListSpec<KLead> {
   return {
     key: 'leads',
+    filtersGated: true,
     with: LEAD_WITH,
     filters: {
       ...common<KLead>(s, 'leads'),
@@ -65,27 +66,29 @@ export function leadSpec(s: KommoState, statusFilter: KommoBehaviour['statusFilt
       closed_at: rangeFilter((x) => x.closed_at),
     },
     order: { created_at: (x) => x.created_at, updated_at: (x) => x.updated_at, id: (x) => x.id },
-    query: (x, q) => matchesQuery(x, q),
+    query: (x, q) => matchesQuery(x, q, phoneQuery),
   };
 }
 
-export function contactSpec(s: KommoState): ListSpec<KContact> {
+export function contactSpec(s: KommoState, phoneQuery: KommoBehaviour['phoneQuery'] = 'digits'): ListSpec<KContact> {
   return {
     key: 'contacts',
     with: CONTACT_WITH,
     filters: common<KContact>(s, 'contacts'),
+    filtersGated: true,
     // §6: contacts can be ordered by updated_at and id only.
     order: { updated_at: (x) => x.updated_at, id: (x) => x.id },
-    query: (x, q) => matchesQuery(x, q),
+    query: (x, q) => matchesQuery(x, q, phoneQuery),
   };
 }
 
-export function companySpec(s: KommoState): ListSpec<KCompany> {
+export function companySpec(s: KommoState, phoneQuery: KommoBehaviour['phoneQuery'] = 'digits'): ListSpec<KCompany> {
   return {
     key: 'companies',
     with: COMPANY_WITH,
     filters: common<KCompany>(s, 'companies'),
+    filtersGated: true,
     order: { updated_at: (x) => x.updated_at, id: (x) => x.id },
-    query: (x, q) => matchesQuery(x, q),
+    query: (x, q) => matchesQuery(x, q, phoneQuery),
   };
 }

@@ -16,6 +16,8 @@ export interface ListSpec<T> {
   key: string;
   with?: readonly string[];
   filters?: Record<string, FilterDef<T>>;
+  /** The filter API an account can have switched off (§5.1, `KommoBehaviour.filters`): leads, contacts, companies. */
+  filtersGated?: boolean;
   order?: Record<string, (item: T) => number>;
   /** Full-text `query`; when absent the parameter is refused. */
   query?: (item: T, q: string) => boolean;
@@ -149,7 +151,9 @@ export function runList<T>(ctx: Ctx, path: string, items: Iterable<T>, spec: Lis
     for (const [k, raw] of Object.entries(p.filter)) {
       const def = spec.filters[k];
       if (!def) throw badParam(`filter.${k}`, 'extra');
-      preds.push(def(raw, `filter.${k}`));
+      const pred = def(raw, `filter.${k}`);
+      // Validated either way; an account with API filtering off returns the rows unfiltered.
+      if (!(spec.filtersGated && ctx.behaviour.filters === 'ignored')) preds.push(pred);
     }
   }
   if (p.query !== undefined) {

@@ -34,7 +34,7 @@ export function getAccount(ctx: Ctx): EmuResponse {
   };
   if (w.has('amojo_id')) out.amojo_id = a.amojo_id;
   if (w.has('version')) out.version = a.version;
-  if (w.has('is_api_filter_enabled')) out.is_api_filter_enabled = true;
+  if (w.has('is_api_filter_enabled')) out.is_api_filter_enabled = ctx.behaviour.filters === 'applied';
   if (w.has('drive_url')) out.drive_url = `https://drive-c.kommo.com`;
   out._links = selfLink(ctx, '/api/v4/account');
   // Fixture GET_account.with.json: the other `with` data comes under `_embedded`.

@@ -103,15 +103,20 @@ export function createdRef(ctx: Ctx, entity: string, id: number, requestId: stri
  * value incl. PHONE/EMAIL), plus the id and price when equal to the query. The stored format matters:
  * `+7 912 345-67-89` does not contain `9123456789`. To match how practitioners query (§6: strip the
  * formatting, query the digits, post-filter on PHONE), a query of 5+ digits is ALSO matched against the
- * digits-only form of phone values — an emulator choice, since Kommo's exact algorithm is UNVERIFIED.
+ * digits-only form of phone values — an emulator choice, since Kommo's exact algorithm is UNVERIFIED; with
+ * `phoneQuery: 'as-stored'` (KommoBehaviour) it is not, the stricter reading.
  */
-export function matchesQuery(rec: { id: number; name: string; custom_fields_values: KCustomFieldValue[] | null } & Partial<{ first_name: string; last_name: string; price: number }>, q: string): boolean {
+export function matchesQuery(
+  rec: { id: number; name: string; custom_fields_values: KCustomFieldValue[] | null } & Partial<{ first_name: string; last_name: string; price: number }>,
+  q: string,
+  phoneQuery: 'digits' | 'as-stored' = 'digits',
+): boolean {
   const needle = q.toLowerCase();
   if (String(rec.id) === q || (rec.price !== undefined && rec.price > 0 && String(rec.price) === q)) return true;
   const texts = [rec.name, rec.first_name ?? '', rec.last_name ?? ''];
   for (const f of rec.custom_fields_values ?? []) for (const v of f.values) texts.push(String(v.value));
   if (texts.some((t) => t.toLowerCase().includes(needle))) return true;
-  if (/^\d{5,}$/.test(q)) {
+  if (phoneQuery === 'digits' && /^\d{5,}$/.test(q)) {
     for (const f of rec.custom_fields_values ?? []) {
       if (f.field_code !== 'PHONE') continue;
       if (f.values.some((v) => String(v.value).replace(/\D+/g, '').includes(q))) return true;

@@ -1,0 +1,61 @@
+/**
+ * buildApp(config) → what every way of running crm-mcp needs once the configuration is known: the token
+ * store, the providers (one per connection), the audit log and the metrics. `serve` builds it and hands it
+ * to a transport; a command that checks connections can build the same thing without serving.
+ */
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { AuditLog } from './audit/audit-log.js';
+import { ConfigError, type AppConfig } from './config/config.js';
+import type { Metrics } from './metrics/metrics.js';
+import { buildProviders } from './providers/factory.js';
+import type { CrmProvider } from './providers/types.js';
+import { defaultDataDir, openStore, type Store } from './store/store.js';
+
+export interface AppOptions {
+  logger: Logger;
+  /** The built-in emulators: the store and the audit log stay in memory unless configured otherwise. */
+  sandbox?: boolean;
+  /**
+   * Collect Prometheus metrics (served by the HTTP service only, so stdio does not load prom-client);
+   * CRM_MCP_METRICS=false turns them off.
+   */
+  metrics?: boolean;
+}
+
+export interface App {
+  config: AppConfig;
+  store: Store;
+  providers: CrmProvider[];
+  /** Where write decisions are recorded; absent with CRM_MCP_AUDIT_LOG=off. */
+  audit?: AuditLog;
+  metrics?: Metrics;
+  /** Where the audit log is written (undefined: in memory, or off). */
+  auditFile?: string;
+  close(): Promise<void>;
+}
+
+export async function buildApp(config: AppConfig, o: AppOptions): Promise<App> {
+  const store = await openStore(config.store ?? (o.sandbox ? 'memory' : undefined));
+  try {
+    const { auditLog } = config.service;
+    const auditFile = auditLog === false ? undefined : (auditLog ?? (o.sandbox ? undefined : join(defaultDataDir(), 'audit.log')));
+    const audit = auditLog === false ? undefined : new AuditLog({ file: auditFile, maxBytes: config.service.auditMaxBytes, keep: config.service.auditKeep });
+    // With writes on, the audit log fails closed: refuse to start rather than serve writes nobody could review.
+    if (audit && config.connections.some((c) => c.policy.allowWrites)) {
+      await audit.ensureWritable().catch((err: unknown) => {
+        const why = ((err as Error).cause as { code?: string } | undefined)?.code ?? 'not writable';
+        throw new ConfigError([
+          `CRM_MCP_AUDIT_LOG: the audit log ${auditFile} cannot be written (${why}), and writes are enabled (CRM_ALLOW_WRITES=true): every write must leave an audit line. Point CRM_MCP_AUDIT_LOG at a writable file (its directory is created if missing), fix the permissions, or set CRM_MCP_AUDIT_LOG=off to run without an audit log.`,
+        ]);
+      });
+    }
+    const metrics = o.metrics && config.service.metrics !== false ? new (await import('./metrics/metrics.js')).Metrics() : undefined;
+    const providers = await buildProviders(config, { store, logger: o.logger, onEvent: metrics?.onHttpEvent });
+    metrics?.watchProviders(providers);
+    return { config, store, providers, audit, metrics, auditFile, close: () => store.close() };
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Bitrix24 records by id, the links listed records lack (every contact, company names: links.ts), and
+ * finding people and their deals/leads by email or phone (duplicates.ts).
+ */
+import { CrmError, notFound } from '../../http/errors.js';
+import { byOpenThenRecent } from '../../services/dedupe.js';
+import { requireSearchKey } from '../../services/validate.js';
+import type { CallContext, ContactItem, Id, Lead, SearchResult } from '../types.js';
+import { findByComm as findByCommIn } from './duplicates.js';
+import { bxId, cap } from './ids.js';
+import { fetchLinks, type Links } from './links.js';
+import { mapContact, mapDeal, mapLeadRow, type Row } from './map.js';
+import type { BitrixParts, Entity } from './metadata.js';
+import { BRow, parseBitrix, rowsOf } from './schemas.js';
+
+export async function getRow(b: BitrixParts, ctx: CallContext, entity: Entity, id: Id): Promise<Row> {
+  const n = bxId(id);
+  let result: unknown;
+  try {
+    result = (await b.api.call<unknown>(ctx, `crm.${entity}.get`, { id: n })).result;
+  } catch (e) {
+    if (e instanceof CrmError && e.code === 'not_found') throw notFound(`${cap(entity)} ${n}`);
+    throw e;
+  }
+  if (!result || typeof result !== 'object') throw notFound(`${cap(entity)} ${n}`);
+  return parseBitrix(BRow, result, `crm.${entity}.get`);
+}
+
+/**
+ * Every contact (not only the primary CONTACT_ID) and the company's name of listed deals/leads, in one batch
+ * per page (links.ts). A lead's COMPANY_TITLE is its own free-text field, not the linked company's name.
+ */
+export async function fillLeadLinks(b: BitrixParts, ctx: CallContext, leads: Lead[], contacts: ContactItem[] = [], known?: Links): Promise<void> {
+  const titles = new Map(known?.titles);
+  const contactsOf = new Map(known?.contacts);
+  const fetched = await fetchLinks({ batch: (c, x) => b.api.batch(c, x) }, ctx, {
+    companyIds: [...leads, ...contacts].map((x) => x.company?.id).filter((id) => id !== undefined && !titles.has(String(id))),
+    deals: leads.filter((x) => x.entity === 'deal' && !contactsOf.has(`deal:${String(x.id)}`)).map((x) => x.id),
+    leads: leads.filter((x) => x.entity === 'lead' && !contactsOf.has(`lead:${String(x.id)}`)).map((x) => x.id),
+  });
+  for (const [k, v] of fetched.titles) titles.set(k, v);
+  for (const [k, v] of fetched.contacts) contactsOf.set(k, v);
+  for (const x of leads) {
+    const ids = contactsOf.get(`${x.entity}:${String(x.id)}`);
+    if (ids) x.contact_ids = ids;
+  }
+  for (const x of [...leads, ...contacts]) {
+    if (x.company && titles.has(String(x.company.id))) x.company = { id: x.company.id, name: titles.get(String(x.company.id)) ?? null };
+  }
+}
+
+/** Finds contacts, leads and deals by email/phone (duplicates.ts: per-type findbycomm, every binding). */
+export async function findByComm(b: BitrixParts, ctx: CallContext, q: { email?: string; phone?: string }): ReturnType<typeof findByCommIn> {
+  requireSearchKey(q);
+  const l = await b.meta.lookups(ctx);
+  return findByCommIn({ batch: (c, cmd) => b.api.batch(c, cmd), leadsEnabled: l.leadsEnabled, country: l.country }, ctx, q);
+}
+
+export async function searchLeadByContact(b: BitrixParts, ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult> {
+  const r = await findByComm(b, ctx, q);
+  const l = await b.meta.lookups(ctx);
+  const leads = [...r.deals.map((d) => mapDeal(d, l)), ...r.leads.map((x) => mapLeadRow(x, l))].sort(byOpenThenRecent);
+  const contacts = r.contacts.map((c) => mapContact(c, l, r.linksOf.get(Number(c.ID)) ?? []));
+  await fillLeadLinks(b, ctx, leads, contacts, r.links);
+  return {
+    query: { ...(q.email ? { email: q.email } : {}), ...(q.phone ? { phone: q.phone, phone_e164: r.e164 } : {}) },
+    contacts,
+    leads,
+  };
+}
+
+/** The company with exactly this title (case and surrounding spaces aside), if there is one. */
+export async function findCompany(b: BitrixParts, ctx: CallContext, name: string): Promise<number | undefined> {
+  const r = await b.api.call<unknown>(ctx, 'crm.company.list', { filter: { TITLE: name.trim() }, select: ['ID', 'TITLE'], start: -1 });
+  const co = rowsOf(r.result, 'crm.company.list').find((c) => String(c.TITLE).toLowerCase() === name.trim().toLowerCase());
+  return co ? Number(co.ID) : undefined;
+}

@@ -1,0 +1,152 @@
+/** Kommo contacts and companies: lists, one record, creates (duplicate-safe) and updates. */
+import { randomUUID } from 'node:crypto';
+import { CrmError } from '../../http/errors.js';
+import { createContact as createContactService, type ContactPrimitives } from '../../services/create-contact.js';
+import { emailToAdd, notOnContact, phoneToAdd, requireChanges } from '../../services/validate.js';
+import { sameEmail, samePhone } from '../../util/phone.js';
+import type { CallContext, Company, Contact, CreateContactInput, CreateContactResult, ListQuery, Page, UpdateContactInput, WriteResult, Id } from '../types.js';
+import { resolveFields } from './fields.js';
+import { toId } from './ids.js';
+import { mapCompany, mapContact, multiField, type KCustomFieldWrite } from './map.js';
+import type { KommoParts } from './metadata.js';
+import { PARTY_ORDER } from './paging.js';
+import { nameCompanies, rawEntity } from './records.js';
+import { createdId, KContact } from './schemas.js';
+import { findCompany, searchContacts } from './search.js';
+
+export async function listContacts(k: KommoParts, ctx: CallContext, q: ListQuery): Promise<Page<Contact>> {
+  const [orderKey, dir] = PARTY_ORDER[q.sort ?? 'created_desc'];
+  const params: Array<[string, string]> = [
+    ['with', 'leads'],
+    [`order[${orderKey}]`, dir],
+  ];
+  if (q.query) params.push(['query', q.query]);
+  const page = await k.api.listPage(ctx, '/api/v4/contacts', 'contacts', KContact, params, q.limit, q.cursor);
+  const l = await k.meta.lookups(ctx);
+  const items = page.items.map((x) => mapContact(x, l));
+  await nameCompanies(k, ctx, items);
+  return { items, has_more: page.has_more, cursor: page.cursor };
+}
+
+export async function getContact(k: KommoParts, ctx: CallContext, id: Id): Promise<Contact> {
+  const raw = await rawEntity(k, ctx, 'contacts', id, 'leads');
+  const l = await k.meta.lookups(ctx);
+  const c = mapContact(raw, l);
+  if (c.company) {
+    const [co] = await k.api.byIds(ctx, 'companies', [Number(c.company.id)], KContact);
+    if (co) c.company = { id: co.id, name: co.name ?? null };
+  }
+  return c;
+}
+
+export async function listCompanies(k: KommoParts, ctx: CallContext, q: ListQuery): Promise<Page<Company>> {
+  const [orderKey, dir] = PARTY_ORDER[q.sort ?? 'created_desc'];
+  const params: Array<[string, string]> = [
+    ['with', 'contacts,leads'],
+    [`order[${orderKey}]`, dir],
+  ];
+  if (q.query) params.push(['query', q.query]);
+  const page = await k.api.listPage(ctx, '/api/v4/companies', 'companies', KContact, params, q.limit, q.cursor);
+  const l = await k.meta.lookups(ctx);
+  return { items: page.items.map((x) => mapCompany(x, l)), has_more: page.has_more, cursor: page.cursor };
+}
+
+export async function getCompany(k: KommoParts, ctx: CallContext, id: Id): Promise<Company> {
+  return mapCompany(await rawEntity(k, ctx, 'companies', id, 'contacts,leads'), await k.meta.lookups(ctx));
+}
+
+interface KommoContactDraft {
+  responsible: number | undefined;
+  fields: KCustomFieldWrite[] | undefined;
+}
+
+/** The steps of create_contact that are Kommo's own (services/create-contact.ts runs them in order). */
+function contactSteps(k: KommoParts): ContactPrimitives<KommoContactDraft, unknown[]> {
+  const existing = async (ctx: CallContext, q: { email?: string; phone?: string }) => {
+    const found = (await searchContacts(k, ctx, q)).contacts[0];
+    return found ? mapContact(found, await k.meta.lookups(ctx)) : undefined;
+  };
+  const send = (ctx: CallContext, body: unknown[]) => k.api.call<unknown>(ctx, 'POST', '/api/v4/contacts', { body, op: 'create' });
+  return {
+    country: (ctx) => k.meta.defaultCountry(ctx),
+    prepare: async (ctx, input) => ({
+      responsible: await k.meta.checkUser(ctx, input.responsible_user_id),
+      fields: await resolveFields(k, ctx, 'contacts', input.custom_fields),
+    }),
+    findExisting: existing,
+    findCompany: (ctx, name) => findCompany(k, ctx, name),
+    noCompanyHint: "Create the lead with a company, or use an existing company's exact name.",
+    build: ({ draft, input, person, name, phone, companyId }) => [
+      {
+        name,
+        ...(person.first ? { first_name: person.first } : {}),
+        ...(person.last ? { last_name: person.last } : {}),
+        ...(draft.responsible ? { responsible_user_id: draft.responsible } : {}),
+        custom_fields_values: [
+          ...(phone ? [multiField('PHONE', [{ value: phone.e164 }])] : []),
+          ...(input.email ? [multiField('EMAIL', [{ value: input.email.trim() }])] : []),
+          ...(draft.fields ?? []),
+        ],
+        _embedded: {
+          ...(input.tags?.length ? { tags: input.tags.map((t) => ({ name: t })) } : {}),
+          ...(companyId ? { companies: [{ id: companyId }] } : {}),
+        },
+        request_id: `crm-mcp-${randomUUID()}`,
+      },
+    ],
+    plan: (body) => k.api.plan('POST', '/api/v4/contacts', body),
+    async send(ctx, body) {
+      const id = createdId(await send(ctx, body), 'contacts');
+      if (!id) throw new CrmError({ code: 'upstream', message: 'Kommo accepted the contact but returned no id; search for it before retrying.' });
+      return id;
+    },
+    findJustCreated: existing,
+    getContact: (ctx, id) => getContact(k, ctx, id),
+  };
+}
+
+export function createContact(k: KommoParts, ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult> {
+  return createContactService(contactSteps(k), ctx, input);
+}
+
+export async function updateContact(k: KommoParts, ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>> {
+  const id = toId(input.id, 'id');
+  const current = await rawEntity(k, ctx, 'contacts', id, 'leads');
+  const country = await k.meta.defaultCountry(ctx);
+  const responsible = await k.meta.checkUser(ctx, input.responsible_user_id);
+  const fields = (await resolveFields(k, ctx, 'contacts', input.custom_fields)) ?? [];
+  // Kommo replaces a field's values on PATCH: send the existing values plus/minus the requested changes,
+  // so an update never silently drops phones or emails.
+  const multi = (code: 'PHONE' | 'EMAIL', add: string[] | undefined, remove: string[] | undefined): KCustomFieldWrite | undefined => {
+    if (!add?.length && !remove?.length) return undefined;
+    const same = code === 'PHONE' ? (a: string, b: string) => samePhone(a, b, country) : sameEmail;
+    const existing = (current.custom_fields_values ?? []).find((f) => f.field_code === code)?.values ?? [];
+    for (const r of remove ?? []) {
+      if (!existing.some((v) => same(String(v.value ?? ''), r))) notOnContact(code, r, id);
+    }
+    const kept = existing.filter((v) => !(remove ?? []).some((r) => same(String(v.value ?? ''), r)));
+    const added = (add ?? []).map((a) => (code === 'PHONE' ? phoneToAdd(a, country) : emailToAdd(a)));
+    const values = [
+      ...kept.map((v) => ({ value: String(v.value ?? ''), enum_code: v.enum_code ?? v.enum ?? 'WORK' })),
+      ...added.filter((a) => !kept.some((v) => same(String(v.value ?? ''), a))).map((value) => ({ value, enum_code: 'WORK' })),
+    ];
+    return multiField(code, values);
+  };
+  const phones = multi('PHONE', input.phones_to_add, input.phones_to_remove);
+  const emails = multi('EMAIL', input.emails_to_add, input.emails_to_remove);
+  const cfv = [...(phones ? [phones] : []), ...(emails ? [emails] : []), ...fields];
+  const body: Record<string, unknown> = {
+    ...(input.name !== undefined ? { name: input.name } : {}),
+    ...(input.first_name !== undefined ? { first_name: input.first_name } : {}),
+    ...(input.last_name !== undefined ? { last_name: input.last_name } : {}),
+    ...(responsible ? { responsible_user_id: responsible } : {}),
+    ...(cfv.length ? { custom_fields_values: cfv } : {}),
+    ...(input.tags_to_add?.length ? { tags_to_add: input.tags_to_add.map((name) => ({ name })) } : {}),
+    ...(input.tags_to_delete?.length ? { tags_to_delete: input.tags_to_delete.map((name) => ({ name })) } : {}),
+  };
+  requireChanges(body);
+  const path = `/api/v4/contacts/${id}`;
+  if (ctx.dryRun) return { dry_run: true, item: null, requests: [k.api.plan('PATCH', path, body)] };
+  await k.api.call(ctx, 'PATCH', path, { body, op: 'idempotent' });
+  return { item: await getContact(k, ctx, id) };
+}

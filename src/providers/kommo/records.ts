@@ -1,0 +1,48 @@
+/** Single Kommo records by id, and company names beside the company ids of records already read. */
+import { CrmError, notFound } from '../../http/errors.js';
+import type { CallContext, Id } from '../types.js';
+import { PAGE_MAX } from './api.js';
+import { toId } from './ids.js';
+import type { KommoParts } from './metadata.js';
+import { KContact, KLead, parseKommo } from './schemas.js';
+
+/** One record's answer; a missing record may come as 204 or 404 (§4), or as a body without an id. */
+async function one(k: KommoParts, ctx: CallContext, path: string, withParam: string): Promise<unknown> {
+  try {
+    const data = await k.api.get(ctx, path, { with: withParam });
+    return data && typeof data === 'object' && (data as { id?: unknown }).id ? data : undefined;
+  } catch (e) {
+    if (e instanceof CrmError && e.code === 'not_found') return undefined;
+    throw e;
+  }
+}
+
+export async function rawLead(k: KommoParts, ctx: CallContext, id: Id): Promise<KLead> {
+  const n = toId(id, 'id');
+  const path = `/api/v4/leads/${n}`;
+  const data = await one(k, ctx, path, 'contacts');
+  if (data === undefined) throw notFound(`Lead ${n}`);
+  return parseKommo(KLead, data, `GET ${path}`);
+}
+
+export async function rawEntity(k: KommoParts, ctx: CallContext, entity: 'contacts' | 'companies', id: Id, withParam: string): Promise<KContact> {
+  const n = toId(id, 'id');
+  const path = `/api/v4/${entity}/${n}`;
+  const data = await one(k, ctx, path, withParam);
+  if (data === undefined) throw notFound(`${entity === 'contacts' ? 'Contact' : 'Company'} ${n}`);
+  return parseKommo(KContact, data, `GET ${path}`);
+}
+
+/**
+ * Company names beside company ids: a lead's or contact's `_embedded.companies` carries ids only (§5.1, §6),
+ * so the page's companies are read in one `filter[id][]` request (250 a request).
+ */
+export async function nameCompanies(k: KommoParts, ctx: CallContext, records: Array<{ company: { id: Id; name: string | null } | null }>): Promise<void> {
+  const ids = [...new Set(records.filter((r) => r.company && r.company.name === null).map((r) => Number(r.company!.id)))];
+  if (!ids.length) return;
+  const names = new Map<number, string | null>();
+  for (let i = 0; i < ids.length; i += PAGE_MAX) {
+    for (const c of await k.api.byIds(ctx, 'companies', ids.slice(i, i + PAGE_MAX), KContact)) names.set(c.id, c.name ?? null);
+  }
+  for (const r of records) if (r.company && names.has(Number(r.company.id))) r.company = { id: r.company.id, name: names.get(Number(r.company.id)) ?? null };
+}

@@ -1,0 +1,78 @@
+/**
+ * Dedupe-then-create for contacts, written once over provider primitives: check the input → a contact with
+ * the same email or phone is returned instead of a second one → the company must exist → build and send →
+ * when the answer was lost, look (by email/phone) before sending again; without either we cannot tell, and
+ * the error stands.
+ */
+import { CrmError, validationError } from '../http/errors.js';
+import type { CallContext, Contact, CreateContactInput, CreateContactResult, Id, PlannedRequest } from '../providers/types.js';
+import type { NormalizedPhone } from '../util/phone.js';
+import { splitName, type PersonName } from './names.js';
+import { checkEmail, checkPhone, requirePersonName } from './validate.js';
+
+export interface NewContact<D> {
+  draft: D;
+  input: CreateContactInput;
+  person: PersonName;
+  /** The full name (first + last, or `name`). */
+  name: string;
+  phone: NormalizedPhone | undefined;
+  companyId: number | undefined;
+}
+
+export interface ContactPrimitives<D, R> {
+  /** The account's country (ISO 3166 alpha-2), for phones typed without a country code. */
+  country(ctx: CallContext): Promise<string | undefined>;
+  /** Input this CRM cannot take at all (e.g. tags where there are none); pure. */
+  refuse?(input: CreateContactInput): void;
+  /** The CRM's own checks and reads (responsible user, custom fields); throws before any write. */
+  prepare(ctx: CallContext, input: CreateContactInput): Promise<D>;
+  /** An existing contact with this email or phone, as the tool returns it. */
+  findExisting(ctx: CallContext, q: { email?: string; phone?: string }): Promise<Contact | undefined>;
+  findCompany(ctx: CallContext, name: string): Promise<number | undefined>;
+  /** Words after `company_name: no company named "…".` (what to do instead), if any. */
+  noCompanyHint?: string;
+  build(contact: NewContact<D>): R;
+  plan(request: R): PlannedRequest;
+  /** Sends the create and returns the new contact's id; a lost answer is a CrmError with `ambiguous` set. */
+  send(ctx: CallContext, request: R): Promise<Id>;
+  /** After a lost answer: the contact the create may have made, found by email/phone. */
+  findJustCreated(ctx: CallContext, q: { email?: string; phone?: string }): Promise<Contact | undefined>;
+  getContact(ctx: CallContext, id: Id): Promise<Contact>;
+}
+
+const EXISTS = 'A contact with this email/phone already exists: returning it instead of creating a duplicate.';
+
+export async function createContact<D, R>(p: ContactPrimitives<D, R>, ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult> {
+  const country = await p.country(ctx);
+  const phone = checkPhone('phone', input.phone, country);
+  checkEmail('email', input.email);
+  p.refuse?.(input);
+  const person = splitName(input);
+  const name = requirePersonName(person.full);
+  const draft = await p.prepare(ctx, input);
+  const q = { email: input.email, phone: input.phone };
+  if (input.email || input.phone) {
+    const existing = await p.findExisting(ctx, q);
+    if (existing) return { created: false, contact: existing, reason: EXISTS };
+  }
+  let companyId: number | undefined;
+  if (input.company_name) {
+    companyId = await p.findCompany(ctx, input.company_name);
+    if (companyId === undefined)
+      throw validationError(`company_name: no company named "${input.company_name}".${p.noCompanyHint ? ` ${p.noCompanyHint}` : ''}`);
+  }
+  const request = p.build({ draft, input, person, name, phone, companyId });
+  if (ctx.dryRun) return { created: false, dry_run: true, contact: null, requests: [p.plan(request)] };
+  let id: Id;
+  try {
+    id = await p.send(ctx, request);
+  } catch (e) {
+    // The response was lost: look before creating again (by email/phone; without them we cannot tell).
+    if (!(e instanceof CrmError && e.ambiguous) || !(input.email || input.phone)) throw e;
+    const landed = await p.findJustCreated(ctx, q);
+    if (landed) return { created: true, contact: landed };
+    id = await p.send(ctx, request);
+  }
+  return { created: true, contact: await p.getContact(ctx, id) };
+}

@@ -1,0 +1,63 @@
+/**
+ * One SDK handler (`createMcpHandler`) per policy scope. The handler serves both protocol eras through one
+ * factory: 2026-07-28 requests per request, 2025-era ones through its stateless legacy leg. Its factory is
+ * called once per request and must return a fresh server (the SDK binds an instance to one exchange and
+ * writes the request's era and client identity into it, so a reused instance would carry one request's
+ * state into the next); what makes that cheap is in server.ts (schemas converted once, per-scope input
+ * schemas cached). The scope — the narrowing a request's X-CRM-* headers ask for — is fixed per handler,
+ * so a request can never be served by a server built for another scope.
+ */
+import { createMcpHandler, type McpHttpHandler, type McpServer } from '@modelcontextprotocol/server';
+import type { PolicyFlags } from '../../policy/policy.js';
+
+/** What a request asks of the server it gets. */
+export interface RequestScope {
+  /** Restrictions the request's headers ask for; they can only tighten the operator's policy. */
+  narrow: Partial<PolicyFlags>;
+}
+
+export interface HandlerPoolOptions {
+  makeServer: (scope: RequestScope) => McpServer;
+  /** Largest body the SDK would read itself (the service hands it the parsed body, so this is a backstop). */
+  maxRequestBodySize: number;
+  onerror: (err: Error) => void;
+}
+
+/** Narrowing has four flags that can each only be set one way: at most 16 scopes, so this cap is never reached in practice. */
+const MAX_SCOPES = 64;
+
+export class HandlerPool {
+  private readonly handlers = new Map<string, McpHttpHandler>();
+
+  constructor(private readonly o: HandlerPoolOptions) {}
+
+  /** The handler for this scope (created on first use). */
+  get(scope: RequestScope): McpHttpHandler {
+    // Keys are built from the sorted flags so {a, b} and {b, a} are one scope.
+    const key = JSON.stringify(Object.entries(scope.narrow).sort(([a], [b]) => a.localeCompare(b)));
+    let h = this.handlers.get(key);
+    if (!h) {
+      if (this.handlers.size >= MAX_SCOPES) {
+        const [oldestKey, oldest] = this.handlers.entries().next().value as [string, McpHttpHandler];
+        this.handlers.delete(oldestKey);
+        void oldest.close().catch(this.o.onerror);
+      }
+      const frozen: RequestScope = { narrow: { ...scope.narrow } };
+      h = createMcpHandler(() => this.o.makeServer(frozen), {
+        // Progress and log notifications upgrade the answer to an SSE stream; a plain result stays JSON.
+        responseMode: 'auto',
+        maxRequestBodySize: this.o.maxRequestBodySize,
+        onerror: this.o.onerror,
+      });
+      this.handlers.set(key, h);
+    }
+    return h;
+  }
+
+  /** Aborts what is still in flight on every handler (shutdown, after the drain deadline). */
+  async close(): Promise<void> {
+    const all = [...this.handlers.values()];
+    this.handlers.clear();
+    await Promise.all(all.map((h) => h.close().catch(this.o.onerror)));
+  }
+}
