@@ -9,6 +9,7 @@ import { defineConfig } from 'vitest/config';
 const E2E = [
   'test/audit-failclosed.test.ts',
   'test/auth-cli.test.ts',
+  'test/bin-bundle.test.ts',
   'test/config-claude.test.ts',
   'test/config-mistakes.test.ts',
   'test/conformance.test.ts',

@@ -161,7 +161,11 @@ async function bitrixDirectFloor(n) {
       const bound = i === 0 ? after : `$result[p${i - 1}][49][ID]`;
       cmd[`p${i}`] = `crm.deal.list?${phpQuery({ ...base, filter: bound !== undefined ? { '<ID': bound } : {} })}`;
     }
-    const res = await request(`${emu.webhookUrl}batch.json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ halt: 0, cmd }) });
+    const res = await request(`${emu.webhookUrl}batch.json`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ halt: 0, cmd }),
+    });
     const data = JSON.parse(await res.body.text());
     requests += 1;
     let last;
@@ -222,7 +226,7 @@ export async function bitrixBulk() {
   const ids = new Set();
   let calls = 0;
   const t0 = performance.now();
-  for (let start = 0; ; ) {
+  for (let start = 0; ;) {
     const r = structuredOf(await c.call('bitrix_call', { method: 'crm.deal.list', params: { order: { ID: 'ASC' }, select: ['*', 'UF_*'], start } }));
     calls += 1;
     for (const row of r.result ?? []) ids.add(row.ID);

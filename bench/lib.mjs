@@ -37,7 +37,15 @@ export function stats(samples) {
   const s = [...samples].sort((a, b) => a - b);
   const at = (q) => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] : NaN);
   const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);
-  return { n: s.length, p50: round(at(0.5)), p90: round(at(0.9)), p99: round(at(0.99)), mean: round(mean), min: round(s[0] ?? NaN), max: round(s.at(-1) ?? NaN) };
+  return {
+    n: s.length,
+    p50: round(at(0.5)),
+    p90: round(at(0.9)),
+    p99: round(at(0.99)),
+    mean: round(mean),
+    min: round(s[0] ?? NaN),
+    max: round(s.at(-1) ?? NaN),
+  };
 }
 
 export function median(xs) {
@@ -72,6 +80,8 @@ export function machine() {
     arch: process.arch,
     load_average_at_start: os.loadavg().map((x) => round(x, 2)),
     crm_mcp_version: pkg.version,
+    // The server runs on SDK v2 (@modelcontextprotocol/server); the bench's clients are SDK 1.x (@modelcontextprotocol/sdk).
+    server_sdk_version: JSON.parse(readFileSync(join(ROOT, 'node_modules/@modelcontextprotocol/server/package.json'), 'utf8')).version,
     sdk_version: JSON.parse(readFileSync(join(ROOT, 'node_modules/@modelcontextprotocol/sdk/package.json'), 'utf8')).version,
   };
 }
@@ -166,28 +176,41 @@ export function delta(after, before) {
 
 export async function kommoProvider(emu, token, policy = READ_ONLY, limiter = undefined) {
   const store = await openStore('memory');
-  const p = new KommoProvider({ name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: token, policy: policy ?? READ_ONLY }, { store, timeoutMs: 30_000, maxRetries: 3, limiter });
+  const p = new KommoProvider(
+    { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: token, policy: policy ?? READ_ONLY },
+    { store, timeoutMs: 30_000, maxRetries: 3, limiter },
+  );
   await p.init();
   return p;
 }
 
 export async function bitrixProvider(emu, policy = READ_ONLY) {
   const store = await openStore('memory');
-  const p = new BitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: emu.webhookUrl, plan: 'standard', policy }, { store, timeoutMs: 30_000, maxRetries: 3 });
+  const p = new BitrixProvider(
+    { name: 'bitrix24', provider: 'bitrix24', webhookUrl: emu.webhookUrl, plan: 'standard', policy },
+    { store, timeoutMs: 30_000, maxRetries: 3 },
+  );
   await p.init();
   return p;
 }
 
-/** An SDK Client connected in-process (InMemoryTransport) to createServer() over these providers. */
-export async function inProcessClient(providers) {
-  const server = createServer({ config: { tools: {} }, providers });
+/**
+ * An SDK Client connected in-process (InMemoryTransport) to createServer() over these providers. `toolsets`
+ * as CRM_TOOLSETS gives them to the config loader (src/tools/toolsets.ts parseToolsets); omitted, every tool.
+ */
+export async function inProcessClient(providers, { toolsets } = {}) {
+  const server = createServer({ config: { tools: toolsets ? { toolsets } : {} }, providers });
   const client = new Client({ name: 'bench', version: '0.0.0' });
   const [ct, st] = InMemoryTransport.createLinkedPair();
   await Promise.all([server.connect(st), client.connect(ct)]);
-  return wrap(client, async () => {
-    await client.close();
-    await server.close();
-  });
+  return wrap(
+    client,
+    async () => {
+      await client.close();
+      await server.close();
+    },
+    { transport: ct },
+  );
 }
 
 function wrap(client, close, extra = {}) {
@@ -233,11 +256,19 @@ export async function stdioClient({ script = CLI, args = [], env }) {
     throw new Error(`stdio server failed to start: ${e.message}\n${stderr}`);
   }
   const tInit = performance.now();
+  // When the tools/list answer arrives, before the SDK client works on it (Client.listTools() of SDK 1.x
+  // compiles an Ajv validator for every output schema before it resolves: client time, not server time).
+  let tAnswer = NaN;
+  const deliver = transport.onmessage;
+  transport.onmessage = (msg, extra) => {
+    if (Number.isNaN(tAnswer) && Array.isArray(msg?.result?.tools)) tAnswer = performance.now();
+    deliver?.(msg, extra);
+  };
   const list = await client.listTools();
   const tList = performance.now();
   return wrap(client, () => client.close(), {
     pid: transport.pid,
-    startup: { initialize_ms: round(tInit - t0, 1), tools_list_ms: round(tList - t0, 1) },
+    startup: { initialize_ms: round(tInit - t0, 1), tools_list_answer_ms: round(tAnswer - t0, 1), tools_list_ms: round(tList - t0, 1) },
     tools: list.tools,
     stderr: () => stderr,
   });

@@ -10,7 +10,22 @@
  */
 import { DEMO as BDEMO } from '../dist/sandbox/bitrix24/index.js';
 import { DEMO as KDEMO } from '../dist/sandbox/kommo/index.js';
-import { cpuSecondsOf, bitrixCounters, bitrixEmu, httpClient, kommoCounters, kommoEmu, log, memoryOf, round, serverEnv, sleep, spawnHttpServer, stats, textOf } from './lib.mjs';
+import {
+  cpuSecondsOf,
+  bitrixCounters,
+  bitrixEmu,
+  httpClient,
+  kommoCounters,
+  kommoEmu,
+  log,
+  memoryOf,
+  round,
+  serverEnv,
+  sleep,
+  spawnHttpServer,
+  stats,
+  textOf,
+} from './lib.mjs';
 
 const CLIENTS = 20;
 const DURATION_MS = 30_000;
@@ -46,7 +61,10 @@ export async function load() {
   log(`load: ${CLIENTS} HTTP clients for ${DURATION_MS / 1000} s`);
   const { emu: k, token } = await kommoEmu();
   const b = await bitrixEmu();
-  const srv = await spawnHttpServer({ env: serverEnv({ KOMMO_BASE_URL: k.url, KOMMO_ACCESS_TOKEN: token, BITRIX_WEBHOOK_BASE: b.webhookUrl }) });
+  // The mix calls metadata tools (get_custom_fields, list_users), off on a fresh install.
+  const srv = await spawnHttpServer({
+    env: serverEnv({ KOMMO_BASE_URL: k.url, KOMMO_ACCESS_TOKEN: token, BITRIX_WEBHOOK_BASE: b.webhookUrl, CRM_TOOLSETS: 'all' }),
+  });
   const clients = [];
   for (let i = 0; i < CLIENTS; i++) clients.push(await httpClient(srv.url));
   // Fill the metadata caches once (as the first agent call of the day would).

@@ -12,7 +12,21 @@
  */
 import { Agent, request } from 'undici';
 import { createServer } from '../dist/server.js';
-import { httpClient, inProcessClient, kommoEmu, kommoProvider, log, memoryOf, round, serverEnv, sleep, spawnHttpServer, stats, stdioClient, timeEach } from './lib.mjs';
+import {
+  httpClient,
+  inProcessClient,
+  kommoEmu,
+  kommoProvider,
+  log,
+  memoryOf,
+  round,
+  serverEnv,
+  sleep,
+  spawnHttpServer,
+  stats,
+  stdioClient,
+  timeEach,
+} from './lib.mjs';
 
 const N = 2000;
 const WARM = 200;
@@ -84,7 +98,10 @@ export async function overheadAndMemory() {
   const { emu, token } = await kommoEmu({ rateLimit: false });
   const agent = new Agent({ connections: 4, keepAliveTimeout: 10_000 });
   const direct = async () => {
-    const res = await request(`${emu.url}/api/v4/leads/pipelines`, { headers: { authorization: `Bearer ${token}`, accept: 'application/json' }, dispatcher: agent });
+    const res = await request(`${emu.url}/api/v4/leads/pipelines`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      dispatcher: agent,
+    });
     await res.body.text();
     if (res.statusCode !== 200) throw new Error(`direct: ${res.statusCode}`);
   };
@@ -106,7 +123,8 @@ export async function overheadAndMemory() {
   const passIn = await series(async () => checked(await noLimit.call('kommo_request', { method: 'GET', path: '/api/v4/leads/pipelines' })));
   await noLimit.close();
 
-  const env = serverEnv({ KOMMO_BASE_URL: emu.url, KOMMO_ACCESS_TOKEN: token });
+  // kommo_request is in the raw toolset, off on a fresh install.
+  const env = serverEnv({ KOMMO_BASE_URL: emu.url, KOMMO_ACCESS_TOKEN: token, CRM_TOOLSETS: 'all' });
 
   log('overhead: stdio (spawned dist/cli.js)');
   const stdio = await stdioClient({ env });
@@ -150,12 +168,20 @@ export async function overheadAndMemory() {
       tool: 'get_pipelines (answered from the server metadata cache)',
       stdio: { ...S.stdio, overhead_vs_direct: over(S.stdio, d) },
       http: { ...S.http, overhead_vs_direct: over(S.http, d) },
-      in_process: { ...S.in_process, overhead_vs_direct: over(S.in_process, d), note: 'InMemoryTransport in the bench process: the server and SDK cost without any transport' },
+      in_process: {
+        ...S.in_process,
+        overhead_vs_direct: over(S.in_process, d),
+        note: 'InMemoryTransport in the bench process: the server and SDK cost without any transport',
+      },
     },
     uncached_passthrough: {
       tool: `kommo_request GET /api/v4/leads/pipelines (1 CRM request per call), ${PACED_N} calls paced at ${PACE_MS} ms`,
       direct_paced: dp,
-      in_process_no_limiter: { what: `the same call back to back (${N} calls), in-process transport, provider limiter replaced by a no-op; vs the unpaced direct series`, ...stats(passIn), overhead_vs_direct: over(stats(passIn), d) },
+      in_process_no_limiter: {
+        what: `the same call back to back (${N} calls), in-process transport, provider limiter replaced by a no-op; vs the unpaced direct series`,
+        ...stats(passIn),
+        overhead_vs_direct: over(stats(passIn), d),
+      },
       stdio: { ...P.stdio, overhead_vs_direct: over(P.stdio, dp) },
       http: { ...P.http, overhead_vs_direct: over(P.http, dp) },
     },

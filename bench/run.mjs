@@ -34,7 +34,10 @@ if (process.argv.includes('--render-only')) {
   process.exit(0);
 }
 
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
 const want = (name) => !only || only.includes(name);
 
 const started = performance.now();

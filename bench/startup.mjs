@@ -1,13 +1,21 @@
 /**
  * 4. Start-up: spawn → initialize → first tools/list answer over stdio, median of several runs, for a normal
  * start pointed at an already-running emulator (KOMMO_BASE_URL + KOMMO_ACCESS_TOKEN) and for `--sandbox`
- * (which also starts both emulators and seeds their demo data). The floor is a bare `node` process.
+ * (which also starts both emulators and seeds their demo data), side by side with the baseline: a minimal
+ * SDK v2 server with one tool (bench/minimal-server.mjs), measured the same way in the same run. The runs of
+ * all variants are interleaved (round i runs each once, the order rotating), so machine noise lands on all of
+ * them alike; the ratio of medians is the figure the target is set on. The floor is a bare `node` process.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CLI, ROOT, kommoEmu, log, median, memoryOf, round, serverEnv, stats, stdioClient } from './lib.mjs';
 
-const RUNS = 5;
+const RUNS = 9;
+const MINIMAL = join(ROOT, 'bench', 'minimal-server.mjs');
+/** tsc's output without the bin bundle of scripts/build-bin.mjs: dist/entry/cli.js run as dist/cli.js would. */
+const UNBUNDLED = ['--input-type=module', '-e', `import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'entry', 'cli.js')).href)}).then((m) => m.run([]));`];
 
 function spawnToExit(args) {
   return new Promise((resolve, reject) => {
@@ -18,45 +26,95 @@ function spawnToExit(args) {
   });
 }
 
-async function runs(label, opts) {
-  const list = [];
-  const init = [];
-  const rss = [];
-  let tools = 0;
+/** One spawn → initialize → tools/list of a variant; `answer` is when the tools/list answer arrived. */
+async function once(opts) {
+  const c = await stdioClient(opts);
+  const out = {
+    answer: c.startup.tools_list_answer_ms,
+    resolved: c.startup.tools_list_ms,
+    init: c.startup.initialize_ms,
+    rss: memoryOf(c.pid).rss_mb,
+    tools: c.tools.length,
+  };
+  await c.close();
+  return out;
+}
+
+function summary(samples) {
+  const col = (k) => samples.map((x) => x[k]);
+  return {
+    runs: samples.length,
+    tools_listed: samples[0]?.tools,
+    to_tools_list_answer_ms: { median: median(col('answer')), ...stats(col('answer')) },
+    to_tools_list_resolved_ms: { median: median(col('resolved')), ...stats(col('resolved')) },
+    to_initialize_ms_median: median(col('init')),
+    rss_after_start_mb_median: median(col('rss')),
+  };
+}
+
+/** Runs every variant RUNS times, interleaved: round i runs each once, starting one further along the list. */
+async function interleaved(variants) {
+  const names = Object.keys(variants);
+  const samples = Object.fromEntries(names.map((n) => [n, []]));
   for (let i = 0; i < RUNS; i++) {
-    const c = await stdioClient(opts);
-    list.push(c.startup.tools_list_ms);
-    init.push(c.startup.initialize_ms);
-    rss.push(memoryOf(c.pid).rss_mb);
-    tools = c.tools.length;
-    await c.close();
+    for (let j = 0; j < names.length; j++) {
+      const n = names[(i + j) % names.length];
+      samples[n].push(await once(variants[n]()));
+    }
   }
-  log(`start-up ${label}: ${list.map((x) => Math.round(x)).join(', ')} ms`);
-  return { runs: RUNS, tools_listed: tools, to_tools_list_ms: { median: median(list), ...stats(list) }, to_initialize_ms_median: median(init), rss_after_start_mb_median: median(rss) };
+  for (const n of names) log(`start-up ${n}: ${samples[n].map((x) => Math.round(x.answer)).join(', ')} ms`);
+  return Object.fromEntries(names.map((n) => [n, summary(samples[n])]));
+}
+
+const ratio = (a, b) => ({
+  answer: round(a.to_tools_list_answer_ms.median / b.to_tools_list_answer_ms.median, 2),
+  resolved: round(a.to_tools_list_resolved_ms.median / b.to_tools_list_resolved_ms.median, 2),
+});
+
+/** What a stdio start reads from dist/: the bin bundle's entry and the chunks it imports statically. */
+function binShape() {
+  const files = readdirSync(join(ROOT, 'dist')).filter((f) => /^cli(-[A-Z0-9]{8})?\.js$/.test(f));
+  const seen = new Set();
+  let bytes = 0;
+  const walk = (f) => {
+    if (seen.has(f) || !files.includes(f)) return;
+    seen.add(f);
+    const src = readFileSync(join(ROOT, 'dist', f), 'utf8');
+    bytes += Buffer.byteLength(src);
+    for (const m of src.matchAll(/^(?:import|export)\b[^;]*?from\s+"\.\/(cli-[A-Z0-9]{8}\.js)"|^import\s+"\.\/(cli-[A-Z0-9]{8}\.js)"/gm)) walk(m[1] ?? m[2]);
+  };
+  walk('cli.js');
+  const bundled = readFileSync(join(ROOT, 'dist', 'cli.js'), 'utf8').includes('scripts/build-bin.mjs');
+  return { bundled, files_in_dist: files.length, static_graph: { files: seen.size, mb: round(bytes / 2 ** 20, 2) } };
 }
 
 /**
- * Where start-up time goes: one fresh process imports the server's dependencies one after another and reports
- * each import's incremental time (shared sub-dependencies are charged to the first importer). The last two are
- * what `--http` adds, loaded lazily by entry/serve.ts so a stdio start does not pay for them.
+ * Where start-up time goes without the bundle: one fresh process imports, one after another, what a stdio
+ * start of tsc's output loads (in that order; shared sub-dependencies are charged to the first importer) and
+ * reports each import's incremental time. `dist/config/config.js` brings the tool registry (every tool's zod
+ * schemas) with it; `dist/providers/kommo/provider.js` is what buildApp loads for a Kommo connection. The
+ * rest is loaded lazily by entry/serve.ts, app.ts and the HTTP core, so a stdio start does not pay for it.
  */
 const IMPORTS = [
   'zod',
   '@modelcontextprotocol/server',
-  '@modelcontextprotocol/server/stdio',
   'pino',
   'keyv',
-  'undici',
-  'jose',
-  'libphonenumber-js',
+  'dist/config/config.js',
   'dist/server.js',
-  'dist/providers/factory.js',
+  'dist/app.js',
+  'dist/entry/serve.js',
+  'dist/providers/kommo/provider.js',
+  '@modelcontextprotocol/server/stdio',
+  'undici (first CRM request)',
+  'libphonenumber-js (first phone)',
+  'jose (OAuth only)',
   'dist/transports/http/service.js (--http only)',
   'dist/metrics/metrics.js (--http only)',
 ];
 
 function importCosts() {
-  const specs = IMPORTS.map((m) => (m.startsWith('dist/') ? pathToFileURL(`${ROOT}${m.split(' ')[0]}`).href : m));
+  const specs = IMPORTS.map((m) => (m.startsWith('dist/') ? pathToFileURL(`${ROOT}${m.split(' ')[0]}`).href : m.split(' ')[0]));
   const code = `const out = {}; for (const [label, spec] of ${JSON.stringify(IMPORTS.map((m, i) => [m, specs[i]]))}) { const t = performance.now(); try { await import(spec); out[label] = Math.round((performance.now() - t) * 10) / 10; } catch (e) { out[label] = null; } } process.stdout.write(JSON.stringify(out));`;
   const runs = [];
   for (let i = 0; i < 3; i++) runs.push(JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8' })));
@@ -73,16 +131,29 @@ export async function startup() {
   for (let i = 0; i < RUNS; i++) version.push(await spawnToExit([CLI, '--version']));
 
   const { emu, token } = await kommoEmu();
-  const normal = await runs('normal', { env: serverEnv({ KOMMO_BASE_URL: emu.url, KOMMO_ACCESS_TOKEN: token }) });
+  const normalEnv = () => serverEnv({ KOMMO_BASE_URL: emu.url, KOMMO_ACCESS_TOKEN: token });
+  const v = await interleaved({
+    normal: () => ({ env: normalEnv() }),
+    minimal: () => ({ script: MINIMAL, env: serverEnv({}) }),
+    sandbox: () => ({ args: ['--sandbox'], env: serverEnv({}) }),
+    normal_unbundled: () => ({ script: UNBUNDLED[0], args: UNBUNDLED.slice(1), env: normalEnv() }),
+  });
   const requestsAtStart = emu.requests.length;
   await emu.close();
-  const sandbox = await runs('--sandbox', { args: ['--sandbox'], env: serverEnv({}) });
   return {
-    method: `spawn (StdioClientTransport) → initialize → tools/list answered, ${RUNS} runs each, median`,
+    method: `spawn (StdioClientTransport) → initialize → tools/list, ${RUNS} runs of each variant interleaved, median. "answer": the tools/list answer has arrived at the client; "resolved": the SDK 1.x Client.listTools() has returned (it first compiles an Ajv validator per output schema: client work that grows with the output schemas)`,
+    runs: RUNS,
     node_floor_ms: { what: 'spawn `node -e 0` until exit', median: round(median(floor), 1) },
     version_flag_ms: { what: 'spawn `dist/cli.js --version` until exit (loads every top-level import)', median: round(median(version), 1) },
+    bin: binShape(),
     import_ms_median: importCosts(),
-    normal: { ...normal, crm_requests_during_start: requestsAtStart },
-    sandbox,
+    minimal: { what: 'bench/minimal-server.mjs: SDK v2 McpServer, one tool with a zod input schema, serveStdio', ...v.minimal },
+    normal: { ...v.normal, crm_requests_during_start: requestsAtStart, ratio_to_minimal: ratio(v.normal, v.minimal) },
+    sandbox: { ...v.sandbox, ratio_to_minimal: ratio(v.sandbox, v.minimal) },
+    normal_unbundled: {
+      what: "tsc's output (dist/entry/cli.js) without the bin bundle, same normal start",
+      ...v.normal_unbundled,
+      ratio_to_minimal: ratio(v.normal_unbundled, v.minimal),
+    },
   };
 }

@@ -107,7 +107,8 @@ async function buildManifest() {
       bitrix_webhook_url: {
         type: 'string',
         title: 'Bitrix24 inbound webhook URL',
-        description: 'https://yourportal.bitrix24.com/rest/1/xxxxxxxx/ (Developer resources → Other → Inbound webhook, scopes crm, user, task). The URL contains a secret.',
+        description:
+          'https://yourportal.bitrix24.com/rest/1/xxxxxxxx/ (Developer resources → Other → Inbound webhook, scopes crm, user, task). The URL contains a secret.',
         sensitive: true,
         required: false,
         default: '',

@@ -8,7 +8,18 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/
 import * as z from 'zod';
 import type { AppConfig } from './config/config.js';
 import { CrmError } from './http/errors.js';
-import { allowedEffects, annotationsFor, decide, EFFECTS, isAllowed, modeOf, narrowFlags, strongestEffect, type Effect, type PolicyFlags } from './policy/policy.js';
+import {
+  allowedEffects,
+  annotationsFor,
+  decide,
+  EFFECTS,
+  isAllowed,
+  modeOf,
+  narrowFlags,
+  strongestEffect,
+  type Effect,
+  type PolicyFlags,
+} from './policy/policy.js';
 import { toolSelected } from './policy/tool-filter.js';
 import type { Capability, CrmProvider } from './providers/types.js';
 import { canRun, strongestEffectOf, type AnyTool, type PolicyReport } from './tools/define.js';

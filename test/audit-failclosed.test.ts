@@ -37,7 +37,10 @@ afterAll(async () => {
 /** An SDK client connected in-process to a server whose only connection may create records. */
 async function serve(audit: AuditLog) {
   const store = await openStore('memory');
-  const provider = new KommoProvider({ name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: CREATE_ONLY }, { store, timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 10, limiter: new SlidingWindowLimiter(1000, 1000) });
+  const provider = new KommoProvider(
+    { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: CREATE_ONLY },
+    { store, timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 10, limiter: new SlidingWindowLimiter(1000, 1000) },
+  );
   await provider.init();
   const server = createServer({ config: { tools: {} }, providers: [provider], audit });
   const client = new Client({ name: 'audit-fc', version: '0' });
@@ -56,16 +59,22 @@ const leadNamed = (name: string) => emu.requests.filter((r) => r.method === 'POS
 
 describe('an audit log that cannot be written refuses writes before the CRM sees them', () => {
   it.each([
-    ['a directory where the file should be', () => {
-      const p = join(dir, 'is-a-directory.log');
-      mkdirSync(p);
-      return p;
-    }],
-    ['a regular file where its directory should be', () => {
-      const parent = join(dir, 'plain-file');
-      writeFileSync(parent, 'not a directory');
-      return join(parent, 'audit.log');
-    }],
+    [
+      'a directory where the file should be',
+      () => {
+        const p = join(dir, 'is-a-directory.log');
+        mkdirSync(p);
+        return p;
+      },
+    ],
+    [
+      'a regular file where its directory should be',
+      () => {
+        const parent = join(dir, 'plain-file');
+        writeFileSync(parent, 'not a directory');
+        return join(parent, 'audit.log');
+      },
+    ],
   ])('%s', async (_what, makePath) => {
     const path = makePath();
     const s = await serve(new AuditLog({ file: path }));
@@ -95,7 +104,10 @@ describe('an audit log that cannot be written refuses writes before the CRM sees
     const ok = await s.call('create_lead', { name: 'Allowed Lead 0002' });
     expect(ok.isError).toBeFalsy();
     expect(leadNamed('Allowed Lead 0002')).toHaveLength(1);
-    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry);
+    const lines = readFileSync(path, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditEntry);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ tool: 'create_lead', decision: 'allow', outcome: 'ok' });
     await s.close();
@@ -113,7 +125,14 @@ describe('rotation', () => {
       expect(r.isError).toBeFalsy();
       created.push((r.structuredContent as { contact: { id: number } }).contact.id);
     }
-    const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEntry) : []);
+    const read = (p: string) =>
+      existsSync(p)
+        ? readFileSync(p, 'utf8')
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as AuditEntry)
+        : [];
     const [current, first, second] = [read(path), read(`${path}.1`), read(`${path}.2`)];
     expect(first.length).toBeGreaterThan(0);
     expect(second.length).toBeGreaterThan(0);

@@ -53,7 +53,12 @@ beforeAll(async () => {
   ];
   for (const p of providers) await p.init();
   const audit = new AuditLog({ file });
-  http = await startHttpServer({ host: '127.0.0.1', port: 0, token: TOKEN, makeServer: (scope) => createServer({ config: { tools: {} }, providers, narrow: scope.narrow, audit }) });
+  http = await startHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    makeServer: (scope) => createServer({ config: { tools: {} }, providers, narrow: scope.narrow, audit }),
+  });
   client = new Client({ name: 'audit-test', version: '0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(http.url), { requestInit: { headers: { authorization: `Bearer ${TOKEN}` } } }));
 });
@@ -87,7 +92,9 @@ describe('audit log', () => {
   });
 
   it('an update keeps the prior values of exactly the fields it changed', async () => {
-    const before = (await call('get_lead', { crm: 'kommo', id: 1000001 })).structuredContent as { lead: { name: string; price: number | null; tags: string[] } };
+    const before = (await call('get_lead', { crm: 'kommo', id: 1000001 })).structuredContent as {
+      lead: { name: string; price: number | null; tags: string[] };
+    };
     const r = await call('update_lead', { crm: 'kommo', id: 1000001, name: NEW_NAME, price: 777_000 });
     expect(r.isError).toBeFalsy();
     const e = lines().at(-1)!;
@@ -123,7 +130,14 @@ describe('audit log', () => {
     expect(generic.isError).toBe(true);
     expect(bitrixMethods(bitrix.requests).filter((m) => m.includes('update'))).toEqual([]);
     const e = lines().at(-1)!;
-    expect(e).toMatchObject({ connection: 'bitrix24', tool: 'bitrix_call', effect: 'update', decision: 'deny', outcome: 'policy_denied', target: { method: 'crm.deal.update', id: 1 } });
+    expect(e).toMatchObject({
+      connection: 'bitrix24',
+      tool: 'bitrix_call',
+      effect: 'update',
+      decision: 'deny',
+      outcome: 'policy_denied',
+      target: { method: 'crm.deal.update', id: 1 },
+    });
     expect(e.reason).toMatch(/safe mode/);
     expect(e.prior).toBeUndefined();
     expect(e.crm_request_ids).toEqual([]);
@@ -131,7 +145,8 @@ describe('audit log', () => {
 
   it('holds no secret and no full free text', () => {
     const text = readFileSync(file, 'utf8');
-    for (const s of [kommoToken, bitrix.webhookSecret, TOKEN, LEAD_NAME, NEW_NAME, NOTE, 'Not allowed either', 'alexandra.ws@example.org']) expect(text).not.toContain(s);
+    for (const s of [kommoToken, bitrix.webhookSecret, TOKEN, LEAD_NAME, NEW_NAME, NOTE, 'Not allowed either', 'alexandra.ws@example.org'])
+      expect(text).not.toContain(s);
     expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./);
   });
 

@@ -108,7 +108,13 @@ describe('crm-mcp auth kommo', () => {
     const exchanges = tokenRequests(emu);
     expect(exchanges).toHaveLength(1);
     expect(exchanges[0]!.status).toBe(200);
-    expect(JSON.parse(exchanges[0]!.body)).toEqual({ client_id: KOMMO_APP.clientId, client_secret: KOMMO_APP.clientSecret, grant_type: 'authorization_code', code, redirect_uri: env.KOMMO_REDIRECT_URI });
+    expect(JSON.parse(exchanges[0]!.body)).toEqual({
+      client_id: KOMMO_APP.clientId,
+      client_secret: KOMMO_APP.clientSecret,
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: env.KOMMO_REDIRECT_URI,
+    });
 
     const rec = await storedRecord(storeFile, kommoTokenKey(emu.url, KOMMO_APP.clientId));
     expect(rec).toMatchObject({ generation: 1, access_token: expect.stringMatching(/^eyJ/), refresh_token: expect.stringMatching(/^def50200/) });
@@ -189,7 +195,12 @@ describe('crm-mcp auth kommo', () => {
         const first = await fetch(`${emu.url}/oauth2/access_token`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ ...{ client_id: KOMMO_APP.clientId, client_secret: KOMMO_APP.clientSecret }, grant_type: 'authorization_code', code: back.searchParams.get('code'), redirect_uri: back.origin + back.pathname }),
+          body: JSON.stringify({
+            ...{ client_id: KOMMO_APP.clientId, client_secret: KOMMO_APP.clientSecret },
+            grant_type: 'authorization_code',
+            code: back.searchParams.get('code'),
+            redirect_uri: back.origin + back.pathname,
+          }),
         });
         expect(first.status).toBe(200);
         return back;
@@ -222,7 +233,12 @@ describe('crm-mcp auth kommo', () => {
   });
 
   it('refuses a redirect URI it cannot listen on', async () => {
-    const r = await runCli(['auth', 'kommo'], { KOMMO_CLIENT_ID: 'x', KOMMO_CLIENT_SECRET: 'y-secret', KOMMO_REDIRECT_URI: 'https://example.com/oauth/callback', CRM_MCP_HOME: tempHome() });
+    const r = await runCli(['auth', 'kommo'], {
+      KOMMO_CLIENT_ID: 'x',
+      KOMMO_CLIENT_SECRET: 'y-secret',
+      KOMMO_REDIRECT_URI: 'https://example.com/oauth/callback',
+      CRM_MCP_HOME: tempHome(),
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/KOMMO_REDIRECT_URI: "https:\/\/example\.com\/oauth\/callback" must be http:\/\/127\.0\.0\.1:PORT/);
     expect(r.stdout).toBe('');
@@ -274,7 +290,12 @@ describe('crm-mcp auth bitrix24', () => {
     expect(ex).toHaveLength(1);
     const form = new URLSearchParams(ex[0]!.body);
     expect(ex[0]!.method).toBe('POST');
-    expect(Object.fromEntries(form)).toEqual({ grant_type: 'authorization_code', client_id: APP.clientId, client_secret: APP.clientSecret, code: back.searchParams.get('code') });
+    expect(Object.fromEntries(form)).toEqual({
+      grant_type: 'authorization_code',
+      client_id: APP.clientId,
+      client_secret: APP.clientSecret,
+      code: back.searchParams.get('code'),
+    });
 
     const rec = await storedRecord(storeFile, bitrixTokenKey(emu.url, APP.clientId));
     expect(rec).toMatchObject({ generation: 1, extra: { client_endpoint: `${emu.url}/rest/`, scope: expect.stringContaining('crm') } });
@@ -290,7 +311,14 @@ describe('crm-mcp auth bitrix24', () => {
   it.each([
     { name: 'access denied', secret: undefined, deny: true, expire: false, message: /declined.*access_denied/, exchanged: 0 },
     { name: 'an expired code', secret: undefined, deny: false, expire: true, message: /expired or was already used.*30 seconds/, exchanged: 1 },
-    { name: 'a wrong client secret', secret: 'wrong-bx-secret', deny: false, expire: false, message: /rejected the app's credentials.*BITRIX_CLIENT_SECRET/, exchanged: 1 },
+    {
+      name: 'a wrong client secret',
+      secret: 'wrong-bx-secret',
+      deny: false,
+      expire: false,
+      message: /rejected the app's credentials.*BITRIX_CLIENT_SECRET/,
+      exchanged: 1,
+    },
   ])('$name: exits non-zero with a clear message and saves nothing', async (c) => {
     const { emu, env, storeFile } = await bitrixSetup(c.secret);
     const { run, consent } = await beginAuth(['bitrix24'], env);

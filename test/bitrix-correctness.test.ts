@@ -60,7 +60,9 @@ for (const phoneMatch of ['core-normalized', 'exact'] as const) {
       const stored = (rec.PHONE as BMulti[]).find((m) => m.VALUE.startsWith('+1'))!.VALUE;
       const before = emu.state.contacts.size;
       emu.harness.resetLog();
-      const r = structured<{ created: boolean; contact: { id: number } }>(await c.call('create_contact', { first_name: 'Copy', phone: `+1${stored.replace(/\D/g, '').slice(1)}` }));
+      const r = structured<{ created: boolean; contact: { id: number } }>(
+        await c.call('create_contact', { first_name: 'Copy', phone: `+1${stored.replace(/\D/g, '').slice(1)}` }),
+      );
       expect(r).toMatchObject({ created: false, contact: { id: Number(rec.ID) } });
       expect(bitrixMethods(emu.requests).filter((m) => m.endsWith('.add'))).toEqual([]);
       expect(batchCommands(emu).filter((x) => x.startsWith('crm.contact.add'))).toEqual([]);
@@ -68,10 +70,17 @@ for (const phoneMatch of ['core-normalized', 'exact'] as const) {
     });
 
     it('a Russian number stored as +7 9xx xxx-xx-xx, given as 8 9xx …', async () => {
-      const rec = [...emu.state.contacts.values()].find((r) => Number(r.ID) > 3 && ((r.PHONE as BMulti[]) ?? []).some((m) => /^\+7 9\d\d \d{3}-\d\d-\d\d$/.test(m.VALUE)))!;
-      const digits = (rec.PHONE as BMulti[]).find((m) => m.VALUE.startsWith('+7 '))!.VALUE.replace(/\D/g, '').slice(1);
+      const rec = [...emu.state.contacts.values()].find(
+        (r) => Number(r.ID) > 3 && ((r.PHONE as BMulti[]) ?? []).some((m) => /^\+7 9\d\d \d{3}-\d\d-\d\d$/.test(m.VALUE)),
+      )!;
+      const digits = (rec.PHONE as BMulti[])
+        .find((m) => m.VALUE.startsWith('+7 '))!
+        .VALUE.replace(/\D/g, '')
+        .slice(1);
       const before = { contacts: emu.state.contacts.size, leads: emu.state.leads.size, deals: emu.state.deals.size };
-      const r = structured<{ created: boolean; contact_id: number | null }>(await c.call('create_lead', { name: 'Again', entity: 'deal', contact: { first_name: 'Copy', phone: `8 ${digits}` } }));
+      const r = structured<{ created: boolean; contact_id: number | null }>(
+        await c.call('create_lead', { name: 'Again', entity: 'deal', contact: { first_name: 'Copy', phone: `8 ${digits}` } }),
+      );
       expect(r.contact_id).toBe(Number(rec.ID));
       expect(emu.state.contacts.size).toBe(before.contacts);
     });
@@ -86,8 +95,11 @@ describe('findbycomm: at most 20 matches per value, leads first (core find($enti
   beforeAll(async () => {
     emu = await startBitrix({ rateLimit: false });
     c = await connectBitrix(emu, { flags: FULL });
-    contactId = (await post(emu.webhookUrl, 'crm.contact.add', { fields: { NAME: 'Repeat', LAST_NAME: 'Customer', PHONE: [{ VALUE: phone, VALUE_TYPE: 'MOBILE' }] } })).body.result as number;
-    for (let i = 0; i < 20; i++) await post(emu.webhookUrl, 'crm.lead.add', { fields: { TITLE: `Repeat order ${i}`, PHONE: [{ VALUE: phone, VALUE_TYPE: 'WORK' }] } });
+    contactId = (
+      await post(emu.webhookUrl, 'crm.contact.add', { fields: { NAME: 'Repeat', LAST_NAME: 'Customer', PHONE: [{ VALUE: phone, VALUE_TYPE: 'MOBILE' }] } })
+    ).body.result as number;
+    for (let i = 0; i < 20; i++)
+      await post(emu.webhookUrl, 'crm.lead.add', { fields: { TITLE: `Repeat order ${i}`, PHONE: [{ VALUE: phone, VALUE_TYPE: 'WORK' }] } });
   });
   afterAll(async () => {
     await c.close();
@@ -98,14 +110,18 @@ describe('findbycomm: at most 20 matches per value, leads first (core find($enti
     const all = await post(emu.webhookUrl, 'crm.duplicate.findbycomm', { type: 'PHONE', values: [phone] });
     expect(Object.keys(all.body.result as object)).toEqual(['LEAD']);
     expect((all.body.result as { LEAD: number[] }).LEAD).toHaveLength(20);
-    expect((await post(emu.webhookUrl, 'crm.duplicate.findbycomm', { type: 'PHONE', entity_type: 'CONTACT', values: [phone] })).body.result).toEqual({ CONTACT: [contactId] });
+    expect((await post(emu.webhookUrl, 'crm.duplicate.findbycomm', { type: 'PHONE', entity_type: 'CONTACT', values: [phone] })).body.result).toEqual({
+      CONTACT: [contactId],
+    });
   });
 
   it('create_contact returns the existing contact instead of planning a duplicate', async () => {
     emu.harness.resetLog();
     const r = structured<{ created: boolean; contact: { id: number } }>(await c.call('create_contact', { first_name: 'Repeat', phone: '+79990001122' }));
     expect(r).toMatchObject({ created: false, contact: { id: contactId } });
-    const dry = structured<{ created: boolean; contact: { id: number } | null }>(await c.call('create_contact', { first_name: 'Repeat', phone: '+79990001122', dry_run: true }));
+    const dry = structured<{ created: boolean; contact: { id: number } | null }>(
+      await c.call('create_contact', { first_name: 'Repeat', phone: '+79990001122', dry_run: true }),
+    );
     expect(dry.contact?.id).toBe(contactId);
     expect(batchCommands(emu).some((x) => x.startsWith('crm.duplicate.findbycomm?') && x.includes('entity_type=CONTACT'))).toBe(true);
     expect(bitrixMethods(emu.requests).filter((m) => m.endsWith('.add'))).toEqual([]);
@@ -121,8 +137,10 @@ describe('CONTACT_ID in crm.deal.list is the primary contact only; deals of a co
   beforeAll(async () => {
     emu = await startBitrix({ rateLimit: false });
     c = await connectBitrix(emu, { flags: FULL });
-    second = (await post(emu.webhookUrl, 'crm.contact.add', { fields: { NAME: 'Second', PHONE: [{ VALUE: phone, VALUE_TYPE: 'MOBILE' }] } })).body.result as number;
-    dealId = (await post(emu.webhookUrl, 'crm.deal.add', { fields: { TITLE: 'Shared deal', CONTACT_IDS: [DEMO.ivan.contactId, second] } })).body.result as number;
+    second = (await post(emu.webhookUrl, 'crm.contact.add', { fields: { NAME: 'Second', PHONE: [{ VALUE: phone, VALUE_TYPE: 'MOBILE' }] } })).body
+      .result as number;
+    dealId = (await post(emu.webhookUrl, 'crm.deal.add', { fields: { TITLE: 'Shared deal', CONTACT_IDS: [DEMO.ivan.contactId, second] } })).body
+      .result as number;
   });
   afterAll(async () => {
     await c.close();
@@ -145,7 +163,9 @@ describe('CONTACT_ID in crm.deal.list is the primary contact only; deals of a co
     expect(JSON.stringify(contact)).toContain(String(dealId));
     emu.harness.resetLog();
     const before = emu.state.deals.size;
-    const r = structured<{ created: boolean; lead: { id: number } }>(await c.call('create_lead', { name: 'Dup?', entity: 'deal', contact: { first_name: 'Second', phone: '8 999 000 33 44' } }));
+    const r = structured<{ created: boolean; lead: { id: number } }>(
+      await c.call('create_lead', { name: 'Dup?', entity: 'deal', contact: { first_name: 'Second', phone: '8 999 000 33 44' } }),
+    );
     expect(r).toMatchObject({ created: false, lead: { id: dealId } });
     expect(emu.state.deals.size).toBe(before);
     expect(batchCommands(emu).some((x) => x.startsWith('crm.item.list?'))).toBe(true);
@@ -173,7 +193,11 @@ describe('users beyond the first 50', () => {
     const id = structured<{ lead: { id: number } }>(r).lead.id;
     expect(emu.state.deals.get(id)!.ASSIGNED_BY_ID).toBe('70');
     // user.get was paged with start, not read once.
-    expect(batchCommands(emu).filter((x) => x.startsWith('user.get?')).some((x) => /start=50\b/.test(decodeURIComponent(x)))).toBe(true);
+    expect(
+      batchCommands(emu)
+        .filter((x) => x.startsWith('user.get?'))
+        .some((x) => /start=50\b/.test(decodeURIComponent(x))),
+    ).toBe(true);
   });
 });
 
@@ -181,7 +205,9 @@ describe('read-ahead within the 60 s request limit and the 480 s operating budge
   it('the emulator reports each command in time.operating and cuts a request off after 60 s (504)', async () => {
     const emu = await startBitrix({ rateLimit: true, costModel: (m, p) => (m === 'crm.deal.list' && JSON.stringify(p).includes('UF_*') ? 5 : undefined) });
     try {
-      const cmd = Object.fromEntries(Array.from({ length: 3 }, (_, i) => [`p${i}`, `crm.deal.list?select[]=*&select[]=UF_*&start=-1&filter[<ID]=${1000 - i * 50}`]));
+      const cmd = Object.fromEntries(
+        Array.from({ length: 3 }, (_, i) => [`p${i}`, `crm.deal.list?select[]=*&select[]=UF_*&start=-1&filter[<ID]=${1000 - i * 50}`]),
+      );
       const ok = await post(emu.webhookUrl, 'batch', { cmd });
       const times = (ok.body.result as { result_time: Record<string, { processing: number; operating: number }> }).result_time;
       expect(times.p0).toMatchObject({ processing: 5, operating: 5 });
@@ -210,7 +236,9 @@ describe('read-ahead within the 60 s request limit and the 480 s operating budge
       const seen = new Set<number>();
       let cursor: string | null = null;
       do {
-        const page: { items: Array<{ id: number }>; cursor: string | null } = structured(await c.call('list_leads', { entity: 'deal', limit: 100, ...(cursor ? { cursor } : {}) }));
+        const page: { items: Array<{ id: number }>; cursor: string | null } = structured(
+          await c.call('list_leads', { entity: 'deal', limit: 100, ...(cursor ? { cursor } : {}) }),
+        );
         page.items.forEach((d) => seen.add(d.id));
         cursor = page.cursor;
       } while (cursor && seen.size < 600);

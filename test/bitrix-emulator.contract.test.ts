@@ -57,7 +57,8 @@ function shapeDiff(actual: unknown, expected: unknown, path = '$', o: ShapeOptio
     return out;
   }
   if (expected !== null && typeof expected === 'object') {
-    if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return [`${path}: expected an object, got ${JSON.stringify(actual)?.slice(0, 60)}`];
+    if (actual === null || typeof actual !== 'object' || Array.isArray(actual))
+      return [`${path}: expected an object, got ${JSON.stringify(actual)?.slice(0, 60)}`];
     const a = actual as Record<string, unknown>;
     const e = expected as Record<string, unknown>;
     const out: string[] = [];
@@ -113,7 +114,11 @@ describe('success shapes match the fixtures', () => {
   it('crm.lead.get with PHONE and IM multi-fields', async () => {
     const fx = await fixture('crm.lead.get.json');
     const add = await call(hook, 'crm.lead.add', {
-      fields: { TITLE: 'Contract shape', PHONE: [{ VALUE: '+15454777777', VALUE_TYPE: 'OTHER' }], IM: [{ VALUE: 'imol|livechat|1|67|21', VALUE_TYPE: 'OPENLINE' }] },
+      fields: {
+        TITLE: 'Contract shape',
+        PHONE: [{ VALUE: '+15454777777', VALUE_TYPE: 'OTHER' }],
+        IM: [{ VALUE: 'imol|livechat|1|67|21', VALUE_TYPE: 'OPENLINE' }],
+      },
     });
     const r = await call(hook, 'crm.lead.get', { id: add.body.result });
     expect(r.status).toBe(200);
@@ -265,7 +270,9 @@ describe('the provider’s payload schemas accept the fixtures and the emulator 
     return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   };
   /** The envelope, then its `result` with the method's schema (as api.ts and its callers read them). */
-  const answer = (schema: z.ZodType) => (body: unknown): string[] => [...issues(BEnvelope, body), ...issues(schema, (body as { result?: unknown }).result)];
+  const answer =
+    (schema: z.ZodType) =>
+    (body: unknown): string[] => [...issues(BEnvelope, body), ...issues(schema, (body as { result?: unknown }).result)];
   const cases: Array<[string, string, Record<string, unknown>, z.ZodType]> = [
     ['crm.lead.list.json', 'crm.lead.list', { select: ['*', 'UF_*'] }, BRows],
     ['crm.lead.fields.json', 'crm.lead.fields', {}, BFields],
@@ -298,7 +305,9 @@ describe('the provider’s payload schemas accept the fixtures and the emulator 
   it('tasks.task.add and the profile as the provider reads them', async () => {
     const profile = await call(hook, 'profile');
     expect(answer(BRow)(profile.body)).toEqual([]);
-    const task = await call(hook, 'tasks.task.add', { fields: { TITLE: 'Schema task', RESPONSIBLE_ID: DEMO.userId, DEADLINE: new Date(Date.now() + 3_600_000).toISOString() } });
+    const task = await call(hook, 'tasks.task.add', {
+      fields: { TITLE: 'Schema task', RESPONSIBLE_ID: DEMO.userId, DEADLINE: new Date(Date.now() + 3_600_000).toISOString() },
+    });
     expect(task.status).toBe(200);
     expect(answer(BTaskAdded)(task.body)).toEqual([]);
   });

@@ -84,8 +84,11 @@ describe('URLs, auth and parameter encodings (§1, §2.1)', () => {
   });
 
   it('form-urlencoded body (fixture crm.lead.add.form.txt)', async () => {
-    const body = 'fields[TITLE]=My%20company&fields[PHONE][0][VALUE]=112233&fields[PHONE][0][VALUE_TYPE]=WORK&fields[PHONE][1][VALUE]=555888112&fields[PHONE][1][VALUE_TYPE]=OTHER';
-    const id = result<number>(await send(`${hook}crm.lead.add.json`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }));
+    const body =
+      'fields[TITLE]=My%20company&fields[PHONE][0][VALUE]=112233&fields[PHONE][0][VALUE_TYPE]=WORK&fields[PHONE][1][VALUE]=555888112&fields[PHONE][1][VALUE_TYPE]=OTHER';
+    const id = result<number>(
+      await send(`${hook}crm.lead.add.json`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }),
+    );
     const lead = emu.state.leads.get(id)!;
     expect(lead.TITLE).toBe('My company');
     expect((lead.PHONE as BMulti[]).map((p) => [p.VALUE, p.VALUE_TYPE, p.TYPE_ID])).toEqual([
@@ -105,20 +108,38 @@ describe('URLs, auth and parameter encodings (§1, §2.1)', () => {
       ['FIELDS[EMAIL][0][VALUE]', 'multi.part@example.com'],
     ];
     const body = parts.map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`).join('') + `--${boundary}--\r\n`;
-    const id = result<number>(await send(`${hook}crm.contact.add`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body }));
+    const id = result<number>(
+      await send(`${hook}crm.contact.add`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body }),
+    );
     const c = emu.state.contacts.get(id)!;
-    expect([c.NAME, c.LAST_NAME, (c.EMAIL as BMulti[])[0]?.VALUE, (c.EMAIL as BMulti[])[0]?.VALUE_TYPE]).toEqual(['Multi', 'Part', 'multi.part@example.com', 'WORK']);
+    expect([c.NAME, c.LAST_NAME, (c.EMAIL as BMulti[])[0]?.VALUE, (c.EMAIL as BMulti[])[0]?.VALUE_TYPE]).toEqual([
+      'Multi',
+      'Part',
+      'multi.part@example.com',
+      'WORK',
+    ]);
   });
 
   it('top-level names in any documented casing; unknown and read-only fields are ignored (§1.4)', async () => {
-    const id = result<number>(await post(hook, 'crm.deal.add', { FIELDS: { TITLE: 'Cased', NOT_A_FIELD: 1, DATE_CREATE: '2001-01-01T00:00:00+00:00' }, PARAMS: { REGISTER_SONET_EVENT: 'N' } }));
+    const id = result<number>(
+      await post(hook, 'crm.deal.add', {
+        FIELDS: { TITLE: 'Cased', NOT_A_FIELD: 1, DATE_CREATE: '2001-01-01T00:00:00+00:00' },
+        PARAMS: { REGISTER_SONET_EVENT: 'N' },
+      }),
+    );
     expect(result(await post(hook, 'crm.deal.update', { ID: id, arFields: { TITLE: 'Cased 2' } }))).toBe(true);
     const d = emu.state.deals.get(id)!;
     expect(d.TITLE).toBe('Cased 2');
     expect(d).not.toHaveProperty('NOT_A_FIELD');
     expect(String(d.DATE_CREATE)).not.toMatch(/^2001/);
-    expect(await post(hook, 'crm.deal.get', { id: 'abc' })).toMatchObject({ status: 400, body: { error: '', error_description: 'ID is not defined or invalid.' } });
-    expect(await post(hook, 'crm.deal.add', { fields: 'nope' })).toMatchObject({ status: 400, body: { error: '', error_description: "Parameter 'fields' must be array." } });
+    expect(await post(hook, 'crm.deal.get', { id: 'abc' })).toMatchObject({
+      status: 400,
+      body: { error: '', error_description: 'ID is not defined or invalid.' },
+    });
+    expect(await post(hook, 'crm.deal.add', { fields: 'nope' })).toMatchObject({
+      status: 400,
+      body: { error: '', error_description: "Parameter 'fields' must be array." },
+    });
   });
 
   it('crm.timeline.comment.add takes only lower-case fields', async () => {
@@ -126,7 +147,10 @@ describe('URLs, auth and parameter encodings (§1, §2.1)', () => {
     const id = result<number>(await post(hook, 'crm.timeline.comment.add', { fields: { ENTITY_ID: DEMO.ivan.dealId, ENTITY_TYPE: 'deal', COMMENT: 'Hello' } }));
     const list = result<Array<Body>>(await post(hook, 'crm.timeline.comment.list', { filter: { ENTITY_ID: DEMO.ivan.dealId, ENTITY_TYPE: 'deal' } }));
     expect(list.map((c) => Number(c.ID))).toContain(id);
-    expect(await post(hook, 'crm.timeline.comment.add', { fields: { ENTITY_ID: 99999999, ENTITY_TYPE: 'deal', COMMENT: 'x' } })).toMatchObject({ status: 400, body: { error: 'NOT_FOUND' } });
+    expect(await post(hook, 'crm.timeline.comment.add', { fields: { ENTITY_ID: 99999999, ENTITY_TYPE: 'deal', COMMENT: 'x' } })).toMatchObject({
+      status: 400,
+      body: { error: 'NOT_FOUND' },
+    });
   });
 
   it('the auth parameter is stripped in webhook mode', async () => {
@@ -181,15 +205,23 @@ describe('lists: paging, filter, order, select (§4.1, §7.3)', () => {
     expect(await ids({ '>=OPPORTUNITY': 400000, '<ID': 600 })).toEqual(exp((d) => Number(d.OPPORTUNITY) >= 400000 && Number(d.ID) < 600));
     expect(await ids({ '%TITLE': 'pilot' })).toEqual(exp((d) => String(d.TITLE).toLowerCase().includes('pilot')));
     expect(await ids({ '@STAGE_ID': ['WON', 'C1:WON'] })).toEqual(exp((d) => d.STAGE_ID === 'WON' || d.STAGE_ID === 'C1:WON'));
-    expect(await ids({ STAGE_ID: ['WON', 'LOSE'], ASSIGNED_BY_ID: 2 })).toEqual(exp((d) => (d.STAGE_ID === 'WON' || d.STAGE_ID === 'LOSE') && d.ASSIGNED_BY_ID === '2'));
+    expect(await ids({ STAGE_ID: ['WON', 'LOSE'], ASSIGNED_BY_ID: 2 })).toEqual(
+      exp((d) => (d.STAGE_ID === 'WON' || d.STAGE_ID === 'LOSE') && d.ASSIGNED_BY_ID === '2'),
+    );
     expect(await ids({ '!CATEGORY_ID': 0, '!@STAGE_ID': ['C1:WON'] })).toEqual(exp((d) => d.CATEGORY_ID !== '0' && d.STAGE_ID !== 'C1:WON'));
     expect(await ids({ '=%TITLE': 'Pilot%' })).toEqual(exp((d) => /^pilot/i.test(String(d.TITLE))));
     expect(await ids({ CONTACT_ID: DEMO.ivan.contactId })).toEqual([DEMO.ivan.dealId, DEMO.ivan.wonDealId]);
-    expect(await ids({ [DEMO.userFields.deal.delivery]: DEMO.enums.delivery.courier, '<ID': 50 })).toEqual(exp((d) => d[DEMO.userFields.deal.delivery] === DEMO.enums.delivery.courier && Number(d.ID) < 50));
+    expect(await ids({ [DEMO.userFields.deal.delivery]: DEMO.enums.delivery.courier, '<ID': 50 })).toEqual(
+      exp((d) => d[DEMO.userFields.deal.delivery] === DEMO.enums.delivery.courier && Number(d.ID) < 50),
+    );
   });
 
   it('dates filter in portal time; order by any field', async () => {
-    const r = await post(hook, 'crm.lead.list', { filter: { '>=DATE_CREATE': '2025-01-01T00:00:00' }, order: { OPPORTUNITY: 'DESC' }, select: ['ID', 'OPPORTUNITY', 'DATE_CREATE'] });
+    const r = await post(hook, 'crm.lead.list', {
+      filter: { '>=DATE_CREATE': '2025-01-01T00:00:00' },
+      order: { OPPORTUNITY: 'DESC' },
+      select: ['ID', 'OPPORTUNITY', 'DATE_CREATE'],
+    });
     const rows = result<Array<{ OPPORTUNITY: string; DATE_CREATE: string }>>(r);
     expect(rows.length).toBeGreaterThan(0);
     expect(rows.every((x) => Date.parse(x.DATE_CREATE) >= Date.parse('2025-01-01T00:00:00+03:00'))).toBe(true);
@@ -224,14 +256,36 @@ describe('lists: paging, filter, order, select (§4.1, §7.3)', () => {
 
 describe('records (§7.2, §7.4, §7.6)', () => {
   it('multi-field update: new items added, {ID, DELETE} and empty VALUE remove, {ID, VALUE} overwrites', async () => {
-    const id = result<number>(await post(hook, 'crm.contact.add', { fields: { NAME: 'Multi', PHONE: [{ VALUE: '+100' }, { VALUE: '+200', VALUE_TYPE: 'HOME' }, { VALUE: '' }] } }));
+    const id = result<number>(
+      await post(hook, 'crm.contact.add', { fields: { NAME: 'Multi', PHONE: [{ VALUE: '+100' }, { VALUE: '+200', VALUE_TYPE: 'HOME' }, { VALUE: '' }] } }),
+    );
     const phones = () => (emu.state.contacts.get(id)!.PHONE as BMulti[]).map((p) => [p.VALUE, p.VALUE_TYPE]);
-    expect(phones()).toEqual([['+100', 'WORK'], ['+200', 'HOME']]);
+    expect(phones()).toEqual([
+      ['+100', 'WORK'],
+      ['+200', 'HOME'],
+    ]);
     const [a, b] = emu.state.contacts.get(id)!.PHONE as [BMulti, BMulti];
     result(await post(hook, 'crm.contact.update', { id, fields: { PHONE: [{ VALUE: '+300', VALUE_TYPE: 'MOBILE' }] } }));
-    expect(phones()).toEqual([['+100', 'WORK'], ['+200', 'HOME'], ['+300', 'MOBILE']]);
-    result(await post(hook, 'crm.contact.update', { id, fields: { PHONE: [{ ID: a.ID, DELETE: 'Y' }, { ID: b.ID, VALUE: '+222' }] } }));
-    expect(phones()).toEqual([['+222', 'HOME'], ['+300', 'MOBILE']]);
+    expect(phones()).toEqual([
+      ['+100', 'WORK'],
+      ['+200', 'HOME'],
+      ['+300', 'MOBILE'],
+    ]);
+    result(
+      await post(hook, 'crm.contact.update', {
+        id,
+        fields: {
+          PHONE: [
+            { ID: a.ID, DELETE: 'Y' },
+            { ID: b.ID, VALUE: '+222' },
+          ],
+        },
+      }),
+    );
+    expect(phones()).toEqual([
+      ['+222', 'HOME'],
+      ['+300', 'MOBILE'],
+    ]);
     const c = (emu.state.contacts.get(id)!.PHONE as BMulti[]).find((p) => p.VALUE === '+300')!;
     result(await post(hook, 'crm.contact.update', { id, fields: { PHONE: [{ ID: c.ID, VALUE: '' }], NAME: 'Multi 2' } }));
     expect(phones()).toEqual([['+222', 'HOME']]);
@@ -270,13 +324,19 @@ describe('records (§7.2, §7.4, §7.6)', () => {
     }
     const statuses = result<Array<{ STATUS_ID: string }>>(await post(hook, 'crm.status.list', { filter: { ENTITY_ID: 'STATUS' } }));
     expect(statuses.map((s) => s.STATUS_ID)).toEqual(['NEW', 'IN_PROCESS', 'PROCESSED', 'CONVERTED', 'JUNK']);
-    expect(result(await post(hook, 'crm.deal.contact.items.get', { id: DEMO.ivan.dealId }))).toEqual([{ CONTACT_ID: DEMO.ivan.contactId, SORT: 10, ROLE_ID: 0, IS_PRIMARY: 'Y' }]);
+    expect(result(await post(hook, 'crm.deal.contact.items.get', { id: DEMO.ivan.dealId }))).toEqual([
+      { CONTACT_ID: DEMO.ivan.contactId, SORT: 10, ROLE_ID: 0, IS_PRIMARY: 'Y' },
+    ]);
     expect((await post(hook, 'crm.category.list', { entityTypeId: 1 })).body.error).toBe('NOT_FOUND');
   });
 
   it('user fields are listed with labels and enumeration items', async () => {
     const ufs = result<Array<Body>>(await post(hook, 'crm.deal.userfield.list', { filter: { LANG: 'en' } }));
-    expect(ufs.find((u) => u.FIELD_NAME === DEMO.userFields.deal.delivery)).toMatchObject({ USER_TYPE_ID: 'enumeration', EDIT_FORM_LABEL: 'Delivery type', LIST: expect.any(Array) });
+    expect(ufs.find((u) => u.FIELD_NAME === DEMO.userFields.deal.delivery)).toMatchObject({
+      USER_TYPE_ID: 'enumeration',
+      EDIT_FORM_LABEL: 'Delivery type',
+      LIST: expect.any(Array),
+    });
     const fields = result<Record<string, Body>>(await post(hook, 'crm.deal.fields'));
     expect(fields[DEMO.userFields.deal.contract]).toMatchObject({ isDynamic: true, formLabel: 'Contract number' });
     expect(fields.CATEGORY_ID).toMatchObject({ type: 'crm_category', isImmutable: true });
@@ -290,7 +350,11 @@ describe('records (§7.2, §7.4, §7.6)', () => {
     const ivan = emu.state.contacts.get(DEMO.ivan.contactId)!;
     expect([ivan.NAME, ivan.LAST_NAME]).toEqual(['Ivan', 'Petrov']);
     const phones = [...emu.state.contacts.values()].flatMap((c) => (c.PHONE as BMulti[]).map((p) => p.VALUE));
-    for (const re of [/^\+7 \d{3} \d{3}-\d{2}-\d{2}$/, /^8\d{10}$/, /^\+7\d{10}$/, /^8 \(\d{3}\) \d{3} \d{2} \d{2}$/, /^\+(44|1|49|33)\b/]) expect(phones.some((p) => re.test(p)), String(re)).toBe(true);
+    for (const re of [/^\+7 \d{3} \d{3}-\d{2}-\d{2}$/, /^8\d{10}$/, /^\+7\d{10}$/, /^8 \(\d{3}\) \d{3} \d{2} \d{2}$/, /^\+(44|1|49|33)\b/])
+      expect(
+        phones.some((p) => re.test(p)),
+        String(re),
+      ).toBe(true);
     const emails = [...emu.state.contacts.values()].flatMap((c) => (c.EMAIL as BMulti[]).map((p) => p.VALUE));
     expect(emails.some((e) => e !== e.toLowerCase())).toBe(true);
     const users = new Set([...emu.state.deals.values()].map((d) => d.ASSIGNED_BY_ID));
@@ -314,7 +378,8 @@ describe('records (§7.2, §7.4, §7.6)', () => {
 });
 
 describe('crm.duplicate.findbycomm and merging (§7.7, §8)', () => {
-  const find = (type: string, values: string[], entity_type?: string) => post(hook, 'crm.duplicate.findbycomm', { type, values, ...(entity_type ? { entity_type } : {}) });
+  const find = (type: string, values: string[], entity_type?: string) =>
+    post(hook, 'crm.duplicate.findbycomm', { type, values, ...(entity_type ? { entity_type } : {}) });
 
   // Was "matches the stored string exactly", which is not what the core does: it compares match codes
   // (DuplicateCommunicationCriterion::normalizePhone), so formats of one number are the same duplicate.
@@ -329,7 +394,8 @@ describe('crm.duplicate.findbycomm and merging (§7.7, §8)', () => {
   it("phoneMatch 'exact': only the stored string matches", async () => {
     const e = await startBitrixEmulator({ rateLimit: false, phoneMatch: 'exact' });
     try {
-      const f = (values: string[], entity_type?: string) => post(e.webhookUrl, 'crm.duplicate.findbycomm', { type: 'PHONE', values, ...(entity_type ? { entity_type } : {}) });
+      const f = (values: string[], entity_type?: string) =>
+        post(e.webhookUrl, 'crm.duplicate.findbycomm', { type: 'PHONE', values, ...(entity_type ? { entity_type } : {}) });
       expect(result(await f([DEMO.ivan.phone]))).toEqual({ LEAD: [DEMO.ivan.leadId], CONTACT: [DEMO.ivan.contactId] });
       expect(result(await f(['+7 912 345-67-89', '89123456789']))).toEqual([]);
       expect(result(await f(['89165551234'], 'CONTACT'))).toEqual({ CONTACT: [DEMO.olga.contactIds[1]] });
@@ -343,9 +409,19 @@ describe('crm.duplicate.findbycomm and merging (§7.7, §8)', () => {
   });
 
   it('documented errors', async () => {
-    expect(await post(hook, 'crm.duplicate.findbycomm', { values: ['x'] })).toMatchObject({ status: 400, body: { error: 'Communication type is not defined', error_description: "Parameter 'type' is required." } });
+    expect(await post(hook, 'crm.duplicate.findbycomm', { values: ['x'] })).toMatchObject({
+      status: 400,
+      body: { error: 'Communication type is not defined', error_description: "Parameter 'type' is required." },
+    });
     expect((await post(hook, 'crm.duplicate.findbycomm', { type: 'PHONE', values: '+1' })).status).toBe(400);
-    expect((await find('PHONE', Array.from({ length: 21 }, (_, i) => `+1${i}`))).status).toBe(400);
+    expect(
+      (
+        await find(
+          'PHONE',
+          Array.from({ length: 21 }, (_, i) => `+1${i}`),
+        )
+      ).status,
+    ).toBe(400);
     expect((await find('FAX', ['1'])).status).toBe(400);
   });
 
@@ -354,7 +430,9 @@ describe('crm.duplicate.findbycomm and merging (§7.7, §8)', () => {
     try {
       const [a, b] = DEMO.olga.contactIds;
       const dealId = result<number>(await post(e.webhookUrl, 'crm.deal.add', { fields: { TITLE: 'Olga B deal', CONTACT_ID: b } }));
-      const r = result<{ STATUS: string; ENTITY_IDS: number[] }>(await post(e.webhookUrl, 'crm.entity.mergebatch', { params: { entityTypeId: 3, entityIds: [a, b] } }));
+      const r = result<{ STATUS: string; ENTITY_IDS: number[] }>(
+        await post(e.webhookUrl, 'crm.entity.mergebatch', { params: { entityTypeId: 3, entityIds: [a, b] } }),
+      );
       expect(r).toEqual({ STATUS: 'SUCCESS', ENTITY_IDS: [b] });
       expect(e.state.contacts.has(b)).toBe(false);
       const kept = e.state.contacts.get(a)!;
@@ -405,7 +483,7 @@ describe('batch (§4.2)', () => {
     expect(r.result).toEqual([1, expect.arrayContaining(['crm'])]);
     const body = `halt=0&cmd[a]=${encodeURIComponent('crm.deal.list?filter[>ID]=10&select[0]=ID&order[ID]=ASC&start=-1')}`;
     const f = result<Batch>(await send(`${hook}batch.json`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }));
-    expect(((f.result as { a: Array<{ ID: string }> }).a)[0]!.ID).toBe('11');
+    expect((f.result as { a: Array<{ ID: string }> }).a[0]!.ID).toBe('11');
   });
 
   it('51 commands: 50 run, the 51st gets ERROR_BATCH_LENGTH_EXCEEDED; each command is counted', async () => {
@@ -474,7 +552,10 @@ describe('limits (§5)', () => {
       expect(t.operating_reset_at).toBeGreaterThanOrEqual(Math.floor(t.start) + 599);
       expect((await post(e.webhookUrl, 'crm.deal.list')).status).toBe(200);
       const blocked = await post(e.webhookUrl, 'CRM.DEAL.LIST');
-      expect(blocked).toMatchObject({ status: 429, body: { error: 'OPERATION_TIME_LIMIT', error_description: 'Method is blocked due to operation time limit.' } });
+      expect(blocked).toMatchObject({
+        status: 429,
+        body: { error: 'OPERATION_TIME_LIMIT', error_description: 'Method is blocked due to operation time limit.' },
+      });
       expect((await post(e.webhookUrl, 'crm.lead.list')).status).toBe(200);
       const b = result<Batch>(await post(e.webhookUrl, 'batch', { cmd: { d: 'crm.deal.list', l: 'crm.lead.list' } }));
       expect(Object.keys(b.result_error as object)).toEqual(['d']);
@@ -505,7 +586,11 @@ describe('OAuth (§2.2)', () => {
   afterAll(async () => app.close());
 
   const refresh = (refresh_token: string, extra: Record<string, string> = {}) =>
-    send(`${app.url}/oauth/token/`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', ...client, refresh_token, ...extra }).toString() });
+    send(`${app.url}/oauth/token/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', ...client, refresh_token, ...extra }).toString(),
+    });
 
   it('app calls take auth in the query or body; without it → NO_AUTH_FOUND', async () => {
     const t = await app.issueOAuthTokens();
@@ -528,7 +613,9 @@ describe('OAuth (§2.2)', () => {
     expect(app.stats.refreshes - before).toBe(1);
     expect(await refresh(t.refresh_token)).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
     expect(await refresh(String(r1.body.refresh_token), { client_secret: 'nope' })).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
-    const viaGet = await send(`${app.url}/oauth/token/?${new URLSearchParams({ grant_type: 'refresh_token', ...client, refresh_token: String(r1.body.refresh_token) })}`);
+    const viaGet = await send(
+      `${app.url}/oauth/token/?${new URLSearchParams({ grant_type: 'refresh_token', ...client, refresh_token: String(r1.body.refresh_token) })}`,
+    );
     expect(viaGet.status).toBe(200);
     expect((await post(`${app.url}/rest/`, 'profile', { auth: viaGet.body.access_token })).status).toBe(200);
   });
@@ -536,7 +623,10 @@ describe('OAuth (§2.2)', () => {
   it('expired tokens → 401 expired_token (expireAccessTokens, or the TTL)', async () => {
     const t = await app.issueOAuthTokens();
     app.expireAccessTokens();
-    expect(await post(`${app.url}/rest/`, 'profile', { auth: t.access_token })).toMatchObject({ status: 401, body: { error: 'expired_token', error_description: 'The access token provided has expired' } });
+    expect(await post(`${app.url}/rest/`, 'profile', { auth: t.access_token })).toMatchObject({
+      status: 401,
+      body: { error: 'expired_token', error_description: 'The access token provided has expired' },
+    });
     const r = await refresh(t.refresh_token);
     expect((await post(`${app.url}/rest/`, 'profile', { auth: r.body.access_token })).status).toBe(200);
     const short = await startBitrixEmulator({ demo: false, oauth: { clientId: 'a', clientSecret: 'b', accessTokenTtlSec: 0 } });
@@ -552,7 +642,10 @@ describe('OAuth (§2.2)', () => {
     expect((await post(hook, 'event.bind', { event: 'ONCRMLEADADD', handler: 'https://example.com/h' })).body.error).toBe('WRONG_AUTH_TYPE');
     const t = await app.issueOAuthTokens();
     const rest = `${app.url}/rest/`;
-    expect(await post(rest, 'event.bind', { auth: t.access_token, event: 'ONCRMNOPE', handler: 'https://example.com/h' })).toMatchObject({ status: 400, body: { error: 'ERROR_EVENT_NOT_FOUND', error_description: 'Event not found' } });
+    expect(await post(rest, 'event.bind', { auth: t.access_token, event: 'ONCRMNOPE', handler: 'https://example.com/h' })).toMatchObject({
+      status: 400,
+      body: { error: 'ERROR_EVENT_NOT_FOUND', error_description: 'Event not found' },
+    });
     expect(result(await post(rest, 'event.bind', { auth: t.access_token, event: 'onCrmLeadAdd', event_type: 'offline' }))).toBe(true);
 
     const received: string[] = [];
@@ -569,7 +662,10 @@ describe('OAuth (§2.2)', () => {
     try {
       expect(result(await post(rest, 'event.bind', { auth: t.access_token, event: 'ONCRMCONTACTADD', handler }))).toBe(true);
       expect(result<Array<Body>>(await post(rest, 'event.get', { auth: t.access_token }))).toEqual(
-        expect.arrayContaining([{ event: 'ONCRMCONTACTADD', handler, auth_type: '0', offline: 0 }, { event: 'ONCRMLEADADD', handler: '', auth_type: '0', offline: 1 }]),
+        expect.arrayContaining([
+          { event: 'ONCRMCONTACTADD', handler, auth_type: '0', offline: 0 },
+          { event: 'ONCRMLEADADD', handler: '', auth_type: '0', offline: 1 },
+        ]),
       );
       const leadId = result<number>(await post(rest, 'crm.lead.add', { auth: t.access_token, fields: { TITLE: 'Evented' } }));
       const contactId = result<number>(await post(rest, 'crm.contact.add', { auth: t.access_token, fields: { NAME: 'Evented' } }));
@@ -581,7 +677,9 @@ describe('OAuth (§2.2)', () => {
       expect(form.get('auth[application_token]')).toBe(app.applicationToken());
       expect((await post(rest, 'profile', { auth: form.get('auth[access_token]') })).status).toBe(200);
 
-      const off = result<{ events: Array<{ EVENT_NAME: string; EVENT_DATA: { FIELDS: { ID: string } } }> }>(await post(rest, 'event.offline.get', { auth: t.access_token }));
+      const off = result<{ events: Array<{ EVENT_NAME: string; EVENT_DATA: { FIELDS: { ID: string } } }> }>(
+        await post(rest, 'event.offline.get', { auth: t.access_token }),
+      );
       expect(off.events.map((x) => [x.EVENT_NAME, x.EVENT_DATA.FIELDS.ID])).toEqual([['ONCRMLEADADD', String(leadId)]]);
       expect(result<{ events: unknown[] }>(await post(rest, 'event.offline.get', { auth: t.access_token })).events).toEqual([]);
       expect(result(await post(rest, 'event.unbind', { auth: t.access_token, event: 'ONCRMCONTACTADD', handler }))).toEqual({ count: 1 });
@@ -596,7 +694,11 @@ describe('portal state switches', () => {
     const e = await startBitrixEmulator({ demo: false, rateLimit: false });
     try {
       e.setMovedTo('https://new-portal.example.com');
-      const r = await send(`${e.webhookUrl}crm.deal.list.json?select[]=ID`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"filter":{">ID":5}}' });
+      const r = await send(`${e.webhookUrl}crm.deal.list.json?select[]=ID`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"filter":{">ID":5}}',
+      });
       expect(r.status).toBe(302);
       expect(r.headers.location).toBe(`https://new-portal.example.com/rest/${DEMO.userId}/${e.webhookSecret}/crm.deal.list.json?select[]=ID`);
       expect(e.requests.at(-1)).toMatchObject({ tag: 'moved', processed: false, status: 302 });
@@ -614,7 +716,9 @@ describe('portal state switches', () => {
       e.setMode('simple');
       expect(result(await post(e.webhookUrl, 'crm.settings.mode.get'))).toBe(2);
       for (const m of ['crm.lead.list', 'crm.lead.add']) expect((await post(e.webhookUrl, m, { fields: { TITLE: 'x' } })).status).toBe(400);
-      expect(result(await post(e.webhookUrl, 'crm.duplicate.findbycomm', { type: 'PHONE', values: [DEMO.ivan.phone] }))).toEqual({ CONTACT: [DEMO.ivan.contactId] });
+      expect(result(await post(e.webhookUrl, 'crm.duplicate.findbycomm', { type: 'PHONE', values: [DEMO.ivan.phone] }))).toEqual({
+        CONTACT: [DEMO.ivan.contactId],
+      });
       expect((await post(e.webhookUrl, 'crm.deal.list')).status).toBe(200);
       const started = await startBitrixEmulator({ rateLimit: false, demo: false, mode: 'simple' });
       expect(result(await post(started.webhookUrl, 'crm.settings.mode.get'))).toBe(2);
@@ -625,7 +729,10 @@ describe('portal state switches', () => {
   });
 
   it('harness faults still apply in front of the emulator', async () => {
-    emu.harness.injectFault({ kind: 'status', status: 500, body: '{"error":"INTERNAL_SERVER_ERROR","error_description":"Internal server error"}' }, { match: { path: 'profile' } });
+    emu.harness.injectFault(
+      { kind: 'status', status: 500, body: '{"error":"INTERNAL_SERVER_ERROR","error_description":"Internal server error"}' },
+      { match: { path: 'profile' } },
+    );
     expect((await post(hook, 'profile')).status).toBe(500);
     expect((await post(hook, 'profile')).status).toBe(200);
   });
@@ -660,11 +767,16 @@ describe('users, tasks and system methods (§2.3, §7.8)', () => {
 
   it('tasks.task.add/get/list in camelCase with string numbers', async () => {
     const made = result<{ task: { id: string; title: string; responsibleId: string; ufCrmTask: string[] } }>(
-      await post(hook, 'tasks.task.add', { fields: { TITLE: 'Call Ivan', RESPONSIBLE_ID: 2, DEADLINE: '2030-01-01T10:00:00Z', UF_CRM_TASK: [`D_${DEMO.ivan.dealId}`] } }),
+      await post(hook, 'tasks.task.add', {
+        fields: { TITLE: 'Call Ivan', RESPONSIBLE_ID: 2, DEADLINE: '2030-01-01T10:00:00Z', UF_CRM_TASK: [`D_${DEMO.ivan.dealId}`] },
+      }),
     );
     expect(made.task).toMatchObject({ title: 'Call Ivan', responsibleId: '2', ufCrmTask: [`D_${DEMO.ivan.dealId}`] });
     expect(made.task.id).toMatch(/^\d+$/);
-    expect(result<{ task: { id: string } }>(await post(hook, 'tasks.task.get', { taskId: made.task.id, select: ['ID', 'TITLE'] })).task).toEqual({ id: made.task.id, title: 'Call Ivan' });
+    expect(result<{ task: { id: string } }>(await post(hook, 'tasks.task.get', { taskId: made.task.id, select: ['ID', 'TITLE'] })).task).toEqual({
+      id: made.task.id,
+      title: 'Call Ivan',
+    });
     const list = await post(hook, 'tasks.task.list', { filter: { RESPONSIBLE_ID: 2 }, select: ['ID', 'TITLE'] });
     expect(result<{ tasks: Array<{ id: string }> }>(list).tasks.map((t) => t.id)).toContain(made.task.id);
     expect(list.body.total).toBeGreaterThan(0);
@@ -672,7 +784,9 @@ describe('users, tasks and system methods (§2.3, §7.8)', () => {
   });
 
   it('crm.activity.list filters by owner', async () => {
-    const acts = result<Array<{ OWNER_ID: string; OWNER_TYPE_ID: string }>>(await post(hook, 'crm.activity.list', { filter: { OWNER_TYPE_ID: 2, OWNER_ID: DEMO.ivan.dealId } }));
+    const acts = result<Array<{ OWNER_ID: string; OWNER_TYPE_ID: string }>>(
+      await post(hook, 'crm.activity.list', { filter: { OWNER_TYPE_ID: 2, OWNER_ID: DEMO.ivan.dealId } }),
+    );
     expect(acts.length).toBeGreaterThan(0);
     expect(acts.every((a) => a.OWNER_ID === String(DEMO.ivan.dealId) && a.OWNER_TYPE_ID === '2')).toBe(true);
   });

@@ -8,8 +8,16 @@ import type { BitrixEmulator } from '../src/sandbox/bitrix24/index.js';
 import { parseBxDate } from '../src/sandbox/bitrix24/time.js';
 import { connectBitrix, startBitrix, structured, type ConnectedBitrix } from './helpers.js';
 
-interface Item { id: number | string; created_at: string | null; updated_at: string | null }
-interface PageOut { items: Item[]; has_more: boolean; cursor: string | null }
+interface Item {
+  id: number | string;
+  created_at: string | null;
+  updated_at: string | null;
+}
+interface PageOut {
+  items: Item[];
+  has_more: boolean;
+  cursor: string | null;
+}
 
 let emu: BitrixEmulator;
 let c: ConnectedBitrix;
@@ -47,13 +55,21 @@ describe.each([
 
   it('default: newest first (highest ID first), over every page', async () => {
     const got = await all(tool, { ...extra, limit: 70 });
-    expect(got.map((x) => Number(x.id))).toEqual(rows().map((r) => r.id).sort((a, b) => b - a));
+    expect(got.map((x) => Number(x.id))).toEqual(
+      rows()
+        .map((r) => r.id)
+        .sort((a, b) => b - a),
+    );
   });
 
   it('created_asc: oldest first, ID order ascending with the >ID bound', async () => {
     emu.harness.resetLog();
     const got = await all(tool, { ...extra, limit: 70, sort: 'created_asc' });
-    expect(got.map((x) => Number(x.id))).toEqual(rows().map((r) => r.id).sort((a, b) => a - b));
+    expect(got.map((x) => Number(x.id))).toEqual(
+      rows()
+        .map((r) => r.id)
+        .sort((a, b) => a - b),
+    );
     const bodies = sentBodies().join('\n');
     expect(bodies).toMatch(/"order":\{"ID":"ASC"\}|order\[ID\]=ASC/);
     expect(bodies).toMatch(/>ID/);

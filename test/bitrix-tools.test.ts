@@ -4,8 +4,19 @@ import type { BitrixEmulator } from '../src/sandbox/bitrix24/index.js';
 import { BitrixProvider } from '../src/providers/bitrix24/provider.js';
 import { FULL, bitrixMethods, connectBitrix, errorOf, startBitrix, structured, text, type ConnectedBitrix } from './helpers.js';
 
-interface LeadOut { id: number; entity: string; name: string; stage: { id: string; name: string | null; type: string | null } | null; pipeline: { id: number | string; name: string | null } | null; contact_ids: number[] }
-interface PageOut<T> { items: T[]; has_more: boolean; cursor: string | null }
+interface LeadOut {
+  id: number;
+  entity: string;
+  name: string;
+  stage: { id: string; name: string | null; type: string | null } | null;
+  pipeline: { id: number | string; name: string | null } | null;
+  contact_ids: number[];
+}
+interface PageOut<T> {
+  items: T[];
+  has_more: boolean;
+  cursor: string | null;
+}
 
 let emu: BitrixEmulator;
 let c: ConnectedBitrix;
@@ -26,7 +37,9 @@ describe('reads', () => {
   });
 
   it('get_pipelines: deal categories with stage semantics plus the lead statuses', async () => {
-    const { pipelines } = structured<{ pipelines: Array<{ id: number | string; entity: string; stages: Array<{ id: string; type: string }> }> }>(await c.call('get_pipelines'));
+    const { pipelines } = structured<{ pipelines: Array<{ id: number | string; entity: string; stages: Array<{ id: string; type: string }> }> }>(
+      await c.call('get_pipelines'),
+    );
     const deals = pipelines.filter((p) => p.entity === 'deal');
     expect(deals.length).toBe(3);
     for (const p of deals) {
@@ -70,7 +83,10 @@ describe('reads', () => {
       last = page;
     } while (cursor);
     expect(last!.has_more).toBe(false);
-    const expected = [...emu.state.deals.values()].filter((d) => String(d.CATEGORY_ID) === '1').map((d) => Number(d.ID)).sort((a, b) => b - a);
+    const expected = [...emu.state.deals.values()]
+      .filter((d) => String(d.CATEGORY_ID) === '1')
+      .map((d) => Number(d.ID))
+      .sort((a, b) => b - a);
     expect(ids).toEqual(expected);
   });
 
@@ -100,7 +116,9 @@ describe('reads', () => {
 
   it('get_lead with contacts; not found is clear', async () => {
     const page = structured<PageOut<LeadOut>>(await c.call('list_leads', { limit: 5 }));
-    const withContact = page.items.find((d) => d.contact_ids.length) ?? page.items[0]!;
+    // Bitrix24 list pages leave contact_ids out (get_lead lists every contact).
+    expect(page.items.every((d) => (d as { contact_ids?: unknown }).contact_ids === undefined)).toBe(true);
+    const withContact = page.items[0]!;
     const r = structured<{ lead: LeadOut; contacts: Array<{ id: number; phones: string[] }> }>(await c.call('get_lead', { id: withContact.id }));
     expect(r.lead.id).toBe(withContact.id);
     expect(errorOf(await c.call('get_lead', { id: 99999999 })).code).toBe('not_found');
@@ -144,7 +162,14 @@ describe('writes', () => {
     const dup = structured<{ created: boolean }>(await c.call('create_lead', { name: 'dup', contact: { first_name: 'Ivan', phone: '8 912 345 67 89' } }));
     expect(dup.created).toBe(false);
     expect(bitrixMethods(emu.requests).filter((m) => m.endsWith('.add'))).toHaveLength(0);
-    const r = structured<{ created: boolean; lead: LeadOut; contact_id: number }>(await c.call('create_lead', { name: 'Ada deal', entity: 'deal', price: 500, contact: { first_name: 'Ada', last_name: 'Lovelace', email: 'ada-b24@example.com', phone: '+44 20 7946 0002' } }));
+    const r = structured<{ created: boolean; lead: LeadOut; contact_id: number }>(
+      await c.call('create_lead', {
+        name: 'Ada deal',
+        entity: 'deal',
+        price: 500,
+        contact: { first_name: 'Ada', last_name: 'Lovelace', email: 'ada-b24@example.com', phone: '+44 20 7946 0002' },
+      }),
+    );
     expect(r.created).toBe(true);
     expect(r.lead).toMatchObject({ entity: 'deal', name: 'Ada deal' });
     expect(r.lead.contact_ids).toContain(r.contact_id);
@@ -199,7 +224,9 @@ describe('writes', () => {
     const page = structured<PageOut<LeadOut>>(await c.call('list_leads', { limit: 1 }));
     const n = structured<{ note: { id: number } }>(await c.call('add_note', { entity: 'deal', entity_id: page.items[0]!.id, text: 'Spoke to client' }));
     expect(n.note.id).toBeTruthy();
-    const t = structured<{ task: { id: number } }>(await c.call('create_task', { text: 'Follow up', complete_till: '2030-01-01T10:00:00Z', entity: 'deal', entity_id: page.items[0]!.id }));
+    const t = structured<{ task: { id: number } }>(
+      await c.call('create_task', { text: 'Follow up', complete_till: '2030-01-01T10:00:00Z', entity: 'deal', entity_id: page.items[0]!.id }),
+    );
     expect(t.task.id).toBeTruthy();
     const made = structured<{ contact: { id: number } }>(await c.call('create_contact', { first_name: 'Temp', email: 'temp-delete@example.org' }));
     expect(structured<{ deleted: { id: number } }>(await c.call('delete_contact', { id: made.contact.id })).deleted.id).toBe(made.contact.id);
@@ -221,7 +248,10 @@ describe('limits and faults', () => {
 
   it('QUERY_LIMIT_EXCEEDED (503) is retried, even for an add', async () => {
     emu.harness.resetLog();
-    emu.harness.injectFault({ kind: 'status', status: 503, body: '{"error":"QUERY_LIMIT_EXCEEDED","error_description":"Too many requests"}' }, { match: { path: 'crm.contact.add' } });
+    emu.harness.injectFault(
+      { kind: 'status', status: 503, body: '{"error":"QUERY_LIMIT_EXCEEDED","error_description":"Too many requests"}' },
+      { match: { path: 'crm.contact.add' } },
+    );
     const r = await c.call('bitrix_call', { method: 'crm.contact.add', params: { fields: { NAME: 'Retry' } } });
     expect(r.isError, text(r)).toBeFalsy();
     expect(emu.requests.filter((q) => q.path.includes('crm.contact.add'))).toHaveLength(2);
@@ -259,7 +289,9 @@ describe('limits and faults', () => {
     const moved = await startBitrix({ rateLimit: false, webhookSecret: emu.webhookSecret });
     moved.setMovedTo(target.url);
     const c2 = await connectBitrix(moved);
-    const r = structured<{ result: Array<{ ID: string }> }>(await c2.call('bitrix_call', { method: 'crm.deal.list', params: { select: ['ID'], filter: { '>ID': 5 } } }));
+    const r = structured<{ result: Array<{ ID: string }> }>(
+      await c2.call('bitrix_call', { method: 'crm.deal.list', params: { select: ['ID'], filter: { '>ID': 5 } } }),
+    );
     expect(r.result.length).toBeGreaterThan(0);
     const seen = target.requests.find((q) => q.path.includes('crm.deal.list'))!;
     expect(seen.body).toContain('>ID');
@@ -274,7 +306,9 @@ describe('limits and faults', () => {
   it('OAuth: expired_token triggers one single-flight refresh and the rotated token is persisted', async () => {
     const e2 = await startBitrix({ rateLimit: false, oauth: { clientId: 'app.1', clientSecret: 'app-secret-123456' } });
     const t = await e2.issueOAuthTokens();
-    const c2 = await connectBitrix(e2, { connection: { oauth: { clientId: 'app.1', clientSecret: 'app-secret-123456', refreshToken: t.refresh_token, portal: e2.url, oauthServer: e2.url } } });
+    const c2 = await connectBitrix(e2, {
+      connection: { oauth: { clientId: 'app.1', clientSecret: 'app-secret-123456', refreshToken: t.refresh_token, portal: e2.url, oauthServer: e2.url } },
+    });
     expect((await c2.call('list_users')).isError).toBeFalsy();
     const before = e2.stats.refreshes;
     e2.expireAccessTokens();

@@ -44,7 +44,9 @@ export function start(args: string[], env: Record<string, string>): Running {
     }
   });
   child.stderr!.on('data', (d) => (err += String(d)));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout: out, stderr: err })));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout: out, stderr: err })),
+  );
   return {
     child,
     stdout: () => out,

@@ -86,7 +86,9 @@ describe('flags that do nothing are warned about', () => {
 
   it('no warning for the defaults or for flags that take effect', () => {
     expect(configWarnings(loadConfig({ env: base }))).toEqual([]);
-    expect(configWarnings(loadConfig({ env: { ...base, CRM_ALLOW_WRITES: 'true', CRM_SAFE_MODE: 'false', CRM_ALLOW_DELETE: 'true', CRM_ALLOW_ADMIN: 'true' } }))).toEqual([]);
+    expect(
+      configWarnings(loadConfig({ env: { ...base, CRM_ALLOW_WRITES: 'true', CRM_SAFE_MODE: 'false', CRM_ALLOW_DELETE: 'true', CRM_ALLOW_ADMIN: 'true' } })),
+    ).toEqual([]);
   });
 
   it('serve logs the warning on stderr at start', async () => {
@@ -114,7 +116,12 @@ describe('flags that do nothing are warned about', () => {
 
     it('reports CRM_SAFE_MODE=false without writes as a warning (exit 3) after reaching the account', async () => {
       kommo.resetLog();
-      const env = { CRM_MCP_HOME: tempHome(), KOMMO_BASE_URL: kommo.url, KOMMO_ACCESS_TOKEN: kommo.createLongLivedToken({ expiresInSec: 200 * 86_400 }), CRM_SAFE_MODE: 'false' };
+      const env = {
+        CRM_MCP_HOME: tempHome(),
+        KOMMO_BASE_URL: kommo.url,
+        KOMMO_ACCESS_TOKEN: kommo.createLongLivedToken({ expiresInSec: 200 * 86_400 }),
+        CRM_SAFE_MODE: 'false',
+      };
       const r = await runCli(['doctor', '--json'], env);
       const report = JSON.parse(r.stdout) as { exit_code: number; problems: Array<{ severity: string; check: string; message: string; fix: string }> };
       expect(report.problems).toHaveLength(1);
@@ -129,15 +136,29 @@ describe('flags that do nothing are warned about', () => {
 });
 
 describe('CRM_MCP_STORE schemes', () => {
-  it.each(['ftp://x', 'http://cache.local/store', 'redis:/localhost', 's3://bucket/key', 'ftp://user:hunter2pass@x'])('%s is refused naming CRM_MCP_STORE and the accepted forms', (spec) => {
-    const p = problems({ ...base, CRM_MCP_STORE: spec }).join('\n');
-    expect(p).toMatch(/^CRM_MCP_STORE: /);
-    expect(p).toMatch(/redis:\/\//);
-    expect(p).toMatch(/file path/);
-    expect(p).not.toContain('hunter2pass');
-  });
+  it.each(['ftp://x', 'http://cache.local/store', 'redis:/localhost', 's3://bucket/key', 'ftp://user:hunter2pass@x'])(
+    '%s is refused naming CRM_MCP_STORE and the accepted forms',
+    (spec) => {
+      const p = problems({ ...base, CRM_MCP_STORE: spec }).join('\n');
+      expect(p).toMatch(/^CRM_MCP_STORE: /);
+      expect(p).toMatch(/redis:\/\//);
+      expect(p).toMatch(/file path/);
+      expect(p).not.toContain('hunter2pass');
+    },
+  );
 
-  it.each(['memory', 'store.json', './data/store.json', '/var/lib/crm/store.json', 'file:/tmp/s.json', 'file:///tmp/s.json', 'redis://127.0.0.1:6379/0', 'rediss://cache:6380', 'C:\\crm\\store.json', 'D:/crm/store.json'])('%s is accepted', (spec) => {
+  it.each([
+    'memory',
+    'store.json',
+    './data/store.json',
+    '/var/lib/crm/store.json',
+    'file:/tmp/s.json',
+    'file:///tmp/s.json',
+    'redis://127.0.0.1:6379/0',
+    'rediss://cache:6380',
+    'C:\\crm\\store.json',
+    'D:/crm/store.json',
+  ])('%s is accepted', (spec) => {
     expect(storeSpecProblem(spec)).toBeUndefined();
   });
 
@@ -150,7 +171,11 @@ describe('CRM_MCP_STORE schemes', () => {
   it('the binary refuses ftp://x without creating a folder "ftp:"', async () => {
     const cwd = mkdtempSync(join(dir, 'cwd-'));
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI], { cwd, env: { ...baseEnv(), ...base, CRM_MCP_HOME: join(cwd, 'home'), CRM_MCP_STORE: 'ftp://x' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI], {
+        cwd,
+        env: { ...baseEnv(), ...base, CRM_MCP_HOME: join(cwd, 'home'), CRM_MCP_STORE: 'ftp://x' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stderr = '';
       child.stderr.on('data', (d) => (stderr += String(d)));
       child.on('close', (code) => resolve({ code, stderr }));
@@ -239,6 +264,8 @@ describe('toolsets (CRM_TOOLSETS)', () => {
     expect(loadConfig({ env: base }).tools.toolsets).toEqual(['core', 'activity']);
     expect(loadConfig({ env: { ...base, CRM_TOOLSETS: 'all' } }).tools.toolsets).toEqual(['core', 'activity', 'metadata', 'audit', 'raw']);
     expect(loadConfig({ env: { ...base, CRM_TOOLSETS: 'core, raw' } }).tools.toolsets).toEqual(['core', 'raw']);
-    expect(() => loadConfig({ env: { ...base, CRM_TOOLSETS: 'core,rawr' } })).toThrow(/CRM_TOOLSETS: unknown toolset "rawr".*core, activity, metadata, audit, raw/);
+    expect(() => loadConfig({ env: { ...base, CRM_TOOLSETS: 'core,rawr' } })).toThrow(
+      /CRM_TOOLSETS: unknown toolset "rawr".*core, activity, metadata, audit, raw/,
+    );
   });
 });

@@ -63,7 +63,11 @@ describe('MCP conformance suite', () => {
     });
 
     const run = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-      const p = spawn(CONFORMANCE, ['server', '--url', url, '--expected-failures', BASELINE, '-o', out], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawn(CONFORMANCE, ['server', '--url', url, '--expected-failures', BASELINE, '-o', out], {
+        cwd: ROOT,
+        env: cleanEnv(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let output = '';
       p.stdout.on('data', (d) => (output += String(d)));
       p.stderr.on('data', (d) => (output += String(d)));

@@ -45,7 +45,8 @@ async function listed(flags: PolicyFlags, toolsets?: string[]): Promise<Listed[]
   return tools as Listed[];
 }
 
-const modelBytes = (tools: Listed[]) => tools.reduce((n, t) => n + Buffer.byteLength(JSON.stringify({ name: t.name, description: t.description, input_schema: t.inputSchema })), 0);
+const modelBytes = (tools: Listed[]) =>
+  tools.reduce((n, t) => n + Buffer.byteLength(JSON.stringify({ name: t.name, description: t.description, input_schema: t.inputSchema })), 0);
 
 /** Every property at any depth that has no description (a $ref'd or union member inherits its parent's). */
 function undescribed(schema: Record<string, unknown>, path: string, out: string[]): void {

@@ -8,7 +8,15 @@ interface Report {
   ok: boolean;
   exit_code: number;
   store: string | null;
-  connections: Array<{ name: string; provider: string; address: string; policy: string; rate_limit: string; auth: { type: string; days_left: number | null; expires_at: string | null; scopes: string[] | null }; checks: Array<{ check: string; status: string }> }>;
+  connections: Array<{
+    name: string;
+    provider: string;
+    address: string;
+    policy: string;
+    rate_limit: string;
+    auth: { type: string; days_left: number | null; expires_at: string | null; scopes: string[] | null };
+    checks: Array<{ check: string; status: string }>;
+  }>;
   problems: Array<{ connection: string; check: string; severity: string; message: string; fix: string }>;
 }
 
@@ -24,7 +32,12 @@ afterAll(async () => {
   await Promise.all([kommo?.close(), bitrix?.close(), other?.close()]);
 });
 
-const healthy = () => ({ CRM_MCP_HOME: home, KOMMO_BASE_URL: kommo.url, KOMMO_ACCESS_TOKEN: kommo.createLongLivedToken({ expiresInSec: 200 * 86_400 }), BITRIX_WEBHOOK_BASE: bitrix.webhookUrl });
+const healthy = () => ({
+  CRM_MCP_HOME: home,
+  KOMMO_BASE_URL: kommo.url,
+  KOMMO_ACCESS_TOKEN: kommo.createLongLivedToken({ expiresInSec: 200 * 86_400 }),
+  BITRIX_WEBHOOK_BASE: bitrix.webhookUrl,
+});
 
 async function doctor(env: Record<string, string>, args = ['--json']) {
   const r = await runCli(['doctor', ...args], env);
@@ -70,7 +83,16 @@ describe('crm-mcp doctor', () => {
     expect(r.stdout).not.toContain(env.KOMMO_ACCESS_TOKEN);
   });
 
-  type Case = { name: string; env: () => Promise<Record<string, string>>; exit: number; connection: string; check: string; message: RegExp; fix: RegExp; secret?: () => string };
+  type Case = {
+    name: string;
+    env: () => Promise<Record<string, string>>;
+    exit: number;
+    connection: string;
+    check: string;
+    message: RegExp;
+    fix: RegExp;
+    secret?: () => string;
+  };
   const cases: Case[] = [
     {
       name: 'unreachable host',
@@ -111,7 +133,11 @@ describe('crm-mcp doctor', () => {
     },
     {
       name: 'Kommo token without the crm scope',
-      env: async () => ({ CRM_MCP_HOME: home, KOMMO_BASE_URL: kommo.url, KOMMO_ACCESS_TOKEN: kommo.createLongLivedToken({ scopes: ['files', 'notifications'] }) }),
+      env: async () => ({
+        CRM_MCP_HOME: home,
+        KOMMO_BASE_URL: kommo.url,
+        KOMMO_ACCESS_TOKEN: kommo.createLongLivedToken({ scopes: ['files', 'notifications'] }),
+      }),
       exit: 1,
       connection: 'kommo',
       check: 'scopes',

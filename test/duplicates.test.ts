@@ -20,22 +20,25 @@ async function leadsNamed(name: string): Promise<number> {
 }
 
 describe('create_lead finds the existing contact first', () => {
-  it.each([
-    { email: 'IVAN.petrov@EXAMPLE.com' },
-    { phone: '8 (912) 345 67 89' },
-    { phone: '79123456789' },
-  ])('existing contact %o: returns the lead with created:false and writes nothing', async (contact) => {
-    emu.resetLog();
-    const r = structured<{ created: boolean; lead: { id: number; name: string }; reason: string }>(await c.call('create_lead', { name: 'Should not exist', contact: { first_name: 'Ivan', ...contact } }));
-    expect(r.created).toBe(false);
-    expect(r.lead.name).not.toBe('Should not exist');
-    expect(r.reason).toMatch(/already exists/);
-    expect(writesTo(emu.requests)).toHaveLength(0);
-  });
+  it.each([{ email: 'IVAN.petrov@EXAMPLE.com' }, { phone: '8 (912) 345 67 89' }, { phone: '79123456789' }])(
+    'existing contact %o: returns the lead with created:false and writes nothing',
+    async (contact) => {
+      emu.resetLog();
+      const r = structured<{ created: boolean; lead: { id: number; name: string }; reason: string }>(
+        await c.call('create_lead', { name: 'Should not exist', contact: { first_name: 'Ivan', ...contact } }),
+      );
+      expect(r.created).toBe(false);
+      expect(r.lead.name).not.toBe('Should not exist');
+      expect(r.reason).toMatch(/already exists/);
+      expect(writesTo(emu.requests)).toHaveLength(0);
+    },
+  );
 
   it('a contact without a lead is linked, not copied', async () => {
     const contact = structured<{ contact: { id: number } }>(await c.call('create_contact', { first_name: 'Linus', email: 'linus-nolead@example.org' })).contact;
-    const r = structured<{ created: boolean; contact_id: number; lead: { contact_ids: number[] } }>(await c.call('create_lead', { name: 'Linus lead', contact: { first_name: 'Linus', email: 'Linus-NoLead@example.org' } }));
+    const r = structured<{ created: boolean; contact_id: number; lead: { contact_ids: number[] } }>(
+      await c.call('create_lead', { name: 'Linus lead', contact: { first_name: 'Linus', email: 'Linus-NoLead@example.org' } }),
+    );
     expect(r.created).toBe(true);
     expect(r.lead.contact_ids).toEqual([contact.id]);
   });
@@ -66,7 +69,10 @@ describe('ambiguous failures never create twice', () => {
   it('a 5xx on create is not blindly re-sent', async () => {
     const name = `Five hundred ${Date.now()}`;
     emu.resetLog();
-    emu.injectFault({ kind: 'status', status: 500, body: '{"title":"ErrInternalServer","status":500}' }, { match: { method: 'POST', path: '/api/v4/leads/complex' } });
+    emu.injectFault(
+      { kind: 'status', status: 500, body: '{"title":"ErrInternalServer","status":500}' },
+      { match: { method: 'POST', path: '/api/v4/leads/complex' } },
+    );
     const r = await c.call('create_lead', { name });
     // The 500 came before processing here, so the look-before-retry finds nothing and creates once.
     expect(r.isError).toBeFalsy();

@@ -110,8 +110,12 @@ describe('refusals over stdio (built binary)', () => {
       // An allowed read goes through on both, so the refusals above were not a dead connection.
       kommo.resetLog();
       bitrix.harness.resetLog();
-      expect(((await client.callTool({ name: 'kommo_request', arguments: { crm: 'kommo', method: 'GET', path: '/api/v4/leads' } })) as CallToolResult).isError).toBeFalsy();
-      expect(((await client.callTool({ name: 'bitrix_call', arguments: { crm: 'bitrix24', method: 'crm.deal.list', params: {} } })) as CallToolResult).isError).toBeFalsy();
+      expect(
+        ((await client.callTool({ name: 'kommo_request', arguments: { crm: 'kommo', method: 'GET', path: '/api/v4/leads' } })) as CallToolResult).isError,
+      ).toBeFalsy();
+      expect(
+        ((await client.callTool({ name: 'bitrix_call', arguments: { crm: 'bitrix24', method: 'crm.deal.list', params: {} } })) as CallToolResult).isError,
+      ).toBeFalsy();
       expect(kommo.requests.length).toBeGreaterThan(0);
       expect(bitrix.requests.length).toBeGreaterThan(0);
       await client.close();

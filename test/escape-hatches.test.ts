@@ -132,7 +132,11 @@ describe('kommo_request in every mode', () => {
     const c = await connectKommo(emu, { flags: CREATE_ONLY });
     const h = await withAudit(c.provider, c.close);
     emu.resetLog();
-    const r = await h.call('kommo_request', { method: 'POST', path: '/api/v4/webhooks', body: { destination: 'https://second-attacker.example/x', settings: ['add_lead'] } });
+    const r = await h.call('kommo_request', {
+      method: 'POST',
+      path: '/api/v4/webhooks',
+      body: { destination: 'https://second-attacker.example/x', settings: ['add_lead'] },
+    });
     const e = errorOf(r);
     expect(e.code).toBe('policy_denied');
     expect(e.message).toMatch(/webhooks/);
@@ -248,7 +252,10 @@ describe('bitrix_call and batch in every mode', () => {
   it('what is classified is what is sent: batch commands go out with their normalised names', async () => {
     const c = await connectBitrix(emu, { flags: WRITE });
     emu.harness.resetLog();
-    const r = await c.call('bitrix_call', { method: 'batch', params: { cmd: { a: 'CRM.DEAL.LIST.?select[]=ID', b: ' crm.deal.contact.add. ?id=1&fields[CONTACT_ID]=2' } } });
+    const r = await c.call('bitrix_call', {
+      method: 'batch',
+      params: { cmd: { a: 'CRM.DEAL.LIST.?select[]=ID', b: ' crm.deal.contact.add. ?id=1&fields[CONTACT_ID]=2' } },
+    });
     expect(r.isError, text(r)).toBeFalsy();
     const sent = emu.requests.map((q) => q.body).join('\n');
     expect(sent).toContain('crm.deal.list?select');

@@ -40,7 +40,9 @@ function envFor(home: string, refreshToken: string): Record<string, string> {
   };
 }
 
-async function stdioServer(env: Record<string, string>): Promise<{ call(name: string, args?: Record<string, unknown>): Promise<CallToolResult>; stderr(): string; close(): Promise<void> }> {
+async function stdioServer(
+  env: Record<string, string>,
+): Promise<{ call(name: string, args?: Record<string, unknown>): Promise<CallToolResult>; stderr(): string; close(): Promise<void> }> {
   const transport = new StdioClientTransport({ command: process.execPath, args: [CLI], env: { ...baseEnv(), ...env }, stderr: 'pipe' });
   let err = '';
   transport.stderr?.on('data', (d) => (err += String(d)));

@@ -131,7 +131,10 @@ export interface ConnectedBitrix extends Omit<Connected, 'provider'> {
   provider: BitrixProvider;
 }
 
-export async function connectBitrix(emu: BitrixEmulator, o: { flags?: PolicyFlags; connection?: Partial<BitrixConnection>; store?: Store; maxRetries?: number; timeoutMs?: number } = {}): Promise<ConnectedBitrix> {
+export async function connectBitrix(
+  emu: BitrixEmulator,
+  o: { flags?: PolicyFlags; connection?: Partial<BitrixConnection>; store?: Store; maxRetries?: number; timeoutMs?: number } = {},
+): Promise<ConnectedBitrix> {
   const conn: BitrixConnection = {
     name: 'bitrix24',
     provider: 'bitrix24',
@@ -161,5 +164,12 @@ export async function connectBitrix(emu: BitrixEmulator, o: { flags?: PolicyFlag
 
 /** Bitrix REST calls (method names, lower-cased, without .json) the emulator received, batch commands excluded. */
 export function bitrixMethods(requests: RecordedRequest[]): string[] {
-  return requests.filter((r) => r.path.includes('/rest/')).map((r) => r.path.replace(/^.*\/rest\/(\d+\/[^/]+\/)?/, '').replace(/\.json$|\/$/g, '').toLowerCase());
+  return requests
+    .filter((r) => r.path.includes('/rest/'))
+    .map((r) =>
+      r.path
+        .replace(/^.*\/rest\/(\d+\/[^/]+\/)?/, '')
+        .replace(/\.json$|\/$/g, '')
+        .toLowerCase(),
+    );
 }

@@ -38,7 +38,13 @@ async function provider(flags: PolicyFlags): Promise<KommoProvider> {
 
 async function serve(flags: PolicyFlags, o: Partial<HttpServerOptions> = {}): Promise<RunningHttpServer> {
   const p = await provider(flags);
-  return startHttpServer({ host: '127.0.0.1', port: 0, token: TOKEN, makeServer: (scope) => createServer({ config: { tools: {} }, providers: [p], narrow: scope.narrow }), ...o });
+  return startHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    makeServer: (scope) => createServer({ config: { tools: {} }, providers: [p], narrow: scope.narrow }),
+    ...o,
+  });
 }
 
 async function connect(url: string, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }): Promise<Client> {
@@ -58,11 +64,27 @@ async function serveBitrix(flags: PolicyFlags): Promise<RunningHttpServer> {
   const conn: BitrixConnection = { name: 'bitrix24', provider: 'bitrix24', webhookUrl: bx.webhookUrl, plan: 'standard', policy: flags };
   const p = new BitrixProvider(conn, { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 20 });
   await p.init();
-  const http = await startHttpServer({ host: '127.0.0.1', port: 0, token: TOKEN, makeServer: (scope) => createServer({ config: { tools: {} }, providers: [p], narrow: scope.narrow }) });
-  return { ...http, close: async () => { await http.close(); await bx.close(); } };
+  const http = await startHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    makeServer: (scope) => createServer({ config: { tools: {} }, providers: [p], narrow: scope.narrow }),
+  });
+  return {
+    ...http,
+    close: async () => {
+      await http.close();
+      await bx.close();
+    },
+  };
 }
 
-const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } } });
+const INIT = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '0' } },
+});
 
 /** A raw request with full control of Host, Origin and body framing (fetch may not let us set them). */
 function raw(
@@ -70,11 +92,15 @@ function raw(
   o: { method?: string; headers?: Record<string, string>; body?: string | string[] },
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: o.method ?? 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...o.headers } }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += String(d)));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = httpRequest(
+      url,
+      { method: o.method ?? 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...o.headers } },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += String(d)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     if (Array.isArray(o.body)) {
       // Chunked: no content-length, so the limit must hold while the body streams in.
@@ -93,7 +119,9 @@ describe('bearer authentication', () => {
 
   it('without a token: 401 with a Bearer challenge, and nothing reaches the CRM', async () => {
     emu.resetLog();
-    const r = await raw(http.url, { body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'create_lead', arguments: { name: 'Sneaky' } } }) });
+    const r = await raw(http.url, {
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'create_lead', arguments: { name: 'Sneaky' } } }),
+    });
     expect(r.status).toBe(401);
     expect(r.headers['www-authenticate']).toMatch(/^Bearer\b/);
     await expect(connect(http.url, {})).rejects.toThrow();
@@ -127,7 +155,9 @@ describe('bearer authentication', () => {
 
 describe('binding beyond loopback', () => {
   it('startHttpServer refuses 0.0.0.0 without a token', async () => {
-    await expect(startHttpServer({ host: '0.0.0.0', port: 0, makeServer: () => createServer({ config: { tools: {} }, providers: [] }) })).rejects.toThrow(/CRM_MCP_HTTP_TOKEN/);
+    await expect(startHttpServer({ host: '0.0.0.0', port: 0, makeServer: () => createServer({ config: { tools: {} }, providers: [] }) })).rejects.toThrow(
+      /CRM_MCP_HTTP_TOKEN/,
+    );
   });
 
   it('the CLI with --host 0.0.0.0 and no token refuses to start with a clear error', async () => {
@@ -227,7 +257,10 @@ describe('per-request narrowing only tightens', () => {
     emu.resetLog();
     // A tool that is not registered is a JSON-RPC error (-32602, as the spec says for unknown tools) since SDK v2.
     await expect(client.callTool({ name: 'create_lead', arguments: { name: 'Should not exist' } })).rejects.toThrow(/-32602.*create_lead not found/);
-    const rawCall = (await client.callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/leads', body: [{ name: 'x' }] } })) as CallToolResult;
+    const rawCall = (await client.callTool({
+      name: 'kommo_request',
+      arguments: { method: 'POST', path: '/api/v4/leads', body: [{ name: 'x' }] },
+    })) as CallToolResult;
     expect(rawCall.isError).toBe(true);
     expect(writesTo(emu.requests)).toHaveLength(0);
     const acc = (await client.callTool({ name: 'get_account', arguments: {} })) as CallToolResult;
@@ -256,7 +289,9 @@ describe('per-request narrowing only tightens', () => {
         (i % 2 ? full : ro).callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/contacts', body: [{ name: `pool-${i}` }] } }),
       ),
     );
-    calls.forEach((r, i) => expect((r as CallToolResult).isError ?? false, `call ${i}: ${JSON.stringify((r as CallToolResult).content).slice(0, 300)}`).toBe(i % 2 === 0));
+    calls.forEach((r, i) =>
+      expect((r as CallToolResult).isError ?? false, `call ${i}: ${JSON.stringify((r as CallToolResult).content).slice(0, 300)}`).toBe(i % 2 === 0),
+    );
     expect(writesTo(emu.requests)).toHaveLength(6);
     await ro.close();
     await full.close();
@@ -279,7 +314,9 @@ describe('per-request narrowing only tightens', () => {
     expect(widened.list).toEqual(base.list);
     expect(widened.list).not.toContain('update_lead');
     emu.resetLog();
-    await expect(widened.client.callTool({ name: 'update_lead', arguments: { id: 1000001, name: 'Widened?' } })).rejects.toThrow(/-32602.*update_lead not found/);
+    await expect(widened.client.callTool({ name: 'update_lead', arguments: { id: 1000001, name: 'Widened?' } })).rejects.toThrow(
+      /-32602.*update_lead not found/,
+    );
     expect(writesTo(emu.requests)).toHaveLength(0);
     await base.client.close();
     await widened.client.close();
@@ -289,8 +326,20 @@ describe('per-request narrowing only tightens', () => {
 
 describe('narrowing headers fail closed', () => {
   const unclear: Array<[string, Array<[string, string]>]> = [
-    ['sent twice ("true, true")', [['X-CRM-Read-Only', 'true'], ['X-CRM-Read-Only', 'true']]],
-    ['a proxy’s copy plus the client’s ("true, false")', [['X-CRM-Read-Only', 'true'], ['X-CRM-Read-Only', 'false']]],
+    [
+      'sent twice ("true, true")',
+      [
+        ['X-CRM-Read-Only', 'true'],
+        ['X-CRM-Read-Only', 'true'],
+      ],
+    ],
+    [
+      'a proxy’s copy plus the client’s ("true, false")',
+      [
+        ['X-CRM-Read-Only', 'true'],
+        ['X-CRM-Read-Only', 'false'],
+      ],
+    ],
     ['"true, false" in one header', [['X-CRM-Read-Only', 'true, false']]],
     ['"Y"', [['X-CRM-Read-Only', 'Y']]],
     ['"true;"', [['X-CRM-Read-Only', 'true;']]],
@@ -306,7 +355,10 @@ describe('narrowing headers fail closed', () => {
     expect(list).not.toContain('create_lead');
     expect(list).not.toContain('update_lead');
     emu.resetLog();
-    const r = (await client.callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/contacts', body: [{ name: 'should not exist' }] } })) as CallToolResult;
+    const r = (await client.callTool({
+      name: 'kommo_request',
+      arguments: { method: 'POST', path: '/api/v4/contacts', body: [{ name: 'should not exist' }] },
+    })) as CallToolResult;
     expect(r.isError).toBe(true);
     expect(writesTo(emu.requests)).toHaveLength(0);
     await client.close();
@@ -377,7 +429,15 @@ describe('service configuration', () => {
 
   it('parses the token, CORS origins, audit log and metrics switch; the token becomes a secret', () => {
     const token = 'cfg-token-abcdefghijklmnop';
-    const c = loadConfig({ env: { ...base, CRM_MCP_HTTP_TOKEN: token, CRM_MCP_HTTP_CORS_ORIGINS: 'https://app.example, http://localhost:5173', CRM_MCP_AUDIT_LOG: '/var/log/crm-mcp/audit.log', CRM_MCP_METRICS: 'false' } });
+    const c = loadConfig({
+      env: {
+        ...base,
+        CRM_MCP_HTTP_TOKEN: token,
+        CRM_MCP_HTTP_CORS_ORIGINS: 'https://app.example, http://localhost:5173',
+        CRM_MCP_AUDIT_LOG: '/var/log/crm-mcp/audit.log',
+        CRM_MCP_METRICS: 'false',
+      },
+    });
     expect(c.service).toEqual({ token, corsOrigins: ['https://app.example', 'http://localhost:5173'], auditLog: '/var/log/crm-mcp/audit.log', metrics: false });
     expect(redact(`auth ${token}`)).not.toContain(token);
     expect(loadConfig({ env: { ...base, CRM_MCP_AUDIT_LOG: 'off' } }).service).toEqual({ corsOrigins: [], auditLog: false });

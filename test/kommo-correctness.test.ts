@@ -12,14 +12,27 @@ import type { KommoBehaviour, KommoEmulator } from '../src/sandbox/kommo/index.j
 import type { KCustomField, KLead } from '../src/sandbox/kommo/types.js';
 import { connectKommo, startKommo, structured, WRITE, writesTo, type Connected } from './helpers.js';
 
-interface LeadOut { id: number; name: string; pipeline: { id: number } | null; stage: { id: number } | null; contact_ids: number[]; created_at: string | null; updated_at: string | null }
-interface PageOut<T> { items: T[]; has_more: boolean; cursor: string | null }
+interface LeadOut {
+  id: number;
+  name: string;
+  pipeline: { id: number } | null;
+  stage: { id: number } | null;
+  contact_ids: number[];
+  created_at: string | null;
+  updated_at: string | null;
+}
+interface PageOut<T> {
+  items: T[];
+  has_more: boolean;
+  cursor: string | null;
+}
 
 const unix = (iso: string | null) => Date.parse(iso!) / 1000;
 const gets = (emu: KommoEmulator, path: string) => emu.requests.filter((r) => r.method === 'GET' && r.path === path);
 const paramsOf = (url: string) => new URL(url, 'http://x').searchParams;
 
-async function raw(emu: KommoEmulator, path: string, token: string): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function raw(emu: KommoEmulator, path: string, token: string): Promise<{ status: number; json: any }> {
   const res = await request(`${emu.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
   const text = await res.body.text();
   return { status: res.statusCode, json: text ? JSON.parse(text) : undefined };
@@ -31,9 +44,25 @@ function addLeadFields(emu: KommoEmulator, n: number): KCustomField[] {
   for (let i = 0; i < n; i++) {
     const id = 920001 + i;
     const f: KCustomField = {
-      id, name: `Extra field ${i + 1}`, type: 'text', account_id: emu.state.account.id, code: null, sort: 600 + i, is_api_only: false, enums: null, group_id: null,
-      required_statuses: [], is_deletable: true, is_predefined: false, entity_type: 'leads', tracking_callback: null, remind: null, triggers: [], currency: null,
-      hidden_statuses: [], chained_lists: null,
+      id,
+      name: `Extra field ${i + 1}`,
+      type: 'text',
+      account_id: emu.state.account.id,
+      code: null,
+      sort: 600 + i,
+      is_api_only: false,
+      enums: null,
+      group_id: null,
+      required_statuses: [],
+      is_deletable: true,
+      is_predefined: false,
+      entity_type: 'leads',
+      tracking_callback: null,
+      remind: null,
+      triggers: [],
+      currency: null,
+      hidden_statuses: [],
+      chained_lists: null,
     };
     emu.state.customFields.leads.set(id, f);
     added.push(f);
@@ -140,10 +169,18 @@ describe.each(STATUS_VARIANTS)('won/lost stages cover every pipeline (emulator s
   it('a pipeline narrows won/lost to that pipeline; an ordinary stage names its own pipeline', async () => {
     const pid = DEMO.pipelineIds[1]!;
     const page = structured<PageOut<LeadOut>>(await c.call('list_leads', { pipeline_id: pid, status_ids: [143], limit: 250 }));
-    expect(page.items.map((l) => l.id).sort((a, b) => a - b)).toEqual(stored((l) => l.pipeline_id === pid && l.status_id === 143).map((l) => l.id).sort((a, b) => a - b));
+    expect(page.items.map((l) => l.id).sort((a, b) => a - b)).toEqual(
+      stored((l) => l.pipeline_id === pid && l.status_id === 143)
+        .map((l) => l.id)
+        .sort((a, b) => a - b),
+    );
     const stage = emu.state.pipelines.get(pid)!._embedded.statuses.find((s) => s.type === 0 && s.id > 143)!;
     const one = structured<PageOut<LeadOut>>(await c.call('list_leads', { status_ids: [stage.id], limit: 250 }));
-    expect(one.items.map((l) => l.id).sort((a, b) => a - b)).toEqual(stored((l) => l.status_id === stage.id).map((l) => l.id).sort((a, b) => a - b));
+    expect(one.items.map((l) => l.id).sort((a, b) => a - b)).toEqual(
+      stored((l) => l.status_id === stage.id)
+        .map((l) => l.id)
+        .sort((a, b) => a - b),
+    );
   });
 });
 
@@ -180,8 +217,16 @@ describe('/leads/complex merged by the account duplicate control', () => {
   it('the emulator merges into the contact’s open lead: existing ids, merged: true, request ids gathered, nothing created', async () => {
     const token = emu.createLongLivedToken();
     const before = { leads: emu.state.leads.size, contacts: emu.state.contacts.size };
-    const lead = (rid: string) => ({ name: `Repeat ${rid}`, request_id: rid, _embedded: { contacts: [{ name: 'Ivan', custom_fields_values: [{ field_code: 'PHONE', values: [{ value: '89123456789' }] }] }] } });
-    const res = await request(`${emu.url}/api/v4/leads/complex`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify([lead('a'), lead('b')]) });
+    const lead = (rid: string) => ({
+      name: `Repeat ${rid}`,
+      request_id: rid,
+      _embedded: { contacts: [{ name: 'Ivan', custom_fields_values: [{ field_code: 'PHONE', values: [{ value: '89123456789' }] }] }] },
+    });
+    const res = await request(`${emu.url}/api/v4/leads/complex`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify([lead('a'), lead('b')]),
+    });
     const body = (await res.body.json()) as unknown[];
     expect(body).toEqual([{ id: DEMO.ivanLeadId, contact_id: DEMO.ivanContactId, company_id: DEMO.ivanCompanyId, request_id: ['a', 'b'], merged: true }]);
     expect({ leads: emu.state.leads.size, contacts: emu.state.contacts.size }).toEqual(before);
@@ -207,7 +252,9 @@ describe('/leads/complex merged by the account duplicate control', () => {
 
   it('without a duplicate the same call creates, merged: false', async () => {
     const before = emu.state.leads.size;
-    const res = structured<{ created: boolean; lead: { id: number } }>(await c.call('create_lead', { name: 'Fresh', contact: { first_name: 'Nova', phone: '+44 20 7946 0123' } }));
+    const res = structured<{ created: boolean; lead: { id: number } }>(
+      await c.call('create_lead', { name: 'Fresh', contact: { first_name: 'Nova', phone: '+44 20 7946 0123' } }),
+    );
     expect(res.created).toBe(true);
     expect(emu.state.leads.size).toBe(before + 1);
     expect(emu.state.leads.get(res.lead.id)?.name).toBe('Fresh');
@@ -233,7 +280,10 @@ describe.each(ORDER_VARIANTS)('list order (emulator default order %s)', (default
   it('list_leads is newest created first by default, and honours created_asc and updated_desc across pages', async () => {
     const leads = [...emu.state.leads.values()];
     const expectTimes = (got: LeadOut[], key: 'created_at' | 'updated_at', dir: 1 | -1) => {
-      const want = leads.map((l) => l[key]).sort((a, b) => dir * (a - b)).slice(0, got.length);
+      const want = leads
+        .map((l) => l[key])
+        .sort((a, b) => dir * (a - b))
+        .slice(0, got.length);
       expect(got.map((l) => unix(l[key]))).toEqual(want);
     };
     const first = structured<PageOut<LeadOut>>(await c.call('list_leads', { limit: 60 }));
@@ -254,12 +304,27 @@ describe.each(ORDER_VARIANTS)('list order (emulator default order %s)', (default
       const rows = [...(map as Map<number, { id: number; updated_at: number }>).values()];
       const page = structured<PageOut<{ id: number; updated_at: string | null }>>(await c.call(tool, { limit: 30 }));
       expect(lastUrl(path).get('order[id]')).toBe('desc');
-      expect(page.items.map((x) => x.id)).toEqual(rows.map((r) => r.id).sort((a, b) => b - a).slice(0, 30));
+      expect(page.items.map((x) => x.id)).toEqual(
+        rows
+          .map((r) => r.id)
+          .sort((a, b) => b - a)
+          .slice(0, 30),
+      );
       const asc = structured<PageOut<{ id: number }>>(await c.call(tool, { limit: 30, sort: 'created_asc' }));
-      expect(asc.items.map((x) => x.id)).toEqual(rows.map((r) => r.id).sort((a, b) => a - b).slice(0, 30));
+      expect(asc.items.map((x) => x.id)).toEqual(
+        rows
+          .map((r) => r.id)
+          .sort((a, b) => a - b)
+          .slice(0, 30),
+      );
       const upd = structured<PageOut<{ id: number; updated_at: string | null }>>(await c.call(tool, { limit: 30, sort: 'updated_desc' }));
       expect(lastUrl(path).get('order[updated_at]')).toBe('desc');
-      expect(upd.items.map((x) => unix(x.updated_at))).toEqual(rows.map((r) => r.updated_at).sort((a, b) => b - a).slice(0, 30));
+      expect(upd.items.map((x) => unix(x.updated_at))).toEqual(
+        rows
+          .map((r) => r.updated_at)
+          .sort((a, b) => b - a)
+          .slice(0, 30),
+      );
     }
   });
 
@@ -267,7 +332,9 @@ describe.each(ORDER_VARIANTS)('list order (emulator default order %s)', (default
     const token = emu.createLongLivedToken();
     const r = await raw(emu, '/api/v4/leads?limit=5', token);
     const allIds = [...emu.state.leads.keys()].sort((a, b) => a - b);
-    expect((r.json._embedded.leads as Array<{ id: number }>).map((l) => l.id)).toEqual(defaultOrder === 'id_asc' ? allIds.slice(0, 5) : allIds.reverse().slice(0, 5));
+    expect((r.json._embedded.leads as Array<{ id: number }>).map((l) => l.id)).toEqual(
+      defaultOrder === 'id_asc' ? allIds.slice(0, 5) : allIds.reverse().slice(0, 5),
+    );
     expect((await raw(emu, '/api/v4/contacts?order[created_at]=desc', token)).status).toBe(400);
   });
 });

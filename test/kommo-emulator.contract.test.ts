@@ -24,7 +24,12 @@ beforeAll(async () => {
 });
 afterAll(async () => emu.close());
 
-async function call(method: string, path: string, body?: unknown, auth: string | null = token): Promise<{ status: number; type: string; json: unknown; text: string }> {
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  auth: string | null = token,
+): Promise<{ status: number; type: string; json: unknown; text: string }> {
   const res = await request(`${emu.url}${path}`, {
     method: method as 'GET',
     headers: { ...(auth ? { authorization: `Bearer ${auth}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
@@ -98,7 +103,12 @@ function phoneOnly(v: unknown): unknown {
 const TAG_COLOR = ['_embedded.tags[].color']; // §9: entity tags are `{id, name, color?}`; the emulator always sends color (null when unset)
 const ACCOUNT_EXTRA = [
   // §1 lists these among the fields GET /account returns without `with`; the K-HTTP example omits them.
-  'customers_mode', 'is_unsorted_on', 'is_loss_reason_enabled', 'is_helpbot_enabled', 'is_technical_account', 'contact_name_display_order',
+  'customers_mode',
+  'is_unsorted_on',
+  'is_loss_reason_enabled',
+  'is_helpbot_enabled',
+  'is_technical_account',
+  'contact_name_display_order',
 ];
 
 describe('lists and entities have the fixtures’ shape', () => {
@@ -155,7 +165,8 @@ describe('lists and entities have the fixtures’ shape', () => {
       'uuid', // present in the OGI sample without being requested; no documented `with` yields it
       '_embedded.entity_names.leads.ru', // the emulated account has English entity names only
       '_embedded.entity_names.leads.es',
-      'currency', 'currency_symbol', // §1 fields the (older) sample lacks
+      'currency',
+      'currency_symbol', // §1 fields the (older) sample lacks
     ]);
   });
 
@@ -174,7 +185,10 @@ describe('write responses have the fixtures’ shape', () => {
   });
 
   it('PATCH /leads (bulk) and PATCH /leads/{id}', async () => {
-    const bulk = await call('PATCH', '/api/v4/leads', [{ id: DEMO.ivanLeadId, price: 48500 }, { id: DEMO.ivanLeadId + 1, name: 'Renamed' }]);
+    const bulk = await call('PATCH', '/api/v4/leads', [
+      { id: DEMO.ivanLeadId, price: 48500 },
+      { id: DEMO.ivanLeadId + 1, name: 'Renamed' },
+    ]);
     expect(bulk.status).toBe(200);
     expectShape('PATCH_leads.response.json', bulk.json);
     expectShape('PATCH_leads_id.response.json', (await call('PATCH', `/api/v4/leads/${DEMO.ivanLeadId + 2}`, { price: 5 })).json);
@@ -209,11 +223,15 @@ describe('write responses have the fixtures’ shape', () => {
     const groups = (r.json as { 'validation-errors': Array<{ request_id: string; errors: Array<{ path: string; code: string }> }> })['validation-errors'];
     expect(groups.map((g) => g.request_id)).toEqual(['qweasd', 'uns_qweasd']);
     expect(groups[0]!.errors).toContainEqual(expect.objectContaining({ code: 'NotSupportedChoice', path: 'custom_fields_values.0.field_id' }));
-    expect(groups[0]!.errors).toContainEqual(expect.objectContaining({ code: 'NotSupportedChoice', path: '_embedded.contacts.0.custom_fields_values.0.field_id' }));
+    expect(groups[0]!.errors).toContainEqual(
+      expect.objectContaining({ code: 'NotSupportedChoice', path: '_embedded.contacts.0.custom_fields_values.0.field_id' }),
+    );
   });
 
   it('POST /tasks', async () => {
-    const r = await call('POST', '/api/v4/tasks', [{ text: 'Call', complete_till: 2_000_000_000, responsible_user_id: DEMO.adminUserId, request_id: 'example' }]);
+    const r = await call('POST', '/api/v4/tasks', [
+      { text: 'Call', complete_till: 2_000_000_000, responsible_user_id: DEMO.adminUserId, request_id: 'example' },
+    ]);
     expectShape('POST_tasks.response.json', r.json);
   });
 
@@ -224,11 +242,22 @@ describe('write responses have the fixtures’ shape', () => {
   });
 
   it('POST /oauth2/access_token (documented request shape)', async () => {
-    const req = { ...(fixture('POST_oauth2_access_token.request.json') as object), client_id: oauth.clientId, client_secret: oauth.clientSecret, redirect_uri: oauth.redirectUri, code: emu.issueAuthorizationCode() };
+    const req = {
+      ...(fixture('POST_oauth2_access_token.request.json') as object),
+      client_id: oauth.clientId,
+      client_secret: oauth.clientSecret,
+      redirect_uri: oauth.redirectUri,
+      code: emu.issueAuthorizationCode(),
+    };
     const r = await call('POST', '/oauth2/access_token', req, null);
     expect(r.status).toBe(200);
     expectShape('POST_oauth2_access_token.response.json', r.json, ['server_time']); // §2.1: the newer reference adds server_time
-    const refresh = { ...(fixture('POST_oauth2_access_token.refresh.request.json') as object), client_id: oauth.clientId, client_secret: oauth.clientSecret, refresh_token: (r.json as { refresh_token: string }).refresh_token };
+    const refresh = {
+      ...(fixture('POST_oauth2_access_token.refresh.request.json') as object),
+      client_id: oauth.clientId,
+      client_secret: oauth.clientSecret,
+      refresh_token: (r.json as { refresh_token: string }).refresh_token,
+    };
     expectShape('POST_oauth2_access_token.response.json', (await call('POST', '/oauth2/access_token', refresh, null)).json, ['server_time']);
   });
 
@@ -276,7 +305,11 @@ describe('error bodies equal the fixtures', () => {
   });
 
   it('422 more than 250 entities', async () => {
-    const r = await call('POST', '/api/v4/leads', Array.from({ length: 251 }, (_, i) => ({ name: `bulk ${i}` })));
+    const r = await call(
+      'POST',
+      '/api/v4/leads',
+      Array.from({ length: 251 }, (_, i) => ({ name: `bulk ${i}` })),
+    );
     expect(r.status).toBe(422);
     expect(r.json).toEqual(fixture('ERROR_422_limit.json'));
   });
@@ -290,7 +323,12 @@ describe('error bodies equal the fixtures', () => {
   });
 
   it('OAuth 400 and the 403 of the shared oauth2 endpoint', async () => {
-    const r = await call('POST', '/oauth2/access_token', { client_id: oauth.clientId, client_secret: oauth.clientSecret, grant_type: 'authorization_code', code: 'not-a-code', redirect_uri: oauth.redirectUri }, null);
+    const r = await call(
+      'POST',
+      '/oauth2/access_token',
+      { client_id: oauth.clientId, client_secret: oauth.clientSecret, grant_type: 'authorization_code', code: 'not-a-code', redirect_uri: oauth.redirectUri },
+      null,
+    );
     expect(r.status).toBe(400);
     expect(r.json).toEqual(fixture('POST_oauth2_access_token.400.json'));
     const d = await call('GET', '/oauth2/account/current/subdomain', undefined, null);
@@ -321,13 +359,15 @@ describe('the provider’s payload schemas accept the fixtures and the emulator 
     return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
   };
   /** A HAL page as api.ts reads it: the envelope, then `_embedded[key]` with the item schema. */
-  const page = (schema: z.ZodType, key: string) => (v: unknown): string[] => {
-    const env = KHalPage.safeParse(v);
-    if (!env.success) return parses(KHalPage, v);
-    const items = env.data._embedded?.[key];
-    expect(Array.isArray(items) && items.length > 0, `${key}: a non-empty list`).toBe(true);
-    return parses(z.array(schema), items);
-  };
+  const page =
+    (schema: z.ZodType, key: string) =>
+    (v: unknown): string[] => {
+      const env = KHalPage.safeParse(v);
+      if (!env.success) return parses(KHalPage, v);
+      const items = env.data._embedded?.[key];
+      expect(Array.isArray(items) && items.length > 0, `${key}: a non-empty list`).toBe(true);
+      return parses(z.array(schema), items);
+    };
   const cases: Array<[string, string | null, string, (v: unknown) => string[]]> = [
     ['leads page', 'GET_leads.json', '/api/v4/leads?limit=2&with=contacts', page(KLead, 'leads')],
     ['one lead', 'GET_leads_id.json', `/api/v4/leads/${DEMO.ivanLeadId}?with=contacts`, (v) => parses(KLead, v)],
@@ -360,7 +400,9 @@ describe('the provider’s payload schemas accept the fixtures and the emulator 
     expect(parses(KComplexCreated, complex.json)).toEqual([]);
     const contact = await call('POST', '/api/v4/contacts', [{ name: 'Schema contact' }]);
     expect(createdId(contact.json, 'contacts')).toEqual(expect.any(Number));
-    const task = await call('POST', '/api/v4/tasks', [{ text: 'Schema task', responsible_user_id: DEMO.adminUserId, complete_till: Math.floor(Date.now() / 1000) + 3600 }]);
+    const task = await call('POST', '/api/v4/tasks', [
+      { text: 'Schema task', responsible_user_id: DEMO.adminUserId, complete_till: Math.floor(Date.now() / 1000) + 3600 },
+    ]);
     expect(createdId(task.json, 'tasks')).toEqual(expect.any(Number));
   });
 

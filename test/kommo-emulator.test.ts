@@ -54,13 +54,21 @@ describe('demo data', () => {
     expect(lead).toMatchObject({ name: DEMO.ivanLeadName, pipeline_id: DEMO.mainPipelineId });
     expect(lead._embedded.contacts).toEqual([{ id: DEMO.ivanContactId, is_main: true }]);
     const again = await startKommoEmulator({ rateLimit: false });
-    expect([...again.state.leads.values()].map((l) => [l.name, l.price, l.status_id])).toEqual([...emu.state.leads.values()].slice(0, again.state.leads.size).map((l) => [l.name, l.price, l.status_id]));
+    expect([...again.state.leads.values()].map((l) => [l.name, l.price, l.status_id])).toEqual(
+      [...emu.state.leads.values()].slice(0, again.state.leads.size).map((l) => [l.name, l.price, l.status_id]),
+    );
     await again.close();
   });
 
   it('stores phones in mixed formats', () => {
-    const phones = [...emu.state.contacts.values()].flatMap((c) => (c.custom_fields_values ?? []).filter((f) => f.field_code === 'PHONE').flatMap((f) => f.values.map((v) => String(v.value))));
-    for (const re of [/^\+7 \d{3} \d{3}-\d\d-\d\d$/, /^8 \(\d{3}\) \d{3} \d\d \d\d$/, /^7\d{10}$/, /^\+44 20 7946 0\d{3}$/]) expect(phones.some((p) => re.test(p)), String(re)).toBe(true);
+    const phones = [...emu.state.contacts.values()].flatMap((c) =>
+      (c.custom_fields_values ?? []).filter((f) => f.field_code === 'PHONE').flatMap((f) => f.values.map((v) => String(v.value))),
+    );
+    for (const re of [/^\+7 \d{3} \d{3}-\d\d-\d\d$/, /^8 \(\d{3}\) \d{3} \d\d \d\d$/, /^7\d{10}$/, /^\+44 20 7946 0\d{3}$/])
+      expect(
+        phones.some((p) => re.test(p)),
+        String(re),
+      ).toBe(true);
   });
 
   it('every pipeline has incoming first, then regular stages, then 142 and 143 with allowed colors (§7)', async () => {
@@ -69,7 +77,10 @@ describe('demo data', () => {
     for (const p of r.json._embedded.pipelines) {
       const st = p._embedded.statuses as Array<{ id: number; type: number; color: string; sort: number }>;
       expect(st[0]!.type).toBe(1);
-      expect(st.slice(-2).map((s) => [s.id, s.sort])).toEqual([[142, 10000], [143, 11000]]);
+      expect(st.slice(-2).map((s) => [s.id, s.sort])).toEqual([
+        [142, 10000],
+        [143, 11000],
+      ]);
       for (const s of st) expect(s.color).toMatch(/^#[0-9a-f]{6}$/);
     }
   });
@@ -137,7 +148,16 @@ describe('envelopes and empty results (§4)', () => {
     expect((await get('/api/v4/leads/abc')).status).toBe(404);
     expect((await send('DELETE', '/api/v4/leads', [{ id: 1 }])).status).toBe(405);
     expect((await send('PUT', `/api/v4/leads/${DEMO.ivanLeadId}`, { name: 'x' })).status).toBe(405);
-    for (const p of ['/api/v4/leads?foo=1', '/api/v4/leads?filter[nope]=1', '/api/v4/leads?with=everything', '/api/v4/leads?order[name]=asc', '/api/v4/leads?order[id]=up', '/api/v4/leads?filter[id]=abc', '/api/v4/leads?filter[id][x]=1', `/api/v4/leads/${DEMO.ivanLeadId}?page=2`]) {
+    for (const p of [
+      '/api/v4/leads?foo=1',
+      '/api/v4/leads?filter[nope]=1',
+      '/api/v4/leads?with=everything',
+      '/api/v4/leads?order[name]=asc',
+      '/api/v4/leads?order[id]=up',
+      '/api/v4/leads?filter[id]=abc',
+      '/api/v4/leads?filter[id][x]=1',
+      `/api/v4/leads/${DEMO.ivanLeadId}?page=2`,
+    ]) {
       const r = await get(p);
       expect(r.status, p).toBe(400);
       expect(r.json['validation-errors']).toBeDefined();
@@ -161,16 +181,28 @@ describe('filters, order and query (§4, §5.1, §6)', () => {
   it('pipeline, statuses, responsible, price, name and date ranges', async () => {
     const p2 = DEMO.pipelineIds[1];
     expect(sorted(await get(`/api/v4/leads?filter[pipeline_id]=${p2}&limit=250`))).toEqual(idsOf(all().filter((l) => l.pipeline_id === p2)));
-    expect(sorted(await get(`/api/v4/leads?filter[statuses][0][pipeline_id]=${p2}&filter[statuses][0][status_id]=142&filter[statuses][1][pipeline_id]=${DEMO.mainPipelineId}&filter[statuses][1][status_id]=${DEMO.mainFirstStatusId}&limit=250`))).toEqual(
-      idsOf(all().filter((l) => (l.pipeline_id === p2 && l.status_id === 142) || (l.pipeline_id === DEMO.mainPipelineId && l.status_id === DEMO.mainFirstStatusId))),
+    expect(
+      sorted(
+        await get(
+          `/api/v4/leads?filter[statuses][0][pipeline_id]=${p2}&filter[statuses][0][status_id]=142&filter[statuses][1][pipeline_id]=${DEMO.mainPipelineId}&filter[statuses][1][status_id]=${DEMO.mainFirstStatusId}&limit=250`,
+        ),
+      ),
+    ).toEqual(
+      idsOf(
+        all().filter((l) => (l.pipeline_id === p2 && l.status_id === 142) || (l.pipeline_id === DEMO.mainPipelineId && l.status_id === DEMO.mainFirstStatusId)),
+      ),
     );
     const u = DEMO.userIds[2];
     expect(sorted(await get(`/api/v4/leads?filter[responsible_user_id][]=${u}&limit=250`))).toEqual(idsOf(all().filter((l) => l.responsible_user_id === u)));
-    expect(sorted(await get('/api/v4/leads?filter[price][from]=100000&filter[price][to]=200000&limit=250'))).toEqual(idsOf(all().filter((l) => l.price >= 100000 && l.price <= 200000)));
+    expect(sorted(await get('/api/v4/leads?filter[price][from]=100000&filter[price][to]=200000&limit=250'))).toEqual(
+      idsOf(all().filter((l) => l.price >= 100000 && l.price <= 200000)),
+    );
     expect(sorted(await get(`/api/v4/leads?filter[name]=${encodeURIComponent(DEMO.ivanLeadName)}`))).toEqual([DEMO.ivanLeadId]);
     const mid = all()[100]!.created_at;
     const from = mid - 30 * 86400;
-    expect(sorted(await get(`/api/v4/leads?filter[created_at][from]=${from}&filter[created_at][to]=${mid}&limit=250`))).toEqual(idsOf(all().filter((l) => l.created_at >= from && l.created_at <= mid)));
+    expect(sorted(await get(`/api/v4/leads?filter[created_at][from]=${from}&filter[created_at][to]=${mid}&limit=250`))).toEqual(
+      idsOf(all().filter((l) => l.created_at >= from && l.created_at <= mid)),
+    );
     expect(sorted(await get('/api/v4/leads?filter[closed_at][from]=1&limit=250'))).toEqual(idsOf(all().filter((l) => l.closed_at !== null)));
   });
 
@@ -193,7 +225,9 @@ describe('filters, order and query (§4, §5.1, §6)', () => {
 
   it('with=contacts on leads and with=leads on contacts; with=contacts,leads on companies', async () => {
     const lead = await get(`/api/v4/leads/${DEMO.ivanLeadId}?with=contacts`);
-    expect(lead.json._embedded.contacts).toEqual([{ id: DEMO.ivanContactId, is_main: true, _links: { self: { href: `${emu.url}/api/v4/contacts/${DEMO.ivanContactId}` } } }]);
+    expect(lead.json._embedded.contacts).toEqual([
+      { id: DEMO.ivanContactId, is_main: true, _links: { self: { href: `${emu.url}/api/v4/contacts/${DEMO.ivanContactId}` } } },
+    ]);
     expect((await get(`/api/v4/leads/${DEMO.ivanLeadId}`)).json._embedded.contacts).toBeUndefined();
     const c = await get(`/api/v4/contacts/${DEMO.ivanContactId}?with=leads`);
     expect(c.json._embedded.leads.map((x: { id: number }) => x.id)).toContain(DEMO.ivanLeadId);
@@ -213,7 +247,13 @@ describe('writes (§5.3–§5.5, §8, §9)', () => {
     expect(b!.id).toBe(a!.id + 1);
     expect(emu.state.leads.size).toBe(before + 2);
     const got = await get(`/api/v4/leads/${a!.id}`);
-    expect(got.json).toMatchObject({ name: 'Fresh lead', price: 1234, pipeline_id: DEMO.mainPipelineId, status_id: DEMO.mainFirstStatusId, responsible_user_id: DEMO.adminUserId });
+    expect(got.json).toMatchObject({
+      name: 'Fresh lead',
+      price: 1234,
+      pipeline_id: DEMO.mainPipelineId,
+      status_id: DEMO.mainFirstStatusId,
+      responsible_user_id: DEMO.adminUserId,
+    });
     expect(ids(await get('/api/v4/leads?query=Fresh%20lead'))).toContain(a!.id);
   });
 
@@ -245,26 +285,74 @@ describe('writes (§5.3–§5.5, §8, §9)', () => {
 
   it('custom fields: select by enum_id or label, multitext by enum_code, read shape adds name/type/enum', async () => {
     const c = await send('POST', '/api/v4/contacts', [
-      { first_name: 'Cf', last_name: 'Test', custom_fields_values: [{ field_code: 'PHONE', values: [{ value: '+7 900 000-11-22', enum_code: 'MOB' }] }, { field_code: 'EMAIL', values: [{ value: 'Cf.Test@Example.org' }] }] },
+      {
+        first_name: 'Cf',
+        last_name: 'Test',
+        custom_fields_values: [
+          { field_code: 'PHONE', values: [{ value: '+7 900 000-11-22', enum_code: 'MOB' }] },
+          { field_code: 'EMAIL', values: [{ value: 'Cf.Test@Example.org' }] },
+        ],
+      },
     ]);
     const id = c.json._embedded.contacts[0].id as number;
     const got = (await get(`/api/v4/contacts/${id}`)).json;
     expect(got.name).toBe('Cf Test');
     expect(got.custom_fields_values).toEqual([
-      { field_id: DEMO.contactFields.phone, field_name: 'Phone', field_code: 'PHONE', field_type: 'multitext', values: [{ value: '+7 900 000-11-22', enum_id: expect.any(Number), enum: 'MOB' }] },
-      { field_id: DEMO.contactFields.email, field_name: 'Email', field_code: 'EMAIL', field_type: 'multitext', values: [{ value: 'Cf.Test@Example.org', enum_id: expect.any(Number), enum: 'WORK' }] },
+      {
+        field_id: DEMO.contactFields.phone,
+        field_name: 'Phone',
+        field_code: 'PHONE',
+        field_type: 'multitext',
+        values: [{ value: '+7 900 000-11-22', enum_id: expect.any(Number), enum: 'MOB' }],
+      },
+      {
+        field_id: DEMO.contactFields.email,
+        field_name: 'Email',
+        field_code: 'EMAIL',
+        field_type: 'multitext',
+        values: [{ value: 'Cf.Test@Example.org', enum_id: expect.any(Number), enum: 'WORK' }],
+      },
     ]);
     const src = emu.state.customFields.leads.get(DEMO.leadFields.source)!;
-    const l = await send('POST', '/api/v4/leads', [{ name: 'cf', custom_fields_values: [{ field_id: src.id, values: [{ enum_id: src.enums![1]!.id }] }, { field_id: DEMO.leadFields.discount, values: [{ value: 15 }] }] }]);
+    const l = await send('POST', '/api/v4/leads', [
+      {
+        name: 'cf',
+        custom_fields_values: [
+          { field_id: src.id, values: [{ enum_id: src.enums![1]!.id }] },
+          { field_id: DEMO.leadFields.discount, values: [{ value: 15 }] },
+        ],
+      },
+    ]);
     const lead = (await get(`/api/v4/leads/${l.json._embedded.leads[0].id}`)).json;
-    expect(lead.custom_fields_values[0]).toEqual({ field_id: src.id, field_name: 'Source', field_code: null, field_type: 'select', values: [{ value: src.enums![1]!.value, enum_id: src.enums![1]!.id }] });
-    const bad = await send('POST', '/api/v4/leads', [{ custom_fields_values: [{ field_id: src.id, values: [{ enum_id: 1 }] }, { field_id: DEMO.leadFields.discount, values: [{ value: 'lots' }] }] }]);
-    expect(bad.json['validation-errors'][0].errors.map((e: { path: string }) => e.path)).toEqual(['custom_fields_values.0.values.0.enum_id', 'custom_fields_values.1.values.0.value']);
+    expect(lead.custom_fields_values[0]).toEqual({
+      field_id: src.id,
+      field_name: 'Source',
+      field_code: null,
+      field_type: 'select',
+      values: [{ value: src.enums![1]!.value, enum_id: src.enums![1]!.id }],
+    });
+    const bad = await send('POST', '/api/v4/leads', [
+      {
+        custom_fields_values: [
+          { field_id: src.id, values: [{ enum_id: 1 }] },
+          { field_id: DEMO.leadFields.discount, values: [{ value: 'lots' }] },
+        ],
+      },
+    ]);
+    expect(bad.json['validation-errors'][0].errors.map((e: { path: string }) => e.path)).toEqual([
+      'custom_fields_values.0.values.0.enum_id',
+      'custom_fields_values.1.values.0.value',
+    ]);
   });
 
   it('PATCH: tags_to_add / tags_to_delete change incrementally; _embedded.tags replaces; null clears', async () => {
-    const id = (await send('POST', '/api/v4/leads', [{ name: 'tags', _embedded: { tags: [{ name: 'keep' }, { name: 'drop' }] } }])).json._embedded.leads[0].id as number;
-    const names = () => emu.state.leads.get(id)!._embedded.tags.map((t) => t.name).sort();
+    const id = (await send('POST', '/api/v4/leads', [{ name: 'tags', _embedded: { tags: [{ name: 'keep' }, { name: 'drop' }] } }])).json._embedded.leads[0]
+      .id as number;
+    const names = () =>
+      emu.state.leads
+        .get(id)!
+        ._embedded.tags.map((t) => t.name)
+        .sort();
     expect(names()).toEqual(['drop', 'keep']);
     const r = await send('PATCH', `/api/v4/leads/${id}`, { tags_to_add: [{ name: 'new' }, { id: 40002 }], tags_to_delete: [{ name: 'DROP' }] });
     expect(r.status).toBe(200);
@@ -294,8 +382,28 @@ describe('writes (§5.3–§5.5, §8, §9)', () => {
 
   it('/leads/complex creates lead + contact + company linked together, or links existing ones; ≤1 contact', async () => {
     const r = await send('POST', '/api/v4/leads/complex', [
-      { name: 'Complex new', _embedded: { contacts: [{ first_name: 'Kate', custom_fields_values: [{ field_code: 'EMAIL', values: [{ value: 'kate@example.org', enum_code: 'WORK' }] }] }], companies: [{ name: 'Kate Co' }] } },
-      { name: 'Complex existing', _embedded: { contacts: [{ id: DEMO.ivanContactId }], metadata: { category: 'forms', form_id: 1, form_name: 'Site', form_page: 'https://example.org', form_sent_at: 1, ip: '8.8.8.8', referer: 'https://example.org' } } },
+      {
+        name: 'Complex new',
+        _embedded: {
+          contacts: [{ first_name: 'Kate', custom_fields_values: [{ field_code: 'EMAIL', values: [{ value: 'kate@example.org', enum_code: 'WORK' }] }] }],
+          companies: [{ name: 'Kate Co' }],
+        },
+      },
+      {
+        name: 'Complex existing',
+        _embedded: {
+          contacts: [{ id: DEMO.ivanContactId }],
+          metadata: {
+            category: 'forms',
+            form_id: 1,
+            form_name: 'Site',
+            form_page: 'https://example.org',
+            form_sent_at: 1,
+            ip: '8.8.8.8',
+            referer: 'https://example.org',
+          },
+        },
+      },
     ]);
     expect(r.status).toBe(200);
     const [n, e] = r.json as Array<{ id: number; contact_id: number; company_id: number | null; merged: boolean }>;
@@ -305,7 +413,15 @@ describe('writes (§5.3–§5.5, §8, §9)', () => {
     expect(emu.state.leads.get(e!.id)!.status_id).toBe(DEMO.mainIncomingStatusId); // metadata → incoming lead
     const two = await send('POST', '/api/v4/leads/complex', [{ _embedded: { contacts: [{ name: 'a' }, { name: 'b' }] } }]);
     expect(two.json['validation-errors'][0].errors[0].path).toBe('_embedded.contacts');
-    expect((await send('POST', '/api/v4/leads/complex', Array.from({ length: 51 }, () => ({ name: 'x' })))).status).toBe(422);
+    expect(
+      (
+        await send(
+          'POST',
+          '/api/v4/leads/complex',
+          Array.from({ length: 51 }, () => ({ name: 'x' })),
+        )
+      ).status,
+    ).toBe(422);
   });
 
   it('notes and tasks attach to existing entities; closest_task_at follows open tasks', async () => {
@@ -314,20 +430,33 @@ describe('writes (§5.3–§5.5, §8, §9)', () => {
     expect(n.status).toBe(200);
     const notes = await get(`/api/v4/leads/${lead}/notes`);
     expect(notes.json._embedded.notes).toMatchObject([{ entity_id: lead, note_type: 'common', params: { text: 'hello' } }]);
-    expect((await send('POST', '/api/v4/leads/notes', [{ entity_id: 5, note_type: 'common', params: { text: 'x' } }])).json['validation-errors'][0].errors[0].path).toBe('entity_id');
+    expect(
+      (await send('POST', '/api/v4/leads/notes', [{ entity_id: 5, note_type: 'common', params: { text: 'x' } }])).json['validation-errors'][0].errors[0].path,
+    ).toBe('entity_id');
     expect((await send('POST', '/api/v4/leads/notes', [{ entity_id: lead, note_type: 'smoke_signal', params: {} }])).status).toBe(400);
-    const t = await send('POST', '/api/v4/tasks', [{ text: 'Call', complete_till: 2_000_000_000, responsible_user_id: DEMO.adminUserId, entity_type: 'leads', entity_id: lead }]);
+    const t = await send('POST', '/api/v4/tasks', [
+      { text: 'Call', complete_till: 2_000_000_000, responsible_user_id: DEMO.adminUserId, entity_type: 'leads', entity_id: lead },
+    ]);
     const taskId = t.json._embedded.tasks[0].id as number;
     expect(emu.state.leads.get(lead)!.closest_task_at).toBe(2_000_000_000);
     await send('PATCH', `/api/v4/tasks/${taskId}`, { is_completed: true, result: { text: 'done' } });
     expect(emu.state.leads.get(lead)!.closest_task_at).toBeNull();
-    expect((await get(`/api/v4/tasks?filter[entity_type]=leads&filter[entity_id][]=${lead}`)).json._embedded.tasks[0]).toMatchObject({ id: taskId, is_completed: true, result: { text: 'done' } });
-    expect((await send('POST', '/api/v4/tasks', [{ text: 'no deadline', responsible_user_id: DEMO.adminUserId }])).json['validation-errors'][0].errors[0].path).toBe('complete_till');
+    expect((await get(`/api/v4/tasks?filter[entity_type]=leads&filter[entity_id][]=${lead}`)).json._embedded.tasks[0]).toMatchObject({
+      id: taskId,
+      is_completed: true,
+      result: { text: 'done' },
+    });
+    expect(
+      (await send('POST', '/api/v4/tasks', [{ text: 'no deadline', responsible_user_id: DEMO.adminUserId }])).json['validation-errors'][0].errors[0].path,
+    ).toBe('complete_till');
   });
 
   it('webhooks: subscribe, list by destination, delete by destination', async () => {
     await send('POST', '/api/v4/webhooks', { destination: 'https://hooks.example/kommo', settings: ['add_lead', 'status_lead'] });
-    expect((await get('/api/v4/webhooks?filter[destination]=https://hooks.example/kommo')).json._embedded.webhooks[0].settings).toEqual(['add_lead', 'status_lead']);
+    expect((await get('/api/v4/webhooks?filter[destination]=https://hooks.example/kommo')).json._embedded.webhooks[0].settings).toEqual([
+      'add_lead',
+      'status_lead',
+    ]);
     expect((await send('POST', '/api/v4/webhooks', { destination: 'https://hooks.example/x', settings: ['explode_lead'] })).status).toBe(400);
     expect((await send('DELETE', '/api/v4/webhooks', { destination: 'https://hooks.example/kommo' })).status).toBe(204);
     expect((await get('/api/v4/webhooks?filter[destination]=https://hooks.example/kommo')).status).toBe(204);
@@ -391,8 +520,10 @@ describe('OAuth (§2.1)', () => {
     o = await startKommoEmulator({ demo: false, rateLimit: false, oauth });
   });
   afterAll(async () => o.close());
-  const token = (body: Record<string, unknown>) => call(o, 'POST', '/oauth2/access_token', { body: { client_id: oauth.clientId, client_secret: oauth.clientSecret, ...body } });
-  const exchange = (code: string, extra: Record<string, unknown> = {}) => token({ grant_type: 'authorization_code', code, redirect_uri: oauth.redirectUri, ...extra });
+  const token = (body: Record<string, unknown>) =>
+    call(o, 'POST', '/oauth2/access_token', { body: { client_id: oauth.clientId, client_secret: oauth.clientSecret, ...body } });
+  const exchange = (code: string, extra: Record<string, unknown> = {}) =>
+    token({ grant_type: 'authorization_code', code, redirect_uri: oauth.redirectUri, ...extra });
   const refresh = (refresh_token: string) => token({ grant_type: 'refresh_token', refresh_token, redirect_uri: oauth.redirectUri });
   const api = (access: string) => call(o, 'GET', '/api/v4/account', { token: access });
 
@@ -400,7 +531,13 @@ describe('OAuth (§2.1)', () => {
     const code = o.issueAuthorizationCode();
     const r = await exchange(code);
     expect(r.status).toBe(200);
-    expect(r.json).toMatchObject({ token_type: 'Bearer', expires_in: 86400, access_token: expect.stringMatching(/^eyJ/), refresh_token: expect.any(String), server_time: expect.any(Number) });
+    expect(r.json).toMatchObject({
+      token_type: 'Bearer',
+      expires_in: 86400,
+      access_token: expect.stringMatching(/^eyJ/),
+      refresh_token: expect.any(String),
+      server_time: expect.any(Number),
+    });
     expect((await api(r.json.access_token)).status).toBe(200);
     expect((await exchange(code)).json.hint).toBe('Authorization code has been revoked');
     expect((await exchange('garbage')).json.hint).toBe('Cannot decrypt the authorization code');
@@ -486,7 +623,9 @@ describe('scripted faults reach the client (harness)', () => {
   it('timeout: the request is never answered', async () => {
     const agent = new Agent();
     emu.injectFault({ kind: 'timeout' }, { match: { path } });
-    await expect(request(`${emu.url}${path}`, { headers: { authorization: `Bearer ${token}` }, headersTimeout: 100, dispatcher: agent })).rejects.toThrow(/timeout/i);
+    await expect(request(`${emu.url}${path}`, { headers: { authorization: `Bearer ${token}` }, headersTimeout: 100, dispatcher: agent })).rejects.toThrow(
+      /timeout/i,
+    );
     await agent.destroy();
     expect((await get(path)).status).toBe(200);
   });

@@ -3,8 +3,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
 import { connectKommo, errorOf, startKommo, structured, text, WRITE, writesTo, type Connected } from './helpers.js';
 
-interface LeadOut { id: number; name: string; stage: { id: number; name: string | null; type: string | null } | null; pipeline: { id: number; name: string | null } | null; contact_ids: number[]; tags: string[]; created_at: string | null }
-interface PageOut<T> { items: T[]; has_more: boolean; cursor: string | null }
+interface LeadOut {
+  id: number;
+  name: string;
+  stage: { id: number; name: string | null; type: string | null } | null;
+  pipeline: { id: number; name: string | null } | null;
+  contact_ids: number[];
+  tags: string[];
+  created_at: string | null;
+}
+interface PageOut<T> {
+  items: T[];
+  has_more: boolean;
+  cursor: string | null;
+}
 
 let emu: KommoEmulator;
 let c: Connected;
@@ -20,7 +32,9 @@ afterAll(async () => {
 
 describe('reads', () => {
   it('get_account reports the account and the policy', async () => {
-    const a = structured<{ provider: string; name: string; policy: { mode: string }; auth: { type: string; expires_at: string | null } }>(await c.call('get_account'));
+    const a = structured<{ provider: string; name: string; policy: { mode: string }; auth: { type: string; expires_at: string | null } }>(
+      await c.call('get_account'),
+    );
     expect(a.provider).toBe('kommo');
     expect(a.name).toBeTruthy();
     expect(a.policy.mode).toBe('write');
@@ -29,7 +43,9 @@ describe('reads', () => {
   });
 
   it('get_pipelines lists stages with won/lost semantics and names', async () => {
-    const { pipelines } = structured<{ pipelines: Array<{ id: number; name: string; is_main: boolean; stages: Array<{ id: number; name: string; type: string }> }> }>(await c.call('get_pipelines'));
+    const { pipelines } = structured<{
+      pipelines: Array<{ id: number; name: string; is_main: boolean; stages: Array<{ id: number; name: string; type: string }> }>;
+    }>(await c.call('get_pipelines'));
     expect(pipelines.length).toBeGreaterThanOrEqual(3);
     expect(pipelines.filter((p) => p.is_main)).toHaveLength(1);
     for (const p of pipelines) {
@@ -76,7 +92,9 @@ describe('reads', () => {
   });
 
   it('list_leads filters by pipeline and stage and puts names beside ids', async () => {
-    const { pipelines } = structured<{ pipelines: Array<{ id: number; is_main: boolean; stages: Array<{ id: number; type: string }> }> }>(await c.call('get_pipelines'));
+    const { pipelines } = structured<{ pipelines: Array<{ id: number; is_main: boolean; stages: Array<{ id: number; type: string }> }> }>(
+      await c.call('get_pipelines'),
+    );
     const main = pipelines.find((p) => p.is_main)!;
     const stage = main.stages.find((s) => s.type === 'open')!;
     const page = structured<PageOut<LeadOut>>(await c.call('list_leads', { pipeline_id: main.id, status_ids: [stage.id], limit: 250 }));
@@ -151,7 +169,9 @@ describe('reads', () => {
 
 describe('search_lead_by_contact', () => {
   it.each(['+7 912 345-67-89', '8 (912) 345 67 89', '79123456789', '+79123456789'])('finds Ivan by phone %s', async (phone) => {
-    const r = structured<{ found: boolean; query: { phone_e164: string }; contacts: Array<{ name: string }>; leads: LeadOut[] }>(await c.call('search_lead_by_contact', { phone }));
+    const r = structured<{ found: boolean; query: { phone_e164: string }; contacts: Array<{ name: string }>; leads: LeadOut[] }>(
+      await c.call('search_lead_by_contact', { phone }),
+    );
     expect(r.query.phone_e164).toBe('+79123456789');
     expect(r.found).toBe(true);
     expect(r.contacts.map((x) => x.name).join()).toMatch(/Ivan Petrov/);
@@ -177,7 +197,13 @@ describe('writes', () => {
   it('create_lead creates lead + contact + company, visible in later reads', async () => {
     const before = writesTo(emu.requests).length;
     const r = structured<{ created: boolean; lead: LeadOut; contact_id: number }>(
-      await c.call('create_lead', { name: 'Ada — analytics engine', price: 1200, contact: { first_name: 'Ada', last_name: 'Lovelace', email: 'ada@example.com', phone: '+44 20 7946 0001' }, company: { name: 'Analytical Engines Ltd' }, tags: ['mcp'] }),
+      await c.call('create_lead', {
+        name: 'Ada — analytics engine',
+        price: 1200,
+        contact: { first_name: 'Ada', last_name: 'Lovelace', email: 'ada@example.com', phone: '+44 20 7946 0001' },
+        company: { name: 'Analytical Engines Ltd' },
+        tags: ['mcp'],
+      }),
     );
     expect(r.created).toBe(true);
     expect(r.lead.name).toBe('Ada — analytics engine');
@@ -189,7 +215,9 @@ describe('writes', () => {
   });
 
   it('create_lead resolves custom fields by name and enum label, and refuses unknown ones before writing', async () => {
-    const { fields } = structured<{ fields: Array<{ id: number; name: string; options?: Array<{ value: string }> }> }>(await c.call('get_custom_fields', { entity: 'leads' }));
+    const { fields } = structured<{ fields: Array<{ id: number; name: string; options?: Array<{ value: string }> }> }>(
+      await c.call('get_custom_fields', { entity: 'leads' }),
+    );
     const select = fields.find((f) => (f.options?.length ?? 0) > 0)!;
     const r = structured<{ lead: { custom_fields: Array<{ id: number; values: unknown[] }> } }>(
       await c.call('create_lead', { name: 'CF lead', custom_fields: [{ field_name: select.name, value: select.options![0]!.value }] }),
@@ -221,7 +249,9 @@ describe('writes', () => {
     const created = structured<{ lead: LeadOut }>(await c.call('create_lead', { name: 'Tag test', tags: ['keep', 'drop'] }));
     const { pipelines } = structured<{ pipelines: Array<{ id: number; stages: Array<{ id: number; type: string }> }> }>(await c.call('get_pipelines'));
     const p = pipelines.find((x) => x.id === created.lead.pipeline!.id)!;
-    const r = structured<{ lead: LeadOut & { price: number } }>(await c.call('update_lead', { id: created.lead.id, price: 77, status_id: 142, tags_to_add: ['new'], tags_to_delete: ['drop'] }));
+    const r = structured<{ lead: LeadOut & { price: number } }>(
+      await c.call('update_lead', { id: created.lead.id, price: 77, status_id: 142, tags_to_add: ['new'], tags_to_delete: ['drop'] }),
+    );
     expect(r.lead.price).toBe(77);
     expect(r.lead.stage?.type).toBe('won');
     expect(r.lead.pipeline?.id).toBe(p.id);
@@ -233,11 +263,15 @@ describe('writes', () => {
   });
 
   it('create_contact is duplicate-safe; update_contact keeps existing phones', async () => {
-    const first = structured<{ created: boolean; contact: { id: number; phones: string[] } }>(await c.call('create_contact', { first_name: 'Grace', last_name: 'Hopper', email: 'grace@example.com', phone: '+1 202 555 0143' }));
+    const first = structured<{ created: boolean; contact: { id: number; phones: string[] } }>(
+      await c.call('create_contact', { first_name: 'Grace', last_name: 'Hopper', email: 'grace@example.com', phone: '+1 202 555 0143' }),
+    );
     expect(first.created).toBe(true);
     const dup = structured<{ created: boolean; contact: { id: number } }>(await c.call('create_contact', { first_name: 'G', email: 'GRACE@example.com' }));
     expect(dup).toMatchObject({ created: false, contact: { id: first.contact.id } });
-    const upd = structured<{ contact: { phones: string[]; emails: string[] } }>(await c.call('update_contact', { id: first.contact.id, phones_to_add: ['+1 202 555 0199'] }));
+    const upd = structured<{ contact: { phones: string[]; emails: string[] } }>(
+      await c.call('update_contact', { id: first.contact.id, phones_to_add: ['+1 202 555 0199'] }),
+    );
     expect(upd.contact.phones).toHaveLength(2);
     expect(upd.contact.emails).toEqual(['grace@example.com']);
     const rm = structured<{ contact: { phones: string[] } }>(await c.call('update_contact', { id: first.contact.id, phones_to_remove: ['+12025550143'] }));
@@ -248,7 +282,9 @@ describe('writes', () => {
     const lead = structured<{ lead: LeadOut }>(await c.call('create_lead', { name: 'Notes here' })).lead;
     const n = structured<{ note: { id: number; text: string } }>(await c.call('add_note', { entity: 'lead', entity_id: lead.id, text: 'Called, interested.' }));
     expect(n.note.text).toBe('Called, interested.');
-    const t = structured<{ task: { id: number; complete_till: string } }>(await c.call('create_task', { text: 'Call back', complete_till: '2030-01-02T10:00:00Z', entity: 'lead', entity_id: lead.id }));
+    const t = structured<{ task: { id: number; complete_till: string } }>(
+      await c.call('create_task', { text: 'Call back', complete_till: '2030-01-02T10:00:00Z', entity: 'lead', entity_id: lead.id }),
+    );
     expect(t.task.complete_till).toBe('2030-01-02T10:00:00Z');
     const before = writesTo(emu.requests).length;
     expect(errorOf(await c.call('add_note', { entity: 'lead', entity_id: 987654321, text: 'x' })).code).toBe('not_found');
@@ -257,7 +293,9 @@ describe('writes', () => {
   });
 
   it('kommo_request reads and writes raw paths', async () => {
-    const r = structured<{ status: number; data: { _embedded: { leads: unknown[] } } }>(await c.call('kommo_request', { method: 'GET', path: '/api/v4/leads', query: { limit: 2 } }));
+    const r = structured<{ status: number; data: { _embedded: { leads: unknown[] } } }>(
+      await c.call('kommo_request', { method: 'GET', path: '/api/v4/leads', query: { limit: 2 } }),
+    );
     expect(r.status).toBe(200);
     expect(r.data._embedded.leads).toHaveLength(2);
   });

@@ -32,11 +32,20 @@ beforeAll(async () => {
   const store = await openStore('memory');
   const common = { store, timeoutMs: 3000, maxRetries: 0, backoffBaseMs: 10, onEvent: metrics.onHttpEvent };
   const providers = [
-    new KommoProvider({ name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommo.createLongLivedToken(), policy: READ_ONLY }, { ...common, limiter: new SlidingWindowLimiter(1000, 1000) }),
+    new KommoProvider(
+      { name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommo.createLongLivedToken(), policy: READ_ONLY },
+      { ...common, limiter: new SlidingWindowLimiter(1000, 1000) },
+    ),
     new BitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'enterprise', policy: READ_ONLY }, common),
   ];
   for (const p of providers) await p.init();
-  http = await startHttpServer({ host: '127.0.0.1', port: 0, token: TOKEN, metrics, makeServer: (scope) => createServer({ config: { tools: {} }, providers, narrow: scope.narrow, metrics }) });
+  http = await startHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    metrics,
+    makeServer: (scope) => createServer({ config: { tools: {} }, providers, narrow: scope.narrow, metrics }),
+  });
   client = new Client({ name: 'bounds', version: '0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(http.url), { requestInit: { headers: { authorization: `Bearer ${TOKEN}` } } }));
 });
@@ -108,7 +117,10 @@ describe('endpoint labels', () => {
     const m = new Metrics({ processMetrics: false });
     const subs = ['notes', 'tags', 'links', 'custom_fields', 'groups', 'pipelines', 'statuses'];
     // Known words combine into many templates: 7^3 = 343 distinct ones.
-    for (const a of subs) for (const b of subs) for (const c of subs) m.onHttpEvent({ provider: 'kommo', method: 'GET', path: `/api/v4/leads/${a}/${b}/${c}`, status: 200, ms: 1, attempt: 0, limiterWaitMs: 0 });
+    for (const a of subs)
+      for (const b of subs)
+        for (const c of subs)
+          m.onHttpEvent({ provider: 'kommo', method: 'GET', path: `/api/v4/leads/${a}/${b}/${c}`, status: 200, ms: 1, attempt: 0, limiterWaitMs: 0 });
     const series = (await m.render()).split('\n').filter((l) => l.startsWith('crm_mcp_crm_requests_total{'));
     expect(series.length).toBeLessThanOrEqual(MAX_ENDPOINT_LABELS + 1);
     expect(series.some((l) => l.includes('endpoint="other"'))).toBe(true);

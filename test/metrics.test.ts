@@ -42,7 +42,13 @@ beforeAll(async () => {
     new KommoProvider({ name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommoToken, policy: CREATE_ONLY }, common),
     new BitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'standard', policy: CREATE_ONLY }, common),
     new BitrixProvider(
-      { name: 'b24oauth', provider: 'bitrix24', plan: 'standard', policy: CREATE_ONLY, oauth: { clientId: 'app.metrics', clientSecret: 'metrics-app-secret-1', refreshToken: oauthRefresh, portal: b24oauth.url, oauthServer: b24oauth.url } },
+      {
+        name: 'b24oauth',
+        provider: 'bitrix24',
+        plan: 'standard',
+        policy: CREATE_ONLY,
+        oauth: { clientId: 'app.metrics', clientSecret: 'metrics-app-secret-1', refreshToken: oauthRefresh, portal: b24oauth.url, oauthServer: b24oauth.url },
+      },
       common,
     ),
   ];
@@ -109,7 +115,10 @@ describe('/metrics', () => {
     // CRM requests by provider, endpoint (template / REST method), method and status; the 503 was retried.
     expect(value(/crm_mcp_crm_requests_total\{provider="kommo",endpoint="\/api\/v4\/leads\/:id",method="GET",status="503"\}/)).toBe(1);
     expect(value(/crm_mcp_crm_requests_total\{provider="kommo",endpoint="\/api\/v4\/leads\/:id",method="GET",status="200"\}/)).toBeGreaterThanOrEqual(1);
-    expect(value(/crm_mcp_crm_requests_total\{provider="bitrix24",endpoint="crm\.(deal|lead)\.list",method="POST",status="200"\}/) ?? value(/crm_mcp_crm_requests_total\{provider="bitrix24",endpoint="batch",method="POST",status="200"\}/)).toBeGreaterThanOrEqual(1);
+    expect(
+      value(/crm_mcp_crm_requests_total\{provider="bitrix24",endpoint="crm\.(deal|lead)\.list",method="POST",status="200"\}/) ??
+        value(/crm_mcp_crm_requests_total\{provider="bitrix24",endpoint="batch",method="POST",status="200"\}/),
+    ).toBeGreaterThanOrEqual(1);
     expect(value(/crm_mcp_crm_retries_total\{provider="kommo",endpoint="\/api\/v4\/leads\/:id"\}/)).toBe(1);
     expect(value(/crm_mcp_crm_request_duration_seconds_count\{provider="kommo",endpoint="\/api\/v4\/leads\/:id"\}/)).toBeGreaterThanOrEqual(2);
     expect(value(/crm_mcp_rate_limiter_wait_seconds_count\{provider="kommo"\}/)).toBeGreaterThanOrEqual(2);

@@ -142,8 +142,19 @@ describe('MCP registry server.json', () => {
       expect(v.description, v.name).toBeTruthy();
       expect(v.isRequired ?? false, v.name).toBe(false); // any one CRM is enough, so no single variable is required
     }
-    const secrets = vars.filter((v) => v.isSecret).map((v) => v.name).sort();
-    expect(secrets).toEqual(['BITRIX_CLIENT_SECRET', 'BITRIX_OUTBOUND_TOKEN', 'BITRIX_REFRESH_TOKEN', 'BITRIX_WEBHOOK_BASE', 'KOMMO_ACCESS_TOKEN', 'KOMMO_CLIENT_SECRET', 'KOMMO_REFRESH_TOKEN']);
+    const secrets = vars
+      .filter((v) => v.isSecret)
+      .map((v) => v.name)
+      .sort();
+    expect(secrets).toEqual([
+      'BITRIX_CLIENT_SECRET',
+      'BITRIX_OUTBOUND_TOKEN',
+      'BITRIX_REFRESH_TOKEN',
+      'BITRIX_WEBHOOK_BASE',
+      'KOMMO_ACCESS_TOKEN',
+      'KOMMO_CLIENT_SECRET',
+      'KOMMO_REFRESH_TOKEN',
+    ]);
   });
 });
 
@@ -157,7 +168,15 @@ describe.concurrent('npm package', () => {
     const [info] = JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     const files = info!.files.map((f) => f.path);
 
-    for (const needed of ['package.json', 'README.md', 'server.json', pkg.bin['crm-mcp']!, 'dist/server.js', 'dist/sandbox/kommo/index.js', 'dist/sandbox/bitrix24/index.js']) {
+    for (const needed of [
+      'package.json',
+      'README.md',
+      'server.json',
+      pkg.bin['crm-mcp']!,
+      'dist/server.js',
+      'dist/sandbox/kommo/index.js',
+      'dist/sandbox/bitrix24/index.js',
+    ]) {
       expect(files, needed).toContain(needed);
     }
     const unwanted = files.filter(
@@ -175,7 +194,11 @@ describe.concurrent('npm package', () => {
     const app = join(tmp, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'crm-mcp-install-check', version: '0.0.0', private: true }));
-    const installed = await exec('npm', ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', join(packDir, info!.filename)], app);
+    const installed = await exec(
+      'npm',
+      ['install', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', join(packDir, info!.filename)],
+      app,
+    );
     expect(installed.code, installed.stderr).toBe(0);
     const bin = join(app, 'node_modules', '.bin', 'crm-mcp');
     expect(existsSync(bin)).toBe(true);
@@ -188,7 +211,11 @@ describe.concurrent('npm package', () => {
     expect(version).toBe(pkg.version);
 
     // The README's tarball route: `config claude --package FILE` prints an npx entry that runs the tarball.
-    const printed = await exec(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'config', 'claude', '--sandbox', '--package', join(packDir, info!.filename)], ROOT);
+    const printed = await exec(
+      process.execPath,
+      [join(ROOT, 'dist', 'cli.js'), 'config', 'claude', '--sandbox', '--package', join(packDir, info!.filename)],
+      ROOT,
+    );
     expect(printed.code, printed.stderr).toBe(0);
     const entry = (JSON.parse(printed.stdout) as { mcpServers: { crm: { command: string; args: string[] } } }).mcpServers.crm;
     expect(entry.command).toBe('npx');

@@ -24,7 +24,9 @@ import { READ_ONLY, connectKommo, startBitrix, startKommo, structured, text, typ
  */
 const unlimited = () => new LeakyBucketLimiter(1_000_000, 1_000_000);
 
-async function connectBitrixFast(emu: BitrixEmulator): Promise<{ call(name: string, args: Record<string, unknown>): Promise<CallToolResult>; close(): Promise<void> }> {
+async function connectBitrixFast(
+  emu: BitrixEmulator,
+): Promise<{ call(name: string, args: Record<string, unknown>): Promise<CallToolResult>; close(): Promise<void> }> {
   const provider = new BitrixProvider(
     { name: 'bitrix24', provider: 'bitrix24', webhookUrl: emu.webhookUrl, plan: 'standard', policy: READ_ONLY },
     { store: await openStore('memory'), timeoutMs: 5000, maxRetries: 2, backoffBaseMs: 20, limiter: unlimited() },
@@ -66,7 +68,9 @@ function inputs(stored: string): Array<{ input: string; format: Case['format'] }
 
 function bitrixCases(emu: BitrixEmulator): Case[] {
   const cases: Case[] = [];
-  for (const rec of emu.state.contacts.values()) for (const m of (rec.PHONE as BMulti[] | undefined) ?? []) for (const i of inputs(m.VALUE)) cases.push({ contactId: Number(rec.ID), stored: m.VALUE, ...i });
+  for (const rec of emu.state.contacts.values())
+    for (const m of (rec.PHONE as BMulti[] | undefined) ?? [])
+      for (const i of inputs(m.VALUE)) cases.push({ contactId: Number(rec.ID), stored: m.VALUE, ...i });
   return cases;
 }
 

@@ -83,7 +83,10 @@ describe('narrowing a server (per-request headers over HTTP)', () => {
     expect(names).toContain('get_audit_log');
     expect(tools.find((t) => t.name === 'kommo_request')!.annotations).toMatchObject({ readOnlyHint: true });
     emu.resetLog();
-    expect(((await client.callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/leads', body: [{ name: 'x' }] } })) as { isError?: boolean }).isError).toBe(true);
+    expect(
+      ((await client.callTool({ name: 'kommo_request', arguments: { method: 'POST', path: '/api/v4/leads', body: [{ name: 'x' }] } })) as { isError?: boolean })
+        .isError,
+    ).toBe(true);
     expect(writesTo(emu.requests)).toHaveLength(0);
     expect(c.provider.policy).toEqual(FULL);
     expect((await c.client.listTools()).tools.map((t) => t.name)).toContain('create_lead');
@@ -151,8 +154,12 @@ describe('refusals send nothing', () => {
     const c = await connectKommo(emu, { flags: FULL });
     emu.resetLog();
     const { Grant } = await import('../src/policy/policy.js');
-    await expect(c.provider.http.request({ method: 'PATCH', path: '/api/v4/leads/1', body: {}, op: 'idempotent', grant: Grant.for('create') })).rejects.toMatchObject({ code: 'policy_denied' });
-    await expect(c.provider.http.request({ method: 'POST', path: '/api/v4/leads', body: [], op: 'create', grant: Grant.readOnly() })).rejects.toMatchObject({ code: 'policy_denied' });
+    await expect(
+      c.provider.http.request({ method: 'PATCH', path: '/api/v4/leads/1', body: {}, op: 'idempotent', grant: Grant.for('create') }),
+    ).rejects.toMatchObject({ code: 'policy_denied' });
+    await expect(c.provider.http.request({ method: 'POST', path: '/api/v4/leads', body: [], op: 'create', grant: Grant.readOnly() })).rejects.toMatchObject({
+      code: 'policy_denied',
+    });
     expect(emu.requests).toHaveLength(0);
     await c.close();
   });

@@ -116,8 +116,14 @@ function expectNoSecret(r: CallToolResult, ...secrets: string[]): void {
 describe('portal-moved redirects that must not be followed', () => {
   const cases: Array<[string, (a: Attacker) => { location: string; hosts: Record<string, number> }]> = [
     ['another domain', (a) => ({ location: 'https://portal.example.com', hosts: { 'portal.example.com': a.port } })],
-    ['a look-alike with the cloud name as a prefix (bitrix24.ru.evil.com)', (a) => ({ location: 'https://bitrix24.ru.evil.com', hosts: { 'bitrix24.ru.evil.com': a.port } })],
-    ['a look-alike portal (acme.bitrix24.ru.evil.com)', (a) => ({ location: 'https://acme.bitrix24.ru.evil.com', hosts: { 'acme.bitrix24.ru.evil.com': a.port } })],
+    [
+      'a look-alike with the cloud name as a prefix (bitrix24.ru.evil.com)',
+      (a) => ({ location: 'https://bitrix24.ru.evil.com', hosts: { 'bitrix24.ru.evil.com': a.port } }),
+    ],
+    [
+      'a look-alike portal (acme.bitrix24.ru.evil.com)',
+      (a) => ({ location: 'https://acme.bitrix24.ru.evil.com', hosts: { 'acme.bitrix24.ru.evil.com': a.port } }),
+    ],
     ['a look-alike registrable domain (evilbitrix24.ru)', (a) => ({ location: 'https://evilbitrix24.ru', hosts: { 'evilbitrix24.ru': a.port } })],
     ['a look-alike sub-domain (acme.evilbitrix24.ru)', (a) => ({ location: 'https://acme.evilbitrix24.ru', hosts: { 'acme.evilbitrix24.ru': a.port } })],
     ['a cloud portal over plain http', (a) => ({ location: 'http://new.bitrix24.ru', hosts: { 'new.bitrix24.ru': a.port } })],
@@ -172,7 +178,9 @@ describe('portal-moved redirects that must not be followed', () => {
   it('a redirect to loopback is refused: OAuth (the access token in auth= does not follow)', async () => {
     const e2 = await startBitrix({ rateLimit: false, oauth: { clientId: 'app.move', clientSecret: 'app-move-secret-123456' } });
     const t = await e2.issueOAuthTokens();
-    const c = await connect({ oauth: { clientId: 'app.move', clientSecret: 'app-move-secret-123456', refreshToken: t.refresh_token, portal: e2.url, oauthServer: e2.url } });
+    const c = await connect({
+      oauth: { clientId: 'app.move', clientSecret: 'app-move-secret-123456', refreshToken: t.refresh_token, portal: e2.url, oauthServer: e2.url },
+    });
     try {
       expect((await c.call('bitrix_call', listDeals)).isError).toBeFalsy();
       const access = (await c.provider.auth.tokens!.current()).access_token;

@@ -21,7 +21,10 @@ const OAUTH = { clientId: 'integration-1', clientSecret: 'integration-secret-123
 
 /** Most requests the emulator accepted in any sliding second (API paths only). */
 function peakPerSecond(emu: KommoEmulator): number {
-  const at = emu.requests.filter((r) => r.path.startsWith('/api/v4/') && r.tag !== 'rate_limited').map((r) => r.at).sort((a, b) => a - b);
+  const at = emu.requests
+    .filter((r) => r.path.startsWith('/api/v4/') && r.tag !== 'rate_limited')
+    .map((r) => r.at)
+    .sort((a, b) => a - b);
   let peak = 0;
   for (let i = 0, j = 0; i < at.length; i++) {
     while (at[i]! - at[j]! >= 1000) j++;
@@ -98,7 +101,9 @@ describe.runIf(RUN)('shared rate limiters', () => {
       });
     const [a, b] = [await mk(), await mk()];
     emu.resetLog();
-    const calls = Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).call('kommo_request', { method: 'GET', path: '/api/v4/leads', query: { page: (i % 5) + 1, limit: 5 } }));
+    const calls = Array.from({ length: 30 }, (_, i) =>
+      (i % 2 ? a : b).call('kommo_request', { method: 'GET', path: '/api/v4/leads', query: { page: (i % 5) + 1, limit: 5 } }),
+    );
     for (const r of await Promise.all(calls)) expect(r.isError, text(r)).toBeFalsy();
     expect(emu.stats.rateLimited).toBe(0);
     expect(emu.stats.blocked).toBe(false);
@@ -136,7 +141,9 @@ describe.runIf(RUN)('OAuth across instances', () => {
     for (const c of instances) expect((await c.call('get_account')).isError).toBeFalsy();
     const before = emu.stats.refreshes;
     emu.expireAccessTokens();
-    const results = await Promise.all(instances.flatMap((c) => Array.from({ length: 5 }, () => c.call('kommo_request', { method: 'GET', path: '/api/v4/account' }))));
+    const results = await Promise.all(
+      instances.flatMap((c) => Array.from({ length: 5 }, () => c.call('kommo_request', { method: 'GET', path: '/api/v4/account' }))),
+    );
     for (const r of results) expect(r.isError, text(r)).toBeFalsy();
     expect(emu.stats.refreshes - before).toBe(1);
     // A restarted instance reads the rotated pair from Redis: no refresh, no spent token.
@@ -161,7 +168,10 @@ describe.runIf(RUN)('OAuth across instances', () => {
         },
       },
     });
-    const c = await connectKommo(emu, { connection: { name: `order-${Date.now()}`, accessToken: undefined, oauth: { ...OAUTH, refreshToken: t.refresh_token } }, store: spy });
+    const c = await connectKommo(emu, {
+      connection: { name: `order-${Date.now()}`, accessToken: undefined, oauth: { ...OAUTH, refreshToken: t.refresh_token } },
+      store: spy,
+    });
     expect((await c.call('get_account')).isError).toBeFalsy();
     const fresh = writes.find((w) => w.access);
     expect(fresh).toBeTruthy();
@@ -220,7 +230,10 @@ describe.runIf(RUN)('Redis going away during a token refresh', () => {
     const emu = await startKommo({ rateLimit: false, oauth: OAUTH });
     const t = await emu.issueOAuthTokens();
     const s = await openStore(r.url);
-    const c = await connectKommo(emu, { store: s, connection: { name: `down-${Date.now()}`, accessToken: undefined, oauth: { ...OAUTH, refreshToken: t.refresh_token } } });
+    const c = await connectKommo(emu, {
+      store: s,
+      connection: { name: `down-${Date.now()}`, accessToken: undefined, oauth: { ...OAUTH, refreshToken: t.refresh_token } },
+    });
     const call = () => c.call('kommo_request', { method: 'GET', path: '/api/v4/account' });
     expect((await call()).isError).toBeFalsy();
     const refreshes = emu.stats.refreshes;
@@ -287,7 +300,8 @@ describe.runIf(RUN)('two server processes on one Redis', () => {
     };
     const [p1, p2] = [await spawnServer(env), await spawnServer(env)];
     const [c1, c2] = [await connect(p1.url), await connect(p2.url)];
-    const raw = (c: Client, page: number) => c.callTool({ name: 'kommo_request', arguments: { method: 'GET', path: '/api/v4/leads', query: { page, limit: 5 } } }) as Promise<CallToolResult>;
+    const raw = (c: Client, page: number) =>
+      c.callTool({ name: 'kommo_request', arguments: { method: 'GET', path: '/api/v4/leads', query: { page, limit: 5 } } }) as Promise<CallToolResult>;
     // Warm up (the first call refreshes the seeded chain once), then a burst from both processes.
     expect((await raw(c1, 1)).isError).toBeFalsy();
     emu.resetLog();

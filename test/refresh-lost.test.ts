@@ -54,7 +54,15 @@ describe('Kommo: the answer to a refresh is lost', () => {
       expect(JSON.stringify(r)).not.toContain(t0.refresh_token);
 
       // doctor (same store; diagnose() reads the store from its env, not from process.env) says the stored refresh token was refused and what to run, and sends nothing.
-      const report = await diagnose({ CRM_MCP_HOME: home, CRM_MCP_STORE: file, KOMMO_BASE_URL: emu.url, KOMMO_CLIENT_ID: KOMMO.clientId, KOMMO_CLIENT_SECRET: KOMMO.clientSecret, KOMMO_REDIRECT_URI: KOMMO.redirectUri, KOMMO_REFRESH_TOKEN: t0.refresh_token });
+      const report = await diagnose({
+        CRM_MCP_HOME: home,
+        CRM_MCP_STORE: file,
+        KOMMO_BASE_URL: emu.url,
+        KOMMO_CLIENT_ID: KOMMO.clientId,
+        KOMMO_CLIENT_SECRET: KOMMO.clientSecret,
+        KOMMO_REDIRECT_URI: KOMMO.redirectUri,
+        KOMMO_REFRESH_TOKEN: t0.refresh_token,
+      });
       const p = report.problems.find((x) => x.connection === 'kommo' && x.check === 'token');
       expect(p, JSON.stringify(report.problems)).toBeDefined();
       expect(p!.severity).toBe('error');
@@ -69,7 +77,14 @@ describe('Kommo: the answer to a refresh is lost', () => {
       const fresh = await emu.issueOAuthTokens();
       const key = kommoTokenKey(emu.url, KOMMO.clientId);
       const prev = (await c.store.get<TokenRecord>(key))!;
-      await c.store.set<TokenRecord>(key, { access_token: fresh.access_token, refresh_token: fresh.refresh_token, expires_at: Date.now() + 86_400_000, obtained_at: Date.now(), generation: prev.generation + 1, seed: prev.seed });
+      await c.store.set<TokenRecord>(key, {
+        access_token: fresh.access_token,
+        refresh_token: fresh.refresh_token,
+        expires_at: Date.now() + 86_400_000,
+        obtained_at: Date.now(),
+        generation: prev.generation + 1,
+        seed: prev.seed,
+      });
       const ok = await c.call('list_leads', { limit: 1 });
       expect(ok.isError, text(ok)).toBeFalsy();
       expect(emu.stats.tokenRequests - before.tokenRequests).toBe(2);
@@ -124,7 +139,15 @@ describe('Bitrix24 OAuth: the answer to a refresh is lost (same strict single-us
       expect(emu.requests.filter((q) => q.path.startsWith('/rest/'))).toHaveLength(0);
       expect((await c.store.get<TokenRecord>(bitrixTokenKey(emu.url, BITRIX.clientId)))?.refused_at).toBeTypeOf('number');
 
-      const report = await diagnose({ CRM_MCP_HOME: home, CRM_MCP_STORE: file, BITRIX_PORTAL: emu.url, BITRIX_OAUTH_SERVER: emu.url, BITRIX_CLIENT_ID: BITRIX.clientId, BITRIX_CLIENT_SECRET: BITRIX.clientSecret, BITRIX_REFRESH_TOKEN: t0.refresh_token });
+      const report = await diagnose({
+        CRM_MCP_HOME: home,
+        CRM_MCP_STORE: file,
+        BITRIX_PORTAL: emu.url,
+        BITRIX_OAUTH_SERVER: emu.url,
+        BITRIX_CLIENT_ID: BITRIX.clientId,
+        BITRIX_CLIENT_SECRET: BITRIX.clientSecret,
+        BITRIX_REFRESH_TOKEN: t0.refresh_token,
+      });
       const p = report.problems.find((x) => x.check === 'token');
       expect(p, JSON.stringify(report.problems)).toBeDefined();
       expect(p!.message).toMatch(/stored refresh token was refused by Bitrix24/);

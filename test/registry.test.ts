@@ -54,7 +54,10 @@ describe('tool registry', () => {
       expect(tools.length, t.name).toBeGreaterThan(0);
       expect(readme, t.name).toContain(`| \`${t.name}\` | ${tools.join(', ')} | ${t.default ? 'on' : 'off'} |`);
     }
-    for (const tool of ALL_TOOLS) expect(TOOLSETS.map((t) => t.name), tool.name).toContain(tool.toolset);
+    for (const tool of ALL_TOOLS)
+      expect(
+        TOOLSETS.map((t) => t.name),
+        tool.name,
+      ).toContain(tool.toolset);
   });
 });
-

@@ -15,7 +15,20 @@ import type { Fault } from '../src/sandbox/harness.js';
 import type { BitrixEmulator } from '../src/sandbox/bitrix24/index.js';
 import { createServer } from '../src/server.js';
 import { openStore } from '../src/store/store.js';
-import { CREATE_ONLY, FULL, connectBitrix, connectKommo, errorOf, startBitrix, startKommo, structured, text, writesTo, type Connected, type ConnectedBitrix } from './helpers.js';
+import {
+  CREATE_ONLY,
+  FULL,
+  connectBitrix,
+  connectKommo,
+  errorOf,
+  startBitrix,
+  startKommo,
+  structured,
+  text,
+  writesTo,
+  type Connected,
+  type ConnectedBitrix,
+} from './helpers.js';
 
 describe('50 concurrent calls from several MCP clients over HTTP, real limits', () => {
   it('all succeed; the emulators count no 429, no 503 and no block', async () => {
@@ -23,8 +36,14 @@ describe('50 concurrent calls from several MCP clients over HTTP, real limits', 
     const bitrix = await startBitrix({});
     const store = await openStore('memory');
     const flags = CREATE_ONLY;
-    const kp = new KommoProvider({ name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommo.createLongLivedToken(), policy: flags }, { store, timeoutMs: 10_000, maxRetries: 3 });
-    const bp = new BitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'standard', policy: flags }, { store, timeoutMs: 10_000, maxRetries: 3 });
+    const kp = new KommoProvider(
+      { name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommo.createLongLivedToken(), policy: flags },
+      { store, timeoutMs: 10_000, maxRetries: 3 },
+    );
+    const bp = new BitrixProvider(
+      { name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'standard', policy: flags },
+      { store, timeoutMs: 10_000, maxRetries: 3 },
+    );
     await kp.init();
     await bp.init();
     const http = await startHttpServer({ host: '127.0.0.1', port: 0, makeServer: () => createServer({ config: { tools: {} }, providers: [kp, bp] }) });
@@ -56,7 +75,10 @@ describe('50 concurrent calls from several MCP clients over HTTP, real limits', 
     expect(bitrix.stats.queryLimitExceeded).toBe(0);
     // Every create happened once.
     for (let i = 4; i < 50; i += 5) {
-      const hits = i % 2 ? [...kommo.state.contacts.values()].filter((c) => c.name === `Load ${i}`) : [...bitrix.state.contacts.values()].filter((c) => c.NAME === `Load ${i}`);
+      const hits =
+        i % 2
+          ? [...kommo.state.contacts.values()].filter((c) => c.name === `Load ${i}`)
+          : [...bitrix.state.contacts.values()].filter((c) => c.NAME === `Load ${i}`);
       expect(hits, `Load ${i}`).toHaveLength(1);
     }
     for (const c of clients) await c.close();
@@ -74,8 +96,10 @@ interface FaultCase {
   expect: Expect;
 }
 
-const HTML_429 = '<html><head><title>429 Too Many Requests</title></head><body><center><h1>429 Too Many Requests</h1></center><hr><center>nginx</center></body></html>';
-const KOMMO_429 = '{"title":"Too Many Requests","type":"https://httpstatus.es/429","status":429,"detail":"You have sent too many requests in a given amount of time. Please try again later.","retry_after":1}';
+const HTML_429 =
+  '<html><head><title>429 Too Many Requests</title></head><body><center><h1>429 Too Many Requests</h1></center><hr><center>nginx</center></body></html>';
+const KOMMO_429 =
+  '{"title":"Too Many Requests","type":"https://httpstatus.es/429","status":429,"detail":"You have sent too many requests in a given amount of time. Please try again later.","retry_after":1}';
 
 describe('faults on Kommo reads (get_lead)', () => {
   let emu: KommoEmulator;
@@ -89,11 +113,31 @@ describe('faults on Kommo reads (get_lead)', () => {
     await emu.close();
   });
   const cases: FaultCase[] = [
-    { name: '429 JSON, twice', fault: { kind: 'status', status: 429, body: KOMMO_429, contentType: 'application/problem+json' }, times: 2, expect: { ok: true } },
-    { name: '429 HTML storm', fault: { kind: 'status', status: 429, body: HTML_429, contentType: 'text/html' }, times: 10, expect: { code: 'rate_limited', retryable: true } },
+    {
+      name: '429 JSON, twice',
+      fault: { kind: 'status', status: 429, body: KOMMO_429, contentType: 'application/problem+json' },
+      times: 2,
+      expect: { ok: true },
+    },
+    {
+      name: '429 HTML storm',
+      fault: { kind: 'status', status: 429, body: HTML_429, contentType: 'text/html' },
+      times: 10,
+      expect: { code: 'rate_limited', retryable: true },
+    },
     { name: '500 once', fault: { kind: 'status', status: 500, body: '{"title":"Internal","status":500}' }, times: 1, expect: { ok: true } },
-    { name: '502 once', fault: { kind: 'status', status: 502, body: '<html>502 Bad Gateway</html>', contentType: 'text/html' }, times: 1, expect: { ok: true } },
-    { name: '504 storm', fault: { kind: 'status', status: 504, body: '<html>504</html>', contentType: 'text/html' }, times: 10, expect: { code: 'upstream', retryable: true } },
+    {
+      name: '502 once',
+      fault: { kind: 'status', status: 502, body: '<html>502 Bad Gateway</html>', contentType: 'text/html' },
+      times: 1,
+      expect: { ok: true },
+    },
+    {
+      name: '504 storm',
+      fault: { kind: 'status', status: 504, body: '<html>504</html>', contentType: 'text/html' },
+      times: 10,
+      expect: { code: 'upstream', retryable: true },
+    },
     { name: 'reset before processing', fault: { kind: 'reset-before' }, times: 1, expect: { ok: true } },
     { name: 'reset after processing', fault: { kind: 'reset-after' }, times: 1, expect: { ok: true } },
     { name: 'slow past the timeout', fault: { kind: 'slow', ms: 1500 }, times: 1, expect: { ok: true } },
@@ -155,9 +199,19 @@ describe('faults on Bitrix24 reads (crm.deal.get through bitrix_call)', () => {
   const OTL = '{"error":"OPERATION_TIME_LIMIT","error_description":"Method is blocked due to operation time limit."}';
   const cases: FaultCase[] = [
     { name: '503 QUERY_LIMIT_EXCEEDED, twice', fault: { kind: 'status', status: 503, body: QLE }, times: 2, expect: { ok: true } },
-    { name: '500 once', fault: { kind: 'status', status: 500, body: '{"error":"INTERNAL_SERVER_ERROR","error_description":"Internal server error"}' }, times: 1, expect: { ok: true } },
+    {
+      name: '500 once',
+      fault: { kind: 'status', status: 500, body: '{"error":"INTERNAL_SERVER_ERROR","error_description":"Internal server error"}' },
+      times: 1,
+      expect: { ok: true },
+    },
     { name: '502 once', fault: { kind: 'status', status: 502, body: '<html>502</html>', contentType: 'text/html' }, times: 1, expect: { ok: true } },
-    { name: '504 storm', fault: { kind: 'status', status: 504, body: '<html>504</html>', contentType: 'text/html' }, times: 10, expect: { code: 'upstream', retryable: true } },
+    {
+      name: '504 storm',
+      fault: { kind: 'status', status: 504, body: '<html>504</html>', contentType: 'text/html' },
+      times: 10,
+      expect: { code: 'upstream', retryable: true },
+    },
     { name: 'reset before processing', fault: { kind: 'reset-before' }, times: 1, expect: { ok: true } },
     { name: 'reset after processing', fault: { kind: 'reset-after' }, times: 1, expect: { ok: true } },
     { name: 'slow past the timeout', fault: { kind: 'slow', ms: 1500 }, times: 1, expect: { ok: true } },

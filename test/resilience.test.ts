@@ -54,7 +54,10 @@ describe('transient failures on reads', () => {
 
   it('404 route and 402 map to clear errors', async () => {
     const c = await connectKommo(emu, { maxRetries: 0 });
-    emu.injectFault({ kind: 'status', status: 402, body: '{"title":"Payment Required","status":402,"detail":"Payment required"}' }, { match: { path: '/api/v4/leads' } });
+    emu.injectFault(
+      { kind: 'status', status: 402, body: '{"title":"Payment Required","status":402,"detail":"Payment required"}' },
+      { match: { path: '/api/v4/leads' } },
+    );
     expect(errorOf(await c.call('list_leads', {}))).toMatchObject({ code: 'forbidden' });
     const e = errorOf(await c.call('kommo_request', { method: 'GET', path: '/api/v4/no_such_thing' }));
     expect(e.code).toBe('not_found');

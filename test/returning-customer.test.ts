@@ -7,7 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
 import { WRITE, connectBitrix, connectKommo, startBitrix, startKommo, structured } from './helpers.js';
 
-type Created = { created: boolean; lead: { id: number; name: string; price: number | null; tags: string[]; contact_ids: number[]; stage: { type: string } | null } | null; contact_id: number | null; reason?: string };
+type Created = {
+  created: boolean;
+  lead: { id: number; name: string; price: number | null; tags: string[]; contact_ids: number[]; stage: { type: string } | null } | null;
+  contact_id: number | null;
+  reason?: string;
+};
 
 describe('Kommo: a returning customer', () => {
   let emu: KommoEmulator;
@@ -31,7 +36,14 @@ describe('Kommo: a returning customer', () => {
     expect(emu.state.leads.get(first.lead!.id)!.status_id).toBe(143);
 
     const contactsBefore = emu.state.contacts.size;
-    const again = structured<Created>(await c.call('create_lead', { name: 'Second order', price: 4200, tags: ['returning'], contact: { first_name: 'Ada', last_name: 'Lovelace', phone: '89125551234' } }));
+    const again = structured<Created>(
+      await c.call('create_lead', {
+        name: 'Second order',
+        price: 4200,
+        tags: ['returning'],
+        contact: { first_name: 'Ada', last_name: 'Lovelace', phone: '89125551234' },
+      }),
+    );
     expect(again.created).toBe(true);
     expect(again.lead!.id).not.toBe(first.lead!.id);
     expect(again.contact_id).toBe(contactId);
@@ -77,7 +89,9 @@ describe('Bitrix24: a returning customer', () => {
     // Names are split the same way as on Kommo: the last word is the last name.
     const storedContact = emu.state.contacts.get(Number(contactId))!;
     expect([storedContact.NAME, storedContact.LAST_NAME]).toEqual(['Grace', 'Hopper']);
-    const pipelines = structured<{ pipelines: Array<{ id: number | string; entity: string; stages: Array<{ id: string; type: string }> }> }>(await c.call('get_pipelines'));
+    const pipelines = structured<{ pipelines: Array<{ id: number | string; entity: string; stages: Array<{ id: string; type: string }> }> }>(
+      await c.call('get_pipelines'),
+    );
     const deal = emu.state.deals.get(Number(first.lead!.id))!;
     const pipeline = pipelines.pipelines.find((p) => p.entity === 'deal' && String(p.id) === String(deal.CATEGORY_ID ?? 0))!;
     const lostStage = pipeline.stages.find((s) => s.type === 'lost')!;

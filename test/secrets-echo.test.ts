@@ -63,7 +63,9 @@ describe('Kommo echoes the bearer token in its error bodies', () => {
               title: 'Bad Request',
               status: 400,
               detail: `Request with ${String(req.headers.authorization)} rejected`,
-              'validation-errors': [{ request_id: '0', errors: [{ code: 'Echo', path: 'name', detail: `authorization: ${String(req.headers.authorization)} token=${token}` }] }],
+              'validation-errors': [
+                { request_id: '0', errors: [{ code: 'Echo', path: 'name', detail: `authorization: ${String(req.headers.authorization)} token=${token}` }] },
+              ],
             },
           }),
         },

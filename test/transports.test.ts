@@ -11,7 +11,8 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const baseEnv = () => {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('CRM_') && !k.startsWith('KOMMO_') && !k.startsWith('AMOCRM_') && !k.startsWith('BITRIX')) env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith('CRM_') && !k.startsWith('KOMMO_') && !k.startsWith('AMOCRM_') && !k.startsWith('BITRIX')) env[k] = v;
   return env;
 };
 
@@ -29,7 +30,12 @@ function run(args: string[], env: Record<string, string>): Promise<{ code: numbe
 
 describe('stdio', () => {
   it('serves the sandbox to a real client, logs only to stderr, and leaks no token', async () => {
-    const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, '--sandbox'], env: { ...baseEnv(), CRM_LOG_LEVEL: 'debug', CRM_ALLOW_WRITES: 'true' }, stderr: 'pipe' });
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, '--sandbox'],
+      env: { ...baseEnv(), CRM_LOG_LEVEL: 'debug', CRM_ALLOW_WRITES: 'true' },
+      stderr: 'pipe',
+    });
     let stderr = '';
     transport.stderr?.on('data', (d) => (stderr += String(d)));
     const client = new Client({ name: 'stdio-test', version: '0' });
@@ -40,7 +46,10 @@ describe('stdio', () => {
     const r = (await client.callTool({ name: 'search_lead_by_contact', arguments: { crm: 'kommo', phone: '+7 912 345-67-89' } })) as CallToolResult;
     expect(r.isError).toBeFalsy();
     expect((r.structuredContent as { found: boolean }).found).toBe(true);
-    const created = (await client.callTool({ name: 'create_lead', arguments: { crm: 'kommo', name: 'From stdio', contact: { first_name: 'Stdio', email: 'stdio@example.org' } } })) as CallToolResult;
+    const created = (await client.callTool({
+      name: 'create_lead',
+      arguments: { crm: 'kommo', name: 'From stdio', contact: { first_name: 'Stdio', email: 'stdio@example.org' } },
+    })) as CallToolResult;
     expect((created.structuredContent as { created: boolean }).created).toBe(true);
     await client.close();
     expect(stderr).toMatch(/crm request/); // debug logs every CRM request, on stderr
@@ -94,10 +103,14 @@ describe('Streamable HTTP', () => {
 
     // fetch() may not set Host, so a DNS-rebinding request is made with node:http.
     const rebindingStatus = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(url, { method: 'POST', headers: { host: 'evil.example', 'content-type': 'application/json', accept: 'application/json, text/event-stream' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = httpRequest(
+        url,
+        { method: 'POST', headers: { host: 'evil.example', 'content-type': 'application/json', accept: 'application/json, text/event-stream' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end('{}');
     });

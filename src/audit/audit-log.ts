@@ -221,7 +221,22 @@ function parseLines(lines: string[]): AuditEntry[] {
 // ---------------------------------------------------------------- what goes into an entry
 
 /** Keys whose string values are structural (ids, enums, dates, API paths), kept verbatim. */
-const STRUCTURAL = new Set(['id', 'entity', 'entity_id', 'status_id', 'pipeline_id', 'responsible_user_id', 'complete_till', 'task_type_id', 'method', 'path', 'field_id', 'field_code', 'field', 'code']);
+const STRUCTURAL = new Set([
+  'id',
+  'entity',
+  'entity_id',
+  'status_id',
+  'pipeline_id',
+  'responsible_user_id',
+  'complete_till',
+  'task_type_id',
+  'method',
+  'path',
+  'field_id',
+  'field_code',
+  'field',
+  'code',
+]);
 
 /** Free text reduced to a prefix (never the whole text) plus length and hash, so two entries can be compared. */
 export function digestText(s: string): string {
@@ -286,7 +301,10 @@ function priorCustomFields(have: CustomFieldValue[], wanted: unknown): unknown[]
         (typeof w.field_code === 'string' && f.code === w.field_code) ||
         (typeof w.field_name === 'string' && f.name.toLowerCase() === w.field_name.toLowerCase()),
     );
-    return { field: match?.id ?? w.field_id ?? w.field_code ?? (typeof w.field_name === 'string' ? digestText(w.field_name) : null), values: match ? match.values : [] };
+    return {
+      field: match?.id ?? w.field_id ?? w.field_code ?? (typeof w.field_name === 'string' ? digestText(w.field_name) : null),
+      values: match ? match.values : [],
+    };
   });
 }
 
@@ -322,16 +340,25 @@ const PRIOR_VERBATIM = new Set(['price', 'status_id', 'pipeline_id', 'responsibl
  * For the typed update tools: the current values of exactly the fields the call will change, read from the
  * CRM with a read-only grant just before the update. Undefined for tools without a typed record.
  */
-export async function priorValues(tool: string, args: Record<string, unknown>, provider: CrmProvider, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
+export async function priorValues(
+  tool: string,
+  args: Record<string, unknown>,
+  provider: CrmProvider,
+  signal?: AbortSignal,
+): Promise<Record<string, unknown> | undefined> {
   const ctx = { grant: Grant.readOnly(), signal };
   let fields: Array<[string, unknown]>;
   // The update tools require the leads / contacts capability, whose members include these reads.
   if (tool === 'update_lead' && provider.getLead) {
     const { lead } = await provider.getLead(ctx, args.id as Id, args.entity as 'lead' | 'deal' | undefined);
-    fields = Object.keys(args).filter((k) => LEAD_FIELDS[k]).map((k) => LEAD_FIELDS[k]!(lead, args));
+    fields = Object.keys(args)
+      .filter((k) => LEAD_FIELDS[k])
+      .map((k) => LEAD_FIELDS[k]!(lead, args));
   } else if (tool === 'update_contact' && provider.getContact) {
     const contact = await provider.getContact(ctx, args.id as Id);
-    fields = Object.keys(args).filter((k) => CONTACT_FIELDS[k]).map((k) => CONTACT_FIELDS[k]!(contact, args));
+    fields = Object.keys(args)
+      .filter((k) => CONTACT_FIELDS[k])
+      .map((k) => CONTACT_FIELDS[k]!(contact, args));
   } else return undefined;
   const out: Record<string, unknown> = {};
   for (const [k, v] of fields) out[k] = PRIOR_VERBATIM.has(k) ? v : summarize(v, k);
@@ -339,7 +366,12 @@ export async function priorValues(tool: string, args: Record<string, unknown>, p
 }
 
 /** Prior values, or the error code when the read failed (the update still runs: only an audit file that cannot be written blocks a write). */
-export async function safePriorValues(tool: string, args: Record<string, unknown>, provider: CrmProvider, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
+export async function safePriorValues(
+  tool: string,
+  args: Record<string, unknown>,
+  provider: CrmProvider,
+  signal?: AbortSignal,
+): Promise<Record<string, unknown> | undefined> {
   try {
     return await priorValues(tool, args, provider, signal);
   } catch (err) {

@@ -9,18 +9,17 @@
  * lives 20 minutes. Bitrix24 (§2.2): consent at {portal}/oauth/authorize/, redirect with `code`, `state`,
  * `domain`, `server_domain`; the code lives 30 seconds; the exchange goes to oauth.bitrix.info.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { parseArgs } from 'node:util';
-import { request } from 'undici';
-import { ConfigError, loadConfig, type BitrixConnection, type KommoConnection } from '../config/config.js';
+import { ConfigError } from '../config/config.js';
 import { bitrixTokenKey } from '../providers/bitrix24/auth.js';
 import { kommoTokenKey } from '../providers/kommo/auth.js';
 import { seedHash, type TokenRecord } from '../providers/oauth.js';
 import { openStore, type Store } from '../store/store.js';
-import { redact, registerSecret } from '../util/redact.js';
-import { escapeHtml, isLoopbackHost, kommoAccountKey, out, pickEnv, type Env, type KommoAccountRecord } from './common.js';
+import { registerSecret } from '../util/redact.js';
+import { AuthError, listen, openBrowser, postToken } from './auth-browser.js';
+import { bitrixApp, kommoApp, type App, type BitrixApp, type KommoApp } from './auth-apps.js';
+import { isLoopbackHost, kommoAccountKey, out, type Env, type KommoAccountRecord } from './common.js';
 
 const USAGE = `Usage: crm-mcp auth kommo|amocrm|bitrix24 [--config FILE] [--connection NAME] [--timeout SECONDS] [--no-browser]
 
@@ -31,38 +30,7 @@ Kommo's answer when KOMMO_SUBDOMAIN is not set. Bitrix24 needs BITRIX_CLIENT_ID,
 BITRIX_PORTAL and BITRIX_REDIRECT_URI.
 `;
 
-interface KommoApp {
-  kind: 'kommo';
-  name: string;
-  brand: 'Kommo' | 'amoCRM';
-  clientId: string;
-  clientSecret: string;
-  redirectUri: string;
-  /** Known from the configuration, else learnt from the redirect's `referer`. */
-  baseUrl?: string;
-  consentUrl: string;
-  seed: { authCode?: string; refreshToken?: string };
-  longLivedTokenSet: boolean;
-}
-
-interface BitrixApp {
-  kind: 'bitrix24';
-  name: string;
-  clientId: string;
-  clientSecret: string;
-  redirectUri: string;
-  portal: string;
-  oauthServer: string;
-  seed: { refreshToken?: string };
-  webhookSet: boolean;
-}
-
-type App = KommoApp | BitrixApp;
-
-/** A failed sign-in: the message says what happened and what to do; nothing was saved. */
-export class AuthError extends Error {
-  override name = 'AuthError';
-}
+export { AuthError };
 
 export async function run(argv: string[], env: Env = process.env): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -86,9 +54,11 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
     throw new ConfigError([`auth: unknown target "${positionals.join(' ')}" (expected kommo, amocrm or bitrix24)`]);
   }
   const timeoutSec = Number(values.timeout);
-  if (!Number.isInteger(timeoutSec) || timeoutSec < 1 || timeoutSec > 3600) throw new ConfigError([`--timeout: "${values.timeout}" must be whole seconds between 1 and 3600`]);
+  if (!Number.isInteger(timeoutSec) || timeoutSec < 1 || timeoutSec > 3600)
+    throw new ConfigError([`--timeout: "${values.timeout}" must be whole seconds between 1 and 3600`]);
 
-  const { app, store: storeSpec } = target === 'bitrix24' ? bitrixApp(env, values.config, values.connection) : kommoApp(env, target as 'kommo' | 'amocrm', values.config, values.connection);
+  const { app, store: storeSpec } =
+    target === 'bitrix24' ? bitrixApp(env, values.config, values.connection) : kommoApp(env, target as 'kommo' | 'amocrm', values.config, values.connection);
   const redirect = loopbackRedirect(app);
   const store = await openStore(storeSpec);
   try {
@@ -99,7 +69,9 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
     const consent = app.kind === 'kommo' ? kommoConsentUrl(app, state) : bitrixConsentUrl(app, state);
     const callback = await listen(redirect, timeoutSec);
     try {
-      out(`Open this address in a browser to allow ${app.kind === 'kommo' ? `the ${app.brand} integration` : 'the Bitrix24 app'} access (waiting up to ${Math.round(timeoutSec / 60) || 1} min for the answer on ${redirect.origin}${redirect.pathname}):`);
+      out(
+        `Open this address in a browser to allow ${app.kind === 'kommo' ? `the ${app.brand} integration` : 'the Bitrix24 app'} access (waiting up to ${Math.round(timeoutSec / 60) || 1} min for the answer on ${redirect.origin}${redirect.pathname}):`,
+      );
       out();
       out(`  ${consent}`);
       out();
@@ -120,120 +92,6 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
   } finally {
     await store.close();
   }
-}
-
-// ---------------------------------------------------------------- configuration
-
-function kommoApp(env: Env, target: 'kommo' | 'amocrm', configPath: string | undefined, connection: string | undefined): { app: KommoApp; store: string | undefined } {
-  const hostGiven = pickEnv(env, 'KOMMO_SUBDOMAIN', 'KOMMO_BASE_URL', 'AMOCRM_DOMAIN');
-  let base: Omit<KommoApp, 'consentUrl' | 'brand'>;
-  let store: string | undefined;
-  if (configPath || hostGiven) {
-    // The account address is configured: validate everything the server will read.
-    const cfg = loadConfig({ env, configPath });
-    store = cfg.store;
-    const c = pickConnection(cfg.connections, 'kommo', connection, configPath) as KommoConnection;
-    if (!c.oauth) {
-      throw new ConfigError([
-        `${configPath ? `${configPath}: connections.${c.name}: client_id, client_secret, redirect_uri` : 'KOMMO_CLIENT_ID, KOMMO_CLIENT_SECRET, KOMMO_REDIRECT_URI'}: required for \`crm-mcp auth\` (the integration's ID, Secret key and Redirect URI from Kommo → Settings → Integrations)`,
-      ]);
-    }
-    base = {
-      kind: 'kommo',
-      name: c.name,
-      clientId: c.oauth.clientId,
-      clientSecret: c.oauth.clientSecret,
-      redirectUri: c.oauth.redirectUri,
-      baseUrl: c.baseUrl,
-      seed: { authCode: c.oauth.authCode, refreshToken: c.oauth.refreshToken },
-      longLivedTokenSet: !!c.accessToken,
-    };
-  } else {
-    // No account address yet: Kommo names it in the redirect (`referer`).
-    const id = pickEnv(env, 'KOMMO_CLIENT_ID', 'AMOCRM_CLIENT_ID');
-    const secret = pickEnv(env, 'KOMMO_CLIENT_SECRET', 'AMOCRM_CLIENT_SECRET');
-    const redirect = pickEnv(env, 'KOMMO_REDIRECT_URI', 'AMOCRM_REDIRECT_URI');
-    const missing = [!id && 'KOMMO_CLIENT_ID', !secret && 'KOMMO_CLIENT_SECRET', !redirect && 'KOMMO_REDIRECT_URI'].filter(Boolean);
-    if (missing.length) {
-      throw new ConfigError([`${missing.join(', ')}: required for \`crm-mcp auth ${target}\` (the integration's ID, Secret key and Redirect URI from Kommo → Settings → Integrations → your integration)`]);
-    }
-    const code = pickEnv(env, 'KOMMO_AUTH_CODE', 'AMOCRM_AUTH_CODE')?.value;
-    const refresh = pickEnv(env, 'KOMMO_REFRESH_TOKEN', 'AMOCRM_REFRESH_TOKEN')?.value;
-    base = {
-      kind: 'kommo',
-      name: 'kommo',
-      clientId: id!.value,
-      clientSecret: secret!.value,
-      redirectUri: redirect!.value,
-      seed: { authCode: code, refreshToken: refresh },
-      longLivedTokenSet: !!pickEnv(env, 'KOMMO_ACCESS_TOKEN', 'KOMMO_LONG_LIVED_TOKEN', 'KOMMO_JWT_TOKEN'),
-    };
-    store = env.CRM_MCP_STORE?.trim() || undefined;
-  }
-  registerSecret(base.clientSecret);
-  const amo = target === 'amocrm' || (!!base.baseUrl && /\.amocrm\.(ru|com)$/i.test(new URL(base.baseUrl).hostname));
-  const oauthUrl = pickEnv(env, 'KOMMO_OAUTH_URL', 'AMOCRM_OAUTH_URL');
-  let consentUrl = amo ? 'https://www.amocrm.ru/oauth' : 'https://www.kommo.com/oauth';
-  if (oauthUrl) consentUrl = checkedUrl(oauthUrl.name, oauthUrl.value);
-  return { app: { ...base, brand: amo ? 'amoCRM' : 'Kommo', consentUrl }, store };
-}
-
-function bitrixApp(env: Env, configPath: string | undefined, connection: string | undefined): { app: BitrixApp; store: string | undefined } {
-  const cfg = loadConfig({ env, configPath });
-  const c = pickConnection(cfg.connections, 'bitrix24', connection, configPath) as BitrixConnection;
-  if (!c.oauth) {
-    throw new ConfigError(['BITRIX_CLIENT_ID, BITRIX_CLIENT_SECRET, BITRIX_PORTAL: required for `crm-mcp auth bitrix24` (the local or market app\'s client_id and client_secret, and your portal address)']);
-  }
-  const redirect = pickEnv(env, 'BITRIX_REDIRECT_URI');
-  if (!redirect) {
-    throw new ConfigError(['BITRIX_REDIRECT_URI: required for `crm-mcp auth bitrix24`: a loopback address such as http://127.0.0.1:8765/callback where the portal sends you back after you allow the app']);
-  }
-  registerSecret(c.oauth.clientSecret);
-  return {
-    app: {
-      kind: 'bitrix24',
-      name: c.name,
-      clientId: c.oauth.clientId,
-      clientSecret: c.oauth.clientSecret,
-      redirectUri: redirect.value,
-      portal: c.oauth.portal,
-      oauthServer: c.oauth.oauthServer ?? 'https://oauth.bitrix.info',
-      seed: { refreshToken: c.oauth.refreshToken },
-      webhookSet: !!c.webhookUrl,
-    },
-    store: cfg.store,
-  };
-}
-
-function pickConnection(conns: Array<KommoConnection | BitrixConnection>, provider: 'kommo' | 'bitrix24', name: string | undefined, configPath: string | undefined) {
-  const mine = conns.filter((c) => c.provider === provider);
-  if (name) {
-    const c = mine.find((x) => x.name === name);
-    if (!c) throw new ConfigError([`--connection: no ${provider} connection named "${name}"${configPath ? ` in ${configPath}` : ''} (have: ${mine.map((x) => x.name).join(', ') || 'none'})`]);
-    return c;
-  }
-  const withOAuth = mine.filter((c) => c.oauth);
-  if (withOAuth.length > 1) throw new ConfigError([`--connection: ${withOAuth.length} ${provider} OAuth connections are configured (${withOAuth.map((c) => c.name).join(', ')}); name one`]);
-  const c = withOAuth[0] ?? mine[0];
-  if (!c) {
-    throw new ConfigError([
-      provider === 'kommo'
-        ? 'KOMMO_CLIENT_ID, KOMMO_CLIENT_SECRET, KOMMO_REDIRECT_URI: required for `crm-mcp auth kommo`'
-        : 'BITRIX_CLIENT_ID, BITRIX_CLIENT_SECRET, BITRIX_PORTAL: required for `crm-mcp auth bitrix24`',
-    ]);
-  }
-  return c;
-}
-
-function checkedUrl(name: string, raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new ConfigError([`${name}: "${raw}" is not a URL`]);
-  }
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopbackHost(u.hostname))) throw new ConfigError([`${name}: must use https:// (plain http only for 127.0.0.1/localhost)`]);
-  return `${u.origin}${u.pathname}`;
 }
 
 /** The redirect URI must be a plain-http loopback address: this command listens there itself. */
@@ -271,73 +129,6 @@ function bitrixConsentUrl(app: BitrixApp, state: string): string {
   return u.toString();
 }
 
-// ---------------------------------------------------------------- loopback callback server
-
-interface Hit {
-  url: URL;
-  reply(status: number, title: string, text: string): void;
-}
-
-async function listen(redirect: URL, timeoutSec: number): Promise<{ next: Promise<Hit>; close(): Promise<void> }> {
-  let deliver!: (h: Hit) => void;
-  let fail!: (e: Error) => void;
-  const next = new Promise<Hit>((resolve, reject) => {
-    deliver = resolve;
-    fail = reject;
-  });
-  let taken = false;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', redirect.origin);
-    if (req.method !== 'GET' || url.pathname !== redirect.pathname || taken) {
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found');
-      return;
-    }
-    taken = true;
-    deliver({
-      url,
-      reply: (status, title, text) => {
-        const body = `<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><h1>${escapeHtml(title)}</h1><p>${escapeHtml(redact(text))}</p>`;
-        res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', connection: 'close' }).end(body);
-      },
-    });
-  });
-  const port = Number(redirect.port || 80);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(
-        new AuthError(
-          err.code === 'EADDRINUSE'
-            ? `Port ${port} on ${redirect.hostname} is in use, so the sign-in answer cannot be received there. Stop the program using it, or choose another port in the redirect URI (here and in the integration's settings).`
-            : `Cannot listen on ${redirect.host} for the sign-in answer (${err.code ?? err.message}).`,
-        ),
-      ),
-    );
-    server.listen(port, redirect.hostname, () => resolve());
-  });
-  const timer = setTimeout(() => fail(new AuthError(`No sign-in answer arrived within ${timeoutSec} s; nothing was saved. Run the command again and open the printed address.`)), timeoutSec * 1000);
-  return {
-    next,
-    close: () =>
-      new Promise<void>((resolve) => {
-        clearTimeout(timer);
-        server.close(() => resolve());
-        server.closeAllConnections?.();
-      }),
-  };
-}
-
-/** Best effort: a missing browser or opener is never an error (the address is printed anyway). */
-function openBrowser(url: string): void {
-  const [cmd, args] = process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '""', url]] : ['xdg-open', [url]];
-  try {
-    const child = spawn(cmd as string, args as string[], { stdio: 'ignore', detached: true });
-    child.on('error', () => undefined);
-    child.unref();
-  } catch {
-    // no opener: the user copies the address
-  }
-}
-
 // ---------------------------------------------------------------- answers and exchanges
 
 /** Checks `state` before anything else (a forged or stale redirect must not even report an error code). */
@@ -349,7 +140,8 @@ function checkAnswer(q: URLSearchParams, state: string, what: string, again: str
     );
   }
   const error = q.get('error');
-  if (error === 'access_denied') throw new AuthError(`Access was declined in ${what} (error=access_denied). Nothing was saved. Run \`${again}\` again and choose "Allow".`);
+  if (error === 'access_denied')
+    throw new AuthError(`Access was declined in ${what} (error=access_denied). Nothing was saved. Run \`${again}\` again and choose "Allow".`);
   if (error) throw new AuthError(`${what} answered error=${error}${q.get('error_description') ? ` (${q.get('error_description')})` : ''}. Nothing was saved.`);
   const code = q.get('code');
   if (!code) throw new AuthError(`${what} sent no authorization code. Nothing was saved. Run \`${again}\` again.`);
@@ -360,7 +152,10 @@ function checkAnswer(q: URLSearchParams, state: string, what: string, again: str
 /** The account origin from Kommo's `referer`, refused unless it is a Kommo/amoCRM host (the client secret goes there). */
 function kommoAccountOrigin(app: KommoApp, referer: string | null): string {
   if (!referer) throw new AuthError('Kommo did not say which account was authorized (no referer in the redirect). Nothing was saved.');
-  const host = referer.replace(/^https?:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+  const host = referer
+    .replace(/^https?:\/\//i, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase();
   if (!/^[a-z0-9.-]+(:\d{1,5})?$/.test(host)) throw new AuthError(`Kommo named an unusable account host "${referer}". Nothing was saved.`);
   const hostname = host.replace(/:\d+$/, '');
   const configured = app.baseUrl ? new URL(app.baseUrl) : undefined;
@@ -368,29 +163,9 @@ function kommoAccountOrigin(app: KommoApp, referer: string | null): string {
   if (/^[a-z0-9-]+\.(kommo\.com|amocrm\.ru|amocrm\.com)$/.test(host)) return `https://${host}`;
   // Loopback accounts (the emulator) only when the consent page itself is on loopback.
   if (isLoopbackHost(hostname) && isLoopbackHost(new URL(app.consentUrl).hostname)) return `http://${host}`;
-  throw new AuthError(`The redirect named "${host}" as the account, which is not a Kommo/amoCRM address; the client secret is not sent there. Nothing was saved.`);
-}
-
-async function postToken(url: URL, init: { json?: unknown; form?: URLSearchParams }): Promise<{ status: number; body: Record<string, unknown> | undefined; text: string }> {
-  try {
-    const res = await request(url, {
-      method: 'POST',
-      headers: { 'content-type': init.form ? 'application/x-www-form-urlencoded' : 'application/json', accept: 'application/json', 'user-agent': 'crm-mcp' },
-      body: init.form ? init.form.toString() : JSON.stringify(init.json),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.body.text();
-    let body: Record<string, unknown> | undefined;
-    try {
-      const v = JSON.parse(text) as unknown;
-      body = v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
-    } catch {
-      body = undefined;
-    }
-    return { status: res.statusCode, body, text };
-  } catch (err) {
-    throw new AuthError(`Could not reach ${url.origin} to exchange the code (${(err as { code?: string }).code ?? (err as Error).message}). Nothing was saved; check the network and run the command again.`);
-  }
+  throw new AuthError(
+    `The redirect named "${host}" as the account, which is not a Kommo/amoCRM address; the client secret is not sent there. Nothing was saved.`,
+  );
 }
 
 async function finishKommo(app: KommoApp, store: Store, state: string, url: URL): Promise<string[]> {
@@ -406,7 +181,11 @@ async function finishKommo(app: KommoApp, store: Store, state: string, url: URL)
     throw new AuthError(kommoExchangeError(r.status, b, app, again));
   }
   const key = kommoTokenKey(origin, app.clientId);
-  await save(store, key, app.seed, { access_token: b.access_token, refresh_token: b.refresh_token, expires_in: typeof b.expires_in === 'number' ? b.expires_in : 86_400 });
+  await save(store, key, app.seed, {
+    access_token: b.access_token,
+    refresh_token: b.refresh_token,
+    expires_in: typeof b.expires_in === 'number' ? b.expires_in : 86_400,
+  });
   await store.set<KommoAccountRecord>(kommoAccountKey(app.clientId), { base_url: origin, saved_at: Date.now() });
   const lines = [`Signed in to ${app.brand} account ${new URL(origin).host}; tokens saved in ${store.description}.`];
   if (!app.baseUrl) {
@@ -424,14 +203,18 @@ async function finishKommo(app: KommoApp, store: Store, state: string, url: URL)
 function kommoExchangeError(status: number, b: Record<string, unknown> | undefined, app: KommoApp, again: string): string {
   const hint = typeof b?.hint === 'string' ? b.hint : typeof b?.detail === 'string' ? b.detail : `HTTP ${status}`;
   const said = `${app.brand} answered ${status}: "${hint}"`;
-  if (/expired/i.test(hint)) return `The authorization code expired before it was exchanged (${said}). Codes live 20 minutes: run \`${again}\` again and allow access right away. Nothing was saved.`;
+  if (/expired/i.test(hint))
+    return `The authorization code expired before it was exchanged (${said}). Codes live 20 minutes: run \`${again}\` again and allow access right away. Nothing was saved.`;
   if (/revoked/i.test(hint)) return `The authorization code was already used (${said}); codes are single-use. Run \`${again}\` again. Nothing was saved.`;
-  if (/decrypt|code/i.test(hint) && !/client/i.test(hint)) return `${app.brand} did not accept the authorization code (${said}). Run \`${again}\` again. Nothing was saved.`;
-  if (/client_id/i.test(hint)) return `${app.brand} does not know this integration (${said}): check KOMMO_CLIENT_ID (the Integration ID under Settings → Integrations → your integration → Keys and scopes). Nothing was saved.`;
+  if (/decrypt|code/i.test(hint) && !/client/i.test(hint))
+    return `${app.brand} did not accept the authorization code (${said}). Run \`${again}\` again. Nothing was saved.`;
+  if (/client_id/i.test(hint))
+    return `${app.brand} does not know this integration (${said}): check KOMMO_CLIENT_ID (the Integration ID under Settings → Integrations → your integration → Keys and scopes). Nothing was saved.`;
   if (/client|secret|authentication/i.test(hint) || status === 401) {
     return `${app.brand} rejected the integration's credentials (${said}): KOMMO_CLIENT_SECRET is wrong or was regenerated. Copy the Secret key again from Settings → Integrations → your integration → Keys and scopes, then run \`${again}\` again. Nothing was saved.`;
   }
-  if (/redirect/i.test(hint)) return `${app.brand} refused the redirect URI (${said}): KOMMO_REDIRECT_URI must equal the integration's Redirect URI exactly. Nothing was saved.`;
+  if (/redirect/i.test(hint))
+    return `${app.brand} refused the redirect URI (${said}): KOMMO_REDIRECT_URI must equal the integration's Redirect URI exactly. Nothing was saved.`;
   return `${app.brand} could not exchange the authorization code (${said}). Nothing was saved.`;
 }
 
@@ -441,7 +224,9 @@ async function finishBitrix(app: BitrixApp, store: Store, state: string, url: UR
   const portalHost = new URL(app.portal).host.toLowerCase();
   const domain = url.searchParams.get('domain')?.toLowerCase();
   if (domain && domain !== portalHost) {
-    throw new AuthError(`The app was allowed on ${domain}, but BITRIX_PORTAL is ${portalHost}. Set BITRIX_PORTAL=${domain} (or sign in on ${portalHost}) and run \`${again}\` again. Nothing was saved.`);
+    throw new AuthError(
+      `The app was allowed on ${domain}, but BITRIX_PORTAL is ${portalHost}. Set BITRIX_PORTAL=${domain} (or sign in on ${portalHost}) and run \`${again}\` again. Nothing was saved.`,
+    );
   }
   // §2.2: the exchange goes to the OAuth server (oauth.bitrix.info), never to the portal; the code lives 30 s.
   const r = await postToken(new URL('/oauth/token/', app.oauthServer), {
@@ -452,10 +237,14 @@ async function finishBitrix(app: BitrixApp, store: Store, state: string, url: UR
     const error = typeof b?.error === 'string' ? b.error : `HTTP ${r.status}`;
     const said = `the OAuth server answered ${r.status} ${error}`;
     if (error === 'invalid_client' || error === 'wrong_client' || r.status === 401) {
-      throw new AuthError(`Bitrix24 rejected the app's credentials (${said}): check BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET (the app's client_id / client_secret in Developer resources or the Vendor area). Nothing was saved.`);
+      throw new AuthError(
+        `Bitrix24 rejected the app's credentials (${said}): check BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET (the app's client_id / client_secret in Developer resources or the Vendor area). Nothing was saved.`,
+      );
     }
     if (error === 'invalid_grant' || error === 'bad_verification_code') {
-      throw new AuthError(`The authorization code expired or was already used (${said}). Bitrix24 codes live 30 seconds and are single-use: run \`${again}\` again. Nothing was saved.`);
+      throw new AuthError(
+        `The authorization code expired or was already used (${said}). Bitrix24 codes live 30 seconds and are single-use: run \`${again}\` again. Nothing was saved.`,
+      );
     }
     throw new AuthError(`Bitrix24 could not exchange the authorization code (${said}). Nothing was saved.`);
   }
@@ -468,9 +257,13 @@ async function finishBitrix(app: BitrixApp, store: Store, state: string, url: UR
     expires_in: typeof b.expires_in === 'number' ? b.expires_in : 3600,
     extra,
   });
-  const lines = [`Signed in to Bitrix24 portal ${portalHost}; tokens saved in ${store.description}.`, 'The next `crm-mcp` start uses these tokens and refreshes them by itself.'];
+  const lines = [
+    `Signed in to Bitrix24 portal ${portalHost}; tokens saved in ${store.description}.`,
+    'The next `crm-mcp` start uses these tokens and refreshes them by itself.',
+  ];
   const scopes = (extra.scope ?? url.searchParams.get('scope') ?? '').split(/[ ,]+/).filter(Boolean);
-  if (scopes.length && !scopes.includes('crm')) lines.push(`Warning: the app was granted ${scopes.join(', ')} but not crm; add the crm scope to the app, reinstall it and sign in again.`);
+  if (scopes.length && !scopes.includes('crm'))
+    lines.push(`Warning: the app was granted ${scopes.join(', ')} but not crm; add the crm scope to the app, reinstall it and sign in again.`);
   if (app.webhookSet) lines.push('Note: BITRIX_WEBHOOK_BASE is also set and takes precedence over OAuth; remove it to use the tokens just saved.');
   return lines;
 }
@@ -480,7 +273,12 @@ async function finishBitrix(app: BitrixApp, store: Store, state: string, url: UR
  * (a running server adopts only a newer generation), and a configured seed is marked as consumed so it does
  * not replace these tokens at the next start.
  */
-async function save(store: Store, key: string, seed: { authCode?: string; refreshToken?: string }, g: { access_token: string; refresh_token: string; expires_in: number; extra?: Record<string, string> }): Promise<void> {
+async function save(
+  store: Store,
+  key: string,
+  seed: { authCode?: string; refreshToken?: string },
+  g: { access_token: string; refresh_token: string; expires_in: number; extra?: Record<string, string> },
+): Promise<void> {
   registerSecret(g.access_token);
   registerSecret(g.refresh_token);
   await store.withLock(`refresh:${key}`, 30_000, async () => {

@@ -6,9 +6,9 @@
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
+import { CLI_PATH } from '../paths.js';
 import { VERSION } from '../version.js';
 import { ENV_TABLE, V, appliesWithConfigFile, namesOf, type EnvVar } from '../config/env-table.js';
 import { SECRET_VARS, learntKommoHost, maskWebhook, out, type Env } from './common.js';
@@ -137,7 +137,7 @@ function maskUrlPassword(value: string, withSecrets: boolean): string {
 
 /** The absolute path of this installation's cli.js. */
 function cliPath(): string {
-  const p = fileURLToPath(new URL('../cli.js', import.meta.url));
+  const p = CLI_PATH;
   try {
     return realpathSync(p);
   } catch {

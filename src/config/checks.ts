@@ -25,10 +25,13 @@ export function configWarnings(config: Pick<AppConfig, 'connections'>): string[]
   const add = (message: string, connection: string) => groups.set(message, [...(groups.get(message) ?? []), connection]);
   for (const c of config.connections) {
     const f = c.policy;
-    if (f.allowDelete && !f.allowWrites) add('CRM_ALLOW_DELETE=true has no effect without CRM_ALLOW_WRITES=true (and CRM_SAFE_MODE=false): deletes stay off', c.name);
-    else if (f.allowDelete && f.safeMode) add('CRM_ALLOW_DELETE=true has no effect while safe mode is on (set CRM_SAFE_MODE=false too): deletes stay off', c.name);
+    if (f.allowDelete && !f.allowWrites)
+      add('CRM_ALLOW_DELETE=true has no effect without CRM_ALLOW_WRITES=true (and CRM_SAFE_MODE=false): deletes stay off', c.name);
+    else if (f.allowDelete && f.safeMode)
+      add('CRM_ALLOW_DELETE=true has no effect while safe mode is on (set CRM_SAFE_MODE=false too): deletes stay off', c.name);
     if (!f.safeMode && !f.allowWrites) add('CRM_SAFE_MODE=false has no effect without CRM_ALLOW_WRITES=true: the server stays read-only', c.name);
-    if (f.allowAdmin && (!f.allowWrites || f.safeMode)) add('CRM_ALLOW_ADMIN=true has no effect without CRM_ALLOW_WRITES=true and CRM_SAFE_MODE=false: admin operations stay off', c.name);
+    if (f.allowAdmin && (!f.allowWrites || f.safeMode))
+      add('CRM_ALLOW_ADMIN=true has no effect without CRM_ALLOW_WRITES=true and CRM_SAFE_MODE=false: admin operations stay off', c.name);
   }
   return [...groups].map(([message, names]) => `${message} (connection${names.length > 1 ? 's' : ''} ${names.join(', ')})`);
 }

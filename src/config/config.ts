@@ -14,7 +14,22 @@ import { parseToolsets, TOOLSET_NAMES } from '../tools/toolsets.js';
 import { storeSpecProblem } from '../store/store.js';
 import { checkToolNames } from './checks.js';
 import { parseRateLimit, type RateLimitOptions } from '../transports/http/rate-limit.js';
-import { ENV_TABLE, V, readVar, type EnvVar } from './env-table.js';
+import { ENV_TABLE, V, type EnvVar } from './env-table.js';
+import {
+  FALSE,
+  parseInt10,
+  list,
+  type Source,
+  envSource,
+  fileSource,
+  layered,
+  boolFrom,
+  intFrom,
+  oneOf,
+  policyFrom,
+  TABLE_FLAGS,
+  checkOrigin,
+} from './sources.js';
 
 export interface KommoOAuthConfig {
   clientId: string;
@@ -83,134 +98,6 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
-
-const TRUE = new Set(['1', 'true', 'yes', 'on']);
-const FALSE = new Set(['0', 'false', 'no', 'off']);
-
-/** Strict boolean: anything but a plain yes/no word is an error, never a guess. */
-function parseBool(name: string, raw: string | undefined, fallback: boolean, problems: string[]): boolean {
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const v = raw.trim().toLowerCase();
-  if (TRUE.has(v)) return true;
-  if (FALSE.has(v)) return false;
-  problems.push(`${name}: "${raw}" is not a boolean; use true or false`);
-  return fallback;
-}
-
-function parseInt10(name: string, raw: string | undefined, fallback: number, min: number, max: number, problems: string[]): number {
-  if (raw === undefined || raw.trim() === '') return fallback;
-  if (!/^\d+$/.test(raw.trim())) {
-    problems.push(`${name}: "${raw}" is not a whole number`);
-    return fallback;
-  }
-  const n = Number(raw);
-  if (n < min || n > max) {
-    problems.push(`${name}: ${n} is out of range (${min}..${max})`);
-    return fallback;
-  }
-  return n;
-}
-
-function list(raw: string | undefined): string[] | undefined {
-  if (!raw?.trim()) return undefined;
-  return raw
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
-/**
- * Where settings come from: the environment, or an object of the `--config` file. `get` gives the value
- * and the name a problem should use for it (the variable actually set, or the file's key); `label` names a
- * setting that may be unset (e.g. in "X: required"). Names only ever come from the env table.
- */
-interface Source {
-  get(v: EnvVar): { name: string; value: string } | undefined;
-  label(v: EnvVar): string;
-}
-
-function envSource(env: Env): Source {
-  return { get: (v) => readVar(env, v), label: (v) => v.name };
-}
-
-/** One object of the parsed config file: a connection, or the top level with `prefix` "file.json: ". */
-function fileSource(obj: Record<string, unknown>, prefix = ''): Source {
-  const raw = (v: EnvVar): unknown =>
-    v.fileKey?.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), obj);
-  return {
-    get(v) {
-      const r = raw(v);
-      if (r === undefined || r === null) return undefined;
-      // The same rule as the environment: blank is unset. Lists are comma-joined for the same list parser.
-      const value = (Array.isArray(r) ? r.join(',') : String(r)).trim();
-      return value ? { name: `${prefix}${v.fileKey}`, value } : undefined;
-    },
-    label: (v) => (v.fileKey ? `${prefix}${v.fileKey}` : v.name),
-  };
-}
-
-/** `first` wins where it has a value (the file over the environment). */
-function layered(first: Source, then: Source): Source {
-  return { get: (v) => first.get(v) ?? then.get(v), label: (v) => (first.get(v) ? first.label(v) : then.label(v)) };
-}
-
-function boolFrom(src: Source, v: EnvVar & { type: 'boolean' }, problems: string[], fallback: boolean = v.default): boolean {
-  const r = src.get(v);
-  return parseBool(r?.name ?? v.name, r?.value, fallback, problems);
-}
-
-function intFrom(src: Source, v: EnvVar & { type: 'int'; default: number }, problems: string[]): number {
-  const r = src.get(v);
-  return parseInt10(r?.name ?? v.name, r?.value, v.default, v.min, v.max, problems);
-}
-
-function oneOf<T extends string>(src: Source, v: EnvVar & { type: 'enum'; choices: readonly T[] }, fallback: T, problems: string[]): T {
-  const r = src.get(v);
-  if (!r) return fallback;
-  if ((v.choices as readonly string[]).includes(r.value)) return r.value as T;
-  const c = v.choices;
-  problems.push(`${r.name}: "${r.value}" must be ${c.length === 2 ? `${c[0]} or ${c[1]}` : `one of ${c.join(', ')}`}`);
-  return fallback;
-}
-
-/** The safety flags: the environment's over the table's defaults, a file connection's over the environment's. */
-function policyFrom(src: Source, fallback: PolicyFlags, problems: string[]): PolicyFlags {
-  return {
-    allowWrites: boolFrom(src, V.CRM_ALLOW_WRITES, problems, fallback.allowWrites),
-    safeMode: boolFrom(src, V.CRM_SAFE_MODE, problems, fallback.safeMode),
-    allowDelete: boolFrom(src, V.CRM_ALLOW_DELETE, problems, fallback.allowDelete),
-    allowAdmin: boolFrom(src, V.CRM_ALLOW_ADMIN, problems, fallback.allowAdmin),
-  };
-}
-
-/** The flags with nothing set, from the table (test/env-table.test.ts checks they equal the policy's DEFAULT_FLAGS). */
-const TABLE_FLAGS: PolicyFlags = {
-  allowWrites: V.CRM_ALLOW_WRITES.default,
-  safeMode: V.CRM_SAFE_MODE.default,
-  allowDelete: V.CRM_ALLOW_DELETE.default,
-  allowAdmin: V.CRM_ALLOW_ADMIN.default,
-};
-
-/** https only, except loopback (emulators, local proxies). */
-function checkOrigin(name: string, raw: string, problems: string[]): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    problems.push(`${name}: "${raw}" is not a URL (expected e.g. https://acme.kommo.com)`);
-    return undefined;
-  }
-  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && loopback)) {
-    problems.push(`${name}: must use https:// (plain http is accepted only for 127.0.0.1/localhost)`);
-    return undefined;
-  }
-  if (u.username || u.password) {
-    problems.push(`${name}: must not contain credentials`);
-    return undefined;
-  }
-  return u.origin;
-}
 
 function kommoFrom(src: Source, policy: PolicyFlags, problems: string[]): KommoConnection | undefined {
   const L = src.label;

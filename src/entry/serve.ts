@@ -3,12 +3,12 @@
  * stdio (what Claude Desktop runs) or Streamable HTTP. Both transports answer the 2026-07-28 revision and the
  * 2025 ones from the same server factory; `--sandbox` starts the built-in CRM emulators with demo data.
  */
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildApp } from '../app.js';
 import { configWarnings } from '../config/checks.js';
 import { ConfigError, loadConfig, type Connection } from '../config/config.js';
 import type { PolicyFlags } from '../policy/policy.js';
+import { CLI_PATH } from '../paths.js';
 import { createServer, planTools, type ServerDeps } from '../server.js';
 import { createLogger, setLogger, type LogLevel } from '../util/log.js';
 import { VERSION } from '../version.js';
@@ -142,7 +142,6 @@ export async function serve(args: ServeArgs): Promise<void> {
     cleanups.unshift(() => http.close());
     const policy = providers[0]!.policy;
     const rate = config.service.rateLimit;
-    const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
     const lines = [
       `crm-mcp ${VERSION} serving MCP (Streamable HTTP) at ${http.url}`,
       'Protocol: 2026-07-28 (server/discover, stateless) and the 2025 revisions (initialize), on the same endpoint.',
@@ -154,7 +153,7 @@ export async function serve(args: ServeArgs): Promise<void> {
       `  npx @modelcontextprotocol/inspector@0.15.0 --cli ${http.url} --transport http --method tools/list`,
       '',
       'Claude Desktop (stdio) entry for the same sandbox:',
-      JSON.stringify({ mcpServers: { crm: { command: process.execPath, args: [cliPath, '--sandbox'], env: { CRM_ALLOW_WRITES: 'false' } } } }, null, 2),
+      JSON.stringify({ mcpServers: { crm: { command: process.execPath, args: [CLI_PATH, '--sandbox'], env: { CRM_ALLOW_WRITES: 'false' } } } }, null, 2),
       '',
       'Press Ctrl+C to stop.',
     ];

@@ -302,7 +302,17 @@ export class HttpCore {
   }
 
   private emit(spec: RequestSpec, url: URL, status: number, started: number, attempt: number, limiterWaitMs: number, requestId?: string, error?: string): void {
-    const e: HttpEvent = { provider: this.o.adapter.name, method: spec.method, path: url.pathname, status, ms: Date.now() - started, attempt, limiterWaitMs, error, ...(requestId ? { requestId } : {}) };
+    const e: HttpEvent = {
+      provider: this.o.adapter.name,
+      method: spec.method,
+      path: url.pathname,
+      status,
+      ms: Date.now() - started,
+      attempt,
+      limiterWaitMs,
+      error,
+      ...(requestId ? { requestId } : {}),
+    };
     this.o.onEvent?.(e);
     tap.getStore()?.(e);
   }

@@ -1,17 +1,7 @@
 /** The error taxonomy every provider maps into. Messages are actionable and never carry a secret. */
 import { redact, redactValue } from '../util/redact.js';
 
-export const ERROR_CODES = [
-  'auth',
-  'forbidden',
-  'not_found',
-  'validation',
-  'rate_limited',
-  'upstream',
-  'network',
-  'policy_denied',
-  'config',
-] as const;
+export const ERROR_CODES = ['auth', 'forbidden', 'not_found', 'validation', 'rate_limited', 'upstream', 'network', 'policy_denied', 'config'] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface CrmErrorInit {

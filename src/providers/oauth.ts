@@ -43,7 +43,9 @@ export interface TokenGrant {
 }
 
 /** Performs a token request (authorization_code or refresh_token grant) against the provider's endpoint. */
-export type TokenExchange = (grant: { grant_type: 'authorization_code'; code: string } | { grant_type: 'refresh_token'; refresh_token: string }) => Promise<TokenGrant>;
+export type TokenExchange = (
+  grant: { grant_type: 'authorization_code'; code: string } | { grant_type: 'refresh_token'; refresh_token: string },
+) => Promise<TokenGrant>;
 
 export interface RotatingTokensOptions {
   store: Store;
@@ -100,7 +102,14 @@ export class RotatingTokens {
       const h = seedHash({ refreshToken: seed.refreshToken })!;
       // The stored chain wins unless the operator configured a different refresh token since.
       if (stored?.seed === h) return;
-      await this.persist({ access_token: '', refresh_token: seed.refreshToken, expires_at: 0, obtained_at: this.now(), generation: (stored?.generation ?? 0) + 1, seed: h });
+      await this.persist({
+        access_token: '',
+        refresh_token: seed.refreshToken,
+        expires_at: 0,
+        obtained_at: this.now(),
+        generation: (stored?.generation ?? 0) + 1,
+        seed: h,
+      });
     }
   }
 
@@ -148,7 +157,11 @@ export class RotatingTokens {
       }
       if (current.refused_at) {
         this.cached = current;
-        throw new CrmError({ code: 'auth', details: { [REFRESH_REFUSED]: true }, message: `The stored refresh token was refused by the CRM on ${new Date(current.refused_at).toISOString().slice(0, 10)}, so it is not sent again. Sign in again: ${this.o.reauthHint}` });
+        throw new CrmError({
+          code: 'auth',
+          details: { [REFRESH_REFUSED]: true },
+          message: `The stored refresh token was refused by the CRM on ${new Date(current.refused_at).toISOString().slice(0, 10)}, so it is not sent again. Sign in again: ${this.o.reauthHint}`,
+        });
       }
       this.refreshCount += 1;
       let g: TokenGrant;

@@ -4,7 +4,19 @@
  * The zod schemas double as the tools' output schemas.
  */
 import * as z from 'zod';
-import type { HttpMethod, QueryValue } from '../http/client.js';
+import type {
+  CapabilityApi,
+  CompaniesApi,
+  ContactsApi,
+  CustomFieldsApi,
+  DeleteApi,
+  LeadsApi,
+  NotesApi,
+  PipelinesApi,
+  TagsApi,
+  TasksApi,
+  UsersApi,
+} from './capabilities.js';
 import type { Grant, PolicyFlags } from '../policy/policy.js';
 // Types only: the tools' input schemas are the one definition of what a provider method receives.
 import type { AddNoteArgs, CreateTaskArgs } from '../tools/activity.js';
@@ -20,63 +32,71 @@ export type Ref = z.infer<typeof Ref>;
 
 export const StageType = z.enum(['incoming', 'open', 'won', 'lost']);
 
-export const CustomFieldValue = z.object({
-  id: Id,
-  name: z.string(),
-  code: z.string().nullable().optional(),
-  values: z.array(z.union([z.string(), z.number(), z.boolean()])),
-}).meta({ id: 'CustomFieldValue' });
+export const CustomFieldValue = z
+  .object({
+    id: Id,
+    name: z.string(),
+    code: z.string().nullable().optional(),
+    values: z.array(z.union([z.string(), z.number(), z.boolean()])),
+  })
+  .meta({ id: 'CustomFieldValue' });
 export type CustomFieldValue = z.infer<typeof CustomFieldValue>;
 
-export const Lead = z.object({
-  id: Id,
-  entity: z.enum(['lead', 'deal']),
-  name: z.string(),
-  price: z.number().nullable(),
-  pipeline: Ref.nullable(),
-  stage: z.object({ id: Id, name: z.string().nullable(), type: StageType.nullable() }).nullable(),
-  responsible: Ref.nullable(),
-  tags: z.array(z.string()),
-  contact_ids: z.array(Id),
-  company: Ref.nullable(),
-  custom_fields: z.array(CustomFieldValue),
-  created_at: z.string().nullable(),
-  updated_at: z.string().nullable(),
-  /** Present on closed (won/lost) records only. */
-  closed_at: z.string().nullable().optional(),
-}).meta({ id: 'Lead' });
+export const Lead = z
+  .object({
+    id: Id,
+    entity: z.enum(['lead', 'deal']),
+    name: z.string(),
+    price: z.number().nullable(),
+    pipeline: Ref.nullable(),
+    stage: z.object({ id: Id, name: z.string().nullable(), type: StageType.nullable() }).nullable(),
+    responsible: Ref.nullable(),
+    tags: z.array(z.string()),
+    contact_ids: z.array(Id),
+    company: Ref.nullable(),
+    custom_fields: z.array(CustomFieldValue),
+    created_at: z.string().nullable(),
+    updated_at: z.string().nullable(),
+    /** Present on closed (won/lost) records only. */
+    closed_at: z.string().nullable().optional(),
+  })
+  .meta({ id: 'Lead' });
 export type Lead = z.infer<typeof Lead>;
 
-export const Contact = z.object({
-  id: Id,
-  name: z.string(),
-  first_name: z.string().nullable(),
-  last_name: z.string().nullable(),
-  phones: z.array(z.string()),
-  emails: z.array(z.string()),
-  company: Ref.nullable(),
-  responsible: Ref.nullable(),
-  tags: z.array(z.string()),
-  lead_ids: z.array(Id),
-  custom_fields: z.array(CustomFieldValue),
-  created_at: z.string().nullable(),
-  updated_at: z.string().nullable(),
-}).meta({ id: 'Contact' });
+export const Contact = z
+  .object({
+    id: Id,
+    name: z.string(),
+    first_name: z.string().nullable(),
+    last_name: z.string().nullable(),
+    phones: z.array(z.string()),
+    emails: z.array(z.string()),
+    company: Ref.nullable(),
+    responsible: Ref.nullable(),
+    tags: z.array(z.string()),
+    lead_ids: z.array(Id),
+    custom_fields: z.array(CustomFieldValue),
+    created_at: z.string().nullable(),
+    updated_at: z.string().nullable(),
+  })
+  .meta({ id: 'Contact' });
 export type Contact = z.infer<typeof Contact>;
 
-export const Company = z.object({
-  id: Id,
-  name: z.string(),
-  phones: z.array(z.string()),
-  emails: z.array(z.string()),
-  responsible: Ref.nullable(),
-  tags: z.array(z.string()),
-  contact_ids: z.array(Id),
-  lead_ids: z.array(Id),
-  custom_fields: z.array(CustomFieldValue),
-  created_at: z.string().nullable(),
-  updated_at: z.string().nullable(),
-}).meta({ id: 'Company' });
+export const Company = z
+  .object({
+    id: Id,
+    name: z.string(),
+    phones: z.array(z.string()),
+    emails: z.array(z.string()),
+    responsible: Ref.nullable(),
+    tags: z.array(z.string()),
+    contact_ids: z.array(Id),
+    lead_ids: z.array(Id),
+    custom_fields: z.array(CustomFieldValue),
+    created_at: z.string().nullable(),
+    updated_at: z.string().nullable(),
+  })
+  .meta({ id: 'Company' });
 export type Company = z.infer<typeof Company>;
 
 export const Stage = z.object({
@@ -233,106 +253,6 @@ export type ListQuery = Omit<z.output<typeof ListQueryArgs>, 'with_custom_fields
 /** The CRMs crm-mcp ships with. `CrmProvider.kind` is open: a third CRM brings its own (providers/registry.ts). */
 export const PROVIDER_KINDS = { kommo: 'kommo', bitrix24: 'bitrix24' } as const;
 
-/*
- * Capabilities: what a provider can do, declared up front instead of discovered at call time. A tool lists the
- * capabilities it `require`s and is registered for a connection only when that connection's provider declares
- * all of them, so the agent never sees a tool its CRM cannot serve. Each capability brings the members of its
- * entry in CapabilityApi; a provider implements those of the capabilities it declares (the registry refuses one
- * that does not), and a tool's handler sees exactly the members its requirements guarantee (ProviderWith).
- */
-
-export interface LeadsApi {
-  listLeads(ctx: CallContext, f: LeadFilter): Promise<Page<Lead>>;
-  getLead(ctx: CallContext, id: Id, entity?: 'lead' | 'deal'): Promise<{ lead: Lead; contacts: Contact[]; companies: Company[] }>;
-  createLead(ctx: CallContext, input: CreateLeadInput): Promise<CreateLeadResult>;
-  updateLead(ctx: CallContext, input: UpdateLeadInput): Promise<WriteResult<Lead>>;
-  searchLeadByContact(ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult>;
-}
-
-export interface ContactsApi {
-  listContacts(ctx: CallContext, q: ListQuery): Promise<Page<ContactItem>>;
-  getContact(ctx: CallContext, id: Id): Promise<Contact>;
-  createContact(ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult>;
-  updateContact(ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>>;
-}
-
-export interface CompaniesApi {
-  listCompanies(ctx: CallContext, q: ListQuery): Promise<Page<CompanyItem>>;
-  getCompany(ctx: CallContext, id: Id): Promise<Company>;
-}
-
-export interface PipelinesApi {
-  pipelines(ctx: CallContext): Promise<Pipeline[]>;
-}
-
-export interface CustomFieldsApi {
-  customFields(ctx: CallContext, entity: 'leads' | 'contacts' | 'companies' | 'deals'): Promise<CustomFieldDef[]>;
-}
-
-export interface UsersApi {
-  users(ctx: CallContext): Promise<User[]>;
-}
-
-export interface TagsApi {
-  tags(ctx: CallContext, entity: 'leads' | 'contacts' | 'companies', query?: string): Promise<Tag[]>;
-}
-
-export interface NotesApi {
-  addNote(ctx: CallContext, input: NoteInput): Promise<WriteResult<Note>>;
-}
-
-export interface TasksApi {
-  createTask(ctx: CallContext, input: TaskInput): Promise<WriteResult<Task>>;
-}
-
-export interface DeleteApi {
-  deleteRecord(ctx: CallContext, entity: 'lead' | 'deal' | 'contact', id: Id): Promise<WriteResult<{ id: Id; entity: string }>>;
-}
-
-/** One Kommo API v4 request as-is; the tool has normalised and confined the path, the HTTP core checks it again. */
-export interface KommoRawApi {
-  raw(ctx: CallContext, method: HttpMethod, path: string, query: Record<string, QueryValue> | undefined, body: unknown): Promise<{ status: number; data: unknown }>;
-}
-
-/** One Bitrix24 REST method as-is; `http.origin` names the portal in a dry run's planned request. */
-export interface BitrixRawApi {
-  readonly http: { readonly origin: string };
-  call(ctx: CallContext, method: string, params: Record<string, unknown>): Promise<{ result?: unknown; next?: number; total?: number }>;
-}
-
-/** A capability that only widens what the neutral members accept, and adds none. */
-type NoMembers = Record<never, never>;
-
-/** Every capability, and the members a provider declaring it implements. */
-export interface CapabilityApi {
-  /** Sales opportunities: list, get, create (duplicate-safe), update, and finding them by a contact's email or phone. */
-  leads: LeadsApi;
-  /** Deals besides leads (Bitrix24): `entity: "deal"` on the lead tools, notes and tasks, and deal custom fields. */
-  deals: NoMembers;
-  /** People: list, get, create (duplicate-safe), update. */
-  contacts: ContactsApi;
-  /** Companies: list and get. */
-  companies: CompaniesApi;
-  /** Pipelines and their stages. */
-  pipelines: PipelinesApi;
-  /** Custom field definitions (the values travel with the records). */
-  custom_fields: CustomFieldsApi;
-  /** The CRM's users. */
-  users: UsersApi;
-  /** A tag list (list_tags). Whether records carry tags is the provider's answer to the tags arguments. */
-  tags: TagsApi;
-  /** Text notes on records. */
-  notes: NotesApi;
-  /** Tasks with a deadline. */
-  tasks: TasksApi;
-  /** Permanent deletes of leads, deals and contacts. */
-  delete: DeleteApi;
-  /** The Kommo API v4 as-is (kommo_request). A dialect, not a neutral operation: only Kommo-compatible CRMs declare it. */
-  raw_kommo: KommoRawApi;
-  /** The Bitrix24 REST API as-is (bitrix_call). A dialect, not a neutral operation. */
-  raw_bitrix24: BitrixRawApi;
-}
-
 export type Capability = keyof CapabilityApi;
 
 /** The members each capability promises, checked on every provider the registry builds. */
@@ -363,7 +283,8 @@ export const CAPABILITIES = Object.keys(CAPABILITY_MEMBERS) as Capability[];
  * comes with a capability; the raw dialects are reached through ProviderWith only, since they are not neutral.
  */
 export interface CrmProvider
-  extends Partial<LeadsApi>,
+  extends
+    Partial<LeadsApi>,
     Partial<ContactsApi>,
     Partial<CompaniesApi>,
     Partial<PipelinesApi>,
@@ -392,7 +313,10 @@ export type ProviderWith<C extends Capability> = CrmProvider & UnionToIntersecti
  * CRM does not return with its list pages (Bitrix24: a contact's leads, a company's contacts and leads) is left
  * out rather than shown empty, since `[]` would say "none"; get_contact/get_company always carry them.
  */
-export const LeadItem = Lead.extend({ custom_fields: z.array(CustomFieldValue).optional() }).meta({ id: 'LeadItem' });
+export const LeadItem = Lead.extend({
+  custom_fields: z.array(CustomFieldValue).optional(),
+  contact_ids: z.array(Id).optional().describe('Every contact of the lead; left out of Bitrix24 list pages (get_lead has them).'),
+}).meta({ id: 'LeadItem' });
 export const ContactItem = Contact.extend({
   custom_fields: z.array(CustomFieldValue).optional(),
   lead_ids: z.array(Id).optional().describe('Linked lead/deal ids; absent when the list did not read them (Bitrix24 lists): call get_contact.'),
@@ -404,3 +328,5 @@ export const CompanyItem = Company.extend({
   lead_ids: z.array(Id).optional().describe('Linked lead/deal ids; absent when the list did not read them (Bitrix24 lists): call get_company.'),
 }).meta({ id: 'CompanyItem' });
 export type CompanyItem = z.infer<typeof CompanyItem>;
+
+export type * from './capabilities.js';

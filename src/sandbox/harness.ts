@@ -31,7 +31,10 @@ export type Fault =
    * Answer without processing, with a body built from the request: a CRM (or a proxy in front of it) that
    * echoes what it received (the Authorization header, the URL with a webhook secret) into its error body.
    */
-  | { kind: 'echo'; respond: (req: { headers: IncomingHttpHeaders; url: string; body: string }) => { status: number; body: unknown; headers?: Record<string, string> } }
+  | {
+      kind: 'echo';
+      respond: (req: { headers: IncomingHttpHeaders; url: string; body: string }) => { status: number; body: unknown; headers?: Record<string, string> };
+    }
   /** Accept the request and never answer (until the emulator closes or the client gives up). */
   | { kind: 'timeout' }
   /** Drop the connection before processing. */
@@ -156,13 +159,7 @@ export class EmulatorHarness {
     return rule.fault;
   }
 
-  private async onRequest(
-    method: string,
-    rawUrl: string,
-    headers: IncomingHttpHeaders,
-    req: NodeJS.ReadableStream,
-    res: ServerResponse,
-  ): Promise<void> {
+  private async onRequest(method: string, rawUrl: string, headers: IncomingHttpHeaders, req: NodeJS.ReadableStream, res: ServerResponse): Promise<void> {
     let body: string;
     try {
       body = await readBody(req, this.options.maxBodyBytes ?? 8 * 1024 * 1024);

@@ -10,7 +10,8 @@ const ISO = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}
 export function parseDateInput(v: string | number, field: string): number {
   if (typeof v === 'number' || /^\d{9,10}$/.test(String(v).trim())) {
     const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 0) throw validationError(`${field}: "${String(v)}" is not a date; use ISO 8601 like 2026-12-01T15:00:00Z or Unix seconds.`);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw validationError(`${field}: "${String(v)}" is not a date; use ISO 8601 like 2026-12-01T15:00:00Z or Unix seconds.`);
     return n * 1000;
   }
   const s = String(v).trim();

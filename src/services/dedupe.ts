@@ -8,8 +8,7 @@ import type { Id, Lead, SearchResult } from '../providers/types.js';
 export type IfOpenLeadExists = 'return' | 'create';
 
 export type DuplicateDecision =
-  | { kind: 'return'; lead: Lead; contactId: Id | null; reason: string }
-  | { kind: 'create'; contactId: Id | undefined; note?: string };
+  { kind: 'return'; lead: Lead; contactId: Id | null; reason: string } | { kind: 'create'; contactId: Id | undefined; note?: string };
 
 /** A lead is open unless its stage says won or lost (an unknown stage counts as open: better no copy). */
 export function isOpen(lead: Lead): boolean {

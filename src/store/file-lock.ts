@@ -118,7 +118,9 @@ export async function withFileLock<T>(path: string, o: FileLockOptions, fn: () =
       }
     }
     if (Date.now() > deadline) {
-      throw new LockTimeoutError(`Timed out waiting for the lock on ${o.what}, held by process ${held?.pid ?? '?'}${held && held.host !== HOST ? ` on ${held.host}` : ''}.`);
+      throw new LockTimeoutError(
+        `Timed out waiting for the lock on ${o.what}, held by process ${held?.pid ?? '?'}${held && held.host !== HOST ? ` on ${held.host}` : ''}.`,
+      );
     }
     await new Promise((r) => setTimeout(r, wait));
   }

@@ -131,7 +131,9 @@ class RedisStore extends KeyvStore {
       return await op();
     } catch (e) {
       const why = redact((e as Error)?.message ?? String(e));
-      throw new StoreError(`The Redis store is unreachable (${what}: ${why}). Check CRM_MCP_STORE and that Redis is running; calls resume when it is back.`, { cause: e });
+      throw new StoreError(`The Redis store is unreachable (${what}: ${why}). Check CRM_MCP_STORE and that Redis is running; calls resume when it is back.`, {
+        cause: e,
+      });
     }
   }
 

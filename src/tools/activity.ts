@@ -6,7 +6,12 @@ import { IdInput, PlannedRequests } from './common.js';
 const Entity = z.enum(['lead', 'contact', 'company', 'deal']).describe('What the record is attached to ("deal" on Bitrix24 only).');
 
 /** add_note's arguments; NoteInput (providers/types.ts) is this without dry_run. */
-export const AddNoteArgs = z.object({ entity: Entity, entity_id: IdInput.describe('Id of that record.'), text: z.string().min(1).max(20_000).describe('Note text.'), dry_run: dryRunField });
+export const AddNoteArgs = z.object({
+  entity: Entity,
+  entity_id: IdInput.describe('Id of that record.'),
+  text: z.string().min(1).max(20_000).describe('Note text.'),
+  dry_run: dryRunField,
+});
 
 export const addNote = defineTool({
   name: 'add_note',
@@ -35,7 +40,7 @@ export const CreateTaskArgs = z.object({
   complete_till: z.string().max(40).describe('Deadline, ISO 8601 (e.g. 2026-12-01T15:00:00Z).'),
   entity: Entity.optional(),
   entity_id: IdInput.optional().describe('Id of that record.'),
-  responsible_user_id: IdInput.optional().describe('Responsible user id (default: the token\'s user).'),
+  responsible_user_id: IdInput.optional().describe("Responsible user id (default: the token's user)."),
   task_type_id: z.number().int().positive().optional().describe('Kommo: 1 = follow-up (default), 2 = meeting.'),
   dry_run: dryRunField,
 });
@@ -44,7 +49,7 @@ export const createTask = defineTool({
   name: 'create_task',
   title: 'Create a task',
   description:
-    'Creates a task (a follow-up by default) with a deadline, optionally attached to a lead, deal, contact or company and assigned to a user (default: the token\'s user). Use dry_run to preview.',
+    "Creates a task (a follow-up by default) with a deadline, optionally attached to a lead, deal, contact or company and assigned to a user (default: the token's user). Use dry_run to preview.",
   effect: 'create',
   toolset: 'activity',
   requires: ['tasks'],
@@ -52,7 +57,15 @@ export const createTask = defineTool({
   output: z.object({
     dry_run: z.boolean().optional(),
     task: z
-      .object({ id: Id, text: z.string(), complete_till: z.string().nullable(), entity: z.string().nullable(), entity_id: Id.nullable(), responsible: Ref.nullable(), is_completed: z.boolean() })
+      .object({
+        id: Id,
+        text: z.string(),
+        complete_till: z.string().nullable(),
+        entity: z.string().nullable(),
+        entity_id: Id.nullable(),
+        responsible: Ref.nullable(),
+        is_completed: z.boolean(),
+      })
       .nullable(),
     requests: PlannedRequests,
   }),

@@ -43,7 +43,10 @@ export const bitrixCall = defineTool({
   requires: ['raw_bitrix24'],
   input: z.object({
     method: z.string().min(1).max(120).describe('REST method name, e.g. crm.deal.get (case-insensitive; .json optional).'),
-    params: z.record(z.string().max(100), z.unknown()).optional().describe('Method parameters as JSON (e.g. {"id": 42} or {"filter": {">ID": 0}, "select": ["ID"]}).'),
+    params: z
+      .record(z.string().max(100), z.unknown())
+      .optional()
+      .describe('Method parameters as JSON (e.g. {"id": 42} or {"filter": {">ID": 0}, "select": ["ID"]}).'),
     dry_run: dryRunField,
   }),
   effectOf: (args) => bitrixCallEffect(args.method, args.params),
@@ -63,7 +66,8 @@ export const bitrixCall = defineTool({
       // Send the normalised names: what was classified is what is sent.
       params.cmd = normalisedCommands(b, params.cmd);
     }
-    if (ctx.dryRun) return { method, dry_run: true, result: { requests: [{ method: 'POST', url: `${provider.http.origin}/rest/…/${method}.json`, body: params }] } };
+    if (ctx.dryRun)
+      return { method, dry_run: true, result: { requests: [{ method: 'POST', url: `${provider.http.origin}/rest/…/${method}.json`, body: params }] } };
     const r = await provider.call(ctx, method, params);
     return { method, result: r.result ?? null, ...(r.next !== undefined ? { next: r.next } : {}), ...(r.total !== undefined ? { total: r.total } : {}) };
   },
@@ -77,7 +81,11 @@ function safeDecode(s: string): string {
   }
 }
 
-const deleteOutput = z.object({ dry_run: z.boolean().optional(), deleted: z.object({ id: z.union([z.number(), z.string()]), entity: z.string() }).nullable(), requests: z.array(z.unknown()).optional() });
+const deleteOutput = z.object({
+  dry_run: z.boolean().optional(),
+  deleted: z.object({ id: z.union([z.number(), z.string()]), entity: z.string() }).nullable(),
+  requests: z.array(z.unknown()).optional(),
+});
 
 export const deleteLead = defineTool({
   name: 'delete_lead',
@@ -86,7 +94,11 @@ export const deleteLead = defineTool({
   effect: 'delete',
   toolset: 'core',
   requires: ['leads', 'delete'],
-  input: z.object({ id: z.union([z.number().int().positive(), z.string().min(1).max(20)]).describe('Record id.'), entity: z.enum(['lead', 'deal']).default('deal').describe('Deal (default) or lead.'), dry_run: dryRunField }),
+  input: z.object({
+    id: z.union([z.number().int().positive(), z.string().min(1).max(20)]).describe('Record id.'),
+    entity: z.enum(['lead', 'deal']).default('deal').describe('Deal (default) or lead.'),
+    dry_run: dryRunField,
+  }),
   output: deleteOutput,
   async handler({ id, entity }, { provider, ctx }) {
     const r = await provider.deleteRecord(ctx, entity, id);

@@ -53,10 +53,7 @@ export const PlannedRequests = z
 
 export { Id };
 
-export const WithCustomFields = z
-  .boolean()
-  .optional()
-  .describe('Include custom fields (default false; get_* tools always include them).');
+export const WithCustomFields = z.boolean().optional().describe('Include custom fields (default false; get_* tools always include them).');
 
 /** Drops custom fields from list items unless the caller asked for them. */
 export function listItems<P extends { items: Array<{ custom_fields?: unknown }> }>(page: P, withCustomFields: boolean | undefined): P {

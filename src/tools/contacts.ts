@@ -1,10 +1,33 @@
 import * as z from 'zod';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, CompanyItem, Contact, ContactItem } from '../providers/types.js';
-import { Cursor, CustomFieldsInput, Email, FirstName, FullName, LastName, Limit, listItems, ListSortInput, Phone, PlannedRequests, RecordId, ResponsibleId, ShortText, Tags, WithCustomFields } from './common.js';
+import {
+  Cursor,
+  CustomFieldsInput,
+  Email,
+  FirstName,
+  FullName,
+  LastName,
+  Limit,
+  listItems,
+  ListSortInput,
+  Phone,
+  PlannedRequests,
+  RecordId,
+  ResponsibleId,
+  ShortText,
+  Tags,
+  WithCustomFields,
+} from './common.js';
 
 /** list_contacts' and list_companies' arguments; ListQuery (providers/types.ts) is this without with_custom_fields. */
-export const ListQueryArgs = z.object({ query: z.string().max(200).optional().describe('Search text (name, phone, email).'), sort: ListSortInput, with_custom_fields: WithCustomFields, limit: Limit, cursor: Cursor });
+export const ListQueryArgs = z.object({
+  query: z.string().max(200).optional().describe('Search text (name, phone, email).'),
+  sort: ListSortInput,
+  with_custom_fields: WithCustomFields,
+  limit: Limit,
+  cursor: Cursor,
+});
 
 export const listContacts = defineTool({
   name: 'list_contacts',
@@ -85,7 +108,13 @@ export const createContact = defineTool({
   toolset: 'core',
   requires: ['contacts'],
   input: CreateContactArgs,
-  output: z.object({ created: z.boolean(), dry_run: z.boolean().optional(), contact: Contact.nullable(), reason: z.string().optional(), requests: PlannedRequests }),
+  output: z.object({
+    created: z.boolean(),
+    dry_run: z.boolean().optional(),
+    contact: Contact.nullable(),
+    reason: z.string().optional(),
+    requests: PlannedRequests,
+  }),
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;
     return provider.createContact(ctx, input);

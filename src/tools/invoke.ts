@@ -47,7 +47,12 @@ export async function invokeTool(
     if (e.code === 'policy_denied') {
       deps.metrics?.policyDenied(provider.connection, tool.name, 'admin');
       await deps.audit
-        ?.append(auditEntry({ connection: provider.connection, provider: provider.kind, tool: tool.name, effect: 'admin', args, started }, { decision: 'deny', reason: e.message, outcome: 'policy_denied' }))
+        ?.append(
+          auditEntry(
+            { connection: provider.connection, provider: provider.kind, tool: tool.name, effect: 'admin', args, started },
+            { decision: 'deny', reason: e.message, outcome: 'policy_denied' },
+          ),
+        )
         .catch((ae: unknown) => log().error({ err: String(ae) }, 'could not write the audit log'));
     }
     done(e.code);
@@ -67,11 +72,18 @@ export async function invokeTool(
     deps.metrics?.policyDenied(provider.connection, tool.name, effect);
     done('policy_denied');
     const reason = call.note ? `${call.note}; ${decision.reason}` : decision.reason;
-    await record({ decision: 'deny', reason, outcome: 'policy_denied' }).catch((ae: unknown) => log().error({ err: String(ae) }, 'could not write the audit log'));
+    await record({ decision: 'deny', reason, outcome: 'policy_denied' }).catch((ae: unknown) =>
+      log().error({ err: String(ae) }, 'could not write the audit log'),
+    );
     return fail(new CrmError({ code: 'policy_denied', message: `${tool.name} refused: ${reason}` }));
   }
   // The audit log fails closed: a write whose line could not be appended is refused before it is sent.
-  const unaudited = audit ? await audit.ensureWritable().then(() => undefined, (err: unknown) => err) : undefined;
+  const unaudited = audit
+    ? await audit.ensureWritable().then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+    : undefined;
   if (unaudited) {
     done('config');
     return fail(unaudited);
@@ -94,7 +106,9 @@ export async function invokeTool(
         }),
     );
     done('ok');
-    await record({ decision: 'allow', outcome: 'ok', prior, result: out, requestIds }).catch((ae: unknown) => log().error({ err: String(ae) }, 'could not write the audit log after a write'));
+    await record({ decision: 'allow', outcome: 'ok', prior, result: out, requestIds }).catch((ae: unknown) =>
+      log().error({ err: String(ae) }, 'could not write the audit log after a write'),
+    );
     return ok(out as Record<string, unknown>);
   } catch (err) {
     if (!(err instanceof CrmError)) log().error({ tool: tool.name, err: String((err as Error)?.stack ?? err) }, 'tool failed unexpectedly');
@@ -102,7 +116,9 @@ export async function invokeTool(
     if (e.code === 'policy_denied') deps.metrics?.policyDenied(provider.connection, tool.name, effect);
     done(e.code);
     if (e.requestId) requestIds.push(e.requestId);
-    await record({ decision: 'allow', outcome: e.code, prior, requestIds }).catch((ae: unknown) => log().error({ err: String(ae) }, 'could not write the audit log after a write'));
+    await record({ decision: 'allow', outcome: e.code, prior, requestIds }).catch((ae: unknown) =>
+      log().error({ err: String(ae) }, 'could not write the audit log after a write'),
+    );
     return fail(err);
   }
 }

@@ -3,7 +3,27 @@ import { isOpen } from '../services/dedupe.js';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, Contact, ContactItem, Lead, LeadItem } from '../providers/types.js';
 import { validationError } from '../http/errors.js';
-import { Cursor, CustomFieldsInput, Email, FirstName, FullName, Id, IdInput, LastName, Limit, listItems, ListSortInput, Phone, PlannedRequests, Price, RecordId, ResponsibleId, ShortText, Tags, WithCustomFields } from './common.js';
+import {
+  Cursor,
+  CustomFieldsInput,
+  Email,
+  FirstName,
+  FullName,
+  Id,
+  IdInput,
+  LastName,
+  Limit,
+  listItems,
+  ListSortInput,
+  Phone,
+  PlannedRequests,
+  Price,
+  RecordId,
+  ResponsibleId,
+  ShortText,
+  Tags,
+  WithCustomFields,
+} from './common.js';
 
 const DateInput = z.string().max(40).describe('ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T09:00:00Z.');
 
@@ -52,10 +72,16 @@ export const CreateLeadArgs = z.object({
   name: ShortText.optional().describe('Lead title; defaults to the contact name.'),
   price: Price.optional(),
   pipeline_id: IdInput.optional().describe('Pipeline (get_pipelines); default: the main pipeline.'),
-  status_id: IdInput.optional().describe('Stage id (get_pipelines); default: the pipeline\'s first working stage by sort (on Kommo the one after "Incoming leads", which only incoming leads enter; on Bitrix24 the first lead status, or the first stage of the deal pipeline).'),
+  status_id: IdInput.optional().describe(
+    'Stage id (get_pipelines); default: the pipeline\'s first working stage by sort (on Kommo the one after "Incoming leads", which only incoming leads enter; on Bitrix24 the first lead status, or the first stage of the deal pipeline).',
+  ),
   entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: create a lead (default where leads are enabled) or a deal.'),
   contact: ContactInput.optional().describe('The person; found by email/phone first.'),
-  company: z.object({ name: ShortText.min(1).describe('Company name; an existing one is linked.') }).strict().optional().describe('The company.'),
+  company: z
+    .object({ name: ShortText.min(1).describe('Company name; an existing one is linked.') })
+    .strict()
+    .optional()
+    .describe('The company.'),
   tags: Tags.optional(),
   custom_fields: CustomFieldsInput.optional(),
   responsible_user_id: ResponsibleId.optional(),

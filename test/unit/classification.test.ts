@@ -73,13 +73,18 @@ describe('Kommo: every path the raw tool accepts, by method', () => {
     expect(classifyKommo('POST', path)).toBe(effect);
   });
 
-  it.each(['/api/v4/leads/42/link;x', '/api/v4/leads/42/link.json', '/api/v4/leads/../webhooks', '/api/v4/le ads', '/api/v4/lеads', '/api/v4//leads', '/api/v4/leads/%zz'])(
-    '%s is not a plain path: refused, and the strongest effect at the core',
-    (path) => {
-      expect(normaliseKommoPath(path).ok).toBe(false);
-      expect(classifyKommo('POST', path)).toBe('admin');
-    },
-  );
+  it.each([
+    '/api/v4/leads/42/link;x',
+    '/api/v4/leads/42/link.json',
+    '/api/v4/leads/../webhooks',
+    '/api/v4/le ads',
+    '/api/v4/lеads',
+    '/api/v4//leads',
+    '/api/v4/leads/%zz',
+  ])('%s is not a plain path: refused, and the strongest effect at the core', (path) => {
+    expect(normaliseKommoPath(path).ok).toBe(false);
+    expect(classifyKommo('POST', path)).toBe('admin');
+  });
 
   it('a create whose body names an existing record by id is an update', () => {
     expect(classifyKommo('POST', '/api/v4/leads', [{ name: 'x' }])).toBe('create');
@@ -159,12 +164,19 @@ describe('Bitrix24: the method table', () => {
     expect(normalizeMethod('ｃｒｍ.deal.delete')).toBe('crm.deal.delete');
   });
 
-  it.each(['../crm.lead.list', 'crm..lead', 'crm.lead.list?x=1', 'https://evil.test/crm.lead.list', 'crm/lead/list', '', 'crm.deal .delete', 'crm.deаl.delete', 'crm.deal.%64elete'])(
-    '%j is not a method name',
-    (bad) => {
-      expect(normalizeMethod(bad)).toBeUndefined();
-    },
-  );
+  it.each([
+    '../crm.lead.list',
+    'crm..lead',
+    'crm.lead.list?x=1',
+    'https://evil.test/crm.lead.list',
+    'crm/lead/list',
+    '',
+    'crm.deal .delete',
+    'crm.deаl.delete',
+    'crm.deal.%64elete',
+  ])('%j is not a method name', (bad) => {
+    expect(normalizeMethod(bad)).toBeUndefined();
+  });
 
   it('a create naming an existing record by id is an update', () => {
     expect(classifyCall('crm.deal.add', { fields: { TITLE: 'x' } })).toBe('create');

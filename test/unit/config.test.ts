@@ -20,7 +20,11 @@ describe('config', () => {
   it('defaults to read-only with safe mode on', () => {
     const c = loadConfig({ env: base });
     expect(c.connections).toHaveLength(1);
-    expect(c.connections[0]).toMatchObject({ provider: 'kommo', baseUrl: 'https://acme.kommo.com', policy: { allowWrites: false, safeMode: true, allowDelete: false } });
+    expect(c.connections[0]).toMatchObject({
+      provider: 'kommo',
+      baseUrl: 'https://acme.kommo.com',
+      policy: { allowWrites: false, safeMode: true, allowDelete: false },
+    });
     expect(c.http).toEqual({ timeoutMs: 30000, maxRetries: 3 });
   });
 
@@ -37,8 +41,13 @@ describe('config', () => {
   });
 
   it('accepts base URL, amoCRM domain and token aliases', () => {
-    expect(loadConfig({ env: { KOMMO_BASE_URL: 'http://127.0.0.1:9999', KOMMO_LONG_LIVED_TOKEN: 'abcdefgh' } }).connections[0]).toMatchObject({ baseUrl: 'http://127.0.0.1:9999', accessToken: 'abcdefgh' });
-    expect(loadConfig({ env: { AMOCRM_DOMAIN: 'acme.amocrm.ru', KOMMO_JWT_TOKEN: 'abcdefgh' } }).connections[0]).toMatchObject({ baseUrl: 'https://acme.amocrm.ru' });
+    expect(loadConfig({ env: { KOMMO_BASE_URL: 'http://127.0.0.1:9999', KOMMO_LONG_LIVED_TOKEN: 'abcdefgh' } }).connections[0]).toMatchObject({
+      baseUrl: 'http://127.0.0.1:9999',
+      accessToken: 'abcdefgh',
+    });
+    expect(loadConfig({ env: { AMOCRM_DOMAIN: 'acme.amocrm.ru', KOMMO_JWT_TOKEN: 'abcdefgh' } }).connections[0]).toMatchObject({
+      baseUrl: 'https://acme.amocrm.ru',
+    });
   });
 
   it('refuses plain http to a non-loopback host and a missing token', () => {
@@ -49,16 +58,35 @@ describe('config', () => {
 
   it('OAuth needs the client triple, with amoCRM aliases', () => {
     expect(problems({ KOMMO_SUBDOMAIN: 'acme', KOMMO_CLIENT_ID: 'id' }).join()).toMatch(/KOMMO_CLIENT_SECRET/);
-    const c = loadConfig({ env: { KOMMO_SUBDOMAIN: 'acme', AMOCRM_CLIENT_ID: 'id', AMOCRM_CLIENT_SECRET: 'secret123', AMOCRM_REDIRECT_URI: 'https://x/cb', KOMMO_REFRESH_TOKEN: 'refresh123' } });
+    const c = loadConfig({
+      env: {
+        KOMMO_SUBDOMAIN: 'acme',
+        AMOCRM_CLIENT_ID: 'id',
+        AMOCRM_CLIENT_SECRET: 'secret123',
+        AMOCRM_REDIRECT_URI: 'https://x/cb',
+        KOMMO_REFRESH_TOKEN: 'refresh123',
+      },
+    });
     expect(c.connections[0]).toMatchObject({ oauth: { clientId: 'id', clientSecret: 'secret123', refreshToken: 'refresh123' } });
   });
 
   it('reads named connections with their own flags from a file and names bad paths', () => {
     const dir = mkdtempSync(join(tmpdir(), 'crm-cfg-'));
     const file = join(dir, 'c.json');
-    writeFileSync(file, JSON.stringify({ connections: { eu: { provider: 'kommo', subdomain: 'eu', access_token: 'abcdefgh', allow_writes: true }, ru: { provider: 'kommo', base_url: 'https://ru.amocrm.ru', access_token: 'abcdefgh' } } }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        connections: {
+          eu: { provider: 'kommo', subdomain: 'eu', access_token: 'abcdefgh', allow_writes: true },
+          ru: { provider: 'kommo', base_url: 'https://ru.amocrm.ru', access_token: 'abcdefgh' },
+        },
+      }),
+    );
     const c = loadConfig({ env: {}, configPath: file });
-    expect(c.connections.map((x) => [x.name, x.policy.allowWrites])).toEqual([['eu', true], ['ru', false]]);
+    expect(c.connections.map((x) => [x.name, x.policy.allowWrites])).toEqual([
+      ['eu', true],
+      ['ru', false],
+    ]);
     writeFileSync(file, JSON.stringify({ connections: { eu: { provider: 'kommo', subdomain: 'eu', access_token: 'abcdefgh', allow_writes: 'yes' } } }));
     expect(() => loadConfig({ env: {}, configPath: file })).toThrow(/connections\.eu\.allow_writes/);
   });

@@ -14,12 +14,7 @@ const MAX_LINES = 420;
  * Files over the limit when the limit was introduced, none of them part of the provider split: each may not
  * grow past the size it had then, and leaves this list once it is split (the test says when).
  */
-const NOT_YET_SPLIT: Record<string, number> = {
-  'src/commands/auth.ts': 500,
-  'src/commands/doctor.ts': 527,
-  'src/config/config.ts': 527,
-  'src/config/env-table.ts': 579,
-};
+const NOT_YET_SPLIT: Record<string, number> = {};
 
 function files(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {

@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { allowedEffects, annotationsFor, decide, Grant, modeOf, type PolicyFlags } from '../../src/policy/policy.js';
 import { toolSelected } from '../../src/policy/tool-filter.js';
 
-const f = (allowWrites: boolean, safeMode: boolean, allowDelete: boolean, allowAdmin = false): PolicyFlags => ({ allowWrites, safeMode, allowDelete, allowAdmin });
+const f = (allowWrites: boolean, safeMode: boolean, allowDelete: boolean, allowAdmin = false): PolicyFlags => ({
+  allowWrites,
+  safeMode,
+  allowDelete,
+  allowAdmin,
+});
 
 describe('policy', () => {
   it.each([

@@ -30,7 +30,10 @@ export function mapBitrixError(res: RawResponse, parsed: unknown): CrmError | un
     const loc = res.headers.location;
     // The Location repeats the path and query (the webhook secret, an OAuth `auth=` token): it stays off the
     // error's details; the provider reads it through redirectTarget() to decide on a portal move.
-    return withRedirectTarget(new CrmError({ code: 'upstream', status: s, message: `Bitrix24 answered ${s} (portal moved?)` }), Array.isArray(loc) ? loc[0] : loc);
+    return withRedirectTarget(
+      new CrmError({ code: 'upstream', status: s, message: `Bitrix24 answered ${s} (portal moved?)` }),
+      Array.isArray(loc) ? loc[0] : loc,
+    );
   }
   const body = (parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? parsed : {}) as BitrixError;
   // Errors may arrive with HTTP 200 (§3): an `error` key means failure whatever the status.
@@ -47,16 +50,37 @@ export function bitrixError(code: string, desc: string, status: number): CrmErro
   const base = { status, details: { bitrix_error: code, description: desc } };
   switch (c) {
     case 'QUERY_LIMIT_EXCEEDED':
-      return new CrmError({ ...base, code: 'rate_limited', retryable: true, retryAfterMs: 1000, message: 'Bitrix24 request rate limit hit (QUERY_LIMIT_EXCEEDED). Wait a moment and try again.' });
+      return new CrmError({
+        ...base,
+        code: 'rate_limited',
+        retryable: true,
+        retryAfterMs: 1000,
+        message: 'Bitrix24 request rate limit hit (QUERY_LIMIT_EXCEEDED). Wait a moment and try again.',
+      });
     case 'OPERATION_TIME_LIMIT':
-      return new CrmError({ ...base, code: 'rate_limited', retryable: true, retryAfterMs: 60_000, message: 'Bitrix24 blocked this method for a while (OPERATION_TIME_LIMIT: too much processing time in 10 minutes). Other methods still work; try this one later.' });
+      return new CrmError({
+        ...base,
+        code: 'rate_limited',
+        retryable: true,
+        retryAfterMs: 60_000,
+        message:
+          'Bitrix24 blocked this method for a while (OPERATION_TIME_LIMIT: too much processing time in 10 minutes). Other methods still work; try this one later.',
+      });
     case 'EXPIRED_TOKEN':
     case 'INVALID_TOKEN':
     case 'NO_AUTH_FOUND':
     case 'INVALID_GRANT':
-      return new CrmError({ ...base, code: 'auth', message: `Bitrix24 rejected the credentials (${text}). Check the webhook URL (it may have been deleted or regenerated) or re-authorize the app.` });
+      return new CrmError({
+        ...base,
+        code: 'auth',
+        message: `Bitrix24 rejected the credentials (${text}). Check the webhook URL (it may have been deleted or regenerated) or re-authorize the app.`,
+      });
     case 'INSUFFICIENT_SCOPE':
-      return new CrmError({ ...base, code: 'forbidden', message: `Bitrix24: the webhook/app lacks the scope for this method (${text}). Add the scope (e.g. crm, task, user) in the webhook settings.` });
+      return new CrmError({
+        ...base,
+        code: 'forbidden',
+        message: `Bitrix24: the webhook/app lacks the scope for this method (${text}). Add the scope (e.g. crm, task, user) in the webhook settings.`,
+      });
     case 'ACCESS_DENIED':
     case 'INVALID_CREDENTIALS':
     case 'USER_ACCESS_ERROR':
@@ -72,7 +96,11 @@ export function bitrixError(code: string, desc: string, status: number): CrmErro
     case 'OWNER_NOT_FOUND':
       return new CrmError({ ...base, code: 'not_found', message: `Bitrix24: not found (${text}).` });
     case 'OVERLOAD_LIMIT':
-      return new CrmError({ ...base, code: 'forbidden', message: 'Bitrix24 blocked REST access for this portal (OVERLOAD_LIMIT); this is lifted by Bitrix24 support.' });
+      return new CrmError({
+        ...base,
+        code: 'forbidden',
+        message: 'Bitrix24 blocked REST access for this portal (OVERLOAD_LIMIT); this is lifted by Bitrix24 support.',
+      });
     case 'INTERNAL_SERVER_ERROR':
     case 'ERROR_UNEXPECTED_ANSWER':
       return new CrmError({ ...base, code: 'upstream', retryable: true, message: `Bitrix24 had a server error (${text}). Try again shortly.` });
@@ -82,7 +110,13 @@ export function bitrixError(code: string, desc: string, status: number): CrmErro
   // CRM compat methods answer with an empty code and a description (§6).
   if (/not found/i.test(desc) || /not found/i.test(code)) return new CrmError({ ...base, code: 'not_found', message: `Bitrix24: ${desc || code}.` });
   if (/access denied/i.test(desc)) return new CrmError({ ...base, code: 'forbidden', message: `Bitrix24: ${desc}` });
-  if (status >= 500) return new CrmError({ ...base, code: 'upstream', retryable: true, message: `Bitrix24 had a server error (${status}${text ? `, ${text}` : ''}). Try again shortly.` });
+  if (status >= 500)
+    return new CrmError({
+      ...base,
+      code: 'upstream',
+      retryable: true,
+      message: `Bitrix24 had a server error (${status}${text ? `, ${text}` : ''}). Try again shortly.`,
+    });
   if (status === 401) return new CrmError({ ...base, code: 'auth', message: `Bitrix24 rejected the credentials (${text}).` });
   if (status === 403) return new CrmError({ ...base, code: 'forbidden', message: `Bitrix24 refused access (${text}).` });
   return new CrmError({ ...base, code: 'validation', message: `Bitrix24 rejected the request (${text}).` });

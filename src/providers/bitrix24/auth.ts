@@ -103,9 +103,10 @@ export class BitrixAuth implements AuthProvider {
         code: 'auth',
         status,
         ...(refused ? { details: { [REFRESH_REFUSED]: true } } : {}),
-        message: refused && lost
-          ? `The Bitrix24 OAuth server's answer to the token refresh was lost, and refresh tokens are single-use, so the stored one is spent (${code}). Sign in again with \`crm-mcp auth bitrix24\` (or set a new BITRIX_REFRESH_TOKEN).`
-          : `Bitrix24 could not refresh the access token (${code}). Sign in again with \`crm-mcp auth bitrix24\` (or set a new BITRIX_REFRESH_TOKEN).`,
+        message:
+          refused && lost
+            ? `The Bitrix24 OAuth server's answer to the token refresh was lost, and refresh tokens are single-use, so the stored one is spent (${code}). Sign in again with \`crm-mcp auth bitrix24\` (or set a new BITRIX_REFRESH_TOKEN).`
+            : `Bitrix24 could not refresh the access token (${code}). Sign in again with \`crm-mcp auth bitrix24\` (or set a new BITRIX_REFRESH_TOKEN).`,
       });
     }
     const extra: Record<string, string> = {};

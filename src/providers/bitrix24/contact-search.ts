@@ -96,7 +96,7 @@ function pagesOf(b: BatchAnswer, j: number, pages: number): Row[] {
     const key = `f${j}p${i}`;
     const err = b.errors[key];
     if (err) throw bitrixError(err.error, err.error_description, 400);
-    const list = rowsOf(b.result[key], method);
+    const list = rowsOf(b.result[key], 'crm.contact.list');
     rows.push(...list);
     if (list.length < PAGE) break;
   }

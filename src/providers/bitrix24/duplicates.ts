@@ -15,7 +15,7 @@
  */
 import type { CallContext } from '../types.js';
 import { badSearchPhone, checkSearchEmail, requireSearchKey } from '../../services/validate.js';
-import { looksLikeEmail, normalizePhone, phoneFormats } from '../../util/phone.js';
+import { normalizePhone, phoneFormats } from '../../util/phone.js';
 import { bitrixError } from './adapter.js';
 import { linkCommands, readLinks, type Links } from './links.js';
 import { phpQuery, type Row } from './map.js';
@@ -87,7 +87,11 @@ function items(v: unknown): Array<{ id: number; contactIds: number[]; companyId:
     .map((x) => {
       const o = (x ?? {}) as { id?: unknown; contactIds?: unknown; companyId?: unknown };
       const co = Number(o.companyId);
-      return { id: Number(o.id), contactIds: Array.isArray(o.contactIds) ? o.contactIds.map(Number).filter((n) => Number.isSafeInteger(n)) : [], companyId: Number.isSafeInteger(co) && co > 0 ? co : null };
+      return {
+        id: Number(o.id),
+        contactIds: Array.isArray(o.contactIds) ? o.contactIds.map(Number).filter((n) => Number.isSafeInteger(n)) : [],
+        companyId: Number.isSafeInteger(co) && co > 0 ? co : null,
+      };
     })
     .filter((x) => Number.isSafeInteger(x.id) && x.id > 0);
 }
@@ -105,14 +109,18 @@ export function boundItemCommands(contactIds: number[], leadsEnabled: boolean, p
   if (contactIds.length === 0) return cmd;
   // `contactIds` in the select says which of the contacts each item belongs to (crm.item.list returns it for deals
   // and leads); `companyId` lets the company names be read with the rows.
-  const q = (entityTypeId: number) => `crm.item.list?${phpQuery({ entityTypeId, select: ['id', 'contactIds', 'companyId'], filter: { '@contactIds': contactIds }, order: { id: 'DESC' } })}`;
+  const q = (entityTypeId: number) =>
+    `crm.item.list?${phpQuery({ entityTypeId, select: ['id', 'contactIds', 'companyId'], filter: { '@contactIds': contactIds }, order: { id: 'DESC' } })}`;
   cmd[`${prefix}dealIds`] = q(2);
   if (leadsEnabled) cmd[`${prefix}leadIds`] = q(1);
   return cmd;
 }
 
 export function boundIds(b: BatchAnswer, prefix = ''): { deals: number[]; leads: number[]; companyIds: number[]; linksOf(contactId: number): number[] } {
-  throwIfErrors(b, [`${prefix}dealIds`, `${prefix}leadIds`].filter((k) => k in b.errors));
+  throwIfErrors(
+    b,
+    [`${prefix}dealIds`, `${prefix}leadIds`].filter((k) => k in b.errors),
+  );
   const deals = items(b.result[`${prefix}dealIds`]);
   const leads = items(b.result[`${prefix}leadIds`]);
   return {
@@ -173,11 +181,19 @@ export async function findByComm(d: CommDeps, ctx: CallContext, q: { email?: str
   const leadIds = [...new Set([...matchedLeads, ...bound.leads])].sort((x, y) => y - x).slice(0, MAX_RECORDS);
 
   const rows: Record<string, string> = {};
-  const list = (entity: string, idList: number[]) => `crm.${entity}.list?${phpQuery({ filter: { '@ID': idList }, select: ['*', 'UF_*'], order: { ID: 'DESC' }, start: -1 })}`;
+  const list = (entity: string, idList: number[]) =>
+    `crm.${entity}.list?${phpQuery({ filter: { '@ID': idList }, select: ['*', 'UF_*'], order: { ID: 'DESC' }, start: -1 })}`;
   if (dealIds.length) rows.deals = list('deal', dealIds);
   if (leadIds.length && d.leadsEnabled) rows.leads = list('lead', leadIds);
   // In the same batch: every contact of those deals/leads and the names of the companies known so far.
-  Object.assign(rows, linkCommands({ companyIds: [...bound.companyIds, ...contacts.map((c) => c.COMPANY_ID as number | null)], deals: dealIds, leads: d.leadsEnabled ? leadIds : [] }));
+  Object.assign(
+    rows,
+    linkCommands({
+      companyIds: [...bound.companyIds, ...contacts.map((c) => c.COMPANY_ID as number | null)],
+      deals: dealIds,
+      leads: d.leadsEnabled ? leadIds : [],
+    }),
+  );
   const r = await d.batch(ctx, rows);
   throwIfErrors(r, Object.keys(rows));
   return { contacts, leads: arr(r.result.leads), deals: arr(r.result.deals), e164, linksOf, links: readLinks(r.result) };

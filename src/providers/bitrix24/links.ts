@@ -11,7 +11,7 @@
  */
 import type { CallContext, Id } from '../types.js';
 import { bitrixError } from './adapter.js';
-import { num, phpQuery, type Row } from './map.js';
+import { num, phpQuery } from './map.js';
 import { rowsOf } from './schemas.js';
 
 const PAGE = 50;
@@ -128,7 +128,10 @@ export function companyLinkCommands(id: number, leadsEnabled: boolean, prefix = 
   };
 }
 
-const rowIds = (v: unknown): number[] => rowsOf(v, 'crm.*.list').map((r) => Number(r.ID)).filter((n) => Number.isSafeInteger(n) && n > 0);
+const rowIds = (v: unknown): number[] =>
+  rowsOf(v, 'crm.*.list')
+    .map((r) => Number(r.ID))
+    .filter((n) => Number.isSafeInteger(n) && n > 0);
 
 /** The rest of an ID list whose first page was full: pages chained by `$result` in batches of 50 (§4.1). */
 async function restOfIds(d: LinkDeps, ctx: CallContext, method: string, filter: Record<string, unknown>, after: number): Promise<number[]> {

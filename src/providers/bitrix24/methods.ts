@@ -116,7 +116,21 @@ const RECORD_FAMILIES = [
 ];
 
 /** Changes to an existing task (by its last word), as the task module names them. */
-const TASK_ACTIONS = new Set(['complete', 'renew', 'start', 'pause', 'defer', 'approve', 'disapprove', 'delegate', 'startwatch', 'stopwatch', 'mute', 'unmute', 'favorite']);
+const TASK_ACTIONS = new Set([
+  'complete',
+  'renew',
+  'start',
+  'pause',
+  'defer',
+  'approve',
+  'disapprove',
+  'delegate',
+  'startwatch',
+  'stopwatch',
+  'mute',
+  'unmute',
+  'favorite',
+]);
 
 /** Bindings between existing records: adding or removing one changes an existing record. */
 const BINDINGS: Array<[RegExp, Effect]> = [

@@ -119,7 +119,6 @@ export class BitrixProvider implements CrmProvider {
     await this.auth.init();
   }
 
-
   /** Calls one REST method (POST JSON, the way the official SDK does), following a portal move once. */
   call<T = unknown>(ctx: CallContext, method: string, params: Record<string, unknown> = {}, op?: OperationKind): Promise<CallResult<T>> {
     return this.b.api.call<T>(ctx, method, params, op);

@@ -3,6 +3,7 @@
  * finding people and their deals/leads by email or phone (duplicates.ts).
  */
 import { CrmError, notFound } from '../../http/errors.js';
+import { nameCacheOf } from '../../services/name-cache.js';
 import { byOpenThenRecent } from '../../services/dedupe.js';
 import { requireSearchKey } from '../../services/validate.js';
 import type { CallContext, ContactItem, Id, Lead, SearchResult } from '../types.js';
@@ -30,15 +31,33 @@ export async function getRow(b: BitrixParts, ctx: CallContext, entity: Entity, i
  * Every contact (not only the primary CONTACT_ID) and the company's name of listed deals/leads, in one batch
  * per page (links.ts). A lead's COMPANY_TITLE is its own free-text field, not the linked company's name.
  */
-export async function fillLeadLinks(b: BitrixParts, ctx: CallContext, leads: Lead[], contacts: ContactItem[] = [], known?: Links): Promise<void> {
+export async function fillLeadLinks(
+  b: BitrixParts,
+  ctx: CallContext,
+  leads: Lead[],
+  contacts: ContactItem[] = [],
+  known?: Links,
+  opts: { contacts?: boolean } = {},
+): Promise<void> {
+  // Company titles read in the last minute are reused (services/name-cache.ts): a long scan pays for them once.
+  const cache = nameCacheOf(b.api);
   const titles = new Map(known?.titles);
+  for (const x of [...leads, ...contacts]) {
+    const id = x.company?.id;
+    if (id !== undefined && !titles.has(String(id)) && cache.has(id)) titles.set(String(id), cache.get(id) ?? null);
+  }
   const contactsOf = new Map(known?.contacts);
+  const withContacts = opts.contacts ?? true;
   const fetched = await fetchLinks({ batch: (c, x) => b.api.batch(c, x) }, ctx, {
     companyIds: [...leads, ...contacts].map((x) => x.company?.id).filter((id) => id !== undefined && !titles.has(String(id))),
-    deals: leads.filter((x) => x.entity === 'deal' && !contactsOf.has(`deal:${String(x.id)}`)).map((x) => x.id),
-    leads: leads.filter((x) => x.entity === 'lead' && !contactsOf.has(`lead:${String(x.id)}`)).map((x) => x.id),
+    deals: withContacts ? leads.filter((x) => x.entity === 'deal' && !contactsOf.has(`deal:${String(x.id)}`)).map((x) => x.id) : [],
+    leads: withContacts ? leads.filter((x) => x.entity === 'lead' && !contactsOf.has(`lead:${String(x.id)}`)).map((x) => x.id) : [],
   });
-  for (const [k, v] of fetched.titles) titles.set(k, v);
+  for (const [k, v] of fetched.titles) {
+    titles.set(k, v);
+    cache.set(k, v);
+  }
+  for (const [k, v] of known?.titles ?? []) cache.set(k, v);
   for (const [k, v] of fetched.contacts) contactsOf.set(k, v);
   for (const x of leads) {
     const ids = contactsOf.get(`${x.entity}:${String(x.id)}`);

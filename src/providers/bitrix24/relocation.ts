@@ -48,7 +48,12 @@ export function isRedirect(e: unknown): e is CrmError {
 /** A redirect error without its Location (same path and query as the request: the secret or `auth=` token). */
 export function withoutLocation(e: unknown): unknown {
   if (!isRedirect(e)) return e;
-  return new CrmError({ code: e.code, status: e.status, message: `${e.message}: the new address redirected again; not followed (a move is followed once per request).`, retryable: false });
+  return new CrmError({
+    code: e.code,
+    status: e.status,
+    message: `${e.message}: the new address redirected again; not followed (a move is followed once per request).`,
+    retryable: false,
+  });
 }
 
 /**

@@ -58,18 +58,24 @@ export function mapKommoError(res: RawResponse, parsed: unknown): CrmError | und
     return new CrmError({
       ...base,
       code: 'auth',
-      message: 'Kommo rejected the credentials (401): the token is invalid, expired or revoked. Create a new long-lived token, or re-authorize the OAuth integration (crm-mcp auth kommo).',
+      message:
+        'Kommo rejected the credentials (401): the token is invalid, expired or revoked. Create a new long-lived token, or re-authorize the OAuth integration (crm-mcp auth kommo).',
     });
   }
   if (s === 402) {
-    return new CrmError({ ...base, code: 'forbidden', message: 'The Kommo account is not paid (402 Payment required): renew the subscription to use the API.' });
+    return new CrmError({
+      ...base,
+      code: 'forbidden',
+      message: 'The Kommo account is not paid (402 Payment required): renew the subscription to use the API.',
+    });
   }
   if (s === 403) {
     if (isHtml(res) || !parsed) {
       return new CrmError({
         ...base,
         code: 'forbidden',
-        message: 'Kommo refused access (403). This usually means the account or IP was blocked after repeated rate-limit violations; unblocking is done by Kommo support.',
+        message:
+          'Kommo refused access (403). This usually means the account or IP was blocked after repeated rate-limit violations; unblocking is done by Kommo support.',
       });
     }
     return new CrmError({ ...base, code: 'forbidden', message: `Kommo denied access${detail}. The user behind the token may lack rights for this action.` });

@@ -147,7 +147,11 @@ export class KommoAuth implements AuthProvider {
                 : `Kommo could not refresh the access token (${hint}). Check KOMMO_CLIENT_ID / KOMMO_CLIENT_SECRET / KOMMO_REDIRECT_URI; if they are right, sign in again with \`crm-mcp auth kommo\`.`,
         });
       }
-      return { access_token: parsed.access_token, refresh_token: parsed.refresh_token, expires_in: typeof parsed.expires_in === 'number' ? parsed.expires_in : 86_400 };
+      return {
+        access_token: parsed.access_token,
+        refresh_token: parsed.refresh_token,
+        expires_in: typeof parsed.expires_in === 'number' ? parsed.expires_in : 86_400,
+      };
     }
     throw new CrmError({
       code: 'network',

@@ -60,7 +60,12 @@ export const KOMMO_RULES: readonly KommoRule[] = [
   { methods: ['POST'], pattern: /^\/api\/v4\/contacts\/chats$/, effect: 'update', why: 'binds chats to existing contacts' },
   { methods: ['POST'], pattern: /^\/api\/v4\/talks\/\{id\}\/close$/, effect: 'update', why: 'closes a conversation' },
   // Account configuration and outbound communication.
-  { methods: ['POST', 'PATCH', 'PUT', 'DELETE'], pattern: /^\/api\/v4\/webhooks(\/.*)?$/, effect: 'admin', why: 'changes webhooks (where the account sends its data)' },
+  {
+    methods: ['POST', 'PATCH', 'PUT', 'DELETE'],
+    pattern: /^\/api\/v4\/webhooks(\/.*)?$/,
+    effect: 'admin',
+    why: 'changes webhooks (where the account sends its data)',
+  },
   { methods: ['POST', 'PATCH', 'PUT', 'DELETE'], pattern: /^\/api\/v4\/widgets(\/.*)?$/, effect: 'admin', why: 'installs or removes integrations' },
   { methods: ['POST', 'PATCH', 'PUT', 'DELETE'], pattern: /^\/api\/v4\/(users|roles)(\/.*)?$/, effect: 'admin', why: 'changes users or roles' },
   { methods: ['POST', 'PATCH', 'PUT', 'DELETE'], pattern: /^\/api\/v4\/sources(\/.*)?$/, effect: 'admin', why: 'changes lead sources' },

@@ -40,7 +40,9 @@ function cfValues(cfv: KCustomFieldValue[] | null | undefined, skipCodes: string
       name: f.field_name ?? String(f.field_id),
       // `code` only where the field has one (PHONE, EMAIL, …): fewer bytes in every result.
       ...(f.field_code ? { code: f.field_code } : {}),
-      values: (f.values ?? []).map((v) => (typeof v.value === 'string' || typeof v.value === 'number' || typeof v.value === 'boolean' ? v.value : JSON.stringify(v.value ?? null))),
+      values: (f.values ?? []).map((v) =>
+        typeof v.value === 'string' || typeof v.value === 'number' || typeof v.value === 'boolean' ? v.value : JSON.stringify(v.value ?? null),
+      ),
     }));
 }
 
@@ -60,7 +62,11 @@ export function mapLead(raw: KLead, l: Lookups): Lead {
     price: raw.price ?? null,
     pipeline: raw.pipeline_id ? { id: raw.pipeline_id, name: pipeline?.name ?? null } : null,
     stage: raw.status_id
-      ? { id: raw.status_id, name: status?.name ?? null, type: status ? stageType(status) : raw.status_id === WON ? 'won' : raw.status_id === LOST ? 'lost' : null }
+      ? {
+          id: raw.status_id,
+          name: status?.name ?? null,
+          type: status ? stageType(status) : raw.status_id === WON ? 'won' : raw.status_id === LOST ? 'lost' : null,
+        }
       : null,
     responsible: userRef(raw.responsible_user_id, l),
     tags: (raw._embedded?.tags ?? []).map((t) => t.name),

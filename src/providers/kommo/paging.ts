@@ -6,10 +6,18 @@ import { decodeCursor, encodeCursor } from '../cursor.js';
 import type { ListSort } from '../types.js';
 
 /** `order[...]` per sort (§5.1: leads sort by created_at, updated_at or id). */
-export const LEAD_ORDER: Record<ListSort, [string, 'asc' | 'desc']> = { created_desc: ['created_at', 'desc'], created_asc: ['created_at', 'asc'], updated_desc: ['updated_at', 'desc'] };
+export const LEAD_ORDER: Record<ListSort, [string, 'asc' | 'desc']> = {
+  created_desc: ['created_at', 'desc'],
+  created_asc: ['created_at', 'asc'],
+  updated_desc: ['updated_at', 'desc'],
+};
 
 /** §6: contacts and companies sort only by updated_at or id; ids grow with creation, so creation order is id order. */
-export const PARTY_ORDER: Record<ListSort, [string, 'asc' | 'desc']> = { created_desc: ['id', 'desc'], created_asc: ['id', 'asc'], updated_desc: ['updated_at', 'desc'] };
+export const PARTY_ORDER: Record<ListSort, [string, 'asc' | 'desc']> = {
+  created_desc: ['id', 'desc'],
+  created_asc: ['id', 'asc'],
+  updated_desc: ['updated_at', 'desc'],
+};
 
 /** The cursor of a merged page: the pairs, the shared params, each pair's offset, the page size. */
 interface MergeCursor extends Record<string, unknown> {
@@ -56,7 +64,8 @@ export async function mergePages<T extends { id: number; created_at?: number | n
   if (o.cursor) {
     const c = decodeCursor(
       o.cursor,
-      (v): v is MergeCursor => v.path === o.path && Array.isArray(v.m) && Array.isArray(v.o) && Array.isArray(v.q) && typeof v.l === 'number' && v.o.length === v.m.length,
+      (v): v is MergeCursor =>
+        v.path === o.path && Array.isArray(v.m) && Array.isArray(v.o) && Array.isArray(v.q) && typeof v.l === 'number' && v.o.length === v.m.length,
     );
     ({ q: params, m: pairs, o: offsets, l: limit } = c);
   }

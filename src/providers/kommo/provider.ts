@@ -107,9 +107,13 @@ export class KommoProvider implements CrmProvider {
     await this.auth.init();
   }
 
-
   /** One request through the HTTP core, answered as sent (doctor reads the account with it). */
-  call<T>(ctx: CallContext, method: HttpMethod, path: string, opts: { query?: Record<string, QueryValue> | URLSearchParams; body?: unknown; op?: OperationKind } = {}): Promise<T | undefined> {
+  call<T>(
+    ctx: CallContext,
+    method: HttpMethod,
+    path: string,
+    opts: { query?: Record<string, QueryValue> | URLSearchParams; body?: unknown; op?: OperationKind } = {},
+  ): Promise<T | undefined> {
     return this.k.api.call<T>(ctx, method, path, opts);
   }
 
@@ -188,7 +192,13 @@ export class KommoProvider implements CrmProvider {
   }
 
   /** Raw request for kommo_request: the path was validated by the tool and is checked again by the core. */
-  raw(ctx: CallContext, method: HttpMethod, path: string, query: Record<string, QueryValue> | undefined, body: unknown): Promise<{ status: number; data: unknown }> {
+  raw(
+    ctx: CallContext,
+    method: HttpMethod,
+    path: string,
+    query: Record<string, QueryValue> | undefined,
+    body: unknown,
+  ): Promise<{ status: number; data: unknown }> {
     return raw(this.k, ctx, method, path, query, body);
   }
 }

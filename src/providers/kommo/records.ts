@@ -1,5 +1,6 @@
 /** Single Kommo records by id, and company names beside the company ids of records already read. */
 import { CrmError, notFound } from '../../http/errors.js';
+import { nameCacheOf } from '../../services/name-cache.js';
 import type { CallContext, Id } from '../types.js';
 import { PAGE_MAX } from './api.js';
 import { toId } from './ids.js';
@@ -38,11 +39,13 @@ export async function rawEntity(k: KommoParts, ctx: CallContext, entity: 'contac
  * so the page's companies are read in one `filter[id][]` request (250 a request).
  */
 export async function nameCompanies(k: KommoParts, ctx: CallContext, records: Array<{ company: { id: Id; name: string | null } | null }>): Promise<void> {
-  const ids = [...new Set(records.filter((r) => r.company && r.company.name === null).map((r) => Number(r.company!.id)))];
-  if (!ids.length) return;
-  const names = new Map<number, string | null>();
+  // Names read in the last minute are reused (services/name-cache.ts): a long scan pays for them once.
+  const cache = nameCacheOf(k.api);
+  const ids = [...new Set(records.filter((r) => r.company && r.company.name === null && !cache.has(r.company.id)).map((r) => Number(r.company!.id)))];
   for (let i = 0; i < ids.length; i += PAGE_MAX) {
-    for (const c of await k.api.byIds(ctx, 'companies', ids.slice(i, i + PAGE_MAX), KContact)) names.set(c.id, c.name ?? null);
+    for (const c of await k.api.byIds(ctx, 'companies', ids.slice(i, i + PAGE_MAX), KContact)) cache.set(c.id, c.name ?? null);
   }
-  for (const r of records) if (r.company && names.has(Number(r.company.id))) r.company = { id: r.company.id, name: names.get(Number(r.company.id)) ?? null };
+  for (const r of records) {
+    if (r.company && r.company.name === null && cache.has(r.company.id)) r.company = { id: r.company.id, name: cache.get(r.company.id) ?? null };
+  }
 }

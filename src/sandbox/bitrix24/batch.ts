@@ -81,7 +81,10 @@ function substituteDeep(v: unknown, maps: Maps): unknown {
 /** `method?query` → method (lower-cased, §1.1) and parameters parsed like PHP `parse_str`. */
 export function parseCommand(cmd: string, maps: Maps): { method: string; params: Params } {
   const q = cmd.indexOf('?');
-  const method = (q < 0 ? cmd : cmd.slice(0, q)).trim().replace(/\.json$/i, '').toLowerCase();
+  const method = (q < 0 ? cmd : cmd.slice(0, q))
+    .trim()
+    .replace(/\.json$/i, '')
+    .toLowerCase();
   const query = q < 0 ? '' : cmd.slice(q + 1);
   const params = substituteDeep(parsePhpQuery(new URLSearchParams(query).entries()), maps) as Params;
   // The outer call's auth applies to every command (§4.2).
@@ -91,7 +94,8 @@ export function parseCommand(cmd: string, maps: Maps): { method: string; params:
 
 export function runBatch(p: Params, run: CommandRunner): MethodResult {
   const cmd = p.cmd ?? p.CMD;
-  if (cmd !== undefined && !Array.isArray(cmd) && !isObject(cmd)) throw errors.unsupported('batch: cmd must be a map or an array of "method?query" strings (§4.2).');
+  if (cmd !== undefined && !Array.isArray(cmd) && !isObject(cmd))
+    throw errors.unsupported('batch: cmd must be a map or an array of "method?query" strings (§4.2).');
   const halt = flag(p.halt ?? p.HALT, false);
   const entries: Array<[string, unknown]> = Array.isArray(cmd) ? cmd.map((v, i) => [String(i), v]) : Object.entries(cmd ?? {});
   const maps: Maps = { result: {}, error: {}, total: {}, next: {}, time: {} };

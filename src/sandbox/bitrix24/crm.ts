@@ -192,9 +192,18 @@ function blankRecord(kind: EntityKind, id: number, o: WriteOptions): BRecord {
     LAST_ACTIVITY_TIME: when,
     LAST_ACTIVITY_BY: String(o.by),
   });
-  if (kind === 'lead' || kind === 'deal') Object.assign(rec, { CURRENCY_ID: PORTAL_CURRENCY, OPPORTUNITY: '0.00', IS_MANUAL_OPPORTUNITY: 'N', MOVED_BY_ID: String(o.by), MOVED_TIME: when });
+  if (kind === 'lead' || kind === 'deal')
+    Object.assign(rec, { CURRENCY_ID: PORTAL_CURRENCY, OPPORTUNITY: '0.00', IS_MANUAL_OPPORTUNITY: 'N', MOVED_BY_ID: String(o.by), MOVED_TIME: when });
   if (kind === 'lead') Object.assign(rec, { DATE_CLOSED: '', STATUS_ID: 'NEW' });
-  if (kind === 'deal') Object.assign(rec, { CATEGORY_ID: '0', BEGINDATE: phpDate(startOfDay(o.at)), CLOSEDATE: phpDate(startOfDay(o.at) + 7 * 86_400_000), PROBABILITY: null, TAX_VALUE: '0.00', IS_RECURRING: 'N' });
+  if (kind === 'deal')
+    Object.assign(rec, {
+      CATEGORY_ID: '0',
+      BEGINDATE: phpDate(startOfDay(o.at)),
+      CLOSEDATE: phpDate(startOfDay(o.at) + 7 * 86_400_000),
+      PROBABILITY: null,
+      TAX_VALUE: '0.00',
+      IS_RECURRING: 'N',
+    });
   if (kind === 'contact') Object.assign(rec, { EXPORT: 'Y' });
   if (kind === 'company') Object.assign(rec, { CURRENCY_ID: PORTAL_CURRENCY, REVENUE: '0.00' });
   for (const m of MULTI_FIELDS) if (ENTITY_FIELDS[kind].some((d) => d.name === m)) rec[m] = [];
@@ -411,7 +420,8 @@ function userfieldRows(state: BitrixState, kind: EntityKind, p: Params): MethodR
   for (const [k, v] of Object.entries(filter)) {
     const key = k.toUpperCase();
     if (key === 'LANG') continue;
-    if (!['ID', 'FIELD_NAME', 'USER_TYPE_ID', 'XML_ID', 'MULTIPLE', 'MANDATORY', 'ENTITY_ID'].includes(key)) throw errors.unsupported(`userfield.list filter "${k}" is not emulated.`);
+    if (!['ID', 'FIELD_NAME', 'USER_TYPE_ID', 'XML_ID', 'MULTIPLE', 'MANDATORY', 'ENTITY_ID'].includes(key))
+      throw errors.unsupported(`userfield.list filter "${k}" is not emulated.`);
     rows = rows.filter((u) => String((u as unknown as Record<string, unknown>)[key]) === String(v));
   }
   const out = rows.map((u) => {
@@ -609,7 +619,8 @@ function itemList(ctx: CallCtx, p: Params): MethodResult {
   checkLeadsEnabled(kind, ctx.portal);
   const access = (name: string): FieldAccess | undefined => {
     const f = ITEM_FIELDS[name] ?? Object.entries(ITEM_FIELDS).find(([k]) => k.toUpperCase() === name.replace(/_/g, ''))?.[1];
-    if (!f || (kind === 'lead' && f.from === 'CATEGORY_ID') || (kind === 'lead' && f.from === 'STAGE_ID') || (kind === 'deal' && f.from === 'STATUS_ID')) return undefined;
+    if (!f || (kind === 'lead' && f.from === 'CATEGORY_ID') || (kind === 'lead' && f.from === 'STAGE_ID') || (kind === 'deal' && f.from === 'STATUS_ID'))
+      return undefined;
     if (f.list) return { type: f.type, values: (r) => (r[f.from] as string[] | undefined) ?? [], noLike: true };
     return scalar(f.type, f.from);
   };
@@ -624,11 +635,13 @@ function itemList(ctx: CallCtx, p: Params): MethodResult {
   }
   const order = objectParam(p, 'order');
   const orderKeys = order && Object.keys(order).length ? order : { id: 'ASC' };
-  const keys = compileOrder(
-    Object.fromEntries(Object.entries(orderKeys).map(([k, v]) => [k.toUpperCase(), v])),
-    (n) => access(Object.keys(ITEM_FIELDS).find((k) => k.toUpperCase() === n) ?? n),
+  const keys = compileOrder(Object.fromEntries(Object.entries(orderKeys).map(([k, v]) => [k.toUpperCase(), v])), (n) =>
+    access(Object.keys(ITEM_FIELDS).find((k) => k.toUpperCase() === n) ?? n),
   );
-  const rows = sortRecords([...table(ctx.portal.state, kind).values()].filter((r) => matches(r, conds)), keys);
+  const rows = sortRecords(
+    [...table(ctx.portal.state, kind).values()].filter((r) => matches(r, conds)),
+    keys,
+  );
   const select = listParam(p, 'select') ?? ['*'];
   const page = paginate(rows, param(p, 'start'));
   const items = (page.result as BRecord[]).map((r) => {
@@ -637,7 +650,15 @@ function itemList(ctx: CallCtx, p: Params): MethodResult {
       if (!select.includes('*') && !select.includes(name)) continue;
       if ((kind === 'lead' && (f.from === 'CATEGORY_ID' || f.from === 'STAGE_ID')) || (kind === 'deal' && f.from === 'STATUS_ID')) continue;
       const v = r[f.from];
-      out[name] = f.list ? ((v as string[] | undefined) ?? []).map(Number) : f.type === 'integer' ? (v === null || v === undefined || v === '' ? null : Number(v)) : f.type === 'double' ? Number(v ?? 0) : (v ?? null);
+      out[name] = f.list
+        ? ((v as string[] | undefined) ?? []).map(Number)
+        : f.type === 'integer'
+          ? v === null || v === undefined || v === ''
+            ? null
+            : Number(v)
+          : f.type === 'double'
+            ? Number(v ?? 0)
+            : (v ?? null);
     }
     return out;
   });

@@ -29,7 +29,11 @@ export const DEMO = {
     wonDealId: 2,
   },
   /** Two contacts for the same person: same number in different formats, same email in different case. */
-  olga: { contactIds: [2, 3] as const, phones: ['+7 916 555-12-34', '89165551234'] as const, emails: ['Olga.Smirnova@Example.com', 'olga.smirnova@example.com'] as const },
+  olga: {
+    contactIds: [2, 3] as const,
+    phones: ['+7 916 555-12-34', '89165551234'] as const,
+    emails: ['Olga.Smirnova@Example.com', 'olga.smirnova@example.com'] as const,
+  },
   userFields: {
     lead: { comment: 'UF_CRM_1700000001', quality: 'UF_CRM_1700000002', newsletter: 'UF_CRM_1700000003' },
     deal: { delivery: 'UF_CRM_1700000101', contract: 'UF_CRM_1700000102', discount: 'UF_CRM_1700000103' },
@@ -57,8 +61,16 @@ function addStatuses(s: BitrixState): void {
     makeStatus(s, 'STATUS', 'JUNK', 'Junk lead', 50, { system: true, color: '#FF5752', semantics: 'F', extra: 'failure' }),
   );
   const sources: Array<[string, string]> = [
-    ['CALL', 'Call'], ['EMAIL', 'E-Mail'], ['WEB', 'Website'], ['ADVERTISING', 'Advertising'], ['PARTNER', 'Partner'],
-    ['RECOMMENDATION', 'Recommendation'], ['TRADE_SHOW', 'Trade show'], ['WEBFORM', 'CRM form'], ['CALLBACK', 'Callback'], ['OTHER', 'Other'],
+    ['CALL', 'Call'],
+    ['EMAIL', 'E-Mail'],
+    ['WEB', 'Website'],
+    ['ADVERTISING', 'Advertising'],
+    ['PARTNER', 'Partner'],
+    ['RECOMMENDATION', 'Recommendation'],
+    ['TRADE_SHOW', 'Trade show'],
+    ['WEBFORM', 'CRM form'],
+    ['CALLBACK', 'Callback'],
+    ['OTHER', 'Other'],
   ];
   sources.forEach(([id, name], i) => push(makeStatus(s, 'SOURCE', id, name, (i + 1) * 10, { system: true })));
   // Deal stages (§7.6): the default pipeline without a prefix, others `C{n}:`.
@@ -71,20 +83,53 @@ function addStatuses(s: BitrixState): void {
     makeStatus(s, 'DEAL_STAGE', 'WON', 'Deal won', 60, { system: true, color: '#7BD500', semantics: 'S', extra: 'success' }),
     makeStatus(s, 'DEAL_STAGE', 'LOSE', 'Deal lost', 70, { system: true, color: '#FF5752', semantics: 'F', extra: 'failure' }),
   );
-  const DT: Array<[string, string]> = [['SALE', 'Sales'], ['COMPLEX', 'Complex sale'], ['GOODS', 'Merchandise sales'], ['SERVICES', 'Services'], ['SERVICE', 'After-sales service']];
+  const DT: Array<[string, string]> = [
+    ['SALE', 'Sales'],
+    ['COMPLEX', 'Complex sale'],
+    ['GOODS', 'Merchandise sales'],
+    ['SERVICES', 'Services'],
+    ['SERVICE', 'After-sales service'],
+  ];
   DT.forEach(([id, name], i) => push(makeStatus(s, 'DEAL_TYPE', id, name, (i + 1) * 10, { system: true })));
-  const CT: Array<[string, string]> = [['CLIENT', 'Clients'], ['SUPPLIER', 'Suppliers'], ['PARTNER', 'Partners'], ['OTHER', 'Other']];
+  const CT: Array<[string, string]> = [
+    ['CLIENT', 'Clients'],
+    ['SUPPLIER', 'Suppliers'],
+    ['PARTNER', 'Partners'],
+    ['OTHER', 'Other'],
+  ];
   CT.forEach(([id, name], i) => push(makeStatus(s, 'CONTACT_TYPE', id, name, (i + 1) * 10, { system: true })));
-  const CO: Array<[string, string]> = [['CUSTOMER', 'Client'], ['SUPPLIER', 'Supplier'], ['COMPETITOR', 'Competitor'], ['PARTNER', 'Partner'], ['OTHER', 'Other']];
+  const CO: Array<[string, string]> = [
+    ['CUSTOMER', 'Client'],
+    ['SUPPLIER', 'Supplier'],
+    ['COMPETITOR', 'Competitor'],
+    ['PARTNER', 'Partner'],
+    ['OTHER', 'Other'],
+  ];
   CO.forEach(([id, name], i) => push(makeStatus(s, 'COMPANY_TYPE', id, name, (i + 1) * 10, { system: true })));
   const IN: Array<[string, string]> = [
-    ['IT', 'Information Technology'], ['TELECOM', 'Telecommunication'], ['MANUFACTURING', 'Manufacturing'], ['BANKING', 'Banking Services'],
-    ['CONSULTING', 'Consulting'], ['DELIVERY', 'Delivery'], ['ENTERTAINMENT', 'Entertainment'], ['OTHER', 'Other'],
+    ['IT', 'Information Technology'],
+    ['TELECOM', 'Telecommunication'],
+    ['MANUFACTURING', 'Manufacturing'],
+    ['BANKING', 'Banking Services'],
+    ['CONSULTING', 'Consulting'],
+    ['DELIVERY', 'Delivery'],
+    ['ENTERTAINMENT', 'Entertainment'],
+    ['OTHER', 'Other'],
   ];
   IN.forEach(([id, name], i) => push(makeStatus(s, 'INDUSTRY', id, name, (i + 1) * 10, { system: true })));
-  const EM: Array<[string, string]> = [['EMPLOYEES_1', 'fewer than 50'], ['EMPLOYEES_2', '50-250'], ['EMPLOYEES_3', '250-500'], ['EMPLOYEES_4', 'over 500']];
+  const EM: Array<[string, string]> = [
+    ['EMPLOYEES_1', 'fewer than 50'],
+    ['EMPLOYEES_2', '50-250'],
+    ['EMPLOYEES_3', '250-500'],
+    ['EMPLOYEES_4', 'over 500'],
+  ];
   EM.forEach(([id, name], i) => push(makeStatus(s, 'EMPLOYEES', id, name, (i + 1) * 10, { system: true })));
-  const HN: Array<[string, string]> = [['HNR_EN_1', 'Mr.'], ['HNR_EN_2', 'Mrs.'], ['HNR_EN_3', 'Ms.'], ['HNR_EN_4', 'Dr.']];
+  const HN: Array<[string, string]> = [
+    ['HNR_EN_1', 'Mr.'],
+    ['HNR_EN_2', 'Mrs.'],
+    ['HNR_EN_3', 'Ms.'],
+    ['HNR_EN_4', 'Dr.'],
+  ];
   HN.forEach(([id, name], i) => push(makeStatus(s, 'HONORIFIC', id, name, (i + 1) * 10, { system: true })));
 }
 
@@ -131,7 +176,11 @@ function user(id: number, name: string, last: string, email: string, dept: numbe
 }
 
 function addUsers(s: BitrixState, ownerId: number, all: boolean, total: number): void {
-  s.departments.push({ ID: '1', NAME: 'Northwind Trading', SORT: 500 }, { ID: '2', NAME: 'Sales', SORT: 500, PARENT: '1', UF_HEAD: '1' }, { ID: '3', NAME: 'Customer Support', SORT: 500, PARENT: '1', UF_HEAD: '5' });
+  s.departments.push(
+    { ID: '1', NAME: 'Northwind Trading', SORT: 500 },
+    { ID: '2', NAME: 'Sales', SORT: 500, PARENT: '1', UF_HEAD: '1' },
+    { ID: '3', NAME: 'Customer Support', SORT: 500, PARENT: '1', UF_HEAD: '5' },
+  );
   s.users.push(user(1, 'Anna', 'Kuznetsova', 'anna.kuznetsova@example.com', 1, 'F'));
   if (all) {
     s.users.push(
@@ -178,7 +227,14 @@ function uf(
     SHOW_IN_LIST: 'Y',
     EDIT_IN_LIST: 'Y',
     IS_SEARCHABLE: 'N',
-    SETTINGS: type === 'enumeration' ? { DISPLAY: 'LIST', LIST_HEIGHT: 1 } : type === 'boolean' ? { DEFAULT_VALUE: 0, DISPLAY: 'CHECKBOX' } : type === 'double' ? { PRECISION: 2, DEFAULT_VALUE: null } : { SIZE: 20, ROWS: 1, DEFAULT_VALUE: '' },
+    SETTINGS:
+      type === 'enumeration'
+        ? { DISPLAY: 'LIST', LIST_HEIGHT: 1 }
+        : type === 'boolean'
+          ? { DEFAULT_VALUE: 0, DISPLAY: 'CHECKBOX' }
+          : type === 'double'
+            ? { PRECISION: 2, DEFAULT_VALUE: null }
+            : { SIZE: 20, ROWS: 1, DEFAULT_VALUE: '' },
     EDIT_FORM_LABEL: labels,
     LIST_COLUMN_LABEL: { ...labels },
     LIST_FILTER_LABEL: { ...labels },
@@ -192,9 +248,17 @@ function addUserFields(s: BitrixState): void {
   const E = DEMO.enums;
   s.userFields.push(
     uf(101, 'CRM_LEAD', U.lead.comment, 'string', 'Budget comment', 100),
-    uf(102, 'CRM_LEAD', U.lead.quality, 'enumeration', 'Lead quality', 110, [[E.quality.hot, 'Hot'], [E.quality.warm, 'Warm'], [E.quality.cold, 'Cold']]),
+    uf(102, 'CRM_LEAD', U.lead.quality, 'enumeration', 'Lead quality', 110, [
+      [E.quality.hot, 'Hot'],
+      [E.quality.warm, 'Warm'],
+      [E.quality.cold, 'Cold'],
+    ]),
     uf(103, 'CRM_LEAD', U.lead.newsletter, 'boolean', 'Newsletter consent', 120),
-    uf(104, 'CRM_DEAL', U.deal.delivery, 'enumeration', 'Delivery type', 100, [[E.delivery.pickup, 'Pickup'], [E.delivery.courier, 'Courier'], [E.delivery.post, 'Post']]),
+    uf(104, 'CRM_DEAL', U.deal.delivery, 'enumeration', 'Delivery type', 100, [
+      [E.delivery.pickup, 'Pickup'],
+      [E.delivery.courier, 'Courier'],
+      [E.delivery.post, 'Post'],
+    ]),
     uf(105, 'CRM_DEAL', U.deal.contract, 'string', 'Contract number', 110),
     uf(106, 'CRM_DEAL', U.deal.discount, 'double', 'Discount, %', 120),
     uf(107, 'CRM_CONTACT', U.contact.messenger, 'string', 'Preferred messenger', 100),
@@ -206,14 +270,65 @@ function addUserFields(s: BitrixState): void {
 
 const FIRST_M = ['Alexey', 'Sergey', 'Mikhail', 'Andrey', 'Pavel', 'Nikolai', 'Artem', 'Oleg', 'Roman', 'Viktor', 'James', 'Thomas', 'Lukas', 'Marco', 'David'];
 const FIRST_F = ['Elena', 'Tatiana', 'Natalia', 'Irina', 'Svetlana', 'Ekaterina', 'Yulia', 'Anastasia', 'Sophie', 'Laura', 'Emma', 'Giulia', 'Hanna'];
-const LAST_M = ['Ivanov', 'Smirnov', 'Kuznetsov', 'Popov', 'Vasiliev', 'Novikov', 'Fedorov', 'Morozov', 'Volkov', 'Alekseev', 'Lebedev', 'Miller', 'Schmidt', 'Rossi', 'Brown'];
-const LAST_F = ['Ivanova', 'Smirnova', 'Kuznetsova', 'Popova', 'Vasilieva', 'Novikova', 'Fedorova', 'Morozova', 'Volkova', 'Lebedeva', 'Miller', 'Schmidt', 'Rossi', 'Brown'];
+const LAST_M = [
+  'Ivanov',
+  'Smirnov',
+  'Kuznetsov',
+  'Popov',
+  'Vasiliev',
+  'Novikov',
+  'Fedorov',
+  'Morozov',
+  'Volkov',
+  'Alekseev',
+  'Lebedev',
+  'Miller',
+  'Schmidt',
+  'Rossi',
+  'Brown',
+];
+const LAST_F = [
+  'Ivanova',
+  'Smirnova',
+  'Kuznetsova',
+  'Popova',
+  'Vasilieva',
+  'Novikova',
+  'Fedorova',
+  'Morozova',
+  'Volkova',
+  'Lebedeva',
+  'Miller',
+  'Schmidt',
+  'Rossi',
+  'Brown',
+];
 const CO_A = ['Northern', 'Blue River', 'Vector', 'Polar', 'Atlas', 'Granite', 'Silver Line', 'Orion', 'Baltic', 'Taiga', 'Pioneer', 'Summit'];
 const CO_B = ['Logistics', 'Systems', 'Foods', 'Trading', 'Media', 'Engineering', 'Textiles', 'Pharma', 'Motors', 'Energy'];
 const CO_FORM = ['LLC', 'Ltd', 'GmbH', 'JSC', 'Inc.'];
 const DOMAINS = ['example.com', 'example.org', 'example.net', 'mail.example', 'corp.example.com'];
-const DEAL_WORDS = ['Supply contract', 'Annual license', 'Equipment order', 'Consulting package', 'Installation', 'Service renewal', 'Pilot project', 'Bulk order', 'Website redesign', 'Training course'];
-const LEAD_WORDS = ['Website inquiry', 'Price request', 'Callback request', 'Trade show contact', 'Partner referral', 'Demo request', 'Newsletter signup', 'Quote request'];
+const DEAL_WORDS = [
+  'Supply contract',
+  'Annual license',
+  'Equipment order',
+  'Consulting package',
+  'Installation',
+  'Service renewal',
+  'Pilot project',
+  'Bulk order',
+  'Website redesign',
+  'Training course',
+];
+const LEAD_WORDS = [
+  'Website inquiry',
+  'Price request',
+  'Callback request',
+  'Trade show contact',
+  'Partner referral',
+  'Demo request',
+  'Newsletter signup',
+  'Quote request',
+];
 
 type Rng = () => number;
 
@@ -321,7 +436,8 @@ export function buildState(o: DemoOptions): BitrixState {
   for (let i = 0; i < C.companies; i++) {
     const when = at(i, C.companies);
     const by = i === 0 ? 1 : pick(rng, userIds);
-    const title = i === 0 ? 'Petrov & Partners LLC' : `${CO_A[i % CO_A.length]} ${CO_B[Math.floor(i / CO_A.length) % CO_B.length]} ${CO_FORM[i % CO_FORM.length]}`;
+    const title =
+      i === 0 ? 'Petrov & Partners LLC' : `${CO_A[i % CO_A.length]} ${CO_B[Math.floor(i / CO_A.length) % CO_B.length]} ${CO_FORM[i % CO_FORM.length]}`;
     const slug = translit(title.split(' ')[0]!);
     createRecord(
       s,
@@ -334,7 +450,10 @@ export function buildState(o: DemoOptions): BitrixState {
         REVENUE: Math.round(rng() * 500) * 100_000,
         ASSIGNED_BY_ID: by,
         ADDRESS_CITY: pick(rng, ['Moscow', 'Saint Petersburg', 'Kazan', 'Berlin', 'London', 'Yekaterinburg']),
-        PHONE: rng() < 0.8 ? [{ VALUE: i % 3 === 0 ? foreignPhone(rng, i) : ruFormatted(`4${String(Math.floor(rng() * 1e9)).padStart(9, '0')}`, i), VALUE_TYPE: 'WORK' }] : [],
+        PHONE:
+          rng() < 0.8
+            ? [{ VALUE: i % 3 === 0 ? foreignPhone(rng, i) : ruFormatted(`4${String(Math.floor(rng() * 1e9)).padStart(9, '0')}`, i), VALUE_TYPE: 'WORK' }]
+            : [],
         EMAIL: rng() < 0.7 ? [{ VALUE: mixedCase(rng, `info@${slug}${i}.example.com`), VALUE_TYPE: 'WORK' }] : [],
         WEB: rng() < 0.5 ? [{ VALUE: `https://${slug}${i}.example.com`, VALUE_TYPE: 'WORK' }] : [],
         [DEMO.userFields.company.taxId]: rng() < 0.6 ? String(7700000000 + Math.floor(rng() * 99_999_999)) : null,
@@ -383,7 +502,10 @@ export function buildState(o: DemoOptions): BitrixState {
       if (pr < 0.15) phones.push({ VALUE: foreignPhone(rng, i), VALUE_TYPE: 'WORK' });
       else if (pr < 0.9) phones.push({ VALUE: ruFormatted(ruNational(rng), i), VALUE_TYPE: pick(rng, ['MOBILE', 'WORK', 'HOME']) });
       if (rng() < 0.1) phones.push({ VALUE: ruFormatted(ruNational(rng), i + 3), VALUE_TYPE: 'WORK' });
-      const emails = rng() < 0.8 ? [{ VALUE: mixedCase(rng, `${translit(name)}.${translit(last)}${i}@${pick(rng, DOMAINS)}`), VALUE_TYPE: pick(rng, ['WORK', 'HOME']) }] : [];
+      const emails =
+        rng() < 0.8
+          ? [{ VALUE: mixedCase(rng, `${translit(name)}.${translit(last)}${i}@${pick(rng, DOMAINS)}`), VALUE_TYPE: pick(rng, ['WORK', 'HOME']) }]
+          : [];
       fields = {
         NAME: name,
         LAST_NAME: last,
@@ -403,7 +525,13 @@ export function buildState(o: DemoOptions): BitrixState {
   }
 
   // Leads: Ivan's (1), then generated ones; CONVERTED/JUNK ones are closed.
-  const leadStatus: Array<[string, number]> = [['NEW', 30], ['IN_PROCESS', 25], ['PROCESSED', 15], ['CONVERTED', 18], ['JUNK', 12]];
+  const leadStatus: Array<[string, number]> = [
+    ['NEW', 30],
+    ['IN_PROCESS', 25],
+    ['PROCESSED', 15],
+    ['CONVERTED', 18],
+    ['JUNK', 12],
+  ];
   const U = DEMO.userFields;
   for (let i = 0; i < C.leads; i++) {
     const when = at(i, C.leads);
@@ -454,11 +582,36 @@ export function buildState(o: DemoOptions): BitrixState {
   }
 
   // Deals: Ivan's open (1) and won (2) deals, then 1,198 generated across pipelines, stages and users.
-  const catWeights: Array<[number, number]> = [[0, 60], [1, 25], [3, 15]];
+  const catWeights: Array<[number, number]> = [
+    [0, 60],
+    [1, 25],
+    [3, 15],
+  ];
   const stageWeights: Record<number, Array<[string, number]>> = {
-    0: [['NEW', 20], ['PREPARATION', 14], ['PREPAYMENT_INVOICE', 10], ['EXECUTING', 12], ['FINAL_INVOICE', 6], ['WON', 24], ['LOSE', 14]],
-    1: [['C1:NEW', 20], ['C1:PREPARATION', 15], ['C1:EXECUTING', 15], ['C1:WON', 35], ['C1:LOSE', 15]],
-    3: [['C3:NEW', 20], ['C3:UC_MEETING', 20], ['C3:UC_PROPOSAL', 15], ['C3:WON', 25], ['C3:LOSE', 12], ['C3:APOLOGY', 8]],
+    0: [
+      ['NEW', 20],
+      ['PREPARATION', 14],
+      ['PREPAYMENT_INVOICE', 10],
+      ['EXECUTING', 12],
+      ['FINAL_INVOICE', 6],
+      ['WON', 24],
+      ['LOSE', 14],
+    ],
+    1: [
+      ['C1:NEW', 20],
+      ['C1:PREPARATION', 15],
+      ['C1:EXECUTING', 15],
+      ['C1:WON', 35],
+      ['C1:LOSE', 15],
+    ],
+    3: [
+      ['C3:NEW', 20],
+      ['C3:UC_MEETING', 20],
+      ['C3:UC_PROPOSAL', 15],
+      ['C3:WON', 25],
+      ['C3:LOSE', 12],
+      ['C3:APOLOGY', 8],
+    ],
   };
   for (let i = 0; i < C.deals; i++) {
     const when = at(i, C.deals);
@@ -507,14 +660,27 @@ export function buildState(o: DemoOptions): BitrixState {
   // Timeline comments, activities and tasks on a handful of records.
   const comment = (type: 'deal' | 'lead' | 'contact', entityId: number, text: string, ms: number, author: number) => {
     const id = nextId(s, 'comment');
-    s.timelineComments.set(id, { ID: String(id), CREATED: phpDate(ms), ENTITY_ID: String(entityId), ENTITY_TYPE: type, AUTHOR_ID: String(author), COMMENT: text });
+    s.timelineComments.set(id, {
+      ID: String(id),
+      CREATED: phpDate(ms),
+      ENTITY_ID: String(entityId),
+      ENTITY_TYPE: type,
+      AUTHOR_ID: String(author),
+      COMMENT: text,
+    });
   };
   comment('deal', DEMO.ivan.dealId, 'Ivan asked for a revised delivery schedule.', DEMO_NOW - 5 * 86_400_000, 1);
   comment('lead', DEMO.ivan.leadId, 'Called back, interested in the annual plan.', DEMO_NOW - 40 * 86_400_000, 1);
   for (let i = 0; i < 40; i++) {
     const type = pick(rng, ['deal', 'deal', 'lead', 'contact'] as const);
     const max = type === 'deal' ? C.deals : type === 'lead' ? C.leads : C.contacts;
-    comment(type, 1 + Math.floor(rng() * max), pick(rng, ['Sent the offer.', 'Client asked to call next week.', 'Meeting scheduled.', 'Invoice paid.', 'Waiting for approval.']), DEMO_NOW - Math.floor(rng() * span), pick(rng, userIds));
+    comment(
+      type,
+      1 + Math.floor(rng() * max),
+      pick(rng, ['Sent the offer.', 'Client asked to call next week.', 'Meeting scheduled.', 'Invoice paid.', 'Waiting for approval.']),
+      DEMO_NOW - Math.floor(rng() * span),
+      pick(rng, userIds),
+    );
   }
   for (let i = 0; i < 50; i++) {
     const id = nextId(s, 'activity');
@@ -531,7 +697,8 @@ export function buildState(o: DemoOptions): BitrixState {
       TYPE_ID: String(typeId),
       PROVIDER_ID: typeId === 2 ? 'VOXIMPLANT_CALL' : typeId === 4 ? 'CRM_EMAIL' : typeId === 1 ? 'CRM_MEETING' : 'CRM_TODO',
       PROVIDER_TYPE_ID: typeId === 2 ? 'CALL' : typeId === 4 ? 'EMAIL' : typeId === 1 ? 'MEETING' : 'TODO',
-      SUBJECT: i === 0 ? 'Call Ivan about the delivery schedule' : pick(rng, ['Follow-up call', 'Send the contract', 'Meeting at the office', 'Email the price list']),
+      SUBJECT:
+        i === 0 ? 'Call Ivan about the delivery schedule' : pick(rng, ['Follow-up call', 'Send the contract', 'Meeting at the office', 'Email the price list']),
       DESCRIPTION: '',
       DESCRIPTION_TYPE: '1',
       DIRECTION: String(pick(rng, [1, 2])),
@@ -554,7 +721,8 @@ export function buildState(o: DemoOptions): BitrixState {
     const dealId = i === 0 ? DEMO.ivan.dealId : 1 + Math.floor(rng() * C.deals);
     s.tasks.set(id, {
       id: String(id),
-      title: i === 0 ? 'Prepare the contract for Ivan Petrov' : pick(rng, ['Call the client', 'Prepare an offer', 'Check the payment', 'Update the price list']),
+      title:
+        i === 0 ? 'Prepare the contract for Ivan Petrov' : pick(rng, ['Call the client', 'Prepare an offer', 'Check the payment', 'Update the price list']),
       description: '',
       responsibleId: String(i === 0 ? 1 : pick(rng, userIds)),
       createdBy: '1',

@@ -138,7 +138,9 @@ function cmp(type: string, a: unknown, b: unknown): number {
 
 function contains(a: unknown, b: unknown): boolean {
   if (isEmpty(a)) return false;
-  return String(a).toLowerCase().includes(String(b ?? '').toLowerCase());
+  return String(a)
+    .toLowerCase()
+    .includes(String(b ?? '').toLowerCase());
 }
 
 function like(a: unknown, pattern: unknown): boolean {

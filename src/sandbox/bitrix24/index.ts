@@ -232,7 +232,10 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
   }
 
   methodNames(scope?: string): string[] {
-    return [...this.registry.entries()].filter(([, d]) => scope === undefined || d.scope === scope).map(([n]) => n).sort();
+    return [...this.registry.entries()]
+      .filter(([, d]) => scope === undefined || d.scope === scope)
+      .map(([n]) => n)
+      .sort();
   }
 
   allScopes(): string[] {
@@ -260,7 +263,11 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
     }
     if (!path.startsWith('/rest/')) {
       req.record.processed = false;
-      return { status: 404, headers: JSON_HEADERS, body: { error: 'NOT_FOUND', error_description: `The emulator serves /rest/, /oauth/authorize/ and /oauth/token/, not ${path}` } };
+      return {
+        status: 404,
+        headers: JSON_HEADERS,
+        body: { error: 'NOT_FOUND', error_description: `The emulator serves /rest/, /oauth/authorize/ and /oauth/token/, not ${path}` },
+      };
     }
     // §1.1: a moved portal answers every call with 302 to the same path and query on the new address.
     if (this.movedTo) {
@@ -270,7 +277,8 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
     }
     const started = nowMs();
     try {
-      if (req.method !== 'GET' && req.method !== 'POST') throw errors.unsupported(`HTTP ${req.method} is not emulated; Bitrix24 REST takes GET or POST (§1.2).`, 405);
+      if (req.method !== 'GET' && req.method !== 'POST')
+        throw errors.unsupported(`HTTP ${req.method} is not emulated; Bitrix24 REST takes GET or POST (§1.2).`, 405);
       const { method, auth, params } = this.resolve(req);
       // §5: the leaky bucket counts every request (a batch once) and refuses before anything runs.
       if (this.rateLimit && !this.bucket.tryTake()) {
@@ -348,7 +356,14 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
    * Runs one method: existence (§1.1), batch nesting (§4.2), scope (§2.1), app context (§2.1), operating
    * budget (§5), then the handler. Used for top-level calls and for each batch command.
    */
-  private execute(method: string, params: Params, auth: AuthInfo, inBatch: boolean, record?: RecordedRequest, spent: { sec: number } = { sec: 0 }): { res: MethodResult; time: BxTime } {
+  private execute(
+    method: string,
+    params: Params,
+    auth: AuthInfo,
+    inBatch: boolean,
+    record?: RecordedRequest,
+    spent: { sec: number } = { sec: 0 },
+  ): { res: MethodResult; time: BxTime } {
     const def = this.registry.get(method);
     if (!def) throw errors.methodNotFound();
     if (inBatch && method === 'batch') throw errors.batchMethodNotAllowed();
@@ -430,4 +445,3 @@ export async function startBitrixEmulator(options: BitrixEmulatorOptions = {}): 
   await emu.start();
   return emu;
 }
-

@@ -14,26 +14,24 @@ import { matchCode } from './phone.js';
 import { parseBxDate, phpDate } from './time.js';
 
 /** Events `event.bind` accepts (§9). */
-export const KNOWN_EVENTS = new Set(
-  [
-    ...['LEAD', 'DEAL', 'CONTACT', 'COMPANY'].flatMap((e) => ['ADD', 'UPDATE', 'DELETE'].map((a) => `ONCRM${e}${a}`)),
-    'ONCRMDEALMOVETOCATEGORY',
-    ...['LEAD', 'DEAL', 'CONTACT', 'COMPANY'].flatMap((e) => ['ADD', 'UPDATE', 'DELETE', 'SETENUMVALUES'].map((a) => `ONCRM${e}USERFIELD${a}`)),
-    'ONTASKADD',
-    'ONTASKUPDATE',
-    'ONTASKDELETE',
-    'ONTASKCOMMENTADD',
-    'ONTASKCOMMENTUPDATE',
-    'ONTASKCOMMENTDELETE',
-    'ONAPPINSTALL',
-    'ONAPPUNINSTALL',
-    'ONAPPUPDATE',
-    'ONAPPPAYMENT',
-    'ONAPPTEST',
-    'ONAPPMETHODCONFIRM',
-    'ONOFFLINEEVENT',
-  ],
-);
+export const KNOWN_EVENTS = new Set([
+  ...['LEAD', 'DEAL', 'CONTACT', 'COMPANY'].flatMap((e) => ['ADD', 'UPDATE', 'DELETE'].map((a) => `ONCRM${e}${a}`)),
+  'ONCRMDEALMOVETOCATEGORY',
+  ...['LEAD', 'DEAL', 'CONTACT', 'COMPANY'].flatMap((e) => ['ADD', 'UPDATE', 'DELETE', 'SETENUMVALUES'].map((a) => `ONCRM${e}USERFIELD${a}`)),
+  'ONTASKADD',
+  'ONTASKUPDATE',
+  'ONTASKDELETE',
+  'ONTASKCOMMENTADD',
+  'ONTASKCOMMENTUPDATE',
+  'ONTASKCOMMENTDELETE',
+  'ONAPPINSTALL',
+  'ONAPPUNINSTALL',
+  'ONAPPUPDATE',
+  'ONAPPPAYMENT',
+  'ONAPPTEST',
+  'ONAPPMETHODCONFIRM',
+  'ONOFFLINEEVENT',
+]);
 
 const TIMELINE_TYPES: Record<string, EntityKind> = { lead: 'lead', deal: 'deal', contact: 'contact', company: 'company' };
 
@@ -44,7 +42,18 @@ function filterParamObj(p: Params): Record<string, unknown> | undefined {
 // ---------------------------------------------------------------- directories and pipelines
 
 function statusAccess(name: string): FieldAccess | undefined {
-  const types: Record<string, string> = { ID: 'integer', ENTITY_ID: 'string', STATUS_ID: 'string', NAME: 'string', NAME_INIT: 'string', SORT: 'integer', SYSTEM: 'char', CATEGORY_ID: 'integer', COLOR: 'string', SEMANTICS: 'string' };
+  const types: Record<string, string> = {
+    ID: 'integer',
+    ENTITY_ID: 'string',
+    STATUS_ID: 'string',
+    NAME: 'string',
+    NAME_INIT: 'string',
+    SORT: 'integer',
+    SYSTEM: 'char',
+    CATEGORY_ID: 'integer',
+    COLOR: 'string',
+    SEMANTICS: 'string',
+  };
   const t = types[name];
   return t ? scalar(t, name) : undefined;
 }
@@ -53,7 +62,10 @@ function statusList(p: Params, ctx: CallCtx): MethodResult {
   const conds = compileFilter(filterParamObj(p), statusAccess);
   const order = objectParam(p, 'order');
   const keys = compileOrder(order && Object.keys(order).length ? order : { ENTITY_ID: 'ASC', SORT: 'ASC' }, statusAccess);
-  const rows = sortRecords(ctx.portal.state.statuses.filter((s) => matches(s as unknown as Record<string, unknown>, conds)) as unknown as Array<Record<string, unknown>>, keys);
+  const rows = sortRecords(
+    ctx.portal.state.statuses.filter((s) => matches(s as unknown as Record<string, unknown>, conds)) as unknown as Array<Record<string, unknown>>,
+    keys,
+  );
   return { result: structuredClone(rows), total: rows.length };
 }
 
@@ -132,10 +144,22 @@ function registerDirectories(reg: Registry): void {
   });
 
   // Deprecated deal-category methods (§7.6): UPPER_CASE rows, the default pipeline only via default.get.
-  const oldRow = (c: { id: number; name: string; sort: number }) => ({ ID: String(c.id), CREATED_DATE: '2023-01-10T10:00:00+03:00', NAME: c.name, IS_LOCKED: 'N', SORT: String(c.sort) });
+  const oldRow = (c: { id: number; name: string; sort: number }) => ({
+    ID: String(c.id),
+    CREATED_DATE: '2023-01-10T10:00:00+03:00',
+    NAME: c.name,
+    IS_LOCKED: 'N',
+    SORT: String(c.sort),
+  });
   reg.set('crm.dealcategory.list', {
     scope: 'crm',
-    handler: (p, ctx) => paginate(dealCategories(ctx).filter((c) => c.id !== 0).map(oldRow), param(p, 'start')),
+    handler: (p, ctx) =>
+      paginate(
+        dealCategories(ctx)
+          .filter((c) => c.id !== 0)
+          .map(oldRow),
+        param(p, 'start'),
+      ),
   });
   reg.set('crm.dealcategory.get', {
     scope: 'crm',
@@ -295,16 +319,38 @@ function mergeBatch(p: Params, ctx: CallCtx): MethodResult {
 // ---------------------------------------------------------------- timeline and activities
 
 function timelineAccess(name: string): FieldAccess | undefined {
-  const types: Record<string, string> = { ID: 'integer', ENTITY_ID: 'integer', ENTITY_TYPE: 'string', AUTHOR_ID: 'user', CREATED: 'datetime', COMMENT: 'string' };
+  const types: Record<string, string> = {
+    ID: 'integer',
+    ENTITY_ID: 'integer',
+    ENTITY_TYPE: 'string',
+    AUTHOR_ID: 'user',
+    CREATED: 'datetime',
+    COMMENT: 'string',
+  };
   const t = types[name];
   return t ? scalar(t, name) : undefined;
 }
 
 function activityAccess(name: string): FieldAccess | undefined {
   const types: Record<string, string> = {
-    ID: 'integer', OWNER_ID: 'integer', OWNER_TYPE_ID: 'integer', TYPE_ID: 'integer', PROVIDER_ID: 'string', PROVIDER_TYPE_ID: 'string',
-    SUBJECT: 'string', COMPLETED: 'char', STATUS: 'integer', RESPONSIBLE_ID: 'user', AUTHOR_ID: 'user', CREATED: 'datetime',
-    LAST_UPDATED: 'datetime', DEADLINE: 'datetime', START_TIME: 'datetime', END_TIME: 'datetime', DIRECTION: 'integer', PRIORITY: 'integer',
+    ID: 'integer',
+    OWNER_ID: 'integer',
+    OWNER_TYPE_ID: 'integer',
+    TYPE_ID: 'integer',
+    PROVIDER_ID: 'string',
+    PROVIDER_TYPE_ID: 'string',
+    SUBJECT: 'string',
+    COMPLETED: 'char',
+    STATUS: 'integer',
+    RESPONSIBLE_ID: 'user',
+    AUTHOR_ID: 'user',
+    CREATED: 'datetime',
+    LAST_UPDATED: 'datetime',
+    DEADLINE: 'datetime',
+    START_TIME: 'datetime',
+    END_TIME: 'datetime',
+    DIRECTION: 'integer',
+    PRIORITY: 'integer',
   };
   const t = types[name];
   return t ? scalar(t, name) : undefined;
@@ -331,7 +377,8 @@ function registerTimeline(reg: Registry): void {
       const kind = TIMELINE_TYPES[type];
       const entityId = Number(fields.ENTITY_ID);
       const comment = fields.COMMENT === undefined || fields.COMMENT === null ? '' : String(fields.COMMENT);
-      if (!kind || !Number.isSafeInteger(entityId) || entityId <= 0 || !comment.trim()) throw new BxError(400, 'INVALID_ARG_VALUE', 'ENTITY_ID, ENTITY_TYPE and COMMENT are required.');
+      if (!kind || !Number.isSafeInteger(entityId) || entityId <= 0 || !comment.trim())
+        throw new BxError(400, 'INVALID_ARG_VALUE', 'ENTITY_ID, ENTITY_TYPE and COMMENT are required.');
       if (!table(ctx.portal.state, kind).has(entityId)) throw new BxError(400, 'NOT_FOUND', 'Not found.');
       const id = nextId(ctx.portal.state, 'comment');
       const rec: BRecord = {
@@ -353,7 +400,10 @@ function registerTimeline(reg: Registry): void {
       const conds = compileFilter(filterParamObj(p), timelineAccess);
       const order = objectParam(p, 'order');
       const keys = compileOrder(order && Object.keys(order).length ? order : { ID: 'ASC' }, timelineAccess);
-      const rows = sortRecords([...ctx.portal.state.timelineComments.values()].filter((r) => matches(r, conds)), keys);
+      const rows = sortRecords(
+        [...ctx.portal.state.timelineComments.values()].filter((r) => matches(r, conds)),
+        keys,
+      );
       const page = paginate(rows, param(p, 'start'));
       return { ...page, result: (page.result as BRecord[]).map((r) => selectRow(r, listParam(p, 'select'))) };
     },
@@ -365,7 +415,10 @@ function registerTimeline(reg: Registry): void {
       const conds = compileFilter(filterParamObj(p), activityAccess, ['CHECK_PERMISSIONS']);
       const order = objectParam(p, 'order');
       const keys = compileOrder(order && Object.keys(order).length ? order : { ID: 'ASC' }, activityAccess);
-      const rows = sortRecords([...ctx.portal.state.activities.values()].filter((r) => matches(r, conds)), keys);
+      const rows = sortRecords(
+        [...ctx.portal.state.activities.values()].filter((r) => matches(r, conds)),
+        keys,
+      );
       const page = paginate(rows, param(p, 'start'));
       return { ...page, result: (page.result as BRecord[]).map((r) => selectRow(r, listParam(p, 'select'))) };
     },
@@ -375,12 +428,34 @@ function registerTimeline(reg: Registry): void {
 // ---------------------------------------------------------------- tasks
 
 const TASK_KEYS: Record<string, keyof BTask> = {
-  ID: 'id', TITLE: 'title', DESCRIPTION: 'description', RESPONSIBLE_ID: 'responsibleId', CREATED_BY: 'createdBy', CREATED_DATE: 'createdDate',
-  CHANGED_DATE: 'changedDate', DEADLINE: 'deadline', STATUS: 'status', PRIORITY: 'priority', GROUP_ID: 'groupId', CLOSED_DATE: 'closedDate', UF_CRM_TASK: 'ufCrmTask',
+  ID: 'id',
+  TITLE: 'title',
+  DESCRIPTION: 'description',
+  RESPONSIBLE_ID: 'responsibleId',
+  CREATED_BY: 'createdBy',
+  CREATED_DATE: 'createdDate',
+  CHANGED_DATE: 'changedDate',
+  DEADLINE: 'deadline',
+  STATUS: 'status',
+  PRIORITY: 'priority',
+  GROUP_ID: 'groupId',
+  CLOSED_DATE: 'closedDate',
+  UF_CRM_TASK: 'ufCrmTask',
 };
 const TASK_TYPES: Record<string, string> = {
-  ID: 'integer', TITLE: 'string', DESCRIPTION: 'string', RESPONSIBLE_ID: 'user', CREATED_BY: 'user', CREATED_DATE: 'datetime', CHANGED_DATE: 'datetime',
-  DEADLINE: 'datetime', STATUS: 'integer', PRIORITY: 'integer', GROUP_ID: 'integer', CLOSED_DATE: 'datetime', UF_CRM_TASK: 'string',
+  ID: 'integer',
+  TITLE: 'string',
+  DESCRIPTION: 'string',
+  RESPONSIBLE_ID: 'user',
+  CREATED_BY: 'user',
+  CREATED_DATE: 'datetime',
+  CHANGED_DATE: 'datetime',
+  DEADLINE: 'datetime',
+  STATUS: 'integer',
+  PRIORITY: 'integer',
+  GROUP_ID: 'integer',
+  CLOSED_DATE: 'datetime',
+  UF_CRM_TASK: 'string',
 };
 
 function taskAccess(name: string): FieldAccess | undefined {
@@ -411,7 +486,8 @@ function registerTasks(reg: Registry): void {
       const title = f.TITLE === undefined ? '' : String(f.TITLE).trim();
       if (!title) throw new BxError(400, 'ERROR_CORE', 'TITLE: the task title is required.');
       const responsible = Number(f.RESPONSIBLE_ID ?? ctx.auth.userId);
-      if (!ctx.portal.state.users.some((u) => Number(u.ID) === responsible)) throw new BxError(400, 'ERROR_CORE', `RESPONSIBLE_ID: user ${String(f.RESPONSIBLE_ID)} is not found.`);
+      if (!ctx.portal.state.users.some((u) => Number(u.ID) === responsible))
+        throw new BxError(400, 'ERROR_CORE', `RESPONSIBLE_ID: user ${String(f.RESPONSIBLE_ID)} is not found.`);
       const now = phpDate(ctx.portal.now());
       const deadline = f.DEADLINE !== undefined && f.DEADLINE !== '' ? parseBxDate(f.DEADLINE) : undefined;
       if (f.DEADLINE !== undefined && f.DEADLINE !== '' && deadline === undefined) throw new BxError(400, 'ERROR_CORE', 'DEADLINE: not a date.');
@@ -460,7 +536,10 @@ function registerTasks(reg: Registry): void {
       const conds = compileFilter(filterParamObj(p), taskAccess);
       const order = objectParam(p, 'order');
       const keys = compileOrder(order && Object.keys(order).length ? order : { ID: 'ASC' }, taskAccess);
-      const rows = sortRecords([...ctx.portal.state.tasks.values()].map((t) => t as unknown as Record<string, unknown>).filter((r) => matches(r, conds)), keys);
+      const rows = sortRecords(
+        [...ctx.portal.state.tasks.values()].map((t) => t as unknown as Record<string, unknown>).filter((r) => matches(r, conds)),
+        keys,
+      );
       const page = paginate(rows, param(p, 'start'));
       const select = listParam(p, 'select');
       return { ...page, result: { tasks: (page.result as unknown as BTask[]).map((t) => taskView(t, select)) } };
@@ -471,8 +550,16 @@ function registerTasks(reg: Registry): void {
 // ---------------------------------------------------------------- users and system
 
 const USER_TYPES: Record<string, string> = {
-  ID: 'integer', ACTIVE: 'boolean', NAME: 'string', LAST_NAME: 'string', EMAIL: 'string', UF_DEPARTMENT: 'integer', IS_ONLINE: 'char',
-  PERSONAL_GENDER: 'string', DATE_REGISTER: 'datetime', LAST_LOGIN: 'datetime',
+  ID: 'integer',
+  ACTIVE: 'boolean',
+  NAME: 'string',
+  LAST_NAME: 'string',
+  EMAIL: 'string',
+  UF_DEPARTMENT: 'integer',
+  IS_ONLINE: 'char',
+  PERSONAL_GENDER: 'string',
+  DATE_REGISTER: 'datetime',
+  LAST_LOGIN: 'datetime',
 };
 
 function userAccess(name: string): FieldAccess | undefined {
@@ -501,7 +588,10 @@ function registerSystem(reg: Registry): void {
       const sortField = p.sort ?? p.SORT;
       const dir = p.order ?? p.ORDER;
       const keys = compileOrder(typeof sortField === 'string' ? { [sortField]: typeof dir === 'string' ? dir : 'ASC' } : { ID: 'ASC' }, userAccess);
-      const rows = sortRecords(ctx.portal.state.users.map((u) => u as unknown as Record<string, unknown>).filter((r) => matches(r, conds)), keys);
+      const rows = sortRecords(
+        ctx.portal.state.users.map((u) => u as unknown as Record<string, unknown>).filter((r) => matches(r, conds)),
+        keys,
+      );
       const page = paginate(rows, param(p, 'start'));
       return { ...page, result: structuredClone(page.result) };
     },
@@ -533,7 +623,8 @@ function registerSystem(reg: Registry): void {
     handler: (p, ctx) => {
       const filter: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(p)) if (['ID', 'NAME', 'PARENT', 'UF_HEAD', 'SORT'].includes(k.toUpperCase())) filter[k.toUpperCase()] = v;
-      const acc = (n: string): FieldAccess | undefined => (['ID', 'NAME', 'PARENT', 'UF_HEAD', 'SORT'].includes(n) ? scalar(n === 'NAME' ? 'string' : 'integer', n) : undefined);
+      const acc = (n: string): FieldAccess | undefined =>
+        ['ID', 'NAME', 'PARENT', 'UF_HEAD', 'SORT'].includes(n) ? scalar(n === 'NAME' ? 'string' : 'integer', n) : undefined;
       const conds = compileFilter(filter, acc);
       const rows = ctx.portal.state.departments.map((d) => d as unknown as Record<string, unknown>).filter((r) => matches(r, conds));
       const page = paginate(rows, param(p, 'start'));
@@ -640,7 +731,13 @@ function registerEvents(reg: Registry): void {
       const state = ctx.portal.state;
       const before = state.eventBindings.length;
       state.eventBindings = state.eventBindings.filter(
-        (b) => !(b.clientId === ctx.auth.clientId && b.event === event && (handler === undefined || b.handler === handler) && (offline === undefined || b.offline === offline)),
+        (b) =>
+          !(
+            b.clientId === ctx.auth.clientId &&
+            b.event === event &&
+            (handler === undefined || b.handler === handler) &&
+            (offline === undefined || b.offline === offline)
+          ),
       );
       return { result: { count: before - state.eventBindings.length } };
     },

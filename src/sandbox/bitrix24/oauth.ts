@@ -113,9 +113,15 @@ export class OAuthServer {
    */
   authorize(q: URLSearchParams): { status: number; location?: string; body?: unknown; tag: string } {
     const clientId = q.get('client_id');
-    if (!this.cfg || clientId !== this.cfg.clientId) return { status: 400, body: { error: 'invalid_client', error_description: 'Unknown client_id' }, tag: 'authorize_unknown_client' };
+    if (!this.cfg || clientId !== this.cfg.clientId)
+      return { status: 400, body: { error: 'invalid_client', error_description: 'Unknown client_id' }, tag: 'authorize_unknown_client' };
     const redirect = q.get('redirect_uri') ?? this.cfg.redirectUri;
-    if (!redirect) return { status: 400, body: { error: 'invalid_request', error_description: 'The application has no redirect URI (pass options.oauth.redirectUri)' }, tag: 'authorize_no_redirect' };
+    if (!redirect)
+      return {
+        status: 400,
+        body: { error: 'invalid_request', error_description: 'The application has no redirect URI (pass options.oauth.redirectUri)' },
+        tag: 'authorize_no_redirect',
+      };
     const back = new URL(redirect);
     const state = q.get('state');
     if (q.get('decision') === 'deny') {
@@ -168,7 +174,8 @@ export class OAuthServer {
     }
     if (grant === 'authorization_code') {
       const c = this.codes.get(String(params.code ?? ''));
-      if (!c || c.used || c.clientId !== clientId || c.expiresAt <= this.o.clock()) return err(400, 'invalid_grant', 'The authorization code is invalid, expired or was already used');
+      if (!c || c.used || c.clientId !== clientId || c.expiresAt <= this.o.clock())
+        return err(400, 'invalid_grant', 'The authorization code is invalid, expired or was already used');
       c.used = true;
       return { status: 200, body: this.issue() };
     }

@@ -214,7 +214,13 @@ export function makeStatus(
   statusId: string,
   name: string,
   sort: number,
-  o: { system?: boolean; categoryId?: number | null; color?: string | null; semantics?: 'S' | 'F' | null; extra?: 'process' | 'success' | 'failure' | 'apology' } = {},
+  o: {
+    system?: boolean;
+    categoryId?: number | null;
+    color?: string | null;
+    semantics?: 'S' | 'F' | null;
+    extra?: 'process' | 'success' | 'failure' | 'apology';
+  } = {},
 ): BStatus {
   const id = nextId(state, 'status');
   const row: BStatus = {

@@ -13,8 +13,14 @@ import { BodyReader } from './write.js';
 // §9 note types and their params: [required, optional]; `duration`/`call_status`/`call_result`… ints where noted.
 const NOTE_PARAMS: Record<string, [string[], string[]]> = {
   common: [['text'], []],
-  call_in: [['uniq', 'duration', 'source', 'phone'], ['link', 'call_result', 'call_status']],
-  call_out: [['uniq', 'duration', 'source', 'phone'], ['link', 'call_result', 'call_status']],
+  call_in: [
+    ['uniq', 'duration', 'source', 'phone'],
+    ['link', 'call_result', 'call_status'],
+  ],
+  call_out: [
+    ['uniq', 'duration', 'source', 'phone'],
+    ['link', 'call_result', 'call_status'],
+  ],
   service_message: [['service', 'text'], []],
   extended_service_message: [['service', 'text'], []],
   geolocation: [['text', 'address', 'longitude', 'latitude'], []],
@@ -62,7 +68,17 @@ export function createNotes(ctx: Ctx, entity: EntityType, entityId?: number): Em
     let note: Omit<KNote, 'id'> | undefined;
     if (!isObject(item)) errs.push(E.type('', 'object'));
     else {
-      const r = new BodyReader(item, '', errs, ['entity_id', 'note_type', 'params', 'request_id', 'created_by', 'responsible_user_id', 'created_at', 'updated_at', 'is_need_to_trigger_digital_pipeline']);
+      const r = new BodyReader(item, '', errs, [
+        'entity_id',
+        'note_type',
+        'params',
+        'request_id',
+        'created_by',
+        'responsible_user_id',
+        'created_at',
+        'updated_at',
+        'is_need_to_trigger_digital_pipeline',
+      ]);
       const target = entityId ?? r.int('entity_id');
       if (entityId === undefined && !r.has('entity_id')) errs.push(E.blank('entity_id'));
       else if (typeof target === 'number' && !entityMap(ctx.state, entity).has(target)) errs.push(E.choice('entity_id'));
@@ -89,8 +105,16 @@ export function createNotes(ctx: Ctx, entity: EntityType, entityId?: number): Em
         const resp = responsible ?? ctx.userId;
         const at = createdAt ?? ctx.now;
         note = {
-          entity_id: target, created_by: createdBy ?? ctx.userId, updated_by: createdBy ?? ctx.userId, created_at: at, updated_at: at,
-          responsible_user_id: resp, group_id: ctx.state.users.get(resp)?.rights.group_id ?? 0, note_type: type, params: { ...params }, account_id: ctx.state.account.id,
+          entity_id: target,
+          created_by: createdBy ?? ctx.userId,
+          updated_by: createdBy ?? ctx.userId,
+          created_at: at,
+          updated_at: at,
+          responsible_user_id: resp,
+          group_id: ctx.state.users.get(resp)?.rights.group_id ?? 0,
+          note_type: type,
+          params: { ...params },
+          account_id: ctx.state.account.id,
         };
       }
     }
@@ -139,7 +163,22 @@ export function getTask(ctx: Ctx, id: number): EmuResponse {
   return t ? hal(renderTask(ctx, t)) : noContent();
 }
 
-const TASK_KEYS = ['responsible_user_id', 'entity_id', 'entity_type', 'is_completed', 'task_type_id', 'text', 'duration', 'complete_till', 'result', 'created_by', 'updated_by', 'created_at', 'updated_at', 'request_id'];
+const TASK_KEYS = [
+  'responsible_user_id',
+  'entity_id',
+  'entity_type',
+  'is_completed',
+  'task_type_id',
+  'text',
+  'duration',
+  'complete_till',
+  'result',
+  'created_by',
+  'updated_by',
+  'created_at',
+  'updated_at',
+  'request_id',
+];
 
 /** §9: text, deadline and responsible user are mandatory on create; entity_id needs entity_type. */
 function readTask(ctx: Ctx, item: unknown, errs: FieldError[], current?: KTask): (() => number) | undefined {
@@ -172,9 +211,21 @@ function readTask(ctx: Ctx, item: unknown, errs: FieldError[], current?: KTask):
     const s = ctx.state;
     const before = current ? { type: current.entity_type, id: current.entity_id } : undefined;
     const t: KTask = current ?? {
-      id: s.nextId.task++, created_by: createdBy ?? ctx.userId, updated_by: by, created_at: createdAt ?? ctx.now, updated_at: ctx.now,
-      responsible_user_id: responsible!, group_id: 0, entity_id: null, entity_type: null, duration: 0, is_completed: false, task_type_id: 1,
-      text: '', complete_till: due!, account_id: s.account.id,
+      id: s.nextId.task++,
+      created_by: createdBy ?? ctx.userId,
+      updated_by: by,
+      created_at: createdAt ?? ctx.now,
+      updated_at: ctx.now,
+      responsible_user_id: responsible!,
+      group_id: 0,
+      entity_id: null,
+      entity_type: null,
+      duration: 0,
+      is_completed: false,
+      task_type_id: 1,
+      text: '',
+      complete_till: due!,
+      account_id: s.account.id,
     };
     if (text !== undefined) t.text = text;
     if (due !== undefined) t.complete_till = due;
@@ -212,7 +263,12 @@ export function createTasks(ctx: Ctx): EmuResponse {
   return hal({ _links: selfLink(ctx, '/api/v4/tasks'), _embedded: { tasks: out } });
 }
 
-const taskUpdated = (ctx: Ctx, id: number, rid: string) => ({ id, updated_at: ctx.state.tasks.get(id)!.updated_at, request_id: rid, _links: selfLink(ctx, `/api/v4/tasks/${id}`) });
+const taskUpdated = (ctx: Ctx, id: number, rid: string) => ({
+  id,
+  updated_at: ctx.state.tasks.get(id)!.updated_at,
+  request_id: rid,
+  _links: selfLink(ctx, `/api/v4/tasks/${id}`),
+});
 
 export function updateTasks(ctx: Ctx, single?: number): EmuResponse {
   onlyParams(ctx, []);
@@ -281,8 +337,17 @@ export function getEvent(ctx: Ctx, id: string): EmuResponse {
 const ACTIONS = ['add', 'update', 'delete', 'restore', 'status', 'responsible', 'note'];
 const WEBHOOK_SETTINGS = new Set([
   ...['lead', 'contact', 'company', 'customer'].flatMap((e) => ACTIONS.map((a) => `${a}_${e}`)),
-  'add_task', 'update_task', 'delete_task', 'responsible_task', 'add_unsorted', 'update_unsorted', 'delete_unsorted',
-  'add_talk', 'update_talk', 'add_message', 'add_outgoing_message',
+  'add_task',
+  'update_task',
+  'delete_task',
+  'responsible_task',
+  'add_unsorted',
+  'update_unsorted',
+  'delete_unsorted',
+  'add_talk',
+  'update_talk',
+  'add_message',
+  'add_outgoing_message',
 ]);
 
 const renderWebhook = (w: KWebhook) => ({ ...w, settings: [...w.settings] });
@@ -304,7 +369,7 @@ export function createWebhook(ctx: Ctx): EmuResponse {
   if (dest !== undefined && !/^https?:\/\/\S+$/.test(dest)) errs.push(E.choice('destination'));
   const settings = r.array('settings');
   if (!r.has('settings')) errs.push(E.blank('settings'));
-  settings?.forEach((x, i) => typeof x === 'string' && WEBHOOK_SETTINGS.has(x) ? undefined : errs.push(E.choice(`settings.${i}`)));
+  settings?.forEach((x, i) => (typeof x === 'string' && WEBHOOK_SETTINGS.has(x) ? undefined : errs.push(E.choice(`settings.${i}`))));
   const sort = r.int('sort', { min: 0 }) ?? undefined;
   if (errs.length) throw validationError([{ request_id: '0', errors: errs }]);
   const s = ctx.state;
@@ -314,7 +379,17 @@ export function createWebhook(ctx: Ctx): EmuResponse {
     w.updated_at = ctx.now;
     if (sort !== undefined) w.sort = sort;
   } else {
-    w = { id: s.nextId.webhook++, destination: dest!, created_at: ctx.now, updated_at: ctx.now, account_id: s.account.id, created_by: ctx.userId, sort: sort ?? 1, disabled: false, settings: settings as string[] };
+    w = {
+      id: s.nextId.webhook++,
+      destination: dest!,
+      created_at: ctx.now,
+      updated_at: ctx.now,
+      account_id: s.account.id,
+      created_by: ctx.userId,
+      sort: sort ?? 1,
+      disabled: false,
+      settings: settings as string[],
+    };
     s.webhooks.set(w.id, w);
   }
   return hal(renderWebhook(w));

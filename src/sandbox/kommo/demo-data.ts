@@ -95,7 +95,18 @@ export function emptyState(accountId: number, subdomain: string, now: number): K
     tasks: new Map(),
     events: [],
     webhooks: new Map(),
-    nextId: { lead: 1000001, contact: 2000001, company: 3000001, tag: 50001, note: 90000001, task: 30000001, webhook: 1, event: 1, field: 911001, enum: 1520001 },
+    nextId: {
+      lead: 1000001,
+      contact: 2000001,
+      company: 3000001,
+      tag: 50001,
+      note: 90000001,
+      task: 30000001,
+      webhook: 1,
+      event: 1,
+      field: 911001,
+      enum: 1520001,
+    },
   };
 }
 
@@ -140,7 +151,29 @@ function seedUsers(s: KommoState): void {
 }
 
 // §7: allowed status colors (SDK list).
-const COLORS = ['#fffeb2', '#fffd7f', '#fff000', '#ffeab2', '#ffdc7f', '#ffce5a', '#ffdbdb', '#ffc8c8', '#ff8f92', '#d6eaff', '#c1e0ff', '#98cbff', '#ebffb1', '#deff81', '#87f2c0', '#f9deff', '#f3beff', '#ccc8f9', '#eb93ff', '#f2f3f4', '#e6e8ea'];
+const COLORS = [
+  '#fffeb2',
+  '#fffd7f',
+  '#fff000',
+  '#ffeab2',
+  '#ffdc7f',
+  '#ffce5a',
+  '#ffdbdb',
+  '#ffc8c8',
+  '#ff8f92',
+  '#d6eaff',
+  '#c1e0ff',
+  '#98cbff',
+  '#ebffb1',
+  '#deff81',
+  '#87f2c0',
+  '#f9deff',
+  '#f3beff',
+  '#ccc8f9',
+  '#eb93ff',
+  '#f2f3f4',
+  '#e6e8ea',
+];
 
 function seedPipelines(s: KommoState): void {
   const defs: Array<[string, string[]]> = [
@@ -155,15 +188,40 @@ function seedPipelines(s: KommoState): void {
     // §7: incoming leads (type 1) first, regular stages, then 142 (won, sort 10000) and 143 (lost, 11000).
     const statuses: KStatus[] = [
       { id: base, name: 'Incoming leads', sort: 10, is_editable: false, pipeline_id: id, color: '#c1e0ff', type: 1, account_id },
-      ...stages.map((st, i): KStatus => ({ id: base + 1 + i, name: st, sort: 20 + i * 10, is_editable: true, pipeline_id: id, color: COLORS[(pi * 5 + i * 3) % 19]!, type: 0, account_id })),
+      ...stages.map((st, i): KStatus => ({
+        id: base + 1 + i,
+        name: st,
+        sort: 20 + i * 10,
+        is_editable: true,
+        pipeline_id: id,
+        color: COLORS[(pi * 5 + i * 3) % 19]!,
+        type: 0,
+        account_id,
+      })),
       { id: 142, name: 'Closed - won', sort: 10000, is_editable: false, pipeline_id: id, color: '#ccc8f9', type: 0, account_id },
       { id: 143, name: 'Closed - lost', sort: 11000, is_editable: false, pipeline_id: id, color: '#f2f3f4', type: 0, account_id },
     ];
-    s.pipelines.set(id, { id, name, sort: pi + 1, is_main: pi === 0, is_unsorted_on: true, is_archive: false, account_id, _embedded: { statuses } } satisfies KPipeline);
+    s.pipelines.set(id, {
+      id,
+      name,
+      sort: pi + 1,
+      is_main: pi === 0,
+      is_unsorted_on: true,
+      is_archive: false,
+      account_id,
+      _embedded: { statuses },
+    } satisfies KPipeline);
   });
 }
 
-function field(s: KommoState, entity: EntityType, id: number, name: string, type: string, opts: { code?: string; enums?: Array<[number, string]>; predefined?: boolean; sort?: number } = {}): void {
+function field(
+  s: KommoState,
+  entity: EntityType,
+  id: number,
+  name: string,
+  type: string,
+  opts: { code?: string; enums?: Array<[number, string]>; predefined?: boolean; sort?: number } = {},
+): void {
   s.customFields[entity].set(id, {
     id,
     name,
@@ -210,7 +268,10 @@ function seedFields(s: KommoState): void {
   field(s, 'companies', K.email, 'Email', 'multitext', { code: 'EMAIL', enums: enums(1510211, EMAIL_ENUMS), predefined: true, sort: 6 });
   field(s, 'companies', K.web, 'Web', 'url', { code: 'WEB', predefined: true, sort: 8 });
   field(s, 'companies', K.address, 'Address', 'textarea', { code: 'ADDRESS', predefined: true, sort: 10 });
-  field(s, 'companies', K.industry, 'Industry', 'select', { enums: enums(1510221, ['Retail', 'Manufacturing', 'Logistics', 'IT', 'Food & beverage', 'Construction']), sort: 502 });
+  field(s, 'companies', K.industry, 'Industry', 'select', {
+    enums: enums(1510221, ['Retail', 'Manufacturing', 'Logistics', 'IT', 'Food & beverage', 'Construction']),
+    sort: 502,
+  });
   field(s, 'companies', K.employees, 'Employees', 'numeric', { sort: 504 });
 }
 
@@ -243,7 +304,9 @@ function tag(s: KommoState, entity: EntityType, id: number, name: string, color:
 }
 
 function seedTags(s: KommoState): void {
-  ['website', 'vip', 'repeat', 'wholesale', 'urgent', 'b2b', 'promo', 'exhibition'].forEach((n, i) => tag(s, 'leads', 40001 + i, n, i === 1 ? '#ff8f92' : null));
+  ['website', 'vip', 'repeat', 'wholesale', 'urgent', 'b2b', 'promo', 'exhibition'].forEach((n, i) =>
+    tag(s, 'leads', 40001 + i, n, i === 1 ? '#ff8f92' : null),
+  );
   ['newsletter', 'vip', 'partner', 'decision maker'].forEach((n, i) => tag(s, 'contacts', 41001 + i, n));
   ['key account', 'supplier', 'reseller'].forEach((n, i) => tag(s, 'companies', 42001 + i, n));
 }
@@ -258,18 +321,131 @@ export function seedMetadata(s: KommoState): void {
 
 // ---------------------------------------------------------------- records (demo only)
 
-const FIRST = ['Anna', 'Alexei', 'Dmitry', 'Elena', 'Olga', 'Sergei', 'Maria', 'Natalia', 'Pavel', 'Yulia', 'Igor', 'Tatiana', 'Mikhail', 'Irina', 'Andrei', 'Ivan', 'James', 'Emily', 'Oliver', 'Sophie', 'Liam', 'Chloe', 'Noah', 'Jack', 'Mia', 'Lucas', 'Hannah', 'Viktor', 'Ksenia', 'Roman'];
-const LAST = ['Ivanov', 'Smirnov', 'Kuznetsov', 'Popov', 'Sokolov', 'Lebedev', 'Kozlov', 'Novikov', 'Morozov', 'Petrov', 'Volkov', 'Fedorov', 'Pavlov', 'Semenov', 'Egorov', 'Smith', 'Jones', 'Taylor', 'Brown', 'Wilson', 'Evans', 'Walker', 'Wright', 'Harris', 'Clarke', 'Baker'];
+const FIRST = [
+  'Anna',
+  'Alexei',
+  'Dmitry',
+  'Elena',
+  'Olga',
+  'Sergei',
+  'Maria',
+  'Natalia',
+  'Pavel',
+  'Yulia',
+  'Igor',
+  'Tatiana',
+  'Mikhail',
+  'Irina',
+  'Andrei',
+  'Ivan',
+  'James',
+  'Emily',
+  'Oliver',
+  'Sophie',
+  'Liam',
+  'Chloe',
+  'Noah',
+  'Jack',
+  'Mia',
+  'Lucas',
+  'Hannah',
+  'Viktor',
+  'Ksenia',
+  'Roman',
+];
+const LAST = [
+  'Ivanov',
+  'Smirnov',
+  'Kuznetsov',
+  'Popov',
+  'Sokolov',
+  'Lebedev',
+  'Kozlov',
+  'Novikov',
+  'Morozov',
+  'Petrov',
+  'Volkov',
+  'Fedorov',
+  'Pavlov',
+  'Semenov',
+  'Egorov',
+  'Smith',
+  'Jones',
+  'Taylor',
+  'Brown',
+  'Wilson',
+  'Evans',
+  'Walker',
+  'Wright',
+  'Harris',
+  'Clarke',
+  'Baker',
+];
 const FEMALE = new Set(['Anna', 'Elena', 'Olga', 'Maria', 'Natalia', 'Yulia', 'Tatiana', 'Irina', 'Ksenia']);
 const RU_LAST = new Set(LAST.slice(0, 15));
-const CO_A = ['Nordwind', 'Volga', 'Baltic', 'Ural', 'Polar', 'Aurora', 'Granite', 'Blue River', 'Redstone', 'Kestrel', 'Meridian', 'Harbor', 'Summit', 'Orion', 'Atlas', 'Cedar', 'Falcon', 'Vega', 'Delta', 'Taiga', 'Amber', 'Sibir'];
+const CO_A = [
+  'Nordwind',
+  'Volga',
+  'Baltic',
+  'Ural',
+  'Polar',
+  'Aurora',
+  'Granite',
+  'Blue River',
+  'Redstone',
+  'Kestrel',
+  'Meridian',
+  'Harbor',
+  'Summit',
+  'Orion',
+  'Atlas',
+  'Cedar',
+  'Falcon',
+  'Vega',
+  'Delta',
+  'Taiga',
+  'Amber',
+  'Sibir',
+];
 const CO_B = ['Logistics', 'Trading', 'Foods', 'Systems', 'Retail', 'Engineering', 'Textiles', 'Pharma', 'Media', 'Construction'];
 const CO_C = ['LLC', 'Ltd', 'JSC', 'GmbH', 'Inc.'];
-const PRODUCTS = ['Office chairs', 'Standing desks', 'Laptop fleet', 'Website redesign', 'CRM setup', 'Annual support', 'Printer paper (bulk)', 'Coffee machines', 'Warehouse shelving', 'Van lease', 'Security audit', 'Cloud backup', 'LED lighting', 'Meeting room AV', 'Staff training', 'Spare parts'];
+const PRODUCTS = [
+  'Office chairs',
+  'Standing desks',
+  'Laptop fleet',
+  'Website redesign',
+  'CRM setup',
+  'Annual support',
+  'Printer paper (bulk)',
+  'Coffee machines',
+  'Warehouse shelving',
+  'Van lease',
+  'Security audit',
+  'Cloud backup',
+  'LED lighting',
+  'Meeting room AV',
+  'Staff training',
+  'Spare parts',
+];
 const POSITIONS = ['CEO', 'Procurement manager', 'Office manager', 'CFO', 'Head of IT', 'Logistics lead', 'Owner'];
 const STREETS = ['Tverskaya St 12, Moscow', 'Nevsky Prospekt 28, St Petersburg', '221B Baker St, London', 'Lenina St 5, Kazan', 'Market St 100, Manchester'];
-const NOTE_TEXTS = ['Asked for a detailed quote.', 'Client prefers delivery on Mondays.', 'Sent the price list by email.', 'Discussed payment terms: 50% upfront.', 'Decision expected next week.', 'Competitor offered 5% less.', 'Needs approval from the CFO.'];
-const TASK_TEXTS = ['Call back about the quote', 'Send the contract draft', 'Meeting at the client office', 'Confirm delivery date', 'Follow up on the invoice', 'Prepare a demo'];
+const NOTE_TEXTS = [
+  'Asked for a detailed quote.',
+  'Client prefers delivery on Mondays.',
+  'Sent the price list by email.',
+  'Discussed payment terms: 50% upfront.',
+  'Decision expected next week.',
+  'Competitor offered 5% less.',
+  'Needs approval from the CFO.',
+];
+const TASK_TEXTS = [
+  'Call back about the quote',
+  'Send the contract draft',
+  'Meeting at the client office',
+  'Confirm delivery date',
+  'Follow up on the invoice',
+  'Prepare a demo',
+];
 
 export function seedDemo(s: KommoState, seed: number, now: number): void {
   const rnd = seededRandom(seed);
@@ -308,8 +484,9 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
   };
   const email = (first: string, last: string, domain: string): string => {
     for (let n = 0; ; n++) {
-      const local = pick([`${first}.${last}`, `${first}.${last}`.toLowerCase(), `${first}.${last}`.toUpperCase(), `${first[0]}.${last}`.toLowerCase(), `${first}${last}`])
-        + (n ? String(n) : '');
+      const local =
+        pick([`${first}.${last}`, `${first}.${last}`.toLowerCase(), `${first}.${last}`.toUpperCase(), `${first[0]}.${last}`.toLowerCase(), `${first}${last}`]) +
+        (n ? String(n) : '');
       const e = `${local}@${domain}`;
       if (!usedEmails.has(e.toLowerCase())) {
         usedEmails.add(e.toLowerCase());
@@ -335,7 +512,10 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
     let name: string = DEMO.ivanCompanyName;
     while (i > 0 && (coNames.has(name) || name === DEMO.ivanCompanyName)) name = `${pick(CO_A)} ${pick(CO_B)} ${pick(CO_C)}`;
     coNames.add(name);
-    const slug = name.toLowerCase().replace(/[^a-z]+/g, '-').replace(/^-|-$/g, '');
+    const slug = name
+      .toLowerCase()
+      .replace(/[^a-z]+/g, '-')
+      .replace(/^-|-$/g, '');
     const cf: KCustomFieldValue[] = [];
     if (i === 0 || rnd() < 0.6) cf.push(cfValue(s, 'companies', K.phone, [phone()]));
     if (rnd() < 0.5) cf.push(cfValue(s, 'companies', K.email, [pick(['info', 'Sales', 'OFFICE']) + `@${slug}.example`]));
@@ -347,8 +527,17 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
     const resp = pick(users);
     const id = s.nextId.company++;
     s.companies.set(id, {
-      id, name, responsible_user_id: resp, group_id: groupOf(resp), created_by: resp, updated_by: resp, created_at: created,
-      updated_at: created + int(0, anchor - created), closest_task_at: null, custom_fields_values: cf.length ? cf : null, account_id,
+      id,
+      name,
+      responsible_user_id: resp,
+      group_id: groupOf(resp),
+      created_by: resp,
+      updated_by: resp,
+      created_at: created,
+      updated_at: created + int(0, anchor - created),
+      closest_task_at: null,
+      custom_fields_values: cf.length ? cf : null,
+      account_id,
       _embedded: { tags: i === 0 ? [] : tagRefs('companies', rnd() < 0.8 ? 0 : 1) },
     } satisfies KCompany);
   }
@@ -373,8 +562,20 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
       companyId = DEMO.ivanCompanyId;
     } else {
       const nPhones = rnd() < 0.15 ? 0 : rnd() < 0.2 ? 2 : 1;
-      if (nPhones) cf.push(cfValue(s, 'contacts', C.phone, Array.from({ length: nPhones }, phone), Array.from({ length: nPhones }, () => pick(['WORK', 'MOB', 'MOB', 'HOME']))));
-      if (rnd() < 0.75) cf.push(cfValue(s, 'contacts', C.email, [email(first, last, pick(['example.com', 'example.org', 'example.net', 'mail.example']))], [pick(['WORK', 'PRIV'])]));
+      if (nPhones)
+        cf.push(
+          cfValue(
+            s,
+            'contacts',
+            C.phone,
+            Array.from({ length: nPhones }, phone),
+            Array.from({ length: nPhones }, () => pick(['WORK', 'MOB', 'MOB', 'HOME'])),
+          ),
+        );
+      if (rnd() < 0.75)
+        cf.push(
+          cfValue(s, 'contacts', C.email, [email(first, last, pick(['example.com', 'example.org', 'example.net', 'mail.example']))], [pick(['WORK', 'PRIV'])]),
+        );
       if (rnd() < 0.4) cf.push(cfValue(s, 'contacts', C.position, [pick(POSITIONS)]));
       if (rnd() < 0.3) cf.push(cfValue(s, 'contacts', C.channel, [pick(['Phone', 'Email', 'Messenger'])]));
       if (rnd() < 0.7) companyId = pick(companyIds.slice(1));
@@ -383,9 +584,19 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
     const resp = i === 0 ? DEMO.adminUserId : pick(users);
     const id = s.nextId.contact++;
     s.contacts.set(id, {
-      id, name: `${first} ${last}`, first_name: first, last_name: last, responsible_user_id: resp, group_id: groupOf(resp),
-      created_by: resp, updated_by: resp, created_at: created, updated_at: i === 0 ? created : created + int(0, anchor - created),
-      closest_task_at: null, custom_fields_values: cf.length ? cf : null, account_id,
+      id,
+      name: `${first} ${last}`,
+      first_name: first,
+      last_name: last,
+      responsible_user_id: resp,
+      group_id: groupOf(resp),
+      created_by: resp,
+      updated_by: resp,
+      created_at: created,
+      updated_at: i === 0 ? created : created + int(0, anchor - created),
+      closest_task_at: null,
+      custom_fields_values: cf.length ? cf : null,
+      account_id,
       _embedded: { tags: i === 0 ? [] : tagRefs('contacts', rnd() < 0.85 ? 0 : 1), companies: companyId ? [{ id: companyId }] : [] },
     } satisfies KContact);
   }
@@ -399,11 +610,22 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
     if (i === 0) {
       const created = anchor - 12 * DAY + 600;
       s.leads.set(id, {
-        ...baseLead(id, account_id), name: DEMO.ivanLeadName, price: 48500, responsible_user_id: DEMO.adminUserId,
-        status_id: DEMO.mainFirstStatusId, pipeline_id: DEMO.mainPipelineId, created_by: DEMO.adminUserId, updated_by: DEMO.adminUserId,
-        created_at: created, updated_at: created + 3 * DAY,
+        ...baseLead(id, account_id),
+        name: DEMO.ivanLeadName,
+        price: 48500,
+        responsible_user_id: DEMO.adminUserId,
+        status_id: DEMO.mainFirstStatusId,
+        pipeline_id: DEMO.mainPipelineId,
+        created_by: DEMO.adminUserId,
+        updated_by: DEMO.adminUserId,
+        created_at: created,
+        updated_at: created + 3 * DAY,
         custom_fields_values: [cfValue(s, 'leads', L.source, ['Website']), cfValue(s, 'leads', L.orderNumber, ['WEB-2024-0001'])],
-        _embedded: { tags: [{ id: 40001, name: 'website', color: null }], contacts: [{ id: DEMO.ivanContactId, is_main: true }], companies: [{ id: DEMO.ivanCompanyId }] },
+        _embedded: {
+          tags: [{ id: 40001, name: 'website', color: null }],
+          contacts: [{ id: DEMO.ivanContactId, is_main: true }],
+          companies: [{ id: DEMO.ivanCompanyId }],
+        },
       });
       continue;
     }
@@ -426,16 +648,27 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
     if (rnd() < 0.6) cf.push(cfValue(s, 'leads', L.source, [pick(['Website', 'Referral', 'Cold call', 'Exhibition', 'Partner'])]));
     if (rnd() < 0.3) cf.push(cfValue(s, 'leads', L.orderNumber, [`SO-${2024 + int(0, 1)}-${String(int(1, 9999)).padStart(4, '0')}`]));
     if (rnd() < 0.2) cf.push(cfValue(s, 'leads', L.discount, [pick([5, 10, 15])]));
-    if (rnd() < 0.2) cf.push(cfValue(s, 'leads', L.services, [...new Set([pick(['Delivery', 'Installation']), pick(['Training', 'Extended warranty', 'Delivery'])])]));
+    if (rnd() < 0.2)
+      cf.push(cfValue(s, 'leads', L.services, [...new Set([pick(['Delivery', 'Installation']), pick(['Training', 'Extended warranty', 'Delivery'])])]));
     if (rnd() < 0.1) cf.push(cfValue(s, 'leads', L.deliveryDate, [anchor + int(-60, 60) * DAY]));
     const created = past(365);
     const updated = created + int(0, anchor - created);
     const resp = pick(users);
     const closed = status.id === 142 || status.id === 143;
     s.leads.set(id, {
-      ...baseLead(id, account_id), name: `${pick(PRODUCTS)} — ${counterpart}`, price: rnd() < 0.1 ? 0 : int(50, 5000) * 100,
-      responsible_user_id: resp, group_id: groupOf(resp), status_id: status.id, pipeline_id: p.id, created_by: pick([resp, DEMO.adminUserId]),
-      updated_by: resp, created_at: created, updated_at: updated, closed_at: closed ? updated : null, custom_fields_values: cf.length ? cf : null,
+      ...baseLead(id, account_id),
+      name: `${pick(PRODUCTS)} — ${counterpart}`,
+      price: rnd() < 0.1 ? 0 : int(50, 5000) * 100,
+      responsible_user_id: resp,
+      group_id: groupOf(resp),
+      status_id: status.id,
+      pipeline_id: p.id,
+      created_by: pick([resp, DEMO.adminUserId]),
+      updated_by: resp,
+      created_at: created,
+      updated_at: updated,
+      closed_at: closed ? updated : null,
+      custom_fields_values: cf.length ? cf : null,
       _embedded: { tags: tagRefs('leads', 2), contacts, companies: mainCompany ? [{ id: mainCompany }] : [] },
     });
   }
@@ -451,12 +684,22 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
     const call = entity !== 'companies' && rnd() < 0.25;
     const id = s.nextId.note++;
     s.notes[entity].set(id, {
-      id, entity_id: entityId, created_by: resp, updated_by: resp, created_at: created, updated_at: created, responsible_user_id: resp,
-      group_id: groupOf(resp), account_id,
+      id,
+      entity_id: entityId,
+      created_by: resp,
+      updated_by: resp,
+      created_at: created,
+      updated_at: created,
+      responsible_user_id: resp,
+      group_id: groupOf(resp),
+      account_id,
       note_type: i === 0 ? 'common' : call ? pick(['call_in', 'call_out']) : 'common',
-      params: i === 0 ? { text: 'Ordered via the website; wants delivery before the end of the month.' }
-        : call ? { uniq: `call-${id}`, duration: int(20, 900), source: 'Sandbox PBX', link: `https://pbx.example/rec/${id}.mp3`, phone: phone() }
-        : { text: pick(NOTE_TEXTS) },
+      params:
+        i === 0
+          ? { text: 'Ordered via the website; wants delivery before the end of the month.' }
+          : call
+            ? { uniq: `call-${id}`, duration: int(20, 900), source: 'Sandbox PBX', link: `https://pbx.example/rec/${id}.mp3`, phone: phone() }
+            : { text: pick(NOTE_TEXTS) },
     } satisfies KNote);
   }
   for (let i = 0; i < 60; i++) {
@@ -468,9 +711,22 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
     const created = due - int(1, 20) * DAY;
     const id = s.nextId.task++;
     s.tasks.set(id, {
-      id, created_by: resp, updated_by: resp, created_at: created, updated_at: done ? due : created, responsible_user_id: resp, group_id: groupOf(resp),
-      entity_id: entityId, entity_type: onLead ? 'leads' : 'contacts', duration: 0, is_completed: done, task_type_id: rnd() < 0.7 ? 1 : 2,
-      text: i === 0 ? 'Confirm delivery date with Ivan' : pick(TASK_TEXTS), ...(done ? { result: { text: 'Done' } } : {}), complete_till: due, account_id,
+      id,
+      created_by: resp,
+      updated_by: resp,
+      created_at: created,
+      updated_at: done ? due : created,
+      responsible_user_id: resp,
+      group_id: groupOf(resp),
+      entity_id: entityId,
+      entity_type: onLead ? 'leads' : 'contacts',
+      duration: 0,
+      is_completed: done,
+      task_type_id: rnd() < 0.7 ? 1 : 2,
+      text: i === 0 ? 'Confirm delivery date with Ivan' : pick(TASK_TEXTS),
+      ...(done ? { result: { text: 'Done' } } : {}),
+      complete_till: due,
+      account_id,
     } satisfies KTask);
   }
   for (const t of s.tasks.values()) if (t.entity_type && t.entity_id) refreshClosestTask(s, t.entity_type, t.entity_id);
@@ -480,17 +736,34 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
   for (const c of s.contacts.values()) recordEvent(s, 'contact_added', 'contacts', c.id, c.created_by, c.created_at);
   for (const l of s.leads.values()) {
     recordEvent(s, 'lead_added', 'leads', l.id, l.created_by, l.created_at);
-    if (l.closed_at) recordEvent(s, 'lead_status_changed', 'leads', l.id, l.updated_by, l.closed_at, [{ lead_status: { id: l.status_id, pipeline_id: l.pipeline_id } }]);
+    if (l.closed_at)
+      recordEvent(s, 'lead_status_changed', 'leads', l.id, l.updated_by, l.closed_at, [{ lead_status: { id: l.status_id, pipeline_id: l.pipeline_id } }]);
   }
   s.events.sort((a, b) => a.created_at - b.created_at);
 }
 
 function baseLead(id: number, account_id: number): KLead {
   return {
-    id, name: '', price: 0, responsible_user_id: DEMO.adminUserId, group_id: 0, status_id: DEMO.mainFirstStatusId, pipeline_id: DEMO.mainPipelineId,
-    loss_reason_id: null, source_id: null, created_by: 0, updated_by: 0, created_at: 0, updated_at: 0, closed_at: null, closest_task_at: null,
-    is_deleted: false, custom_fields_values: null, score: null, account_id, is_price_modified_by_robot: false,
+    id,
+    name: '',
+    price: 0,
+    responsible_user_id: DEMO.adminUserId,
+    group_id: 0,
+    status_id: DEMO.mainFirstStatusId,
+    pipeline_id: DEMO.mainPipelineId,
+    loss_reason_id: null,
+    source_id: null,
+    created_by: 0,
+    updated_by: 0,
+    created_at: 0,
+    updated_at: 0,
+    closed_at: null,
+    closest_task_at: null,
+    is_deleted: false,
+    custom_fields_values: null,
+    score: null,
+    account_id,
+    is_price_modified_by_robot: false,
     _embedded: { tags: [], contacts: [], companies: [] },
   };
 }
-

@@ -41,11 +41,17 @@ export function getEntity(ctx: Ctx, entity: EntityType, id: number): EmuResponse
 }
 
 function render(ctx: Ctx, entity: EntityType, rec: KLead | KContact | KCompany, w: Set<string>): Record<string, unknown> {
-  return entity === 'leads' ? renderLead(ctx, rec as KLead, w) : entity === 'contacts' ? renderContact(ctx, rec as KContact, w) : renderCompany(ctx, rec as KCompany, w);
+  return entity === 'leads'
+    ? renderLead(ctx, rec as KLead, w)
+    : entity === 'contacts'
+      ? renderContact(ctx, rec as KContact, w)
+      : renderCompany(ctx, rec as KCompany, w);
 }
 
 function read(ctx: Ctx, entity: EntityType, body: unknown, mode: Mode, errs: FieldError[], current?: KLead | KContact | KCompany): Plan | undefined {
-  return entity === 'leads' ? readLead(ctx, body, mode, errs, current as KLead | undefined) : readParty(ctx, entity, body, mode, errs, current as KContact | KCompany | undefined);
+  return entity === 'leads'
+    ? readLead(ctx, body, mode, errs, current as KLead | undefined)
+    : readParty(ctx, entity, body, mode, errs, current as KContact | KCompany | undefined);
 }
 
 /** §5.3: a JSON array (≤250, else 422); the answer holds only ids and request ids. */
@@ -132,7 +138,22 @@ function embeddedOne(ctx: Ctx, entity: 'contacts' | 'companies', emb: Record<str
   return raw.length ? party(ctx, entity, raw[0], `${path}.0.`, errs) : undefined;
 }
 
-const METADATA_KEYS = ['category', 'form_id', 'form_name', 'form_page', 'form_sent_at', 'ip', 'referer', 'uniq', 'duration', 'service_code', 'link', 'phone', 'called_at', 'from'];
+const METADATA_KEYS = [
+  'category',
+  'form_id',
+  'form_name',
+  'form_page',
+  'form_sent_at',
+  'ip',
+  'referer',
+  'uniq',
+  'duration',
+  'service_code',
+  'link',
+  'phone',
+  'called_at',
+  'from',
+];
 
 /**
  * §5.5 `POST /leads/complex`: ≤50 leads, each with at most one contact and one company (new or by id); a new
@@ -184,7 +205,13 @@ export function createComplex(ctx: Ctx): EmuResponse {
     }
     dupe.lead.updated_at = ctx.now;
     dupe.lead.updated_by = ctx.userId;
-    const entry = { id: dupe.lead.id, contact_id: dupe.contactId, company_id: dupe.lead._embedded.companies[0]?.id ?? null, request_id: [p.rid], merged: true as const };
+    const entry = {
+      id: dupe.lead.id,
+      contact_id: dupe.contactId,
+      company_id: dupe.lead._embedded.companies[0]?.id ?? null,
+      request_id: [p.rid],
+      merged: true as const,
+    };
     merged.set(dupe.lead.id, entry);
     out.push(entry);
   });
@@ -244,7 +271,8 @@ function contactKeys(ctx: Ctx, raw: unknown): { phones: string[]; emails: string
   const cfv = isObject(raw) && Array.isArray(raw.custom_fields_values) ? raw.custom_fields_values : [];
   for (const f of cfv) {
     if (!isObject(f) || !Array.isArray(f.values)) continue;
-    const code = typeof f.field_code === 'string' ? f.field_code : typeof f.field_id === 'number' ? ctx.state.customFields.contacts.get(f.field_id)?.code : undefined;
+    const code =
+      typeof f.field_code === 'string' ? f.field_code : typeof f.field_id === 'number' ? ctx.state.customFields.contacts.get(f.field_id)?.code : undefined;
     for (const v of f.values) {
       if (!isObject(v) || v.value === undefined) continue;
       if (code === 'PHONE' && phoneKey(v.value).length >= 7) phones.push(phoneKey(v.value));

@@ -15,7 +15,19 @@ export interface Plan {
   apply(): number;
 }
 
-const COMMON = ['name', 'responsible_user_id', 'created_by', 'updated_by', 'created_at', 'updated_at', 'custom_fields_values', 'tags_to_add', 'tags_to_delete', '_embedded', 'request_id'];
+const COMMON = [
+  'name',
+  'responsible_user_id',
+  'created_by',
+  'updated_by',
+  'created_at',
+  'updated_at',
+  'custom_fields_values',
+  'tags_to_add',
+  'tags_to_delete',
+  '_embedded',
+  'request_id',
+];
 const LEAD_KEYS = [...COMMON, 'price', 'status_id', 'pipeline_id', 'closed_at', 'loss_reason_id'];
 const CONTACT_KEYS = [...COMMON, 'first_name', 'last_name'];
 
@@ -144,11 +156,26 @@ export function readLead(ctx: Ctx, body: unknown, mode: Mode, errs: FieldError[]
         const created = c.createdAt ?? ctx.now;
         const links = (contacts ?? []).map((x, i) => ({ id: x.id, is_main: x.is_main ?? i === 0 }));
         const lead: KLead = {
-          id, name: c.name ?? `Lead #${id}`, price: price ?? 0, responsible_user_id: responsible,
-          group_id: s.users.get(responsible)?.rights.group_id ?? 0, status_id: stage.status.id, pipeline_id: stage.pipeline.id,
-          loss_reason_id: null, source_id: null, created_by: c.createdBy ?? ctx.userId, updated_by: by, created_at: created,
-          updated_at: c.updatedAt ?? created, closed_at: closed ? (closedAt ?? ctx.now) : null, closest_task_at: null, is_deleted: false,
-          custom_fields_values: mergeCustomFields(null, c.cf ?? []), score: null, account_id: s.account.id, is_price_modified_by_robot: false,
+          id,
+          name: c.name ?? `Lead #${id}`,
+          price: price ?? 0,
+          responsible_user_id: responsible,
+          group_id: s.users.get(responsible)?.rights.group_id ?? 0,
+          status_id: stage.status.id,
+          pipeline_id: stage.pipeline.id,
+          loss_reason_id: null,
+          source_id: null,
+          created_by: c.createdBy ?? ctx.userId,
+          updated_by: by,
+          created_at: created,
+          updated_at: c.updatedAt ?? created,
+          closed_at: closed ? (closedAt ?? ctx.now) : null,
+          closest_task_at: null,
+          is_deleted: false,
+          custom_fields_values: mergeCustomFields(null, c.cf ?? []),
+          score: null,
+          account_id: s.account.id,
+          is_price_modified_by_robot: false,
           _embedded: { tags: applyTags(s, 'leads', [], c.tags ?? undefined, c.add), contacts: links, companies: (companies ?? []).map((x) => ({ id: x.id })) },
         };
         s.leads.set(id, lead);
@@ -174,14 +201,32 @@ export function readLead(ctx: Ctx, body: unknown, mode: Mode, errs: FieldError[]
       l._embedded.tags = applyTags(s, 'leads', l._embedded.tags, c.tags, c.add, c.del);
       l.updated_by = by;
       l.updated_at = c.updatedAt ?? ctx.now;
-      if (moved) recordEvent(s, 'lead_status_changed', 'leads', l.id, by, ctx.now, [{ lead_status: { id: l.status_id, pipeline_id: l.pipeline_id } }], [{ lead_status: before }]);
+      if (moved)
+        recordEvent(
+          s,
+          'lead_status_changed',
+          'leads',
+          l.id,
+          by,
+          ctx.now,
+          [{ lead_status: { id: l.status_id, pipeline_id: l.pipeline_id } }],
+          [{ lead_status: before }],
+        );
       return l.id;
     },
   };
 }
 
 /** Contacts and companies share most of their model (§6). */
-export function readParty(ctx: Ctx, entity: 'contacts' | 'companies', body: unknown, mode: Mode, errs: FieldError[], current?: KContact | KCompany, prefix = ''): Plan | undefined {
+export function readParty(
+  ctx: Ctx,
+  entity: 'contacts' | 'companies',
+  body: unknown,
+  mode: Mode,
+  errs: FieldError[],
+  current?: KContact | KCompany,
+  prefix = '',
+): Plan | undefined {
   if (!isObject(body)) return void errs.push(E.type(prefix.replace(/\.$/, ''), 'object'));
   const keys = entity === 'contacts' ? CONTACT_KEYS : COMMON;
   const r = new BodyReader(body, prefix, errs, mode === 'update' ? [...keys, 'id'] : keys);
@@ -202,14 +247,27 @@ export function readParty(ctx: Ctx, entity: 'contacts' | 'companies', body: unkn
         const responsible = c.responsible ?? ctx.userId;
         const created = c.createdAt ?? ctx.now;
         const base = {
-          responsible_user_id: responsible, group_id: s.users.get(responsible)?.rights.group_id ?? 0, created_by: c.createdBy ?? ctx.userId,
-          updated_by: by, created_at: created, updated_at: c.updatedAt ?? created, closest_task_at: null,
-          custom_fields_values: mergeCustomFields(null, c.cf ?? []), account_id: s.account.id,
+          responsible_user_id: responsible,
+          group_id: s.users.get(responsible)?.rights.group_id ?? 0,
+          created_by: c.createdBy ?? ctx.userId,
+          updated_by: by,
+          created_at: created,
+          updated_at: c.updatedAt ?? created,
+          closest_task_at: null,
+          custom_fields_values: mergeCustomFields(null, c.cf ?? []),
+          account_id: s.account.id,
         };
         const tags = applyTags(s, entity, [], c.tags ?? undefined, c.add);
         if (entity === 'contacts') {
           const id = s.nextId.contact++;
-          const rec: KContact = { id, name: c.name ?? fullName(first ?? '', last ?? ''), first_name: first ?? '', last_name: last ?? '', ...base, _embedded: { tags, companies: (company ?? []).map((x) => ({ id: x.id })) } };
+          const rec: KContact = {
+            id,
+            name: c.name ?? fullName(first ?? '', last ?? ''),
+            first_name: first ?? '',
+            last_name: last ?? '',
+            ...base,
+            _embedded: { tags, companies: (company ?? []).map((x) => ({ id: x.id })) },
+          };
           s.contacts.set(id, rec);
           recordEvent(s, 'contact_added', 'contacts', id, rec.created_by, ctx.now);
           return id;

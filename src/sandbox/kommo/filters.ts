@@ -33,7 +33,8 @@ function cfFilter<T extends { custom_fields_values: KCustomFieldValue[] | null }
         return w.toLowerCase();
       });
       if (!want) throw badParam(p, 'type', 'array');
-      return (x: T) => valuesOf(x).some((val) => want.includes(String(val.value).toLowerCase()) || (val.enum_id !== undefined && want.includes(String(val.enum_id))));
+      return (x: T) =>
+        valuesOf(x).some((val) => want.includes(String(val.value).toLowerCase()) || (val.enum_id !== undefined && want.includes(String(val.enum_id))));
     });
     return (x) => preds.every((f) => f(x));
   };
@@ -53,7 +54,11 @@ function common<T extends KLead | KContact | KCompany>(s: KommoState, entity: En
   };
 }
 
-export function leadSpec(s: KommoState, statusFilter: KommoBehaviour['statusFilter'] = 'pairs', phoneQuery: KommoBehaviour['phoneQuery'] = 'digits'): ListSpec<KLead> {
+export function leadSpec(
+  s: KommoState,
+  statusFilter: KommoBehaviour['statusFilter'] = 'pairs',
+  phoneQuery: KommoBehaviour['phoneQuery'] = 'digits',
+): ListSpec<KLead> {
   return {
     key: 'leads',
     filtersGated: true,

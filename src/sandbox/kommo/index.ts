@@ -119,17 +119,20 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
     return route(ctx);
   };
 
-  const harness = new EmulatorHarness(async (req) => {
-    let res: EmuResponse;
-    try {
-      res = await handle(req);
-    } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      res = err.response;
-    }
-    // §1: every response carries X-Request-Id.
-    return { ...res, headers: { 'x-request-id': requestId(), ...res.headers } };
-  }, { host: options.host ?? '127.0.0.1', port: options.port ?? 0 });
+  const harness = new EmulatorHarness(
+    async (req) => {
+      let res: EmuResponse;
+      try {
+        res = await handle(req);
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        res = err.response;
+      }
+      // §1: every response carries X-Request-Id.
+      return { ...res, headers: { 'x-request-id': requestId(), ...res.headers } };
+    },
+    { host: options.host ?? '127.0.0.1', port: options.port ?? 0 },
+  );
   origin = await harness.start();
 
   return {

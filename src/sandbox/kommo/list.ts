@@ -39,7 +39,10 @@ export function withSet(ctx: Ctx, allowed: readonly string[] = []): Set<string> 
   if (raw === undefined) return new Set();
   if (typeof raw !== 'string') throw badParam('with', 'type', 'string');
   const out = new Set<string>();
-  for (const w of raw.split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const w of raw
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     // §4: `with` values must be known for the entity.
     if (!allowed.includes(w)) throw badParam('with');
     out.add(w);
@@ -141,7 +144,14 @@ export function statusesFilter<T extends { pipeline_id: number; status_id: numbe
 }
 
 /** Filters, searches, orders and pages `items`, answering 204 when the page is empty (§4). */
-export function runList<T>(ctx: Ctx, path: string, items: Iterable<T>, spec: ListSpec<T>, render: (item: T) => unknown, extra: readonly string[] = []): EmuResponse {
+export function runList<T>(
+  ctx: Ctx,
+  path: string,
+  items: Iterable<T>,
+  spec: ListSpec<T>,
+  render: (item: T) => unknown,
+  extra: readonly string[] = [],
+): EmuResponse {
   const p = ctx.params;
   for (const k of Object.keys(p)) if (!TOP.has(k) && !extra.includes(k)) throw badParam(k, 'extra');
   if (p.with !== undefined && !spec.with) throw badParam('with', 'extra');

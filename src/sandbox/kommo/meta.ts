@@ -7,7 +7,18 @@ import type { EntityType, KCustomField, KPipeline, KStatus, KTag, KUser } from '
 import { BodyReader, ensureTags, findTag } from './write.js';
 
 // §1: `with` values of GET /account (docs + SDK).
-const ACCOUNT_WITH = ['amojo_id', 'amojo_rights', 'users_groups', 'task_types', 'version', 'entity_names', 'datetime_settings', 'drive_url', 'is_api_filter_enabled', 'invoices_settings'];
+const ACCOUNT_WITH = [
+  'amojo_id',
+  'amojo_rights',
+  'users_groups',
+  'task_types',
+  'version',
+  'entity_names',
+  'datetime_settings',
+  'drive_url',
+  'is_api_filter_enabled',
+  'invoices_settings',
+];
 
 export function getAccount(ctx: Ctx): EmuResponse {
   onlyParams(ctx, ['with']);
@@ -47,7 +58,15 @@ export function getAccount(ctx: Ctx): EmuResponse {
     emb.entity_names = { leads: names('lead', 'leads') };
   }
   if (w.has('datetime_settings')) {
-    emb.datetime_settings = { date_pattern: 'd.m.Y H:i', short_date_pattern: 'd.m.Y', short_time_pattern: 'H:i', date_format: 'd.m.Y', time_format: 'H:i:s', timezone: 'Europe/Moscow', timezone_offset: '+03:00' };
+    emb.datetime_settings = {
+      date_pattern: 'd.m.Y H:i',
+      short_date_pattern: 'd.m.Y',
+      short_time_pattern: 'H:i',
+      date_format: 'd.m.Y',
+      time_format: 'H:i:s',
+      timezone: 'Europe/Moscow',
+      timezone_offset: '+03:00',
+    };
   }
   if (w.has('invoices_settings')) emb.invoices_settings = { lang: 'en', invoices_catalog_id: null };
   if (Object.keys(emb).length) out._embedded = emb;
@@ -67,7 +86,9 @@ function renderPipeline(ctx: Ctx, p: KPipeline): Record<string, unknown> {
 
 /** §4/§7: the pipelines list is not paged and carries `_total_items`. */
 export function listPipelines(ctx: Ctx): EmuResponse {
-  return runList(ctx, '/api/v4/leads/pipelines', ctx.state.pipelines.values(), { key: 'pipelines', totalItems: true, unpaged: true }, (p) => renderPipeline(ctx, p));
+  return runList(ctx, '/api/v4/leads/pipelines', ctx.state.pipelines.values(), { key: 'pipelines', totalItems: true, unpaged: true }, (p) =>
+    renderPipeline(ctx, p),
+  );
 }
 
 /** §7: a missing pipeline is 404 "Pipeline not found" (fixture GET_leads_pipelines_id_statuses.404.json). */
@@ -84,7 +105,9 @@ export function getPipeline(ctx: Ctx, id: number): EmuResponse {
 
 export function listStatuses(ctx: Ctx, pipelineId: number): EmuResponse {
   const p = pipelineOr404(ctx, pipelineId);
-  return runList(ctx, `/api/v4/leads/pipelines/${p.id}/statuses`, p._embedded.statuses, { key: 'statuses', totalItems: true, unpaged: true }, (s) => renderStatus(ctx, s));
+  return runList(ctx, `/api/v4/leads/pipelines/${p.id}/statuses`, p._embedded.statuses, { key: 'statuses', totalItems: true, unpaged: true }, (s) =>
+    renderStatus(ctx, s),
+  );
 }
 
 /** A missing status: the sheet has no example; "Status not found" follows the documented "Pipeline not found". */
@@ -108,7 +131,13 @@ function renderField(ctx: Ctx, f: KCustomField): Record<string, unknown> {
  * of developers.kommo.com/reference/custom-fields, §8).
  */
 export function listFields(ctx: Ctx, entity: EntityType): EmuResponse {
-  const spec = { key: 'custom_fields', totalItems: true, pageCount: true, maxLimit: CUSTOM_FIELDS_PAGE_CAP, order: { sort: (f: KCustomField) => f.sort, id: (f: KCustomField) => f.id } };
+  const spec = {
+    key: 'custom_fields',
+    totalItems: true,
+    pageCount: true,
+    maxLimit: CUSTOM_FIELDS_PAGE_CAP,
+    order: { sort: (f: KCustomField) => f.sort, id: (f: KCustomField) => f.id },
+  };
   return runList(ctx, `/api/v4/${entity}/custom_fields`, ctx.state.customFields[entity].values(), spec, (f) => renderField(ctx, f));
 }
 
@@ -128,7 +157,14 @@ export function getField(ctx: Ctx, entity: EntityType, id: number): EmuResponse 
 const USER_WITH = ['role', 'group', 'uuid', 'amojo_id', 'user_rank', 'phone_number'];
 
 function renderUser(ctx: Ctx, u: KUser, w: Set<string>): Record<string, unknown> {
-  const out: Record<string, unknown> = { id: u.id, name: u.name, email: u.email, lang: u.lang, rights: structuredClone(u.rights), _links: selfLink(ctx, `/api/v4/users/${u.id}`) };
+  const out: Record<string, unknown> = {
+    id: u.id,
+    name: u.name,
+    email: u.email,
+    lang: u.lang,
+    rights: structuredClone(u.rights),
+    _links: selfLink(ctx, `/api/v4/users/${u.id}`),
+  };
   const emb: Record<string, unknown> = {};
   if (w.has('role')) emb.roles = [];
   if (w.has('group')) emb.groups = ctx.state.account.users_groups.filter((g) => g.id === u.rights.group_id).map((g) => ({ id: g.id, name: g.name }));
@@ -141,7 +177,9 @@ function renderUser(ctx: Ctx, u: KUser, w: Set<string>): Record<string, unknown>
 /** §9: admin-only; the envelope carries `_total_items`, `_page`, `_page_count`. Every emulator token is an admin's. */
 export function listUsers(ctx: Ctx): EmuResponse {
   const w = withSet(ctx, USER_WITH);
-  return runList(ctx, '/api/v4/users', ctx.state.users.values(), { key: 'users', with: USER_WITH, totalItems: true, pageCount: true }, (u) => renderUser(ctx, u, w));
+  return runList(ctx, '/api/v4/users', ctx.state.users.values(), { key: 'users', with: USER_WITH, totalItems: true, pageCount: true }, (u) =>
+    renderUser(ctx, u, w),
+  );
 }
 
 /** A missing user: no documented body; 204 like the other single-entity reads. */

@@ -64,8 +64,7 @@ export const NGINX_403 =
 export const unauthorized = () => new ApiError(problemResponse(401, unauthorizedBody()));
 export const emptyBody = () => new ApiError(problemResponse(400, emptyBodyBody()));
 export const methodNotAllowed = () => new ApiError(problemResponse(405, methodNotAllowedBody()));
-export const tooMany = (limit = 250) =>
-  new ApiError(problemResponse(422, limit === 250 ? limitBody() : { ...limitBody(), detail: `Limit ${limit} per page` }));
+export const tooMany = (limit = 250) => new ApiError(problemResponse(422, limit === 250 ? limitBody() : { ...limitBody(), detail: `Limit ${limit} per page` }));
 export const routeNotFound = (method: string, url: string) => new ApiError(problemResponse(404, routeNotFoundBody(method, url)));
 export const notFound = (detail: string) => new ApiError(problemResponse(404, notFoundBody(detail)));
 

@@ -34,9 +34,15 @@ const ROUTES: Route[] = [
   [new RegExp(`^/api/v4/${ENT}/tags$`), { GET: (c, m) => meta.listTags(c, e(m)), POST: (c, m) => meta.createTags(c, e(m)) }],
   [new RegExp(`^/api/v4/${ENT}/notes$`), { GET: (c, m) => act.listNotes(c, e(m)), POST: (c, m) => act.createNotes(c, e(m)), PATCH: NOT_EMULATED }],
   [new RegExp(`^/api/v4/${ENT}/notes/(\\d+)$`), { GET: (c, m) => act.getNote(c, e(m), n(m, 2)), PATCH: NOT_EMULATED }],
-  [new RegExp(`^/api/v4/${ENT}/(\\d+)/notes$`), { GET: (c, m) => act.listNotes(c, e(m), n(m, 2)), POST: (c, m) => act.createNotes(c, e(m), n(m, 2)), PATCH: NOT_EMULATED }],
+  [
+    new RegExp(`^/api/v4/${ENT}/(\\d+)/notes$`),
+    { GET: (c, m) => act.listNotes(c, e(m), n(m, 2)), POST: (c, m) => act.createNotes(c, e(m), n(m, 2)), PATCH: NOT_EMULATED },
+  ],
   [new RegExp(`^/api/v4/${ENT}/(\\d+)/notes/(\\d+)$`), { GET: (c, m) => act.getNote(c, e(m), n(m, 3), n(m, 2)), PATCH: NOT_EMULATED }],
-  [new RegExp(`^/api/v4/${ENT}$`), { GET: (c, m) => ent.listEntities(c, e(m)), POST: (c, m) => ent.createEntities(c, e(m)), PATCH: (c, m) => ent.updateEntities(c, e(m)) }],
+  [
+    new RegExp(`^/api/v4/${ENT}$`),
+    { GET: (c, m) => ent.listEntities(c, e(m)), POST: (c, m) => ent.createEntities(c, e(m)), PATCH: (c, m) => ent.updateEntities(c, e(m)) },
+  ],
   [new RegExp(`^/api/v4/${ENT}/(\\d+)$`), { GET: (c, m) => ent.getEntity(c, e(m), n(m, 2)), PATCH: (c, m) => ent.updateEntity(c, e(m), n(m, 2)) }],
   // §12 link endpoints exist on Kommo but are not emulated.
   [new RegExp(`^/api/v4/${ENT}/(\\d+/)?link$`), { POST: NOT_EMULATED }],
@@ -59,7 +65,14 @@ export function route(ctx: Ctx): EmuResponse {
     const h = methods[method as Method];
     if (!h) throw methodNotAllowed();
     if (h === NOT_EMULATED) {
-      throw new ApiError(problemResponse(501, { title: 'Not Implemented', type: 'https://httpstatus.es/501', status: 501, detail: `${method} ${path} exists on Kommo but is not emulated` }));
+      throw new ApiError(
+        problemResponse(501, {
+          title: 'Not Implemented',
+          type: 'https://httpstatus.es/501',
+          status: 501,
+          detail: `${method} ${path} exists on Kommo but is not emulated`,
+        }),
+      );
     }
     return h(ctx, [...m]);
   }

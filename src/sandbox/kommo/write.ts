@@ -227,7 +227,14 @@ export function mergeCustomFields(existing: KCustomFieldValue[] | null, changes:
 export type TagPlan = Array<{ id?: number; name?: string; color?: string | null }>;
 
 /** `[{id} | {name}]`; ids must exist for the entity type (tag ids are per entity, §9). */
-export function readTags(ctx: Ctx, entity: EntityType, raw: unknown, path: string, errs: FieldError[], opts: { nullable?: boolean } = {}): TagPlan | null | undefined {
+export function readTags(
+  ctx: Ctx,
+  entity: EntityType,
+  raw: unknown,
+  path: string,
+  errs: FieldError[],
+  opts: { nullable?: boolean } = {},
+): TagPlan | null | undefined {
   if (raw === undefined) return undefined;
   if (raw === null && opts.nullable) return null;
   if (!Array.isArray(raw)) return void errs.push(E.type(path, 'array'));
