@@ -5,8 +5,8 @@
  * does not fit is an `upstream` error naming where, never a crash further on. The emulator's contract test
  * parses its answers and the vendored real fixtures with these same schemas.
  */
+import { parsePayload } from '../payload.js';
 import { z } from 'zod';
-import { CrmError } from '../../http/errors.js';
 
 const idLike = z.union([z.string(), z.number()]);
 
@@ -72,11 +72,7 @@ export type BFieldT = z.infer<typeof BField>;
 
 /** Parses a Bitrix24 answer; one that does not fit is an `upstream` error saying where, not a crash later. */
 export function parseBitrix<S extends z.ZodType>(schema: S, data: unknown, what: string): z.infer<S> {
-  const r = schema.safeParse(data);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const at = issue?.path.length ? issue.path.map(String).join('.') : '(root)';
-  throw new CrmError({ code: 'upstream', message: `Bitrix24 answered ${what} in an unexpected shape (at ${at}: ${issue?.message ?? 'invalid'}).` });
+  return parsePayload('Bitrix24', schema, data, what);
 }
 
 /** A list result: rows when it is a list (anything else reads as none, as before), each row an object. */

@@ -5,8 +5,8 @@
  * where, never a crash further on. The emulator's contract test parses its answers and the vendored real
  * fixtures with these same schemas.
  */
+import { parsePayload } from '../payload.js';
 import { z } from 'zod';
-import { CrmError } from '../../http/errors.js';
 
 const id = z.number();
 const opt = <T extends z.ZodType>(t: T) => t.nullish();
@@ -120,9 +120,5 @@ export type KTag = z.infer<typeof KTag>;
 
 /** Parses a Kommo answer; one that does not fit is an `upstream` error saying where, not a crash later. */
 export function parseKommo<S extends z.ZodType>(schema: S, data: unknown, what: string): z.infer<S> {
-  const r = schema.safeParse(data);
-  if (r.success) return r.data;
-  const issue = r.error.issues[0];
-  const at = issue?.path.length ? issue.path.map(String).join('.') : '(root)';
-  throw new CrmError({ code: 'upstream', message: `Kommo answered ${what} in an unexpected shape (at ${at}: ${issue?.message ?? 'invalid'}).` });
+  return parsePayload('Kommo', schema, data, what);
 }
