@@ -37,4 +37,9 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/consistent-type-imports': 'off' },
   },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

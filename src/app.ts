@@ -7,9 +7,12 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditLog } from './audit/audit-log.js';
 import { ConfigError, type AppConfig } from './config/config.js';
-import type { Metrics } from './metrics/metrics.js';
+import type { EndpointLabeler, Metrics, MetricsOptions } from './metrics/metrics.js';
+import type { CrmModule } from './providers/contract.js';
 import { buildProviders } from './providers/factory.js';
+import { defaultRegistry } from './providers/registry.js';
 import type { CrmProvider } from './providers/types.js';
+import { ALL_TOOLS } from './tools/index.js';
 import { defaultDataDir, openStore, type Store } from './store/store.js';
 
 export interface AppOptions {
@@ -21,6 +24,8 @@ export interface AppOptions {
    * CRM_MCP_METRICS=false turns them off.
    */
   metrics?: boolean;
+  /** Origins of the emulators `--sandbox` started: a credential may follow a redirect between two of them. */
+  trustedOrigins?: readonly string[];
 }
 
 export interface App {
@@ -50,12 +55,32 @@ export async function buildApp(config: AppConfig, o: AppOptions): Promise<App> {
         ]);
       });
     }
-    const metrics = o.metrics && config.service.metrics !== false ? new (await import('./metrics/metrics.js')).Metrics() : undefined;
-    const providers = await buildProviders(config, { store, logger: o.logger, onEvent: metrics?.onHttpEvent });
+    const metrics = o.metrics && config.service.metrics !== false ? new (await import('./metrics/metrics.js')).Metrics(metricsOptions()) : undefined;
+    const providers = await buildProviders(config, { store, logger: o.logger, onEvent: metrics?.onHttpEvent, trustedOrigins: o.trustedOrigins });
     metrics?.watchProviders(providers);
     return { config, store, providers, audit, metrics, auditFile, close: () => store.close() };
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** What the metrics need to know of the CRMs and the tools, which they do not import: each CRM's endpoint labels, the tool names. */
+export function metricsOptions(modules: readonly LabelledModule[] = defaultRegistry.modules()): Pick<MetricsOptions, 'endpointLabel' | 'toolNames'> {
+  return { endpointLabel: endpointLabeler(modules), toolNames: ALL_TOOLS.map((t) => t.name) };
+}
+
+type LabelledModule = Pick<CrmModule, 'kind' | 'metricsLabel'>;
+
+/** A CRM request's metrics label, by the module of its kind (contract.ts `metricsLabel`); `other` for a CRM without labels. */
+export function endpointLabeler(modules: readonly LabelledModule[] = defaultRegistry.modules()): EndpointLabeler {
+  const byKind = new Map(modules.map((m) => [m.kind, m] as const));
+  return (provider, method, path) => byKind.get(provider)?.metricsLabel?.(method, path) ?? 'other';
+}
+
+const defaultLabeler = endpointLabeler();
+
+/** `kind`, path → the endpoint label the registered CRMs give a request (the method does not change it for the shipped ones). */
+export function endpointOf(provider: string, path: string, method = 'GET'): string {
+  return defaultLabeler(provider, method, path);
 }

@@ -8,21 +8,10 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/
 import * as z from 'zod';
 import type { AppConfig } from './config/config.js';
 import { CrmError } from './http/errors.js';
-import {
-  allowedEffects,
-  annotationsFor,
-  decide,
-  EFFECTS,
-  isAllowed,
-  modeOf,
-  narrowFlags,
-  strongestEffect,
-  type Effect,
-  type PolicyFlags,
-} from './policy/policy.js';
+import { allowedEffects, annotationsFor, decide, EFFECTS, isAllowed, modeOf, narrowFlags, type Effect, type PolicyFlags } from './policy/policy.js';
 import { toolSelected } from './policy/tool-filter.js';
 import type { Capability, CrmProvider } from './providers/types.js';
-import { canRun, strongestEffectOf, type AnyTool, type PolicyReport } from './tools/define.js';
+import { canRun, strongestEffectOf, weakestEffectOf, type AnyTool, type PolicyReport } from './tools/define.js';
 import { ALL_TOOLS } from './tools/index.js';
 import { TOOLSETS } from './tools/toolsets.js';
 import { invokeTool } from './tools/invoke.js';
@@ -67,11 +56,6 @@ export interface ToolPlan {
   disabled: Array<{ name: string; reason: string; requires: readonly Capability[] }>;
 }
 
-/** Minimum effect a tool can have (generic tools may read even when writes are off). */
-function minimalEffect(tool: AnyTool): Effect {
-  return tool.effectOf ? 'read' : tool.effect;
-}
-
 export function planTools(deps: ServerDeps): ToolPlan {
   const enabled: ToolPlanEntry[] = [];
   const disabled: ToolPlan['disabled'] = [];
@@ -84,7 +68,7 @@ export function planTools(deps: ServerDeps): ToolPlan {
     }
     const supporting = deps.providers.filter((p) => canRun(tool, p.capabilities));
     if (supporting.length === 0) continue; // not relevant to the configured CRMs; not worth reporting
-    const allowed = supporting.filter((p) => isAllowed(effectiveFlags(deps, p), minimalEffect(tool)));
+    const allowed = supporting.filter((p) => isAllowed(effectiveFlags(deps, p), weakestEffectOf(tool)));
     if (allowed.length === 0) {
       const d = decide(effectiveFlags(deps, supporting[0]!), tool.effect);
       disabled.push({ name: tool.name, reason: d.allow ? 'not allowed' : d.reason, requires: tool.requires });
@@ -127,13 +111,32 @@ function toolsetsOff(enabled: readonly string[] | undefined, capabilities: CrmPr
 }
 
 /**
- * The effect the MCP hints describe: a typed tool's own; for a generic tool the strongest effect it can have
- * under the policies of the connections it runs on, so a client never auto-approves a raw write.
+ * The effects the MCP hints describe: a typed tool's own; for a generic tool every effect it can have under
+ * the policies of the connections it runs on, so a client never auto-approves a raw write.
  */
-export function hintEffect(tool: AnyTool, flags: PolicyFlags[]): Effect {
-  if (!tool.effectOf) return tool.effect;
+export function hintEffects(tool: AnyTool, flags: PolicyFlags[]): Effect[] {
+  if (!tool.effectOf) return [tool.effect];
+  const floor = EFFECTS.indexOf(weakestEffectOf(tool));
   const cap = EFFECTS.indexOf(strongestEffectOf(tool));
-  return strongestEffect(flags.flatMap((f) => allowedEffects(f)).filter((e) => EFFECTS.indexOf(e) <= cap));
+  const allowed = EFFECTS.filter((e, i) => i >= floor && i <= cap && flags.some((f) => allowedEffects(f).includes(e)));
+  // A typed tool is registered for its own effect even when its stronger calls are refused.
+  return allowed.length ? allowed : [tool.effect];
+}
+
+/**
+ * The hints of a tool that may have any of `effects`: each hint must hold for every one of them. A raw tool
+ * in write+delete mode can delete (idempotent) but also create (not): it is not idempotent, and it is
+ * destructive because it can update or delete.
+ */
+export function hintsFor(effects: Effect[], title: string): ReturnType<typeof annotationsFor> {
+  const each = effects.map((e) => annotationsFor(e, title));
+  return {
+    title,
+    readOnlyHint: each.every((a) => a.readOnlyHint),
+    destructiveHint: each.some((a) => a.destructiveHint),
+    idempotentHint: each.every((a) => a.idempotentHint),
+    openWorldHint: true,
+  };
 }
 
 const INSTRUCTIONS =
@@ -233,7 +236,7 @@ export function createServer(deps: ServerDeps): McpServer {
         description: tool.description,
         inputSchema: input,
         outputSchema: outputSchemaFor(tool),
-        annotations: annotationsFor(hintEffect(tool, flags), tool.title),
+        annotations: hintsFor(hintEffects(tool, flags), tool.title),
       },
       async (parsed: unknown, ctx) => {
         const { crm, ...args } = parsed as Record<string, unknown>;

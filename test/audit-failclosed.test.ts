@@ -108,8 +108,16 @@ describe('an audit log that cannot be written refuses writes before the CRM sees
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as AuditEntry);
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ tool: 'create_lead', decision: 'allow', outcome: 'ok' });
+    // The pending line written before the CRM was called, then the outcome with the same call id.
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ tool: 'create_lead', decision: 'allow', outcome: 'pending', phase: 'pending' });
+    expect(lines[1]).toMatchObject({
+      tool: 'create_lead',
+      decision: 'allow',
+      outcome: 'ok',
+      phase: 'done',
+      call_id: (lines[0] as { call_id?: string }).call_id,
+    });
     await s.close();
   });
 });
@@ -131,7 +139,9 @@ describe('rotation', () => {
             .trim()
             .split('\n')
             .filter(Boolean)
-            .map((l) => JSON.parse(l) as AuditEntry)
+            .map((l) => JSON.parse(l) as AuditEntry & { phase?: string })
+            // Each call's outcome line (its pending line came before it, perhaps in an older file).
+            .filter((e) => e.phase === 'done')
         : [];
     const [current, first, second] = [read(path), read(`${path}.1`), read(`${path}.2`)];
     expect(first.length).toBeGreaterThan(0);

@@ -51,7 +51,7 @@ describe('ambiguous failures never create twice', () => {
     ['timeout', 'the CRM never answers'],
   ] as const)('%s: exactly one lead (%s)', async (kind, _why) => {
     const name = `Ambiguous ${kind} ${Date.now()}`;
-    emu.injectFault({ kind }, { match: { method: 'POST', path: '/api/v4/leads/complex' } });
+    emu.injectFault({ kind }, { match: { method: 'POST', path: '/api/v4/leads' } });
     const r = await c.call('create_lead', { name, contact: { first_name: 'Amb', email: `amb-${kind}-${Date.now()}@example.org` } });
     expect(r.isError, JSON.stringify(r.content)).toBeFalsy();
     expect(structured<{ created: boolean }>(r).created).toBe(true);
@@ -60,7 +60,7 @@ describe('ambiguous failures never create twice', () => {
 
   it('an ambiguous failure without contact details still finds the lead by name and time', async () => {
     const name = `Nameonly ${Date.now()}`;
-    emu.injectFault({ kind: 'reset-after' }, { match: { method: 'POST', path: '/api/v4/leads/complex' } });
+    emu.injectFault({ kind: 'reset-after' }, { match: { method: 'POST', path: '/api/v4/leads' } });
     const r = structured<{ created: boolean }>(await c.call('create_lead', { name }));
     expect(r.created).toBe(true);
     expect(await leadsNamed(name)).toBe(1);
@@ -69,14 +69,11 @@ describe('ambiguous failures never create twice', () => {
   it('a 5xx on create is not blindly re-sent', async () => {
     const name = `Five hundred ${Date.now()}`;
     emu.resetLog();
-    emu.injectFault(
-      { kind: 'status', status: 500, body: '{"title":"ErrInternalServer","status":500}' },
-      { match: { method: 'POST', path: '/api/v4/leads/complex' } },
-    );
+    emu.injectFault({ kind: 'status', status: 500, body: '{"title":"ErrInternalServer","status":500}' }, { match: { method: 'POST', path: '/api/v4/leads' } });
     const r = await c.call('create_lead', { name });
     // The 500 came before processing here, so the look-before-retry finds nothing and creates once.
     expect(r.isError).toBeFalsy();
-    expect(emu.requests.filter((q) => q.method === 'POST' && q.path === '/api/v4/leads/complex')).toHaveLength(2);
+    expect(emu.requests.filter((q) => q.method === 'POST' && q.path === '/api/v4/leads')).toHaveLength(2);
     expect(await leadsNamed(name)).toBe(1);
   });
 });

@@ -29,6 +29,7 @@ import { loadConfig, parseConfig, type ConfigError } from '../src/config/config.
 import { configTable, CONFIG_BEGIN, CONFIG_END, manifestEnvProblems, registryEnvVars, renderConfigReadme } from '../src/config/env-docs.js';
 import { ENV_TABLE, envVar, namesOf, V } from '../src/config/env-table.js';
 import { GENERIC_FIX } from '../src/config/hints.js';
+import { BITRIX24_ENV } from '../src/providers/bitrix24/env.js';
 import { DEFAULT_FLAGS } from '../src/policy/policy.js';
 import { startBitrix } from './helpers.js';
 
@@ -166,7 +167,7 @@ describe('the table', () => {
   it('gives every connection setting a --config key (AMOCRM_DOMAIN: base_url covers it)', () => {
     const keyless = ENV_TABLE.filter((v) => v.scope === 'connection' && v.readBy === 'server' && !v.fileKey).map((v) => v.name);
     expect(keyless).toEqual(['AMOCRM_DOMAIN']);
-    expect(V.BITRIX_OAUTH_SERVER.fileKey).toBe('oauth_server');
+    expect(BITRIX24_ENV.BITRIX_OAUTH_SERVER.fileKey).toBe('oauth_server');
   });
 });
 

@@ -217,7 +217,7 @@ describe('bitrix_call and batch in every mode', () => {
     ['crm.contact.company.add', { id: 1, fields: { COMPANY_ID: 2 } }, 'update'],
     ['crm.item.productrow.add', { fields: { ownerType: 'D', ownerId: 1, productName: 'x' } }, 'update'],
     ['crm.activity.binding.add', { activityId: 1, entityTypeId: 2, entityId: 1 }, 'update'],
-    ['im.chat.user.add', { CHAT_ID: 1, USERS: [2] }, 'update'],
+    ['im.chat.user.add', { CHAT_ID: 1, USERS: [2] }, 'admin'],
     ['crm.deal.add', { id: 1, fields: { TITLE: 'hijack' } }, 'update'],
     ['crm.deal.add', { fields: { TITLE: 'Raw deal' } }, 'create'],
     ['crm.deal.delete', { id: 999999 }, 'delete'],
@@ -319,8 +319,18 @@ const TYPED: Record<string, Effect> = {
   delete_lead: 'delete',
   delete_contact: 'delete',
 };
-/** The strongest effect a raw tool can have in each mode, by hand. */
-const RAW_IN_MODE: Record<string, Effect> = { 'read-only': 'read', 'create-only': 'create', write: 'update', full: 'delete', admin: 'admin', all: 'admin' };
+/**
+ * A raw tool's hints in each mode, by hand: each must hold for every effect the mode lets it have, so in
+ * full mode (read, create, update, delete) it is not idempotent: a create is not (issue 14, finding 11).
+ */
+const RAW_HINTS_IN_MODE: Record<string, { readOnlyHint: boolean; destructiveHint: boolean; idempotentHint: boolean }> = {
+  'read-only': { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
+  'create-only': { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
+  write: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
+  full: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
+  admin: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
+  all: { readOnlyHint: false, destructiveHint: true, idempotentHint: false },
+};
 const HINTS: Record<Effect, { readOnlyHint: boolean; destructiveHint: boolean; idempotentHint: boolean }> = {
   read: { readOnlyHint: true, destructiveHint: false, idempotentHint: true },
   create: { readOnlyHint: false, destructiveHint: false, idempotentHint: false },
@@ -352,8 +362,8 @@ describe('MCP hints tell the truth in every mode', () => {
         const expected = [...typedHere.filter(([, e]) => ALLOWS[mode]!.includes(e)).map(([n]) => n), raw].sort();
         expect(tools.map((t) => t.name).sort()).toEqual(expected);
         for (const t of tools) {
-          const effect = t.name === raw ? RAW_IN_MODE[mode]! : TYPED[t.name]!;
-          expect(t.annotations, `${t.name} in ${mode}`).toMatchObject({ ...HINTS[effect], openWorldHint: true });
+          const hints = t.name === raw ? RAW_HINTS_IN_MODE[mode]! : HINTS[TYPED[t.name]!];
+          expect(t.annotations, `${t.name} in ${mode}`).toMatchObject({ ...hints, openWorldHint: true });
         }
         await c.close();
       });

@@ -5,7 +5,7 @@
  */
 import { Client, InMemoryTransport, type CallToolResult } from '@modelcontextprotocol/client';
 import { Writable } from 'node:stream';
-import type { KommoConnection } from '../src/config/config.js';
+import type { KommoConnection } from '../src/providers/kommo/connection.js';
 import type { PolicyFlags } from '../src/policy/policy.js';
 import { KommoProvider } from '../src/providers/kommo/provider.js';
 import type { RecordedRequest } from '../src/sandbox/harness.js';
@@ -119,9 +119,10 @@ export function errorOf(res: AnyToolResult): { code: string; message: string; re
 
 // ---------------------------------------------------------------- Bitrix24
 
-import type { BitrixConnection } from '../src/config/config.js';
+import type { BitrixConnection } from '../src/providers/bitrix24/connection.js';
 import { BitrixProvider } from '../src/providers/bitrix24/provider.js';
 import { startBitrixEmulator, type BitrixEmulator, type BitrixEmulatorOptions } from '../src/sandbox/bitrix24/index.js';
+import { runningEmulatorOrigins } from '../src/sandbox/origins.js';
 
 export async function startBitrix(opts: BitrixEmulatorOptions = {}): Promise<BitrixEmulator> {
   return startBitrixEmulator(opts);
@@ -144,7 +145,9 @@ export async function connectBitrix(
     ...o.connection,
   };
   const store = o.store ?? (await openStore('memory'));
-  const provider = new BitrixProvider(conn, { store, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20 });
+  // A portal move between two emulators this test started may carry the webhook secret, as under --sandbox.
+  const trustedOrigins = runningEmulatorOrigins();
+  const provider = new BitrixProvider(conn, { store, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20, trustedOrigins });
   await provider.init();
   const server = createServer({ config: { tools: {} }, providers: [provider] });
   const client = new Client({ name: 'test', version: '0.0.0' });

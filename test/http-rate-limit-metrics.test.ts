@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { loadConfig } from '../src/config/config.js';
+import { metricsOptions } from '../src/app.js';
 import { Metrics } from '../src/metrics/metrics.js';
 import { KommoProvider } from '../src/providers/kommo/provider.js';
 import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
@@ -165,7 +166,7 @@ describe('tools/call rate limit', () => {
 
 describe('/metrics labels from the method and name', () => {
   it('counts MCP requests by method, tool, era and status, with unknown methods and tools as "other"', async () => {
-    const metrics = new Metrics({ processMetrics: false });
+    const metrics = new Metrics({ processMetrics: false, ...metricsOptions() });
     const http = await serve({ metrics });
     await post(http.url, modernCall(1, 'get_account'), modernHeaders('tools/call', 'get_account'));
     await post(

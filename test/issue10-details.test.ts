@@ -445,7 +445,7 @@ describe('Kommo: first stage, company names and link lists', () => {
     emu.harness.resetLog();
     const r = structured<{ created: boolean; lead: { id: number } }>(await c.call('create_lead', { name: 'Kommo default stage' }));
     expect(emu.state.leads.get(r.lead.id)!.status_id).toBe(b.id);
-    const post = emu.requests.find((x) => x.method === 'POST' && x.path === '/api/v4/leads/complex')!;
+    const post = emu.requests.find((x) => x.method === 'POST' && x.path === '/api/v4/leads')!;
     expect((JSON.parse(post.body) as Array<{ status_id?: number; pipeline_id?: number }>)[0]).toMatchObject({
       status_id: b.id,
       pipeline_id: KM.mainPipelineId,

@@ -1,7 +1,7 @@
 /**
  * Kommo correctness against the documented API (issue 10): whole-read lists follow `_links.next` past Kommo's
- * 50-per-page cap on custom fields; won/lost stage ids cover every pipeline; `/leads/complex` merges are
- * reported as merges; lists come in the order they promise; embedded records carry their own links. Every
+ * 50-per-page cap on custom fields; won/lost stage ids cover every pipeline; create_lead never goes
+ * through `/leads/complex`, which duplicate control may merge into an existing lead; lists come in the order they promise; embedded records carry their own links. Every
  * expectation is computed from the emulator's stored state, independently of the provider's code, and the
  * provider's tests run under every behaviour variant the sources leave open.
  */
@@ -232,21 +232,21 @@ describe('/leads/complex merged by the account duplicate control', () => {
     expect({ leads: emu.state.leads.size, contacts: emu.state.contacts.size }).toEqual(before);
   });
 
-  it('create_lead reports a merge as created: false with the merged lead, when the search did not see the contact', async () => {
+  it('create_lead never merges: when the search did not see the contact, plain creates leave its open lead as it was', async () => {
     const before = { leads: emu.state.leads.size, contacts: emu.state.contacts.size };
-    // Kommo's search index lags behind writes: the dedupe search finds nothing (every query it tries), Kommo's
-    // duplicate control does.
+    const ivanLead = structuredClone(emu.state.leads.get(DEMO.ivanLeadId));
+    // Kommo's search index lags behind writes: the dedupe search finds nothing (every query it tries); a
+    // complex create would now be merged by duplicate control into Ivan's open lead, changing it.
     emu.injectFault({ kind: 'status', status: 204 }, { times: 20, match: { method: 'GET', path: /^\/api\/v4\/contacts$/ } });
     emu.resetLog();
     const res = structured<{ created: boolean; lead: { id: number } | null; contact_id: number | null; reason?: string }>(
       await c.call('create_lead', { name: 'Second order', contact: { first_name: 'Ivan', phone: '+7 912 345 67 89' } }),
     );
-    expect(writesTo(emu.requests).map((r) => r.path)).toEqual(['/api/v4/leads/complex']);
-    expect(res.created).toBe(false);
-    expect(res.lead?.id).toBe(DEMO.ivanLeadId);
-    expect(res.contact_id).toBe(DEMO.ivanContactId);
-    expect(res.reason).toMatch(/merged by Kommo duplicate control/i);
-    expect({ leads: emu.state.leads.size, contacts: emu.state.contacts.size }).toEqual(before);
+    expect(writesTo(emu.requests).map((r) => r.path)).toEqual(['/api/v4/contacts', '/api/v4/leads']);
+    expect(res.created).toBe(true);
+    expect(res.lead?.id).not.toBe(DEMO.ivanLeadId);
+    expect(emu.state.leads.get(DEMO.ivanLeadId)).toEqual(ivanLead);
+    expect({ leads: emu.state.leads.size, contacts: emu.state.contacts.size }).toEqual({ leads: before.leads + 1, contacts: before.contacts + 1 });
     emu.harness.clearFaults();
   });
 

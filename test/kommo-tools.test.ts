@@ -1,7 +1,7 @@
 /** Every Kommo tool through a real MCP Client against the emulator: success, not found, bad input, paging. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
-import { connectKommo, errorOf, startKommo, structured, text, WRITE, writesTo, type Connected } from './helpers.js';
+import { connectKommo, errorOf, FULL, startKommo, structured, text, WRITE, writesTo, type Connected } from './helpers.js';
 
 interface LeadOut {
   id: number;
@@ -202,14 +202,19 @@ describe('writes', () => {
         price: 1200,
         contact: { first_name: 'Ada', last_name: 'Lovelace', email: 'ada@example.com', phone: '+44 20 7946 0001' },
         company: { name: 'Analytical Engines Ltd' },
-        tags: ['mcp'],
+        tags: ['VIP'],
       }),
     );
     expect(r.created).toBe(true);
     expect(r.lead.name).toBe('Ada — analytics engine');
-    expect(r.lead.tags).toContain('mcp');
+    expect(r.lead.tags).toContain('vip');
     expect(r.contact_id).toBeTruthy();
-    expect(writesTo(emu.requests).length - before).toBe(1);
+    // Plain creates that never merge (providers/kommo/leads.ts): company, contact, then the lead linked to both.
+    expect(
+      writesTo(emu.requests)
+        .slice(before)
+        .map((q) => `${q.method} ${q.path}`),
+    ).toEqual(['POST /api/v4/companies', 'POST /api/v4/contacts', 'POST /api/v4/leads']);
     const again = structured<{ found: boolean; leads: LeadOut[] }>(await c.call('search_lead_by_contact', { email: 'ada@example.com' }));
     expect(again.leads.map((l) => l.id)).toContain(r.lead.id);
   });
@@ -240,22 +245,27 @@ describe('writes', () => {
       await c.call('create_lead', { name: 'Preview only', contact: { first_name: 'Pre', email: 'preview-only@example.org' }, dry_run: true }),
     );
     expect(r).toMatchObject({ dry_run: true, created: false });
-    expect(r.requests[0]).toMatchObject({ method: 'POST', url: `${emu.url}/api/v4/leads/complex` });
+    expect(r.requests.map((q) => q.url)).toEqual([`${emu.url}/api/v4/contacts`, `${emu.url}/api/v4/leads`]);
     expect(JSON.stringify(r.requests[0]!.body)).toContain('preview-only@example.org');
     expect(writesTo(emu.requests).length).toBe(before);
   });
 
   it('update_lead changes fields and tags incrementally, keeping other tags', async () => {
-    const created = structured<{ lead: LeadOut }>(await c.call('create_lead', { name: 'Tag test', tags: ['keep', 'drop'] }));
+    // Existing tags only: a new name would extend the account's tag list (admin; kommo-safety-holes.test.ts).
+    const created = structured<{ lead: LeadOut }>(await c.call('create_lead', { name: 'Tag test', tags: ['website', 'urgent'] }));
     const { pipelines } = structured<{ pipelines: Array<{ id: number; stages: Array<{ id: number; type: string }> }> }>(await c.call('get_pipelines'));
     const p = pipelines.find((x) => x.id === created.lead.pipeline!.id)!;
     const r = structured<{ lead: LeadOut & { price: number } }>(
-      await c.call('update_lead', { id: created.lead.id, price: 77, status_id: 142, tags_to_add: ['new'], tags_to_delete: ['drop'] }),
+      await c.call('update_lead', { id: created.lead.id, price: 77, status_id: 142, tags_to_add: ['promo'] }),
     );
     expect(r.lead.price).toBe(77);
     expect(r.lead.stage?.type).toBe('won');
     expect(r.lead.pipeline?.id).toBe(p.id);
-    expect(r.lead.tags.sort()).toEqual(['keep', 'new']);
+    expect(r.lead.tags.sort()).toEqual(['promo', 'urgent', 'website']);
+    // Removing a tag removes data (a delete): refused in this mode before anything is sent.
+    const writes = writesTo(emu.requests).length;
+    expect(errorOf(await c.call('update_lead', { id: created.lead.id, tags_to_delete: ['urgent'] })).code).toBe('policy_denied');
+    expect(writesTo(emu.requests).length).toBe(writes);
     const patch = emu.requests.filter((q) => q.method === 'PATCH').at(-1)!;
     expect(JSON.parse(patch.body)).toMatchObject({ status_id: 142, pipeline_id: p.id });
     expect(errorOf(await c.call('update_lead', { id: created.lead.id })).message).toMatch(/Nothing to update/);
@@ -274,8 +284,19 @@ describe('writes', () => {
     );
     expect(upd.contact.phones).toHaveLength(2);
     expect(upd.contact.emails).toEqual(['grace@example.com']);
-    const rm = structured<{ contact: { phones: string[] } }>(await c.call('update_contact', { id: first.contact.id, phones_to_remove: ['+12025550143'] }));
-    expect(rm.contact.phones).toEqual(['+12025550199']);
+    // Removing a phone removes data (a delete): refused in write mode with nothing sent, done in full mode.
+    const writes = writesTo(emu.requests).length;
+    const refused = errorOf(await c.call('update_contact', { id: first.contact.id, phones_to_remove: ['+12025550143'] }));
+    expect(refused.code).toBe('policy_denied');
+    expect(refused.message).toContain('CRM_ALLOW_DELETE=true');
+    expect(writesTo(emu.requests).length).toBe(writes);
+    const full = await connectKommo(emu, { flags: FULL });
+    try {
+      const rm = structured<{ contact: { phones: string[] } }>(await full.call('update_contact', { id: first.contact.id, phones_to_remove: ['+12025550143'] }));
+      expect(rm.contact.phones).toEqual(['+12025550199']);
+    } finally {
+      await full.close();
+    }
   });
 
   it('add_note and create_task attach to an existing lead; a missing lead is not_found with no write', async () => {

@@ -10,14 +10,15 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { startHttpServer, type RunningHttpServer } from '../src/transports/http/service.js';
 import { SlidingWindowLimiter } from '../src/http/limiter.js';
-import { endpointOf, MAX_ENDPOINT_LABELS, Metrics } from '../src/metrics/metrics.js';
+import { endpointOf, metricsOptions } from '../src/app.js';
+import { MAX_ENDPOINT_LABELS, Metrics } from '../src/metrics/metrics.js';
 import { BitrixProvider } from '../src/providers/bitrix24/provider.js';
 import { KommoProvider } from '../src/providers/kommo/provider.js';
 import { startBitrixEmulator, type BitrixEmulator } from '../src/sandbox/bitrix24/index.js';
 import { startKommoEmulator, type KommoEmulator } from '../src/sandbox/kommo/index.js';
 import { createServer } from '../src/server.js';
 import { openStore } from '../src/store/store.js';
-import { bitrixMethods, READ_ONLY } from './helpers.js';
+import { ALL, bitrixMethods, READ_ONLY } from './helpers.js';
 
 const TOKEN = 'bounds-token-0123456789abcdef';
 
@@ -28,7 +29,7 @@ let client: Client;
 
 beforeAll(async () => {
   [kommo, bitrix] = await Promise.all([startKommoEmulator({ rateLimit: false }), startBitrixEmulator({ rateLimit: false })]);
-  const metrics = new Metrics({ processMetrics: false });
+  const metrics = new Metrics({ processMetrics: false, ...metricsOptions() });
   const store = await openStore('memory');
   const common = { store, timeoutMs: 3000, maxRetries: 0, backoffBaseMs: 10, onEvent: metrics.onHttpEvent };
   const providers = [
@@ -36,7 +37,9 @@ beforeAll(async () => {
       { name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommo.createLongLivedToken(), policy: READ_ONLY },
       { ...common, limiter: new SlidingWindowLimiter(1000, 1000) },
     ),
-    new BitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'enterprise', policy: READ_ONLY }, common),
+    // Every effect allowed: an agent-chosen method outside the vetted table counts as admin, and must still be
+    // sent (and answered ERROR_METHOD_NOT_FOUND) for its label to be tested.
+    new BitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'enterprise', policy: ALL }, common),
   ];
   for (const p of providers) await p.init();
   http = await startHttpServer({
@@ -114,7 +117,7 @@ describe('endpoint labels', () => {
   });
 
   it(`a hard cap of ${MAX_ENDPOINT_LABELS} endpoint values per provider catches what the templates let through`, async () => {
-    const m = new Metrics({ processMetrics: false });
+    const m = new Metrics({ processMetrics: false, ...metricsOptions() });
     const subs = ['notes', 'tags', 'links', 'custom_fields', 'groups', 'pipelines', 'statuses'];
     // Known words combine into many templates: 7^3 = 343 distinct ones.
     for (const a of subs)

@@ -9,7 +9,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { startHttpServer, type RunningHttpServer } from '../src/transports/http/service.js';
-import { endpointOf, Metrics } from '../src/metrics/metrics.js';
+import { endpointOf, metricsOptions } from '../src/app.js';
+import { Metrics } from '../src/metrics/metrics.js';
 import { CREATE_ONLY } from './helpers.js';
 import { BitrixProvider } from '../src/providers/bitrix24/provider.js';
 import { KommoProvider } from '../src/providers/kommo/provider.js';
@@ -33,7 +34,7 @@ beforeAll(async () => {
     startBitrixEmulator({ rateLimit: false }),
     startBitrixEmulator({ rateLimit: false, oauth: { clientId: 'app.metrics', clientSecret: 'metrics-app-secret-1' } }),
   ]);
-  const metrics = new Metrics();
+  const metrics = new Metrics(metricsOptions());
   const store = await openStore('memory');
   const common = { store, timeoutMs: 3000, maxRetries: 2, backoffBaseMs: 10, onEvent: metrics.onHttpEvent };
   kommoToken = kommo.createLongLivedToken({ expiresInSec: 3600 });

@@ -1,7 +1,7 @@
 /** Company names on list pages are read once a minute, not once a page (bulk reads stay at the CRM's pace). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../src/sandbox/kommo/index.js';
-import { NameCache } from '../src/services/name-cache.js';
+import { NameCache } from '../src/util/name-cache.js';
 import { connectKommo, startKommo, structured } from './helpers.js';
 
 describe('NameCache', () => {

@@ -4,8 +4,8 @@
  *
  * Cloud host names (old.bitrix24.ru, bitrix24.ru.evil.com, …) are resolved by a test dispatcher to local
  * servers, so the domain rule itself is what protects the "attacker" (a plain node:http server, not an
- * emulator, that records what it receives). Loopback moves are allowed only between two emulators this process
- * started (src/sandbox/origins.ts); the attacker on 127.0.0.1 is not one of them.
+ * emulator, that records what it receives). Loopback moves are allowed only between two emulators the caller
+ * started and named when it built the provider (`trustedOrigins`); the attacker on 127.0.0.1 is not one of them.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
@@ -258,7 +258,9 @@ describe('a portal move within Bitrix24 cloud', () => {
     portal.setMovedTo(newPortal.url);
     const home = mkdtempSync(join(tmpdir(), 'crm-mcp-move-'));
     try {
-      const report = await diagnose({ CRM_MCP_HOME: home, CRM_MCP_STORE: join(home, 'store.json'), BITRIX_WEBHOOK_BASE: portal.webhookUrl });
+      const report = await diagnose({ CRM_MCP_HOME: home, CRM_MCP_STORE: join(home, 'store.json'), BITRIX_WEBHOOK_BASE: portal.webhookUrl }, undefined, {
+        trustedOrigins: [portal.url, newPortal.url],
+      });
       const conn = report.connections.find((x) => x.provider === 'bitrix24')!;
       expect(conn.checks.find((x) => x.check === 'account')?.status).toBe('ok');
       const move = report.problems.find((p) => p.check === 'address');

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import * as z from 'zod';
 import { ALL_TOOLS } from '../src/tools/index.js';
 import { renderReadme } from '../src/docs.js';
-import { annotationsFor } from '../src/policy/policy.js';
-import { strongestEffectOf } from '../src/tools/define.js';
+import { hintEffects, hintsFor } from '../src/server.js';
+import { ALL } from './helpers.js';
 
 describe('tool registry', () => {
   it('names are verb_noun snake_case and unique; descriptions are 2–3 sentences', () => {
@@ -32,8 +32,8 @@ describe('tool registry', () => {
       name,
       title: t.title,
       effect: t.effect,
-      // The hints a client sees when the policy allows everything (a raw tool's are its strongest effect's).
-      annotations: annotationsFor(strongestEffectOf(t), t.title),
+      // The hints a client sees when the policy allows everything: they hold for every effect a call may have.
+      annotations: hintsFor(hintEffects(t, [ALL]), t.title),
       description: t.description,
       input: z.toJSONSchema(t.input, { io: 'input' }),
       output: z.toJSONSchema(t.output),

@@ -120,3 +120,67 @@ describe('Bitrix24 echoes the webhook URL in its error bodies', () => {
     expect(logLines.join('')).not.toContain(emu.webhookSecret);
   });
 });
+
+/**
+ * The same echo in the spellings a CRM or a proxy may use (issue 14, finding 11): base64 (alone and inside a
+ * Basic header), base64url, hex in both cases, every byte percent-encoded, the secret upper-cased. What the
+ * agent sees must not hold the middle of any of them (the ends may share characters with their neighbours).
+ */
+function spellings(secret: string): string[] {
+  const b = Buffer.from(secret, 'utf8');
+  const hex = b.toString('hex');
+  return [
+    b.toString('base64'),
+    Buffer.from(`user:${secret}`).toString('base64'),
+    b.toString('base64url'),
+    hex,
+    hex.toUpperCase(),
+    hex.replace(/../g, '%$&'),
+    secret.toUpperCase(),
+  ];
+}
+const leaked = (out: string, forms: string[]) => forms.filter((f) => out.includes(f.slice(4, -4)));
+
+describe('echoed credentials in other spellings', () => {
+  it('Kommo: the token in base64, base64url, hex and percent-encoded reaches no tool result', async () => {
+    const emu = await startKommo({ rateLimit: false });
+    let reached = 0;
+    for (const name of Object.keys(ARGS).filter((n) => n !== 'bitrix_call' && !n.startsWith('delete_'))) {
+      const c = await connectKommo(emu, { flags: ALL, maxRetries: 0 });
+      const forms = spellings(c.provider.conn.accessToken!);
+      emu.resetLog();
+      emu.harness.injectFault(
+        { kind: 'echo', respond: () => ({ status: 400, body: { title: 'Bad Request', status: 400, detail: `seen: ${forms.join(' ; ')}` } }) },
+        { times: 100 },
+      );
+      const r = await c.call(name, ARGS[name] ?? {});
+      if (emu.requests.length > 0) reached += 1;
+      expect(leaked(JSON.stringify(r), forms), name).toEqual([]);
+      expect(leaked(logLines.join(''), forms), name).toEqual([]);
+      await c.close();
+    }
+    expect(reached).toBeGreaterThan(15);
+    await emu.close();
+  });
+
+  it('Bitrix24: the webhook secret upper-cased, in base64 and in hex reaches no tool result', async () => {
+    const emu = await startBitrix({ rateLimit: false });
+    const forms = spellings(emu.webhookSecret);
+    let reached = 0;
+    for (const name of Object.keys(ARGS).filter((n) => n !== 'kommo_request' && n !== 'list_tags')) {
+      const c = await connectBitrix(emu, { flags: ALL, maxRetries: 0 });
+      emu.harness.resetLog();
+      emu.harness.injectFault(
+        { kind: 'echo', respond: () => ({ status: 400, body: { error: 'INVALID_REQUEST', error_description: `seen: ${forms.join(' ; ')}` } }) },
+        { times: 100 },
+      );
+      const r = await c.call(name, ARGS[name] ?? {});
+      if (emu.requests.length > 0) reached += 1;
+      expect(leaked(JSON.stringify(r), forms), name).toEqual([]);
+      expect(leaked(logLines.join(''), forms), name).toEqual([]);
+      await c.close();
+    }
+    expect(reached).toBeGreaterThan(15);
+    await emu.close();
+  });
+});

@@ -1,17 +1,14 @@
 /**
  * The browser half of `crm-mcp auth`: a one-shot loopback server that receives the consent page's redirect,
- * a best-effort "open this address in the browser", and the token exchange's POST.
+ * and a best-effort "open this address in the browser" (the token exchange is the CRM's: providers/sign-in-kit.ts).
  */
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { request } from 'undici';
+import { AuthError } from '../providers/sign-in-kit.js';
 import { redact } from '../util/redact.js';
 import { escapeHtml } from './common.js';
 
-/** A failed sign-in: the message says what happened and what to do; nothing was saved. */
-export class AuthError extends Error {
-  override name = 'AuthError';
-}
+export { AuthError };
 
 // ---------------------------------------------------------------- loopback callback server
 
@@ -81,32 +78,5 @@ export function openBrowser(url: string): void {
     child.unref();
   } catch {
     // no opener: the user copies the address
-  }
-}
-
-export async function postToken(
-  url: URL,
-  init: { json?: unknown; form?: URLSearchParams },
-): Promise<{ status: number; body: Record<string, unknown> | undefined; text: string }> {
-  try {
-    const res = await request(url, {
-      method: 'POST',
-      headers: { 'content-type': init.form ? 'application/x-www-form-urlencoded' : 'application/json', accept: 'application/json', 'user-agent': 'crm-mcp' },
-      body: init.form ? init.form.toString() : JSON.stringify(init.json),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.body.text();
-    let body: Record<string, unknown> | undefined;
-    try {
-      const v = JSON.parse(text) as unknown;
-      body = v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
-    } catch {
-      body = undefined;
-    }
-    return { status: res.statusCode, body, text };
-  } catch (err) {
-    throw new AuthError(
-      `Could not reach ${url.origin} to exchange the code (${(err as { code?: string }).code ?? (err as Error).message}). Nothing was saved; check the network and run the command again.`,
-    );
   }
 }

@@ -1,21 +1,10 @@
 /** Small helpers shared by the sub-commands (`auth`, `doctor`, `config claude`). */
 import { SECRET_NAMES, V, readVar } from '../config/env-table.js';
+import type { Learnt } from '../providers/contract.js';
+import { defaultRegistry } from '../providers/registry.js';
 import { openStore } from '../store/store.js';
 
 export type Env = Record<string, string | undefined>;
-
-/** The first of `names` set to a non-blank value. */
-export function pickEnv(env: Env, ...names: string[]): { name: string; value: string } | undefined {
-  for (const n of names) {
-    const v = env[n];
-    if (v !== undefined && v.trim() !== '') return { name: n, value: v.trim() };
-  }
-  return undefined;
-}
-
-export function isLoopbackHost(hostname: string): boolean {
-  return ['127.0.0.1', 'localhost', '[::1]', '::1'].includes(hostname.toLowerCase());
-}
 
 /** Writes to stdout (these sub-commands are not the stdio MCP server, so stdout is theirs). */
 export function out(text = ''): void {
@@ -28,34 +17,26 @@ export function out(text = ''): void {
  */
 export const SECRET_VARS: ReadonlySet<string> = SECRET_NAMES;
 
-/** A Bitrix24 webhook URL with its secret path segment masked. */
+/** A webhook URL (`…/rest/{user}/{secret}/`, the env table's `secretPart: 'webhook-secret'`) with its secret path segment masked. */
 export function maskWebhook(url: string, mask = '***'): string {
   return url.replace(/(\/rest\/\d+\/)[^/]+/, `$1${mask}`);
-}
-
-/** Where `crm-mcp auth kommo` records the account host Kommo named in its redirect (`referer`). */
-export function kommoAccountKey(clientId: string): string {
-  return `account:kommo:${clientId}`;
-}
-
-export interface KommoAccountRecord {
-  /** Account origin, e.g. https://acme.kommo.com */
-  base_url: string;
-  saved_at: number;
 }
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** The account origin saved by `crm-mcp auth kommo` for this integration, when no Kommo host is configured. */
-export async function learntKommoHost(env: Env): Promise<string | undefined> {
-  const clientId = readVar(env, V.KOMMO_CLIENT_ID)?.value;
-  if (!clientId || readVar(env, V.KOMMO_SUBDOMAIN) || readVar(env, V.KOMMO_BASE_URL) || readVar(env, V.AMOCRM_DOMAIN)) return undefined;
-  const store = await openStore(readVar(env, V.CRM_MCP_STORE)?.value);
-  try {
-    return (await store.get<KommoAccountRecord>(kommoAccountKey(clientId)))?.base_url;
-  } finally {
-    await store.close();
+/**
+ * What earlier sign-ins learnt that this environment does not say yet (contract.ts `SignInPart.learnt`, e.g.
+ * the account address a CRM named in its redirect), from the token store CRM_MCP_STORE names. `strict`: a
+ * store that cannot be read is an error (else that CRM contributes nothing).
+ */
+export async function learntSettings(env: Env, strict = false): Promise<Learnt[]> {
+  const out: Learnt[] = [];
+  for (const m of defaultRegistry.modules()) {
+    const l = m.signIn?.learnt?.(env, () => openStore(readVar(env, V.CRM_MCP_STORE)?.value));
+    const got = strict ? await l : await l?.catch(() => undefined);
+    if (got) out.push(got);
   }
+  return out;
 }

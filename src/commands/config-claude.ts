@@ -10,8 +10,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { CLI_PATH } from '../paths.js';
 import { VERSION } from '../version.js';
-import { ENV_TABLE, V, appliesWithConfigFile, namesOf, type EnvVar } from '../config/env-table.js';
-import { SECRET_VARS, learntKommoHost, maskWebhook, out, type Env } from './common.js';
+import { ENV_TABLE, appliesWithConfigFile, namesOf, type EnvVar } from '../config/env-table.js';
+import { SECRET_VARS, learntSettings, maskWebhook, out, type Env } from './common.js';
 
 /**
  * What the entry carries: every variable (and alias) of the env table the server reads, in the table's order;
@@ -81,11 +81,10 @@ export async function buildEntry(
   const args: string[] = [];
   if (o.sandbox) args.push('--sandbox');
   else {
-    // The account host learnt by `crm-mcp auth kommo` when none was configured.
-    const learnt = o.configPath ? undefined : await learntKommoHost(env);
-    if (learnt) {
-      env = { ...env, [V.KOMMO_BASE_URL.name]: learnt };
-      notes.push(`Added ${V.KOMMO_BASE_URL.name}=${learnt}: the account \`crm-mcp auth kommo\` signed in to.`);
+    // What a sign-in learnt that the environment does not say yet (e.g. the account address a CRM named).
+    for (const l of o.configPath ? [] : await learntSettings(env, true)) {
+      env = { ...env, ...l.env };
+      notes.push(l.note);
     }
     // Refuse to print an entry for a setup the server would refuse to start with.
     loadConfig({ env, configPath: o.configPath });

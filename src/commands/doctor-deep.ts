@@ -12,24 +12,11 @@
 import { observeRequests, type HttpEvent } from '../http/client.js';
 import { CrmError } from '../http/errors.js';
 import { Grant } from '../policy/policy.js';
-import { BITRIX_PLANS, BitrixProvider } from '../providers/bitrix24/provider.js';
-import { OPERATING_LIMIT_SEC } from '../providers/bitrix24/readahead.js';
-import { KOMMO_RPS, KommoProvider } from '../providers/kommo/provider.js';
+import type { DeepProbe, DeepReport, ProbeContact } from '../providers/doctor-types.js';
+import { defaultRegistry } from '../providers/registry.js';
 import type { CallContext, CrmProvider } from '../providers/types.js';
-import {
-  budgetFindings,
-  filterFinding,
-  FORMATS,
-  listFindings,
-  phoneFindings,
-  rateFinding,
-  type BudgetRow,
-  type DeepLists,
-  type Finding,
-  type FormatCount,
-  type FormatName,
-} from './doctor-deep-findings.js';
 import { normalizePhone, parsePhoneNumberFromString } from '../util/phone.js';
+import { duplicateFindings, FORMATS, listFindings, rateFinding, type Finding, type FormatCount, type FormatName } from './doctor-deep-findings.js';
 
 /** Contacts with phones sampled for the phone-format probe. */
 export const DEEP_SAMPLE = 3;
@@ -40,28 +27,7 @@ export const DEEP_SAMPLE = 3;
  */
 export const DEEP_MAX_REQUESTS = 100;
 
-export interface DeepReport {
-  connection: string;
-  provider: 'kommo' | 'bitrix24';
-  /** Requests the probe sent (every attempt), and the ceiling it keeps to. */
-  requests: number;
-  request_limit: number;
-  /** Ids of the contacts tried and the shape of the phone used (digits as `#`). */
-  sampled: Array<{ id: number | string; phone_shape: string }>;
-  phone_search: {
-    /** What the CRM's own search returns for each input format (raw API). */
-    crm: Partial<Record<FormatName, FormatCount>>;
-    /** What crm-mcp's duplicate check (search_lead_by_contact) finds for each format. */
-    crm_mcp: Partial<Record<FormatName, FormatCount>>;
-  };
-  lists: DeepLists;
-  /** Kommo: the account flag and what a filter by id really did. */
-  filters: { account_flag: boolean | null; applied: boolean | null } | null;
-  rate_limit: { profile: string; throttled: number; limiter_wait_ms: number };
-  /** Bitrix24: the operating-time budget per method, as the portal reported it in `time` (busiest first). */
-  operating_budget: BudgetRow[] | null;
-  findings: Finding[];
-}
+export type { DeepReport } from '../providers/doctor-types.js';
 
 /** The three ways a user types a stored number (as stored, E.164, national with the trunk prefix), plus its digits. */
 export function phoneVariants(stored: string, defaultCountry?: string): Record<FormatName, string> | undefined {
@@ -77,18 +43,22 @@ export function phoneShape(s: string): string {
   return s.replace(/\d/g, '#');
 }
 
-/** A contact as the provider lists it. */
-type Contact = Awaited<ReturnType<NonNullable<CrmProvider['listContacts']>>>['items'][number];
-
-function idOf(x: unknown): string {
-  return String((x as { id?: unknown } | null)?.id);
-}
+type Contact = ProbeContact;
 
 export { FORMATS, type BudgetRow, type DeepLists, type Finding, type FormatCount, type FormatName, type ListCount } from './doctor-deep-findings.js';
 
-/** Runs the deep probe on one connection. */
-// The probe checks what crm-mcp assumes about Kommo and Bitrix24 (their search, paging and limits), so it takes those two.
-export async function deepProbe(provider: KommoProvider | BitrixProvider, opts: { sample?: number; maxRequests?: number } = {}): Promise<DeepReport> {
+/** The CRM's part of the probe, from its module (contract.ts `DoctorPart.deep`); undefined when it has none. */
+export async function deepProbeOf(provider: CrmProvider): Promise<DeepProbe | undefined> {
+  return defaultRegistry.get(provider.kind)?.doctor?.deep?.(provider);
+}
+
+/**
+ * Runs the deep probe on one connection. What differs per CRM (its own search, how its lists are counted and
+ * paged, its filters and budgets, the words of its findings) comes from the CRM's module.
+ */
+export async function deepProbe(provider: CrmProvider, opts: { sample?: number; maxRequests?: number } = {}): Promise<DeepReport> {
+  const probe = await deepProbeOf(provider);
+  if (!probe) throw new Error(`no deep probe for ${provider.kind} connections`);
   const limit = opts.maxRequests ?? DEEP_MAX_REQUESTS;
   const stop = new AbortController();
   let requests = 0;
@@ -119,14 +89,11 @@ export async function deepProbe(provider: KommoProvider | BitrixProvider, opts: 
   };
 
   return observeRequests(observe, async () => {
-    const kommo = provider instanceof KommoProvider ? provider : undefined;
-    const bitrix = provider instanceof BitrixProvider ? provider : undefined;
-    // Kommo numbers without a country code are read in the account's country, as the provider does.
-    const country = kommo ? ((await attempt(() => kommo.account(ctx())))?.country ?? undefined) : undefined;
-    const first = await attempt(() => provider.listContacts(ctx(), { limit: 50, sort: 'created_desc' }));
+    const country = probe.country ? await attempt(() => probe.country!(ctx())) : undefined;
+    const first = await attempt(async () => provider.listContacts?.(ctx(), { limit: 50, sort: 'created_desc' }));
     const sample = pickSample(first?.items ?? [], opts.sample ?? DEEP_SAMPLE, country ?? undefined);
 
-    const crmFormats: FormatName[] = kommo ? [...FORMATS, 'digits'] : [...FORMATS];
+    const crmFormats = probe.searchFormats;
     const crm: Partial<Record<FormatName, FormatCount>> = Object.fromEntries(crmFormats.map((f) => [f, { found: 0, of: 0 }]));
     const mine: Partial<Record<FormatName, FormatCount>> = Object.fromEntries(FORMATS.map((f) => [f, { found: 0, of: 0 }]));
     const tally = (c: FormatCount | undefined, r: boolean | undefined) => {
@@ -135,41 +102,41 @@ export async function deepProbe(provider: KommoProvider | BitrixProvider, opts: 
       if (r) c.found += 1;
     };
     for (const { contact, variants } of sample) {
-      for (const f of crmFormats) tally(crm[f], await attempt(() => crmFinds(provider, ctx(), variants[f], contact.id)));
+      for (const f of crmFormats) tally(crm[f], await attempt(() => probe.crmFinds(ctx(), variants[f], contact.id)));
       for (const f of FORMATS) {
         tally(
           mine[f],
           await attempt(async () =>
-            (await provider.searchLeadByContact(ctx(), { phone: variants[f] })).contacts.some((c) => String(c.id) === String(contact.id)),
+            (await provider.searchLeadByContact!(ctx(), { phone: variants[f] })).contacts.some((c) => String(c.id) === String(contact.id)),
           ),
         );
       }
     }
 
-    const users = await attempt(() => provider.users(ctx()));
-    const leadFields = await attempt(() => provider.customFields(ctx(), kommo ? 'leads' : 'deals'));
-    const contactFields = await attempt(() => provider.customFields(ctx(), 'contacts'));
+    const users = await attempt(async () => provider.users?.(ctx()));
+    const leadFields = await attempt(async () => provider.customFields?.(ctx(), probe.leadFields));
+    const contactFields = await attempt(async () => provider.customFields?.(ctx(), 'contacts'));
     tallyPaths = false;
-    const totals = await attempt(() => listTotals(provider, ctx));
-    const pagesOf = (suffix: string) => (kommo ? [...perPath].filter(([p]) => p === suffix).reduce((n, [, c]) => n + c, 0) : null);
+    const totals = await attempt(() => probe.totals(ctx));
+    const paths = probe.pagePaths;
+    const pagesOf = (path: string | undefined) => (path !== undefined ? [...perPath].filter(([p]) => p === path).reduce((n, [, c]) => n + c, 0) : null);
     const lists = {
-      users: { read: users?.length ?? null, total: totals?.users ?? null, pages: pagesOf('/api/v4/users') },
-      lead_fields: { read: leadFields?.length ?? null, total: totals?.leadFields ?? null, pages: pagesOf('/api/v4/leads/custom_fields') },
-      contact_fields: { read: contactFields?.length ?? null, total: totals?.contactFields ?? null, pages: pagesOf('/api/v4/contacts/custom_fields') },
+      users: { read: users?.length ?? null, total: totals?.users ?? null, pages: pagesOf(paths?.users) },
+      lead_fields: { read: leadFields?.length ?? null, total: totals?.leadFields ?? null, pages: pagesOf(paths?.leadFields) },
+      contact_fields: { read: contactFields?.length ?? null, total: totals?.contactFields ?? null, pages: pagesOf(paths?.contactFields) },
     };
-    const filters = kommo ? await kommoFilters(kommo, ctx, attempt, first?.items ?? []) : null;
+    const filters = probe.filters ? await probe.filters.read(ctx, attempt, first?.items ?? []) : null;
 
     const findings: Finding[] = [
-      ...phoneFindings(provider.kind, crm, mine),
-      ...listFindings(provider.kind, lists),
-      ...(filters ? [filterFinding(filters)] : []),
+      probe.searchFinding(crm),
+      ...duplicateFindings(mine),
+      ...listFindings(probe.listWording, lists),
+      ...(filters && probe.filters ? [probe.filters.finding(filters)] : []),
     ];
-    const profile = kommo
-      ? `${KOMMO_RPS} requests/s per integration`
-      : `${BITRIX_PLANS[bitrix!.conn.plan].capacity} burst, ${BITRIX_PLANS[bitrix!.conn.plan].drain} requests/s`;
-    findings.push(rateFinding(provider.kind, profile, throttled));
-    const budget = bitrix ? budgetRows(bitrix) : null;
-    if (budget) findings.push(...budgetFindings(budget));
+    const profile = probe.rate.profile;
+    findings.push(rateFinding(probe.rate, throttled));
+    const budget = probe.budget ? probe.budget.rows() : null;
+    if (budget) findings.push(...probe.budget!.findings(budget));
     if (stop.signal.aborted) {
       findings.push({
         id: 'probe.budget',
@@ -212,87 +179,7 @@ function pickSample(items: Contact[], n: number, country: string | undefined): A
   return [...distinct, ...usable.filter((u) => !distinct.includes(u))].slice(0, n);
 }
 
-/** Does the CRM's own search, given this text, return contact `id`? (Kommo `query`; Bitrix24 findbycomm.) */
-async function crmFinds(provider: CrmProvider, ctx: CallContext, text: string, id: number | string): Promise<boolean> {
-  if (provider instanceof KommoProvider) {
-    const r = await provider.raw(ctx, 'GET', '/api/v4/contacts', { query: text, limit: 250 }, undefined);
-    const rows = (r.data as { _embedded?: { contacts?: unknown[] } } | null)?._embedded?.contacts ?? [];
-    return rows.some((c) => idOf(c) === String(id));
-  }
-  if (provider instanceof BitrixProvider) {
-    const r = await provider.call<{ CONTACT?: unknown[] } | unknown[]>(ctx, 'crm.duplicate.findbycomm', {
-      type: 'PHONE',
-      values: [text],
-      entity_type: 'CONTACT',
-    });
-    const ids = r.result && !Array.isArray(r.result) ? (r.result.CONTACT ?? []) : [];
-    return ids.some((x) => String(x) === String(id));
-  }
-  return false;
-}
-
-/** How many users and fields the CRM says it has: one small read each, compared with what paging read. */
-async function listTotals(
-  provider: CrmProvider,
-  ctx: () => CallContext,
-): Promise<{ users: number | null; leadFields: number | null; contactFields: number | null }> {
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : null);
-  if (provider instanceof KommoProvider) {
-    const total = async (path: string) =>
-      num(((await provider.raw(ctx(), 'GET', path, { limit: 1 }, undefined)).data as { _total_items?: unknown } | null)?._total_items);
-    return {
-      users: await total('/api/v4/users'),
-      leadFields: await total('/api/v4/leads/custom_fields'),
-      contactFields: await total('/api/v4/contacts/custom_fields'),
-    };
-  }
-  if (provider instanceof BitrixProvider) {
-    // The same order the provider pages by (users.ts); `total` counts every page.
-    const r = await provider.call<unknown[]>(ctx(), 'user.get', { sort: 'ID', order: 'ASC', start: 0 });
-    return { users: num(r.total), leadFields: null, contactFields: null };
-  }
-  return { users: null, leadFields: null, contactFields: null };
-}
-
-/**
- * Kommo accounts can have API filtering off (§5.1, `is_api_filter_enabled`): a filter by id then returns
- * unrelated rows. Read the flag, and check what a filter by one contact's id really returns.
- */
-async function kommoFilters(
-  provider: KommoProvider,
-  ctx: () => CallContext,
-  attempt: <T>(fn: () => Promise<T>) => Promise<T | undefined>,
-  seen: Contact[],
-): Promise<{ account_flag: boolean | null; applied: boolean | null }> {
-  const acc = await attempt(() => provider.raw(ctx(), 'GET', '/api/v4/account', { with: 'is_api_filter_enabled' }, undefined));
-  const flag = (acc?.data as { is_api_filter_enabled?: unknown } | null)?.is_api_filter_enabled;
-  const account_flag = typeof flag === 'boolean' ? flag : null;
-  // With a single contact an unfiltered answer looks filtered: no verdict then.
-  const target = seen.length >= 2 ? seen[seen.length - 1]!.id : undefined;
-  if (target === undefined) return { account_flag, applied: null };
-  const r = await attempt(() => provider.raw(ctx(), 'GET', '/api/v4/contacts', { 'filter[id]': [Number(target)], limit: 5 }, undefined)); // sent as filter[id][]=…
-  if (!r) return { account_flag, applied: null };
-  const rows = (r.data as { _embedded?: { contacts?: unknown[] } } | null)?._embedded?.contacts ?? [];
-  return { account_flag, applied: rows.length === 1 && idOf(rows[0]) === String(target) };
-}
-
-function budgetRows(p: BitrixProvider): BudgetRow[] {
-  const now = Date.now();
-  const round = (x: number) => Math.round(x * 1000) / 1000;
-  return p
-    .operatingBudget()
-    .filter((b) => b.reported)
-    .map((b) => ({
-      method: b.method,
-      operating_sec: round(b.operating_sec),
-      left_sec: round(Math.max(0, OPERATING_LIMIT_SEC - b.operating_sec)),
-      per_call_sec: round(b.per_call_sec),
-      reset_in_sec: b.reset_at !== null ? Math.max(0, Math.round((b.reset_at - now) / 1000)) : null,
-      paused: b.paused_until !== null && b.paused_until > now,
-    }))
-    .sort((a, b) => b.operating_sec - a.operating_sec);
-}
-
+/** The probe's text: what it sampled, what the searches found, the rate limit, the CRM's own lines, the findings. */
 export function renderDeep(r: DeepReport): string {
   const lines = [`  deep probe: ${r.requests} read requests (limit ${r.request_limit})`];
   lines.push(`    sampled contacts: ${r.sampled.map((s) => `${s.id} (${s.phone_shape})`).join(', ') || 'none with a phone'}`);
@@ -301,14 +188,7 @@ export function renderDeep(r: DeepReport): string {
   lines.push(`    phone search, the CRM's own: ${fmt(r.phone_search.crm)}`);
   lines.push(`    phone search, crm-mcp duplicate check: ${fmt(r.phone_search.crm_mcp)}`);
   lines.push(`    rate limit: ${r.rate_limit.profile}; throttled ${r.rate_limit.throttled}`);
-  if (r.operating_budget?.length) {
-    lines.push(
-      `    operating budget (of ${OPERATING_LIMIT_SEC} s / 10 min): ${r.operating_budget
-        .slice(0, 3)
-        .map((b) => `${b.method} ${b.operating_sec} s`)
-        .join(', ')}`,
-    );
-  }
+  lines.push(...(defaultRegistry.get(r.provider)?.doctor?.renderDeep?.(r) ?? []));
   for (const f of r.findings) {
     const mark = f.holds === null ? '?' : f.holds ? 'ok' : 'NO';
     lines.push(`    [${mark}] ${f.assumption}: ${f.detail}${f.holds === false ? `\n          → ${f.action}` : ''}`);

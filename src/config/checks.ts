@@ -3,7 +3,7 @@
  * valid but do nothing (warnings). Pure; the names come from the tool registry.
  */
 import { ALL_TOOLS } from '../tools/index.js';
-import type { AppConfig } from './config.js';
+import type { ConnectionBase } from '../providers/contract.js';
 
 /** A misspelt tool name would silently drop (or keep) a tool: refuse it, listing the names that exist. */
 export function checkToolNames(source: string, names: string[] | undefined, problems: string[]): void {
@@ -20,7 +20,7 @@ export function checkToolNames(source: string, names: string[] | undefined, prob
  * CRM_ALLOW_DELETE=true while the server is read-only). Not errors: they never widen access. `serve` logs
  * them at start and `doctor` reports them as warnings.
  */
-export function configWarnings(config: Pick<AppConfig, 'connections'>): string[] {
+export function configWarnings(config: { connections: readonly ConnectionBase[] }): string[] {
   const groups = new Map<string, string[]>();
   const add = (message: string, connection: string) => groups.set(message, [...(groups.get(message) ?? []), connection]);
   for (const c of config.connections) {

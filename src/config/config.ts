@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import * as z from 'zod';
 import type { PolicyFlags } from '../policy/policy.js';
 import type { ToolFilter } from '../policy/tool-filter.js';
+import type { ConnectionBase } from '../providers/contract.js';
+import { defaultRegistry } from '../providers/registry.js';
 import type { LogLevel } from '../util/log.js';
 import { registerSecret } from '../util/redact.js';
 import { registerConnectionSecrets } from './secrets.js';
@@ -15,52 +17,18 @@ import { storeSpecProblem } from '../store/store.js';
 import { checkToolNames } from './checks.js';
 import { parseRateLimit, type RateLimitOptions } from '../transports/http/rate-limit.js';
 import { ENV_TABLE, V, type EnvVar } from './env-table.js';
-import {
-  FALSE,
-  parseInt10,
-  list,
-  type Source,
-  envSource,
-  fileSource,
-  layered,
-  boolFrom,
-  intFrom,
-  oneOf,
-  policyFrom,
-  TABLE_FLAGS,
-  checkOrigin,
-} from './sources.js';
+import { FALSE, parseInt10, list, type Source, envSource, fileSource, layered, boolFrom, intFrom, oneOf, policyFrom, TABLE_FLAGS } from './sources.js';
 
-export interface KommoOAuthConfig {
-  clientId: string;
-  clientSecret: string;
-  redirectUri: string;
-  refreshToken?: string;
-  authCode?: string;
-}
+// transition: importers move to the wing
+export type { KommoConnection } from '../providers/kommo/connection.js';
+// transition: importers move to the wing
+export type { BitrixConnection } from '../providers/bitrix24/connection.js';
 
-export interface KommoConnection {
-  name: string;
-  provider: 'kommo';
-  /** Account origin, e.g. https://acme.kommo.com */
-  baseUrl: string;
-  accessToken?: string;
-  oauth?: KommoOAuthConfig;
-  policy: PolicyFlags;
-}
-
-export interface BitrixConnection {
-  name: string;
-  provider: 'bitrix24';
-  /** Inbound webhook base `https://portal/rest/{user}/{secret}/`. */
-  webhookUrl?: string;
-  oauth?: { clientId: string; clientSecret: string; refreshToken?: string; portal: string; oauthServer?: string };
-  plan: 'standard' | 'enterprise';
-  outboundToken?: string;
-  policy: PolicyFlags;
-}
-
-export type Connection = KommoConnection | BitrixConnection;
+/**
+ * A configured connection: `{name, provider, policy}` plus what its CRM's module parsed (contract.ts). Only
+ * that module reads the rest; the `provider` names it in the registry.
+ */
+export type Connection = ConnectionBase;
 
 export interface AppConfig {
   connections: Connection[];
@@ -99,114 +67,6 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-function kommoFrom(src: Source, policy: PolicyFlags, problems: string[]): KommoConnection | undefined {
-  const L = src.label;
-  const sub = src.get(V.KOMMO_SUBDOMAIN);
-  const base = src.get(V.KOMMO_BASE_URL);
-  const domain = src.get(V.AMOCRM_DOMAIN);
-  const token = src.get(V.KOMMO_ACCESS_TOKEN);
-  const clientId = src.get(V.KOMMO_CLIENT_ID);
-  const clientSecret = src.get(V.KOMMO_CLIENT_SECRET);
-  const redirectUri = src.get(V.KOMMO_REDIRECT_URI);
-  const refresh = src.get(V.KOMMO_REFRESH_TOKEN);
-  const code = src.get(V.KOMMO_AUTH_CODE);
-  const anyKommo = sub || base || domain || token || clientId || clientSecret || refresh || code;
-  if (!anyKommo) return undefined;
-
-  let baseUrl: string | undefined;
-  const given = [sub, base, domain].filter(Boolean);
-  if (given.length > 1)
-    problems.push(`${L(V.KOMMO_SUBDOMAIN)}, ${L(V.KOMMO_BASE_URL)} and ${L(V.AMOCRM_DOMAIN)}: set only one (got ${given.map((g) => g!.name).join(', ')})`);
-  if (base) baseUrl = checkOrigin(base.name, base.value, problems);
-  else if (sub) {
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/i.test(sub.value)) problems.push(`${sub.name}: "${sub.value}" is not a subdomain (e.g. acme for acme.kommo.com)`);
-    else baseUrl = `https://${sub.value.toLowerCase()}.kommo.com`;
-  } else if (domain) {
-    const host = domain.value.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
-    if (!/^[a-z0-9-]+\.(amocrm\.(ru|com)|kommo\.com)$/i.test(host))
-      problems.push(`${domain.name}: "${domain.value}" is not an amoCRM/Kommo account host (e.g. acme.amocrm.ru)`);
-    else baseUrl = `https://${host.toLowerCase()}`;
-  } else {
-    problems.push(`${L(V.KOMMO_SUBDOMAIN)} (or ${L(V.KOMMO_BASE_URL)} / ${L(V.AMOCRM_DOMAIN)}): required to reach your Kommo account`);
-  }
-
-  let oauth: KommoOAuthConfig | undefined;
-  // Without the client id or secret the OAuth problem says it all; no second "token required" problem.
-  let oauthUnusable = false;
-  if (clientId || clientSecret || redirectUri || refresh || code) {
-    const missing = [!clientId && L(V.KOMMO_CLIENT_ID), !clientSecret && L(V.KOMMO_CLIENT_SECRET), !redirectUri && L(V.KOMMO_REDIRECT_URI)].filter(Boolean);
-    oauthUnusable = !clientId || !clientSecret;
-    if (missing.length)
-      problems.push(
-        `${missing.join(', ')}: required for OAuth (you set ${[clientId, clientSecret, redirectUri, refresh, code]
-          .filter(Boolean)
-          .map((x) => x!.name)
-          .join(', ')})`,
-      );
-    else
-      oauth = {
-        clientId: clientId!.value,
-        clientSecret: clientSecret!.value,
-        redirectUri: redirectUri!.value,
-        refreshToken: refresh?.value,
-        authCode: code?.value,
-      };
-  }
-  if (!token && !oauth && !oauthUnusable) {
-    problems.push(
-      `${L(V.KOMMO_ACCESS_TOKEN)}: required (a long-lived token from Settings → Integrations), or configure OAuth with ${L(V.KOMMO_CLIENT_ID)}/${L(V.KOMMO_CLIENT_SECRET)}/${L(V.KOMMO_REDIRECT_URI)}`,
-    );
-  }
-  if (!baseUrl) return undefined;
-  return { name: 'kommo', provider: 'kommo', baseUrl, accessToken: token?.value, oauth, policy };
-}
-
-function bitrixFrom(src: Source, policy: PolicyFlags, problems: string[]): BitrixConnection | undefined {
-  const L = src.label;
-  const hook = src.get(V.BITRIX_WEBHOOK_BASE);
-  const clientId = src.get(V.BITRIX_CLIENT_ID);
-  const clientSecret = src.get(V.BITRIX_CLIENT_SECRET);
-  const refresh = src.get(V.BITRIX_REFRESH_TOKEN);
-  const portal = src.get(V.BITRIX_PORTAL);
-  const outbound = src.get(V.BITRIX_OUTBOUND_TOKEN);
-  const oauthServer = src.get(V.BITRIX_OAUTH_SERVER);
-  if (!hook && !clientId && !clientSecret && !refresh && !portal) return undefined;
-  const plan = oneOf(src, V.BITRIX_PLAN, V.BITRIX_PLAN.default, problems);
-  let webhookUrl: string | undefined;
-  if (hook) webhookUrl = parseWebhook(hook.name, hook.value, problems);
-  let oauth: BitrixConnection['oauth'];
-  if (clientId || clientSecret || refresh || portal) {
-    const missing = [!clientId && L(V.BITRIX_CLIENT_ID), !clientSecret && L(V.BITRIX_CLIENT_SECRET), !portal && L(V.BITRIX_PORTAL)].filter(Boolean);
-    if (missing.length && !webhookUrl) problems.push(`${missing.join(', ')}: required for a Bitrix24 OAuth app`);
-    else if (!missing.length) {
-      const origin = checkOrigin(portal!.name, portal!.value.includes('://') ? portal!.value : `https://${portal!.value}`, problems);
-      const server = oauthServer ? checkOrigin(oauthServer.name, oauthServer.value, problems) : undefined;
-      if (origin)
-        oauth = {
-          clientId: clientId!.value,
-          clientSecret: clientSecret!.value,
-          refreshToken: refresh?.value,
-          portal: origin,
-          ...(server ? { oauthServer: server } : {}),
-        };
-    }
-  }
-  if (!webhookUrl && !oauth) return undefined;
-  return { name: 'bitrix24', provider: 'bitrix24', webhookUrl, oauth, plan, outboundToken: outbound?.value, policy };
-}
-
-function parseWebhook(name: string, raw: string, problems: string[]): string | undefined {
-  const origin = checkOrigin(name, raw, problems);
-  if (!origin) return undefined;
-  const u = new URL(raw);
-  const m = /^\/rest\/(\d+)\/([A-Za-z0-9_]+)\/?$/.exec(u.pathname);
-  if (!m || u.search) {
-    problems.push(`${name}: expected https://{portal}/rest/{user_id}/{secret}/ (the inbound webhook URL from Bitrix24 → Developer resources)`);
-    return undefined;
-  }
-  return `${origin}/rest/${m[1]}/${m[2]}/`;
-}
-
 /** The zod rule of a variable's file form: JSON booleans, numbers and arrays where the environment has text. */
 function fileValue(v: EnvVar): z.ZodType {
   switch (v.type) {
@@ -225,10 +85,11 @@ function fileValue(v: EnvVar): z.ZodType {
 
 /**
  * The `--config` file's schema, from the table's file keys: every connection-scoped variable with a key can
- * be set per connection (both providers share `client_id` & co.), every global one at the top level.
+ * be set per connection (the CRMs share `client_id` & co.), every global one at the top level.
  */
 function buildFileSchema() {
-  const connection: Record<string, z.ZodType> = { provider: z.enum(['kommo', 'bitrix24']) };
+  const kinds = defaultRegistry.modules().map((m) => m.kind);
+  const connection: Record<string, z.ZodType> = { provider: z.enum(kinds as [string, ...string[]]) };
   const top: Record<string, z.ZodType> = {};
   const nested: Record<string, Record<string, z.ZodType>> = {};
   for (const v of ENV_TABLE) {
@@ -247,7 +108,7 @@ function buildFileSchema() {
 
 const fileSchema = buildFileSchema();
 
-type FileConnection = Record<string, unknown> & { provider: 'kommo' | 'bitrix24' };
+type FileConnection = Record<string, unknown> & { provider: string };
 
 /**
  * A parsed `--config` file (JSON already parsed: the file is read once, by loadConfig) → its connections,
@@ -268,18 +129,11 @@ function fromFile(path: string, data: unknown, defaults: PolicyFlags, problems: 
     const src = fileSource(c);
     const sub: string[] = [];
     const policy = policyFrom(src, defaults, sub);
-    if (c.provider === 'kommo') {
-      const k = kommoFrom(src, policy, sub);
-      if (k) out.push({ ...k, name });
-      else if (!sub.length) sub.push('KOMMO: incomplete connection');
-    } else {
-      const b = bitrixFrom(src, policy, sub);
-      if (b) out.push({ ...b, name });
-      else if (!sub.length)
-        sub.push(
-          `${src.label(V.BITRIX_WEBHOOK_BASE)} or ${src.label(V.BITRIX_CLIENT_ID)}/${src.label(V.BITRIX_CLIENT_SECRET)}/${src.label(V.BITRIX_PORTAL)}: required`,
-        );
-    }
+    // The schema's enum admits only registered kinds.
+    const spec = defaultRegistry.get(c.provider)!.connection;
+    const conn = spec.parse(src, policy, sub);
+    if (conn) out.push({ ...conn, name });
+    else if (!sub.length) sub.push(spec.incomplete(src));
     for (const p of sub) problems.push(`${path}: connections.${name}: ${p}`);
   }
   return { connections: out, top: fileSource(file, `${path}: `) };
@@ -377,7 +231,10 @@ export function parseConfig(options: ParseOptions, problems: string[] = []): App
     connections = f.connections;
     if (f.top) src = layered(f.top, env);
   } else {
-    connections = [kommoFrom(env, policy, problems), bitrixFrom(env, policy, problems)].filter((c): c is Connection => !!c);
+    connections = defaultRegistry
+      .modules()
+      .map((m) => m.connection.parse(env, policy, problems))
+      .filter((c): c is Connection => !!c);
   }
   const http = { timeoutMs: intFrom(src, V.CRM_HTTP_TIMEOUT_MS, problems), maxRetries: intFrom(src, V.CRM_MAX_RETRIES, problems) };
   const logLevel: LogLevel = oneOf(src, V.CRM_LOG_LEVEL, V.CRM_LOG_LEVEL.default, problems);
@@ -401,9 +258,8 @@ export function parseConfig(options: ParseOptions, problems: string[] = []): App
   if (storeProblem) problems.push(`${storeIn?.name ?? V.CRM_MCP_STORE.name}: ${storeProblem}`);
   const service = serviceFrom(env, problems);
   if (!problems.length && connections.length === 0) {
-    problems.push(
-      `No CRM configured: set ${V.KOMMO_SUBDOMAIN.name} and ${V.KOMMO_ACCESS_TOKEN.name} (Kommo/amoCRM) or ${V.BITRIX_WEBHOOK_BASE.name} (Bitrix24), pass --config FILE, or try the demo with --sandbox`,
-    );
+    const each = defaultRegistry.modules().map((m) => `${m.connection.setup} (${m.fullLabel ?? m.label})`);
+    problems.push(`No CRM configured: set ${each.join(' or ')}, pass --config FILE, or try the demo with --sandbox`);
   }
   if (problems.length) throw new ConfigError(problems);
 

@@ -1,6 +1,9 @@
-/** Rows of the environment table (env-table.ts): safety, tools, the server, the audit log, the HTTP service, sign-in and the test suite. Data only. */
-import type { EnvVar } from './env-table.js';
-import { LOG_LEVELS } from './env-types.js';
+/**
+ * Rows of the environment table (env-table.ts): safety, tools, the server, the audit log, the HTTP service, sign-in
+ * and the test suite; the CRMs' rows live in their wings (src/providers/<kind>/env.ts). Data only.
+ */
+import type { EnvVar } from './env-types.js';
+import { byName, LOG_LEVELS } from './env-types.js';
 
 export const SERVER_VARS = [
   // ------------------------------------------------------------ safety (per connection; the file may override)
@@ -273,3 +276,6 @@ export const SERVER_VARS = [
     internal: true,
   },
 ] as const satisfies readonly EnvVar[];
+
+/** The server's rows by canonical name (env-table.ts re-exports it as `V`). */
+export const SERVER_ENV = byName(SERVER_VARS);

@@ -1,10 +1,11 @@
 /**
- * doctor's fix for each configuration problem: advice for a particular message first, then the variable's
- * own hint from the env table, then one generated from its type (true/false, the range of a number, the
- * choices, an https address). Pure; test/env-table.test.ts provokes a problem with every variable and checks
- * that none is left with the catch-all.
+ * doctor's fix for each configuration problem: a CRM wing's advice for its own settings first (its module's
+ * `connection.fix`), then advice for a particular message, then the variable's own hint from the env table,
+ * then one generated from its type (true/false, the range of a number, the choices, an https address). Pure;
+ * test/env-table.test.ts provokes a problem with every variable and checks that none is left with the catch-all.
  */
-import { ENV_TABLE, V, envVar, type EnvVar } from './env-table.js';
+import { defaultRegistry } from '../providers/registry.js';
+import { ENV_TABLE, envVar, type EnvVar } from './env-table.js';
 
 /** The fix when nothing better is known. */
 export const GENERIC_FIX = 'Correct the setting named above (see README → Configuration).';
@@ -41,18 +42,18 @@ export function typeHint(v: EnvVar, label = v.name): string {
 export function configFix(p: string): string {
   const s = subject(p);
   const label = s?.label ?? 'the setting named above';
+  // A CRM's own advice first (its wing knows its settings), then the generic rules.
+  for (const m of defaultRegistry.modules()) {
+    const fix = m.connection.fix?.(p, s?.v, label);
+    if (fix !== undefined) return fix;
+  }
   if (s && /is not a boolean|is not a whole number|out of range/.test(p)) return typeHint(s.v, s.label);
   if (/must use https/.test(p)) return `Use the https:// address of the account in ${label}.`;
-  if (/is not a subdomain|is not an amoCRM/.test(p) || (/is not a URL/.test(p) && s?.v.group === 'kommo')) {
-    return `Correct ${label}: for Kommo ${V.KOMMO_SUBDOMAIN.name}=yourcompany (for https://yourcompany.kommo.com), for amoCRM ${V.AMOCRM_DOMAIN.name}=yourcompany.amocrm.ru.`;
-  }
-  if (/expected https:\/\/\{portal\}\/rest/.test(p)) return V.BITRIX_WEBHOOK_BASE.hint;
-  if (s?.v === V.KOMMO_ACCESS_TOKEN && /: required/.test(p)) return V.KOMMO_ACCESS_TOKEN.hint;
-  if (s?.v === V.KOMMO_SUBDOMAIN && /required/.test(p)) {
-    return `Set ${V.KOMMO_SUBDOMAIN.name}=yourcompany (for https://yourcompany.kommo.com), or ${V.KOMMO_BASE_URL.name} / ${V.AMOCRM_DOMAIN.name} for other hosts.`;
-  }
   if (/No CRM configured/.test(p))
-    return `Set ${V.KOMMO_SUBDOMAIN.name} and ${V.KOMMO_ACCESS_TOKEN.name}, or ${V.BITRIX_WEBHOOK_BASE.name}, or pass --config FILE (see README → Configuration).`;
+    return `Set ${defaultRegistry
+      .modules()
+      .map((m) => m.connection.setup)
+      .join(', or ')}, or pass --config FILE (see README → Configuration).`;
   if (/: set only one/.test(p)) return `Keep one of ${p.slice(0, p.indexOf(': set only one'))} and remove the others.`;
   if (/required/.test(p)) return `Set the variables named above (see README → Configuration).`;
   if (s) return s.v.hint ?? typeHint(s.v, s.label);

@@ -1,17 +1,11 @@
-/** Registers a connection's credentials with the redactor (config loading and the providers both call it). */
-import type { Connection } from './config.js';
+/** Registers a connection's credentials with the redactor, as its module names them (config loading calls it). */
+import type { ConnectionBase } from '../providers/contract.js';
+import { defaultRegistry } from '../providers/registry.js';
 import { registerSecret } from '../util/redact.js';
 
-export function registerConnectionSecrets(c: Connection): void {
-  if (c.provider === 'kommo') {
-    registerSecret(c.accessToken);
-    registerSecret(c.oauth?.clientSecret);
-    registerSecret(c.oauth?.refreshToken);
-    registerSecret(c.oauth?.authCode);
-  } else {
-    if (c.webhookUrl) registerSecret(/\/rest\/\d+\/([^/]+)\//.exec(c.webhookUrl)?.[1]);
-    registerSecret(c.oauth?.clientSecret);
-    registerSecret(c.oauth?.refreshToken);
-    registerSecret(c.outboundToken);
-  }
+export function registerConnectionSecrets(c: ConnectionBase, registry = defaultRegistry): void {
+  const m = registry.get(c.provider);
+  // Never skip silently: credentials nobody registered would print unmasked.
+  if (!m) throw new Error(`connection "${c.name}": no provider "${c.provider}" is registered`);
+  for (const s of m.connection.secrets(c)) registerSecret(s);
 }

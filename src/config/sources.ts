@@ -3,36 +3,38 @@
  * layers) and the strict readers of booleans, numbers, lists and origins. A malformed value is a problem
  * naming its source, never a guess.
  */
+import * as z from 'zod';
 import type { PolicyFlags } from '../policy/policy.js';
-import { V, readVar, type EnvVar } from './env-table.js';
+import { SERVER_ENV as V } from './env-server.js';
+import { readVar, type EnvVar } from './env-types.js';
 
 type Env = Record<string, string | undefined>;
 
 export const TRUE = new Set(['1', 'true', 'yes', 'on']);
 export const FALSE = new Set(['0', 'false', 'no', 'off']);
 
+/** Any case; zod's own default words (`y`, `enabled`…) are not ours. */
+const BOOL = z.stringbool({ truthy: [...TRUE], falsy: [...FALSE] });
+/** Digits only (no sign, point or exponent), then the row's range. */
+const DIGITS = z.string().regex(/^\d+$/).transform(Number);
+
 /** Strict boolean: anything but a plain yes/no word is an error, never a guess. */
 export function parseBool(name: string, raw: string | undefined, fallback: boolean, problems: string[]): boolean {
   if (raw === undefined || raw.trim() === '') return fallback;
-  const v = raw.trim().toLowerCase();
-  if (TRUE.has(v)) return true;
-  if (FALSE.has(v)) return false;
+  const r = BOOL.safeParse(raw.trim());
+  if (r.success) return r.data;
+  // Our wording, not zod's: doctor's fixes (hints.ts) and the tests key on it.
   problems.push(`${name}: "${raw}" is not a boolean; use true or false`);
   return fallback;
 }
 
 export function parseInt10(name: string, raw: string | undefined, fallback: number, min: number, max: number, problems: string[]): number {
   if (raw === undefined || raw.trim() === '') return fallback;
-  if (!/^\d+$/.test(raw.trim())) {
-    problems.push(`${name}: "${raw}" is not a whole number`);
-    return fallback;
-  }
-  const n = Number(raw);
-  if (n < min || n > max) {
-    problems.push(`${name}: ${n} is out of range (${min}..${max})`);
-    return fallback;
-  }
-  return n;
+  const r = DIGITS.pipe(z.number().min(min).max(max)).safeParse(raw.trim());
+  if (r.success) return r.data;
+  if (r.error.issues.some((i) => i.code === 'invalid_format')) problems.push(`${name}: "${raw}" is not a whole number`);
+  else problems.push(`${name}: ${Number(raw)} is out of range (${min}..${max})`);
+  return fallback;
 }
 
 export function list(raw: string | undefined): string[] | undefined {
@@ -115,13 +117,13 @@ export const TABLE_FLAGS: PolicyFlags = {
   allowAdmin: V.CRM_ALLOW_ADMIN.default,
 };
 
-/** https only, except loopback (emulators, local proxies). */
-export function checkOrigin(name: string, raw: string, problems: string[]): string | undefined {
+/** https only, except loopback (emulators, local proxies); `example` is the caller's (a wing's) sample address. */
+export function checkOrigin(name: string, raw: string, problems: string[], example: string): string | undefined {
   let u: URL;
   try {
     u = new URL(raw);
   } catch {
-    problems.push(`${name}: "${raw}" is not a URL (expected e.g. https://acme.kommo.com)`);
+    problems.push(`${name}: "${raw}" is not a URL (expected e.g. ${example})`);
     return undefined;
   }
   const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(u.hostname);

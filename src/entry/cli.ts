@@ -3,10 +3,18 @@
  * are not the stdio server) and are loaded only when used, so serving does not pay for them.
  */
 import { ConfigError } from '../config/config.js';
+import { defaultRegistry } from '../providers/registry.js';
 import { VERSION } from '../version.js';
 import { parseServeArgs, serve } from './serve.js';
 
-export const HELP = `crm-mcp ${VERSION}: MCP server for Kommo/amoCRM and Bitrix24
+const MODULES = defaultRegistry.modules();
+const labels = MODULES.map((m) => m.fullLabel ?? m.label);
+/** The CRMs, with their other brands: `A and B`, `A, B and C`. */
+const CRMS = labels.length > 1 ? `${labels.slice(0, -1).join(', ')} and ${labels.at(-1)}` : (labels[0] ?? '');
+/** What `crm-mcp auth` takes: the sign-in names of every CRM that has one. */
+const SIGN_INS = MODULES.flatMap((m) => m.signIn?.names ?? []).join('|');
+
+export const HELP = `crm-mcp ${VERSION}: MCP server for ${CRMS}
 
 Usage:
   crm-mcp                       serve MCP over stdio (Claude Desktop)
@@ -14,7 +22,7 @@ Usage:
                                 serve Streamable HTTP at /mcp
   crm-mcp --sandbox [--http]    use built-in emulated CRM accounts with demo data
   crm-mcp --config FILE         several named connections from a JSON file
-  crm-mcp auth kommo|amocrm|bitrix24
+  crm-mcp auth ${SIGN_INS}
                                 sign in to an OAuth integration/app and save its tokens
   crm-mcp doctor [--json]       check every connection, token, scope and setting, with fixes
                                 (exit 0 healthy, 1 problems, 3 warnings only)

@@ -6,10 +6,15 @@
 import { parseArgs } from 'node:util';
 import { buildApp } from '../app.js';
 import { configWarnings } from '../config/checks.js';
-import { ConfigError, loadConfig, type Connection } from '../config/config.js';
+import { ConfigError, loadConfig } from '../config/config.js';
+import { V } from '../config/env-table.js';
+import { readVar } from '../config/env-types.js';
 import type { PolicyFlags } from '../policy/policy.js';
 import { CLI_PATH } from '../paths.js';
+import type { ConnectionBase } from '../providers/contract.js';
+import { defaultRegistry } from '../providers/registry.js';
 import { createServer, planTools, type ServerDeps } from '../server.js';
+import { openStore, type Store } from '../store/store.js';
 import { createLogger, setLogger, type LogLevel } from '../util/log.js';
 import { VERSION } from '../version.js';
 
@@ -47,23 +52,30 @@ export function parseServeArgs(argv: string[]): ServeArgs {
 type Cleanup = () => Promise<void>;
 
 interface Sandbox {
-  connections: (policy: PolicyFlags) => Connection[];
-  info: string;
+  connections: (policy: PolicyFlags) => ConnectionBase[];
+  /** The banner line, given the connections' names. */
+  info(names: readonly string[]): string;
+  /** A credential may follow a redirect between two of these (the emulators just started), and nowhere else on loopback. */
+  origins: string[];
   close: Cleanup[];
 }
 
+/** Starts every CRM's emulator (contract.ts `SandboxPart`), together. */
 async function startSandbox(): Promise<Sandbox> {
-  const [{ startKommoEmulator }, { startBitrixEmulator }] = await Promise.all([import('../sandbox/kommo/index.js'), import('../sandbox/bitrix24/index.js')]);
-  const [kommo, bitrix] = await Promise.all([startKommoEmulator({}), startBitrixEmulator({})]);
-  const token = kommo.createLongLivedToken({ expiresInSec: 30 * 86400 });
+  const parts = defaultRegistry.modules().flatMap((m) => (m.sandbox ? [m.sandbox] : []));
+  const runs = await Promise.all(parts.map((p) => p.start()));
   return {
-    connections: (policy) => [
-      { name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: token, policy },
-      { name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'standard', policy },
-    ],
-    info: `Sandbox: Kommo account emulated at ${kommo.url}, Bitrix24 portal at ${bitrix.url} (pass crm: "kommo" or "bitrix24")`,
-    close: [() => kommo.close(), () => bitrix.close()],
+    connections: (policy) => runs.flatMap((r) => r.connections(policy)),
+    info: (names) =>
+      `Sandbox: ${runs.map((r, i) => `${r.what}${i === 0 ? ' emulated' : ''} at ${r.origin}`).join(', ')} (pass crm: ${orList(names.map((n) => `"${n}"`))})`,
+    origins: runs.map((r) => r.origin),
+    close: runs.map((r) => () => r.close()),
   };
+}
+
+/** `a`, `a or b`, `a, b or c`. */
+function orList(items: readonly string[]): string {
+  return items.length > 1 ? `${items.slice(0, -1).join(', ')} or ${items.at(-1)}` : (items[0] ?? '');
 }
 
 export async function serve(args: ServeArgs): Promise<void> {
@@ -71,12 +83,14 @@ export async function serve(args: ServeArgs): Promise<void> {
   const sandbox = args.sandbox ? await startSandbox() : undefined;
   if (sandbox) cleanups.push(...sandbox.close);
 
-  // After `crm-mcp auth kommo` without a configured address, the account host it learnt is in the store.
+  // What a sign-in learnt that the environment does not say yet (`crm-mcp auth` without a configured account
+  // address keeps the one the CRM named in the store); each CRM checks its own variables before reading the store.
   let env: Record<string, string | undefined> = process.env;
-  if (!args.sandbox && !args.config && (process.env.KOMMO_CLIENT_ID || process.env.AMOCRM_CLIENT_ID)) {
-    const { learntKommoHost } = await import('../commands/common.js');
-    const learnt = await learntKommoHost(process.env).catch(() => undefined);
-    if (learnt) env = { ...process.env, KOMMO_BASE_URL: learnt };
+  if (!args.sandbox && !args.config) {
+    for (const m of defaultRegistry.modules()) {
+      const learnt = await m.signIn?.learnt?.(process.env, () => openConfiguredStore(process.env)).catch(() => undefined);
+      if (learnt) env = { ...env, ...learnt.env };
+    }
   }
   const config = loadConfig({ env, configPath: args.config, connections: sandbox?.connections });
   // Refuse an open bind before anything starts or is logged as starting (startHttpServer checks again).
@@ -90,7 +104,7 @@ export async function serve(args: ServeArgs): Promise<void> {
   setLogger(logger);
   for (const warning of configWarnings(config)) logger.warn(warning);
   // Metrics are served over HTTP only; the audit log is kept in both modes (in memory for the sandbox's demo data).
-  const app = await buildApp(config, { logger, sandbox: args.sandbox, metrics: args.http });
+  const app = await buildApp(config, { logger, sandbox: args.sandbox, metrics: args.http, trustedOrigins: sandbox?.origins });
   cleanups.push(() => app.close());
   const { providers, audit, metrics } = app;
   const deps: ServerDeps = { config, providers, audit, metrics };
@@ -145,7 +159,7 @@ export async function serve(args: ServeArgs): Promise<void> {
     const lines = [
       `crm-mcp ${VERSION} serving MCP (Streamable HTTP) at ${http.url}`,
       'Protocol: 2026-07-28 (server/discover, stateless) and the 2025 revisions (initialize), on the same endpoint.',
-      ...(sandbox ? [sandbox.info] : []),
+      ...(sandbox ? [sandbox.info(config.connections.map((c) => c.name))] : []),
       `Mode: ${policy.allowWrites ? (policy.safeMode ? 'create-only (safe mode)' : policy.allowDelete ? 'full' : 'write') : 'read-only'}; ${plan.enabled.length} tools.`,
       `Auth: ${config.service.token ? 'bearer token (CRM_MCP_HTTP_TOKEN)' : 'none (loopback only)'}; metrics: ${metrics ? http.url.replace(/\/mcp$/, '/metrics') : 'off'}; audit log: ${audit?.description ?? 'off'}; tool-call rate limit: ${rate ? `${Math.round(rate.perMinute * 100) / 100}/min per client` : 'off'}.`,
       '',
@@ -164,7 +178,12 @@ export async function serve(args: ServeArgs): Promise<void> {
     const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
     const stdio = serveStdio(() => createServer(deps), { onerror: (err) => logger.debug({ err: err.message }, 'MCP stdio error') });
     cleanups.unshift(() => stdio.close());
-    if (sandbox) logger.info(sandbox.info);
+    if (sandbox) logger.info(sandbox.info(config.connections.map((c) => c.name)));
     process.stdin.on('end', () => void shutdown());
   }
+}
+
+/** The token store as CRM_MCP_STORE configures it (opened only when a CRM's sign-in hook asks). */
+function openConfiguredStore(env: Record<string, string | undefined>): Promise<Store> {
+  return openStore(readVar(env, V.CRM_MCP_STORE)?.value);
 }

@@ -54,8 +54,8 @@ export interface CrmResponse<T = unknown> {
 /** What a provider plugs into the pipeline. */
 export interface ProviderAdapter {
   readonly name: string;
-  /** Effect of an outgoing request, decided from the wire shape alone. */
-  classify(method: HttpMethod, path: string, body: unknown): Effect;
+  /** Effect of an outgoing request, decided from the wire shape alone (the query as it is sent, too). May throw a refusal. */
+  classify(method: HttpMethod, path: string, body: unknown, query: URLSearchParams): Effect;
   /** Paths the credential may be sent to (e.g. `/api/v4/` on Kommo). */
   pathAllowed(path: string): boolean;
   /** Maps a response to an error, or undefined when it is a success. Sees 2xx too (Bitrix errors may come with 200). */
@@ -111,6 +111,9 @@ export interface HttpCoreOptions {
   /** Backoff base for retries (tests shorten it). */
   backoffBaseMs?: number;
 }
+
+/** Headers that ask a server to run another HTTP method than the request line's (X-HTTP-Method-Override and kin). */
+const METHOD_OVERRIDE = /^x-(http-method(-override)?|method-override)$/i;
 
 /** The longest server-requested wait (Retry-After) a call sits through before giving up. */
 const MAX_WAIT_MS = 30_000;
@@ -172,7 +175,12 @@ export class HttpCore {
 
   async request<T = unknown>(spec: RequestSpec): Promise<CrmResponse<T>> {
     const url = this.buildUrl(spec.path, spec.query);
-    const effect = spec.effect ?? this.o.adapter.classify(spec.method, url.pathname, spec.body ?? spec.form);
+    // A method-override header would make the CRM run another method than the one classified (PHP frameworks honour them).
+    const override = Object.keys(spec.headers ?? {}).find((h) => METHOD_OVERRIDE.test(h.trim()));
+    if (override) {
+      throw new CrmError({ code: 'policy_denied', message: `Refused: the ${override} header would change the HTTP method the CRM runs; nothing was sent` });
+    }
+    const effect = spec.effect ?? this.o.adapter.classify(spec.method, url.pathname, spec.body ?? spec.form, url.searchParams);
     if (!spec.grant.has(effect)) {
       this.logger.warn({ provider: this.o.adapter.name, method: spec.method, path: url.pathname, effect }, 'policy refused an outgoing request');
       throw new CrmError({

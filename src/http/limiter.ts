@@ -3,6 +3,8 @@
  * an account that keeps earning 429s). Each limiter queues callers in FIFO order and resolves `acquire()`
  * when a request may be sent.
  */
+import { setTimeout as delay } from 'node:timers/promises';
+
 export interface RateLimiter {
   /** Resolves when a request may be sent; call the returned function when its response has arrived. */
   acquire(signal?: AbortSignal): Promise<() => void>;
@@ -114,17 +116,11 @@ export class LeakyBucketLimiter extends FifoLimiter {
   }
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
+/** node:timers/promises' delay, rejecting with the signal's own reason (what callers map), not a generic AbortError. */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, signal ? { signal } : undefined);
+  } catch (err) {
+    throw signal?.aborted ? signal.reason : err;
+  }
 }

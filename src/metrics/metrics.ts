@@ -2,128 +2,19 @@
  * Prometheus metrics for the HTTP service, on prom-client with a Registry of its own (the global one would
  * mix in whatever else the process loads, and tests build several servers in one process).
  *
- * Labels never carry a secret or an id: a Bitrix24 endpoint is the REST method name (the webhook path with
- * its secret is dropped), a Kommo endpoint is the path template with ids replaced by `:id`. The label set is
- * bounded: the generic tools let an agent choose any path or method, and every new label value is a new
- * time series for Prometheus to keep. So only known Kommo resources and known Bitrix24 methods become labels
- * (anything else is `other`), and a hard cap per provider stops whatever still gets through.
+ * Labels never carry a secret or an id, and the label set is bounded: the generic tools let an agent choose
+ * any path or method, and every new label value is a new time series for Prometheus to keep. What a CRM
+ * request's `endpoint` is, only its CRM knows: the app passes in a labeller built from the CRM modules
+ * (contract.ts `metricsLabel`: a known endpoint or `other`), and a hard cap per provider stops whatever still
+ * gets through. Tool names are passed in the same way (metrics is infrastructure: it reads no tool or CRM).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { HttpEvent } from '../http/client.js';
-import type { CrmProvider } from '../providers/types.js';
-import { ALL_TOOLS } from '../tools/index.js';
 
 const PREFIX = 'crm_mcp_';
 
-/**
- * Kommo API v4 resources (developers.kommo.com → API reference; /work/shared/research/kommo-api.md): the
- * top-level ones, and the words that may follow a resource or an id. Any other word is shown as `:other`.
- */
-const KOMMO_RESOURCES = new Set([
-  'account',
-  'leads',
-  'contacts',
-  'companies',
-  'customers',
-  'catalogs',
-  'tasks',
-  'events',
-  'users',
-  'roles',
-  'webhooks',
-  'widgets',
-  'calls',
-  'sources',
-  'talks',
-  'chats',
-  'short_links',
-  'salesbot',
-  'products',
-]);
-const KOMMO_SUBRESOURCES = new Set([
-  'notes',
-  'tags',
-  'custom_fields',
-  'groups',
-  'links',
-  'link',
-  'unlink',
-  'complex',
-  'pipelines',
-  'statuses',
-  'loss_reasons',
-  'unsorted',
-  'forms',
-  'sip',
-  'accept',
-  'decline',
-  'summary',
-  'elements',
-  'segments',
-  'transactions',
-  'bonus_points',
-  'types',
-  'templates',
-  'close',
-  'run',
-  'subscriptions',
-  'watch',
-]);
-
-/** Bitrix24 method names that become labels: the ones crm-mcp's tools call and the common CRM methods. */
-const BITRIX_METHODS = new Set([
-  'profile',
-  'scope',
-  'methods',
-  'method.get',
-  'app.info',
-  'server.time',
-  'batch',
-  'user.current',
-  'user.get',
-  'user.search',
-  'user.fields',
-  'crm.duplicate.findbycomm',
-  'crm.settings.mode.get',
-  'crm.enum.ownertype',
-  'crm.enum.fields',
-  'crm.enum.activitytype',
-  'crm.status.list',
-  'crm.status.get',
-  'crm.status.fields',
-  'crm.status.entity.items',
-  'crm.status.entity.types',
-  'crm.category.list',
-  'crm.category.get',
-  'crm.dealcategory.list',
-  'crm.dealcategory.get',
-  'crm.dealcategory.stage.list',
-  'crm.timeline.comment.add',
-  'crm.timeline.comment.get',
-  'crm.timeline.comment.list',
-  'crm.timeline.comment.update',
-  'crm.timeline.comment.delete',
-  'crm.timeline.comment.fields',
-  'crm.activity.todo.add',
-  'tasks.task.add',
-  'tasks.task.get',
-  'tasks.task.list',
-  'tasks.task.update',
-  'tasks.task.delete',
-  'tasks.task.getfields',
-  'event.bind',
-  'event.unbind',
-  'event.get',
-  'event.offline.get',
-  'event.offline.list',
-  'crm.deal.recurring.expose',
-  'crm.entity.mergebatch',
-  ...['lead', 'deal', 'contact', 'company', 'quote', 'activity', 'item', 'requisite', 'product'].flatMap((e) =>
-    ['list', 'get', 'add', 'update', 'delete', 'fields', 'userfield.list', 'userfield.get', 'productrows.get', 'productrows.set'].map((op) => `crm.${e}.${op}`),
-  ),
-  ...['deal', 'lead', 'quote'].flatMap((e) => ['contact.items.get', 'contact.items.set', 'contact.add', 'contact.delete'].map((op) => `crm.${e}.${op}`)),
-  ...['contact.company', 'company.contact'].flatMap((e) => ['items.get', 'items.set', 'add', 'delete'].map((op) => `crm.${e}.${op}`)),
-]);
+/** A CRM request's `endpoint` label: bounded (unknown is `other`), never a secret or an id. */
+export type EndpointLabeler = (provider: string, method: string, path: string) => string;
 
 /**
  * MCP methods that become a `method` label (2025 and 2026-07-28 revisions); any other method name a client
@@ -153,34 +44,18 @@ const MCP_METHODS = new Set([
   'response',
   'invalid',
 ]);
-const TOOL_NAMES: ReadonlySet<string> = new Set(ALL_TOOLS.map((t) => t.name));
 
 /** Distinct endpoint labels kept per provider before every further one is `other`. */
 export const MAX_ENDPOINT_LABELS = 100;
 
-/** Bitrix24: `…/crm.deal.list.json` → `crm.deal.list`; Kommo: `/api/v4/leads/123/notes` → `/api/v4/leads/:id/notes`. */
-export function endpointOf(provider: string, path: string): string {
-  if (provider === 'bitrix24') {
-    // Drop `/rest/` and a webhook's `{user}/{secret}/`: what is left is the method name, or nothing.
-    const method = path
-      .replace(/^\/rest\/(\d+\/[^/]+\/)?/, '')
-      .replace(/\.json$/i, '')
-      .toLowerCase();
-    // Only a known method may become a label: anything else could be (part of) a webhook secret, or an
-    // agent-chosen name that would add a series per call.
-    return BITRIX_METHODS.has(method) ? method : 'other';
-  }
-  if (provider === 'kommo') {
-    const parts = path.split('/').filter(Boolean);
-    if (parts[0] !== 'api' || parts[1] !== 'v4' || !KOMMO_RESOURCES.has(parts[2] ?? '')) return 'other';
-    const tail = parts.slice(3, 8).map((seg) => (KOMMO_SUBRESOURCES.has(seg) ? seg : /^[a-z_]+$/.test(seg) ? ':other' : ':id'));
-    return `/${['api', 'v4', parts[2]!, ...tail].join('/')}${parts.length > 8 ? '/…' : ''}`;
-  }
-  return 'other';
-}
-
 /** Tool outcome label: `ok` or the stable error code. */
 export type ToolOutcome = 'ok' | string;
+
+/** What the metrics read of a provider (a CRM provider has these): who it is, and its credential's refreshes and expiry. */
+export interface WatchedProvider {
+  readonly connection: string;
+  readonly kind: string;
+}
 
 interface AuthView {
   tokens?: { refreshCount: number; peek(): { expires_at: number } | undefined };
@@ -190,13 +65,19 @@ interface AuthView {
 export interface MetricsOptions {
   /** Also export process metrics (CPU, memory, event loop); default true. */
   processMetrics?: boolean;
+  /** Each CRM's endpoint labels (the app builds it from the CRM modules); without it every endpoint is `other`. */
+  endpointLabel?: EndpointLabeler;
+  /** The registered tools: the `tool` label of an MCP request is one of these or `other`. */
+  toolNames?: Iterable<string>;
 }
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly providers: CrmProvider[] = [];
+  private readonly providers: WatchedProvider[] = [];
   private readonly refreshesSeen = new Map<string, number>();
   private readonly endpointLabels = new Map<string, Set<string>>();
+  private readonly endpointOf: EndpointLabeler;
+  private readonly toolNames: ReadonlySet<string>;
 
   private readonly crmRequests = new Counter({
     name: `${PREFIX}crm_requests_total`,
@@ -251,6 +132,8 @@ export class Metrics {
   });
 
   constructor(o: MetricsOptions = {}) {
+    this.endpointOf = o.endpointLabel ?? (() => 'other');
+    this.toolNames = new Set(o.toolNames ?? []);
     const providers = this.providers;
     const seen = this.refreshesSeen;
     new Counter({
@@ -286,13 +169,13 @@ export class Metrics {
   }
 
   /** Providers whose OAuth refreshes and token expiry are reported. */
-  watchProviders(providers: readonly CrmProvider[]): void {
+  watchProviders(providers: readonly WatchedProvider[]): void {
     this.providers.push(...providers);
   }
 
   /** HttpCore's per-attempt hook. */
   readonly onHttpEvent = (e: HttpEvent): void => {
-    const endpoint = this.boundedEndpoint(e.provider, e.path);
+    const endpoint = this.boundedEndpoint(e.provider, e.method, e.path);
     const status = e.status > 0 ? String(e.status) : (e.error ?? 'network');
     this.crmRequests.inc({ provider: e.provider, endpoint, method: e.method, status });
     this.crmLatency.observe({ provider: e.provider, endpoint }, e.ms / 1000);
@@ -301,8 +184,8 @@ export class Metrics {
   };
 
   /** The endpoint label, or `other` once the provider has MAX_ENDPOINT_LABELS distinct ones. */
-  private boundedEndpoint(provider: string, path: string): string {
-    const endpoint = endpointOf(provider, path);
+  private boundedEndpoint(provider: string, method: string, path: string): string {
+    const endpoint = this.endpointOf(provider, method, path);
     let seen = this.endpointLabels.get(provider);
     if (!seen) this.endpointLabels.set(provider, (seen = new Set()));
     if (seen.has(endpoint)) return endpoint;
@@ -322,7 +205,7 @@ export class Metrics {
    */
   readonly mcpRequest = (r: { method: string; name?: string; era: 'modern' | 'legacy'; status: number }): void => {
     const method = MCP_METHODS.has(r.method) ? r.method : 'other';
-    const tool = method !== 'tools/call' ? '' : r.name !== undefined && TOOL_NAMES.has(r.name) ? r.name : 'other';
+    const tool = method !== 'tools/call' ? '' : r.name !== undefined && this.toolNames.has(r.name) ? r.name : 'other';
     const status = r.status >= 100 && r.status < 600 ? String(r.status) : 'other';
     this.mcpRequests.inc({ method, tool, era: r.era, status });
   };
@@ -340,12 +223,12 @@ export class Metrics {
   }
 }
 
-function authOf(p: CrmProvider): AuthView | undefined {
+function authOf(p: WatchedProvider): AuthView | undefined {
   return (p as unknown as { auth?: AuthView }).auth;
 }
 
 /** Epoch ms when the provider's credential expires, when it does. */
-async function expiryOf(p: CrmProvider): Promise<number | undefined> {
+async function expiryOf(p: WatchedProvider): Promise<number | undefined> {
   const auth = authOf(p);
   if (!auth) return undefined;
   const rec = auth.tokens?.peek();

@@ -1,16 +1,21 @@
-/** A small in-memory TTL cache with single-flight loading (concurrent callers share one load). */
+/**
+ * A small in-memory TTL cache with single-flight loading (concurrent callers share one load), over lru-cache:
+ * the entries, their expiry and the size bound are the library's; only the sharing of a load in flight is ours.
+ */
+import { LRUCache } from 'lru-cache';
+
 export class TtlCache<V> {
-  private readonly entries = new Map<string, { value: V; expires: number }>();
+  // Boxed: lru-cache stores non-null values only, and a cached value may be null or undefined.
+  private readonly entries: LRUCache<string, { value: V }>;
   private readonly loading = new Map<string, Promise<V>>();
 
-  constructor(
-    private readonly ttlMs: number,
-    private readonly maxEntries = 200,
-  ) {}
+  constructor(ttlMs: number, maxEntries = 200) {
+    this.entries = new LRUCache<string, { value: V }>({ max: maxEntries, ttl: ttlMs, ttlAutopurge: false });
+  }
 
   async get(key: string, load: () => Promise<V>): Promise<V> {
     const hit = this.entries.get(key);
-    if (hit && hit.expires > Date.now()) return hit.value;
+    if (hit) return hit.value;
     const inflight = this.loading.get(key);
     if (inflight) return inflight;
     const p = load()
@@ -24,16 +29,11 @@ export class TtlCache<V> {
   }
 
   peek(key: string): V | undefined {
-    const hit = this.entries.get(key);
-    return hit && hit.expires > Date.now() ? hit.value : undefined;
+    return this.entries.get(key)?.value;
   }
 
   put(key: string, value: V): void {
-    if (this.entries.size >= this.maxEntries) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
-    this.entries.set(key, { value, expires: Date.now() + this.ttlMs });
+    this.entries.set(key, { value });
   }
 
   take(key: string): V | undefined {

@@ -1,9 +1,9 @@
 /**
- * The origins of the CRM emulators this process is running (tests, `--sandbox`). A Bitrix24 "portal moved"
- * redirect to a loopback address is followed only between two of these (see
- * providers/bitrix24/relocation.ts): a loopback server the process did not start as an emulator, such as a
- * test's stand-in attacker or anything else listening on the machine, never receives a credential.
- * No dependencies, so the providers can import it without loading the emulators.
+ * The origins of the CRM emulators this process is running. A test that builds providers itself reads them to
+ * say which loopback addresses a Bitrix24 "portal moved" redirect may carry a credential between (the
+ * providers' `trustedOrigins`, passed in at build time; `--sandbox` passes the origins of the emulators it
+ * started). No security decision reads this set: a loopback server nobody named, such as a test's stand-in
+ * attacker or anything else listening on the machine, never receives a credential.
  */
 const running = new Set<string>();
 
@@ -15,6 +15,7 @@ export function unregisterEmulatorOrigin(origin: string): void {
   running.delete(new URL(origin).origin);
 }
 
-export function isEmulatorOrigin(origin: string): boolean {
-  return running.has(origin);
+/** The emulators running now (a snapshot: one started later is not in it). */
+export function runningEmulatorOrigins(): string[] {
+  return [...running];
 }

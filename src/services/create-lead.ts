@@ -53,7 +53,8 @@ export interface LeadPrimitives<D extends LeadDraft, R> {
   /** The id of the company with exactly this name (case and spaces aside), if there is one. */
   findCompany(ctx: CallContext, name: string): Promise<number | undefined>;
   build(lead: NewLead<D>): R;
-  plan(request: R): PlannedRequest;
+  /** The request(s) a dry run shows, in the order they would be sent. */
+  plan(request: R): PlannedRequest | PlannedRequest[];
   /** Sends the create; a lost answer is a CrmError with `ambiguous` set. */
   send(ctx: CallContext, request: R): Promise<SentLead>;
   /** After a lost answer: the lead the create may have made (`startedAt`: ms, just before it was sent). */
@@ -86,7 +87,7 @@ export async function createLead<D extends LeadDraft, R>(p: LeadPrimitives<D, R>
   const lead: NewLead<D> = { draft, input, title, contact, person, contactName, phone, contactId, companyId };
   const request = p.build(lead);
   if (ctx.dryRun)
-    return { created: false, dry_run: true, lead: null, contact_id: contactId ?? null, company_id: companyId ?? null, requests: [p.plan(request)] };
+    return { created: false, dry_run: true, lead: null, contact_id: contactId ?? null, company_id: companyId ?? null, requests: [p.plan(request)].flat() };
 
   const startedAt = Date.now();
   let sent: SentLead;

@@ -1,17 +1,7 @@
 import * as z from 'zod';
 import { defineTool, dryRunField } from './define.js';
-import { Id, Ref } from '../providers/types.js';
-import { IdInput, PlannedRequests } from './common.js';
-
-const Entity = z.enum(['lead', 'contact', 'company', 'deal']).describe('What the record is attached to ("deal" on Bitrix24 only).');
-
-/** add_note's arguments; NoteInput (providers/types.ts) is this without dry_run. */
-export const AddNoteArgs = z.object({
-  entity: Entity,
-  entity_id: IdInput.describe('Id of that record.'),
-  text: z.string().min(1).max(20_000).describe('Note text.'),
-  dry_run: dryRunField,
-});
+import { Id, Ref } from '../domain/records.js';
+import { AddNoteArgs, CreateTaskArgs, PlannedRequests } from '../domain/inputs.js';
 
 export const addNote = defineTool({
   name: 'add_note',
@@ -21,7 +11,7 @@ export const addNote = defineTool({
   effect: 'create',
   toolset: 'activity',
   requires: ['notes'],
-  input: AddNoteArgs,
+  input: AddNoteArgs.extend({ dry_run: dryRunField }),
   output: z.object({
     dry_run: z.boolean().optional(),
     note: z.object({ id: Id, entity: z.string(), entity_id: Id, text: z.string(), created_at: z.string().nullable() }).nullable(),
@@ -34,17 +24,6 @@ export const addNote = defineTool({
   },
 });
 
-/** create_task's arguments; TaskInput (providers/types.ts) is this without dry_run. */
-export const CreateTaskArgs = z.object({
-  text: z.string().min(1).max(5_000).describe('What to do.'),
-  complete_till: z.string().max(40).describe('Deadline, ISO 8601 (e.g. 2026-12-01T15:00:00Z).'),
-  entity: Entity.optional(),
-  entity_id: IdInput.optional().describe('Id of that record.'),
-  responsible_user_id: IdInput.optional().describe("Responsible user id (default: the token's user)."),
-  task_type_id: z.number().int().positive().optional().describe('Kommo: 1 = follow-up (default), 2 = meeting.'),
-  dry_run: dryRunField,
-});
-
 export const createTask = defineTool({
   name: 'create_task',
   title: 'Create a task',
@@ -53,7 +32,7 @@ export const createTask = defineTool({
   effect: 'create',
   toolset: 'activity',
   requires: ['tasks'],
-  input: CreateTaskArgs,
+  input: CreateTaskArgs.extend({ dry_run: dryRunField }),
   output: z.object({
     dry_run: z.boolean().optional(),
     task: z

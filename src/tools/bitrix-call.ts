@@ -1,14 +1,17 @@
 /**
  * bitrix_call: a safe generic door to any Bitrix24 REST method. The method is normalised (case, `.json`,
  * trailing dots or slashes, NFKC), must be a plain ASCII dotted name, and is classified by a vetted table
- * (providers/bitrix24/methods.ts); anything unknown counts as admin. A `batch` is as strong as its strongest
- * command, and its commands are sent with the normalised names that were classified. `auth` cannot be
- * smuggled in.
+ * (providers/bitrix24/methods.ts); anything unknown counts as admin. The parameters are read the way the
+ * portal reads them (names case-insensitive, batch queries parsed like PHP) and can only raise the effect
+ * (an activity that sends mail is admin, an update that unlinks or removes values is a delete); parameters
+ * the portal could read two ways are refused. A `batch` is as strong as its strongest command, and is sent
+ * as `cmd` (with the normalised names that were classified) and `halt` alone. `auth` cannot be smuggled in.
  */
 import * as z from 'zod';
 import { defineTool, dryRunField, type CallEffect } from './define.js';
 import { CrmError, validationError } from '../http/errors.js';
-import { classifyBatch, classifyCall, classifyMethodDetail, normalisedCommands, normalizeMethod } from '../providers/bitrix24/methods.js';
+import { Grant } from '../policy/policy.js';
+import { checkCall, classifyBatchParams, normalisedCommands, normalizeMethod } from '../providers/bitrix24/methods.js';
 
 const NOT_A_METHOD = 'is not a REST method name (plain ASCII dotted words like crm.deal.list)';
 
@@ -17,20 +20,21 @@ export function bitrixCallEffect(rawMethod: string, params: unknown): CallEffect
   const method = normalizeMethod(rawMethod);
   if (!method) throw validationError(`method: "${rawMethod.slice(0, 120)}" ${NOT_A_METHOD}. Nothing was sent.`);
   if (method === 'batch') {
-    const b = classifyBatch((params as { cmd?: unknown } | undefined)?.cmd);
+    const b = classifyBatchParams(params);
     if (b.problem) throw validationError(`batch: ${b.problem}. Nothing was sent.`);
     const strongest = b.commands.filter((c) => c.effect === b.effect);
     const unknown = strongest.filter((c) => c.unknown).map((c) => c.method);
+    const reasons = [...new Set(strongest.flatMap((c) => c.reasons))];
     const note = unknown.length
       ? `batch command(s) ${unknown.join(', ')} are not in the classification table, so the batch counts as admin (the strongest effect)`
-      : `batch is as strong as its strongest command (${[...new Set(strongest.map((c) => c.method))].join(', ')}: ${b.effect})`;
+      : `batch is as strong as its strongest command (${[...new Set(strongest.map((c) => c.method))].join(', ')}: ${b.effect})${reasons.length ? `: ${reasons.join('; ')}` : ''}`;
     return { effect: b.effect, note };
   }
-  const d = classifyMethodDetail(method);
-  const effect = classifyCall(method, params);
-  if (d.unknown) return { effect, note: `${method} is not in the classification table, so it counts as admin (the strongest effect)` };
-  if (effect !== d.effect) return { effect, note: `${method} names an existing record by id, so it counts as an update` };
-  return { effect, note: `${method} is classified as ${effect}` };
+  const c = checkCall(method, params);
+  if (c.problem) throw validationError(`params: ${c.problem}. Nothing was sent.`);
+  if (c.unknown) return { effect: c.effect, note: `${method} is not in the classification table, so it counts as admin (the strongest effect)` };
+  if (c.reasons.length) return { effect: c.effect, note: c.reasons.join('; ') };
+  return { effect: c.effect, note: `${method} is classified as ${c.effect}` };
 }
 
 export const bitrixCall = defineTool({
@@ -54,21 +58,27 @@ export const bitrixCall = defineTool({
   async handler(args, { provider, ctx }) {
     const method = normalizeMethod(args.method);
     if (!method) throw validationError(`method: "${args.method}" ${NOT_A_METHOD}.`);
-    const params: Record<string, unknown> = { ...(args.params ?? {}) };
+    let params: Record<string, unknown> = { ...(args.params ?? {}) };
     // Credentials and routing never come from the agent.
     for (const k of Object.keys(params)) if (k.toLowerCase() === 'auth') delete params[k];
     if (method === 'batch') {
-      const b = classifyBatch(params.cmd);
+      const b = classifyBatchParams(params);
       if (b.problem) throw validationError(`batch: ${b.problem}.`);
-      if (b.commands.some((c) => c.query.split('&').some((kv) => /^auth(=|$)/i.test(safeDecode(kv))))) {
+      const auth = (c: (typeof b.commands)[number]) =>
+        Object.keys(c.params).some((k) => k.toUpperCase() === 'AUTH') || c.query.split('&').some((kv) => /^auth(=|$)/i.test(safeDecode(kv)));
+      if (b.commands.some(auth)) {
         throw new CrmError({ code: 'policy_denied', message: 'bitrix_call refused: batch commands may not carry an auth parameter.' });
       }
-      // Send the normalised names: what was classified is what is sent.
-      params.cmd = normalisedCommands(b, params.cmd);
+      // The portal reads `cmd` and `halt` alone (any case, §4.2): the body is built from those two, with the
+      // normalised names, so what was classified is what is sent.
+      params = { cmd: normalisedCommands(b, b.cmd), ...(b.halt !== undefined ? { halt: b.halt } : {}) };
     }
     if (ctx.dryRun)
       return { method, dry_run: true, result: { requests: [{ method: 'POST', url: `${provider.http.origin}/rest/…/${method}.json`, body: params }] } };
-    const r = await provider.call(ctx, method, params);
+    // The HTTP core counts a phone or e-mail removal as an update (update_contact removes them that way);
+    // a delete decided here needs safe mode off, which allows updates too.
+    const grant = ctx.grant.has('delete') && !ctx.grant.has('update') ? new Grant([...ctx.grant.list(), 'update']) : ctx.grant;
+    const r = await provider.call({ ...ctx, grant }, method, params);
     return { method, result: r.result ?? null, ...(r.next !== undefined ? { next: r.next } : {}), ...(r.total !== undefined ? { total: r.total } : {}) };
   },
 });

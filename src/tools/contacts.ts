@@ -1,33 +1,8 @@
 import * as z from 'zod';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
-import { Company, CompanyItem, Contact, ContactItem } from '../providers/types.js';
-import {
-  Cursor,
-  CustomFieldsInput,
-  Email,
-  FirstName,
-  FullName,
-  LastName,
-  Limit,
-  listItems,
-  ListSortInput,
-  Phone,
-  PlannedRequests,
-  RecordId,
-  ResponsibleId,
-  ShortText,
-  Tags,
-  WithCustomFields,
-} from './common.js';
-
-/** list_contacts' and list_companies' arguments; ListQuery (providers/types.ts) is this without with_custom_fields. */
-export const ListQueryArgs = z.object({
-  query: z.string().max(200).optional().describe('Search text (name, phone, email).'),
-  sort: ListSortInput,
-  with_custom_fields: WithCustomFields,
-  limit: Limit,
-  cursor: Cursor,
-});
+import { Company, CompanyItem, Contact, ContactItem } from '../domain/records.js';
+import { CreateContactArgs, ListQueryArgs, PlannedRequests, RecordId, UpdateContactArgs } from '../domain/inputs.js';
+import { listItems, updateEffect } from './common.js';
 
 export const listContacts = defineTool({
   name: 'list_contacts',
@@ -85,20 +60,6 @@ export const getCompany = defineTool({
   },
 });
 
-/** create_contact's arguments; CreateContactInput (providers/types.ts) is this without dry_run. */
-export const CreateContactArgs = z.object({
-  first_name: FirstName.optional(),
-  last_name: LastName.optional(),
-  name: FullName.optional(),
-  email: Email.optional(),
-  phone: Phone.optional(),
-  company_name: ShortText.optional().describe('Company; an existing one is linked.'),
-  tags: Tags.optional(),
-  custom_fields: CustomFieldsInput.optional(),
-  responsible_user_id: ResponsibleId.optional(),
-  dry_run: dryRunField,
-});
-
 export const createContact = defineTool({
   name: 'create_contact',
   title: 'Create a contact (duplicate-safe)',
@@ -107,7 +68,7 @@ export const createContact = defineTool({
   effect: 'create',
   toolset: 'core',
   requires: ['contacts'],
-  input: CreateContactArgs,
+  input: CreateContactArgs.extend({ dry_run: dryRunField }),
   output: z.object({
     created: z.boolean(),
     dry_run: z.boolean().optional(),
@@ -121,32 +82,17 @@ export const createContact = defineTool({
   },
 });
 
-/** update_contact's arguments; UpdateContactInput (providers/types.ts) is this without dry_run. */
-export const UpdateContactArgs = z.object({
-  id: RecordId,
-  first_name: FirstName.optional(),
-  last_name: LastName.optional(),
-  name: FullName.optional(),
-  responsible_user_id: ResponsibleId.optional(),
-  phones_to_add: z.array(Phone).max(10).optional().describe('Phones to add.'),
-  phones_to_remove: z.array(Phone).max(10).optional().describe('Phones to remove.'),
-  emails_to_add: z.array(Email).max(10).optional().describe('Emails to add.'),
-  emails_to_remove: z.array(Email).max(10).optional().describe('Emails to remove.'),
-  tags_to_add: Tags.optional(),
-  tags_to_delete: Tags.optional(),
-  custom_fields: CustomFieldsInput.optional(),
-  dry_run: dryRunField,
-});
-
 export const updateContact = defineTool({
   name: 'update_contact',
   title: 'Update a contact',
   description:
-    'Changes an existing contact. Phones and emails are edited incrementally (phones_to_add/phones_to_remove, emails_to_add/emails_to_remove): existing ones are kept unless explicitly removed. Tags likewise. Use dry_run to preview.',
+    'Changes an existing contact. Phones and emails are edited incrementally (phones_to_add/phones_to_remove, emails_to_add/emails_to_remove): existing ones are kept unless explicitly removed, which is a delete. Tags likewise. Use dry_run to preview.',
   effect: 'update',
+  maxEffect: 'delete',
+  effectOf: (args) => updateEffect(args, ['phones_to_remove', 'emails_to_remove', 'tags_to_delete']),
   toolset: 'core',
   requires: ['contacts'],
-  input: UpdateContactArgs,
+  input: UpdateContactArgs.extend({ dry_run: dryRunField }),
   output: z.object({ dry_run: z.boolean().optional(), contact: Contact.nullable(), requests: PlannedRequests }),
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;

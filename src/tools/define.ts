@@ -50,6 +50,11 @@ export interface ToolDef<I extends z.ZodObject = z.ZodObject, O extends z.ZodObj
    * never sends (a path off the API), `validation` for malformed input.
    */
   effectOf?: (args: z.infer<I>) => CallEffect;
+  /**
+   * For a typed tool whose `effectOf` may raise its effect (update_contact removing a phone is a delete): the
+   * strongest effect a call can have. Registration follows `effect`; hints and refusals follow each call.
+   */
+  maxEffect?: Effect;
   handler: (args: z.infer<I>, env: ToolEnv<ProviderWith<C>>) => Promise<z.infer<O>>;
 }
 
@@ -60,9 +65,14 @@ export interface CallEffect {
   note?: string;
 }
 
-/** What the tool can do at most: `effect` for typed tools; the strongest effect for generic ones. */
-export function strongestEffectOf(tool: Pick<ToolDef, 'effect' | 'effectOf'>): Effect {
-  return tool.effectOf ? 'admin' : tool.effect;
+/** What the tool can do at most: `effect` (or `maxEffect`) for typed tools; the strongest effect for generic ones. */
+export function strongestEffectOf(tool: Pick<ToolDef, 'effect' | 'effectOf' | 'maxEffect'>): Effect {
+  return tool.maxEffect ?? (tool.effectOf ? 'admin' : tool.effect);
+}
+
+/** The weakest effect a call can have: a generic tool may only read; a typed tool has at least its own effect. */
+export function weakestEffectOf(tool: Pick<ToolDef, 'effect' | 'effectOf' | 'maxEffect'>): Effect {
+  return tool.effectOf && !tool.maxEffect ? 'read' : tool.effect;
 }
 
 // `C` defaults to none, so `requires: []` gives the handler the bare CrmProvider.

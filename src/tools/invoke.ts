@@ -1,8 +1,12 @@
 /**
  * One tool call, end to end: connection → effect → policy decision → audit (fails closed) → handler under
  * a grant → result. Registration (server.ts) wires this to the SDK; nothing here knows about transports.
+ *
+ * An allowed write is audited twice with one call id: a pending line before anything is sent (reads of
+ * prior values included), and the outcome after. Only the pending append can refuse the call: it is the
+ * append that can fail (a full disk), and when it does the call has not reached the CRM.
  */
-import { auditEntry, safePriorValues, type AuditEntry, type AuditLog } from '../audit/audit-log.js';
+import { auditEntry, newCallId, safePriorValues, type AuditEntry, type AuditLog } from '../audit/audit-log.js';
 import { observeRequests } from '../http/client.js';
 import { CrmError } from '../http/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -25,6 +29,14 @@ export interface InvokeDeps {
 /** The effect of this call: the tool's own, or the generic tool's classification of these arguments. */
 function effectOfCall(tool: AnyTool, args: Record<string, unknown>): CallEffect {
   return tool.effectOf ? tool.effectOf(args) : { effect: tool.effect };
+}
+
+/**
+ * The grant of a call: its decided effect plus reads. A typed tool whose call rose above the tool's own effect
+ * (update_contact removing a phone: a delete) still sends the tool's own kind of request besides.
+ */
+function grantOf(tool: AnyTool, effect: Effect): Grant {
+  return tool.maxEffect && effect !== tool.effect ? new Grant(['read', tool.effect, effect]) : Grant.for(effect);
 }
 
 export async function invokeTool(
@@ -61,7 +73,7 @@ export async function invokeTool(
   const effect: Effect = call.effect;
   // Every write decision, allowed or refused, goes to the audit log (generic tools: when this call writes).
   const audit = effect !== 'read' ? deps.audit : undefined;
-  const draft = { connection: provider.connection, provider: provider.kind, tool: tool.name, effect, args, started };
+  const draft = { connection: provider.connection, provider: provider.kind, tool: tool.name, effect, args, started, callId: newCallId() };
   const record = async (r: Parameters<typeof auditEntry>[1]) => {
     if (audit) await audit.append(auditEntry(draft, r));
   };
@@ -77,9 +89,9 @@ export async function invokeTool(
     );
     return fail(new CrmError({ code: 'policy_denied', message: `${tool.name} refused: ${reason}` }));
   }
-  // The audit log fails closed: a write whose line could not be appended is refused before it is sent.
+  // The audit log fails closed: a write whose pending line could not be appended is refused before it is sent.
   const unaudited = audit
-    ? await audit.ensureWritable().then(
+    ? await audit.begin(auditEntry(draft, { decision: 'allow', outcome: 'pending', phase: 'pending' })).then(
         () => undefined,
         (err: unknown) => err,
       )
@@ -100,13 +112,13 @@ export async function invokeTool(
         tool.handler(args, {
           provider,
           // The grant is derived from the decision taken on the narrowed flags, so the HTTP core enforces those.
-          ctx: { grant: Grant.for(effect), signal, dryRun },
+          ctx: { grant: grantOf(tool, effect), signal, dryRun },
           policy: deps.reportOf(provider, flags),
           audit: deps.audit,
         }),
     );
     done('ok');
-    await record({ decision: 'allow', outcome: 'ok', prior, result: out, requestIds }).catch((ae: unknown) =>
+    await record({ decision: 'allow', outcome: 'ok', phase: 'done', prior, result: out, requestIds }).catch((ae: unknown) =>
       log().error({ err: String(ae) }, 'could not write the audit log after a write'),
     );
     return ok(out as Record<string, unknown>);
@@ -116,7 +128,7 @@ export async function invokeTool(
     if (e.code === 'policy_denied') deps.metrics?.policyDenied(provider.connection, tool.name, effect);
     done(e.code);
     if (e.requestId) requestIds.push(e.requestId);
-    await record({ decision: 'allow', outcome: e.code, prior, requestIds }).catch((ae: unknown) =>
+    await record({ decision: 'allow', outcome: e.code, phase: 'done', prior, requestIds }).catch((ae: unknown) =>
       log().error({ err: String(ae) }, 'could not write the audit log after a write'),
     );
     return fail(err);

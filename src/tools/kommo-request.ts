@@ -6,14 +6,15 @@
  */
 import * as z from 'zod';
 import { defineTool, dryRunField, type CallEffect } from './define.js';
+import { flattenQuery, type QueryValue } from '../http/client.js';
 import { CrmError, validationError } from '../http/errors.js';
 import { kommoPathAllowed } from '../providers/kommo/adapter.js';
-import { classifyKommoRequest, normaliseKommoPath } from '../providers/kommo/effects.js';
+import { classifyKommoRequest, normaliseKommoPath, type KommoClassification } from '../providers/kommo/effects.js';
 
 const METHODS = ['GET', 'POST', 'PATCH', 'DELETE'] as const;
 type Method = (typeof METHODS)[number];
 
-const QueryValue = z.union([z.string().max(2000), z.number(), z.boolean(), z.array(z.union([z.string().max(2000), z.number()])).max(250)]);
+const QueryInput = z.union([z.string().max(2000), z.number(), z.boolean(), z.array(z.union([z.string().max(2000), z.number()])).max(250)]);
 
 /** How deep a body may nest: far beyond any Kommo payload, well before JSON.stringify gets expensive. */
 const MAX_BODY_DEPTH = 12;
@@ -23,7 +24,7 @@ const input = z.object({
     .enum(METHODS)
     .describe('HTTP method. GET reads; POST, PATCH and DELETE are classified by path (create, update, delete or admin) and need the matching permission.'),
   path: z.string().min(8).max(500).describe('Path under /api/v4/, e.g. /api/v4/leads/123/notes. No host, no query string.'),
-  query: z.record(z.string().max(200), QueryValue).optional().describe('Query parameters; arrays become key[]=v (PHP style, e.g. {"filter[id]": [1,2]}).'),
+  query: z.record(z.string().max(200), QueryInput).optional().describe('Query parameters; arrays become key[]=v (PHP style, e.g. {"filter[id]": [1,2]}).'),
   body: z.unknown().optional().describe('JSON body for POST/PATCH (Kommo takes arrays of objects for most writes).'),
   dry_run: dryRunField,
 });
@@ -52,9 +53,27 @@ function depth(v: unknown, level = 0): number {
   return level;
 }
 
-export function kommoRequestEffect(args: { method: string; path: string; body?: unknown }): CallEffect {
+/** The query as it will be sent (PHP style, as the HTTP core flattens it): what is classified is what is sent. */
+function wireQuery(query: Record<string, QueryValue> | undefined): Array<[string, string]> {
+  return query ? flattenQuery(query) : [];
+}
+
+function checkDepth(body: unknown): void {
+  if (body !== undefined && depth(body) > MAX_BODY_DEPTH) {
+    throw validationError(`body: nested more than ${MAX_BODY_DEPTH} levels deep; Kommo payloads are flat arrays of objects. Nothing was sent.`);
+  }
+}
+
+export function kommoRequestEffect(args: { method: string; path: string; query?: Record<string, QueryValue>; body?: unknown }): CallEffect {
   const path = checkKommoPath(args.path);
-  const c = classifyKommoRequest(args.method, path, args.body);
+  // Checked before classifying, so a body built to exhaust the classifier is invalid input, not a crash.
+  checkDepth(args.body);
+  let c: KommoClassification;
+  try {
+    c = classifyKommoRequest(args.method, path, args.body, wireQuery(args.query));
+  } catch (e) {
+    throw e instanceof CrmError && e.code === 'policy_denied' ? refuse(e.message.replace(/^Refused: /, '')) : e;
+  }
   const note = c.unknown
     ? `${args.method} ${path} is not in the classification table, so it counts as admin (the strongest effect)`
     : `${args.method} ${path} ${c.why} (${c.effect})`;
@@ -76,9 +95,7 @@ export const kommoRequest = defineTool({
     const method = args.method as Method;
     const path = checkKommoPath(args.path);
     if (method === 'GET' && args.body !== undefined) throw validationError('body: GET requests take no body; use `query`.');
-    if (args.body !== undefined && depth(args.body) > MAX_BODY_DEPTH) {
-      throw validationError(`body: nested more than ${MAX_BODY_DEPTH} levels deep; Kommo payloads are flat arrays of objects. Nothing was sent.`);
-    }
+    checkDepth(args.body);
     return provider.raw(ctx, method, path, args.query, args.body);
   },
 });

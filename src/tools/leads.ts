@@ -1,31 +1,10 @@
 import * as z from 'zod';
 import { isOpen } from '../services/dedupe.js';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
-import { Company, Contact, ContactItem, Lead, LeadItem } from '../providers/types.js';
+import { Company, Contact, ContactItem, Id, Lead, LeadItem } from '../domain/records.js';
 import { validationError } from '../http/errors.js';
-import {
-  Cursor,
-  CustomFieldsInput,
-  Email,
-  FirstName,
-  FullName,
-  Id,
-  IdInput,
-  LastName,
-  Limit,
-  listItems,
-  ListSortInput,
-  Phone,
-  PlannedRequests,
-  Price,
-  RecordId,
-  ResponsibleId,
-  ShortText,
-  Tags,
-  WithCustomFields,
-} from './common.js';
-
-const DateInput = z.string().max(40).describe('ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T09:00:00Z.');
+import { CreateLeadArgs, Email, ListLeadsArgs, Phone, PlannedRequests, RecordId, UpdateLeadArgs, WithCustomFields } from '../domain/inputs.js';
+import { listItems, updateEffect } from './common.js';
 
 export const searchLeadByContact = defineTool({
   name: 'search_lead_by_contact',
@@ -57,41 +36,6 @@ export const searchLeadByContact = defineTool({
   },
 });
 
-const ContactInput = z
-  .object({
-    first_name: FirstName.optional(),
-    last_name: LastName.optional(),
-    name: FullName.optional(),
-    email: Email.optional(),
-    phone: Phone.optional(),
-  })
-  .strict();
-
-/** create_lead's arguments; CreateLeadInput (providers/types.ts) is this without dry_run. */
-export const CreateLeadArgs = z.object({
-  name: ShortText.optional().describe('Lead title; defaults to the contact name.'),
-  price: Price.optional(),
-  pipeline_id: IdInput.optional().describe('Pipeline (get_pipelines); default: the main pipeline.'),
-  status_id: IdInput.optional().describe(
-    'Stage id (get_pipelines); default: the pipeline\'s first working stage by sort (on Kommo the one after "Incoming leads", which only incoming leads enter; on Bitrix24 the first lead status, or the first stage of the deal pipeline).',
-  ),
-  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: create a lead (default where leads are enabled) or a deal.'),
-  contact: ContactInput.optional().describe('The person; found by email/phone first.'),
-  company: z
-    .object({ name: ShortText.min(1).describe('Company name; an existing one is linked.') })
-    .strict()
-    .optional()
-    .describe('The company.'),
-  tags: Tags.optional(),
-  custom_fields: CustomFieldsInput.optional(),
-  responsible_user_id: ResponsibleId.optional(),
-  if_open_lead_exists: z
-    .enum(['return', 'create'])
-    .default('return')
-    .describe('When the contact already has an open lead: return it (default) or create another one anyway.'),
-  dry_run: dryRunField,
-});
-
 export const createLead = defineTool({
   name: 'create_lead',
   title: 'Create a lead (duplicate-safe)',
@@ -100,7 +44,7 @@ export const createLead = defineTool({
   effect: 'create',
   toolset: 'core',
   requires: ['leads', 'contacts'],
-  input: CreateLeadArgs,
+  input: CreateLeadArgs.extend({ dry_run: dryRunField }),
   output: z.object({
     created: z.boolean(),
     dry_run: z.boolean().optional(),
@@ -119,23 +63,6 @@ export const createLead = defineTool({
     }
     return provider.createLead(ctx, input);
   },
-});
-
-/** list_leads' arguments; LeadFilter (providers/types.ts) is this without with_custom_fields. */
-export const ListLeadsArgs = z.object({
-  pipeline_id: IdInput.optional().describe('Pipeline (get_pipelines).'),
-  status_ids: z.array(IdInput).max(20).optional().describe('Stage ids (get_pipelines).'),
-  query: z.string().max(200).optional().describe('Search text (name, phone, email, ...).'),
-  responsible_user_id: ResponsibleId.optional(),
-  created_from: DateInput.optional(),
-  created_to: DateInput.optional(),
-  updated_from: DateInput.optional(),
-  updated_to: DateInput.optional(),
-  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: leads or deals (default deals).'),
-  sort: ListSortInput,
-  with_custom_fields: WithCustomFields,
-  limit: Limit,
-  cursor: Cursor,
 });
 
 export const listLeads = defineTool({
@@ -166,30 +93,17 @@ export const getLead = defineTool({
   },
 });
 
-/** update_lead's arguments; UpdateLeadInput (providers/types.ts) is this without dry_run. */
-export const UpdateLeadArgs = z.object({
-  id: RecordId,
-  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: lead or deal (default deal).'),
-  name: ShortText.optional().describe('New title.'),
-  price: Price.optional(),
-  status_id: IdInput.optional().describe('New stage id (get_pipelines).'),
-  pipeline_id: IdInput.optional().describe('Pipeline of the new stage.'),
-  responsible_user_id: ResponsibleId.optional(),
-  tags_to_add: Tags.optional(),
-  tags_to_delete: Tags.optional(),
-  custom_fields: CustomFieldsInput.optional(),
-  dry_run: dryRunField,
-});
-
 export const updateLead = defineTool({
   name: 'update_lead',
   title: 'Update a lead',
   description:
-    'Changes fields of an existing lead: name, price, stage/pipeline, responsible user, custom fields, and tags (tags_to_add/tags_to_delete change them incrementally; other tags are kept). Returns the updated lead. Use dry_run to preview.',
+    'Changes fields of an existing lead: name, price, stage/pipeline, responsible user, custom fields, and tags (tags_to_add/tags_to_delete change them incrementally; other tags are kept); removing tags or clearing a field is a delete. Returns the updated lead. Use dry_run to preview.',
   effect: 'update',
+  maxEffect: 'delete',
+  effectOf: (args) => updateEffect(args, ['tags_to_delete']),
   toolset: 'core',
   requires: ['leads'],
-  input: UpdateLeadArgs,
+  input: UpdateLeadArgs.extend({ dry_run: dryRunField }),
   output: z.object({ dry_run: z.boolean().optional(), lead: Lead.nullable(), requests: PlannedRequests }),
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;

@@ -1,12 +1,14 @@
 /**
  * Bitrix24's wire rules for the HTTP core (fact sheet §1, §3, §6): every request is classified by its REST
- * method (a batch by its strongest command); the webhook secret only goes to the portal's /rest/ paths;
- * errors may come with any HTTP status, even 200, and with an empty code.
+ * method and its body as sent, read the way the portal reads it (a batch by its strongest command; names
+ * folded as the portal folds them, so a body with two names folding to one counts as admin); the webhook
+ * secret only goes to the portal's /rest/ paths; errors may come with any HTTP status, even 200, and with
+ * an empty code.
  */
 import type { Effect } from '../../policy/policy.js';
 import { CrmError } from '../../http/errors.js';
 import type { HttpMethod, ProviderAdapter, RawResponse } from '../../http/client.js';
-import { classifyBatch, classifyCall, normalizeMethod } from './methods.js';
+import { classifyBatchParams, classifyCall, normalizeMethod } from './methods.js';
 import { withRedirectTarget } from './relocation.js';
 
 /** The REST method a path calls, e.g. `/rest/1/secret/crm.deal.list.json` → `crm.deal.list`. */
@@ -125,14 +127,17 @@ export function bitrixError(code: string, desc: string, status: number): CrmErro
 export function makeBitrixAdapter(basePath: string): ProviderAdapter {
   return {
     name: 'bitrix24',
-    classify(_method: HttpMethod, path: string, body: unknown): Effect {
+    classify(_method: HttpMethod, path: string, body: unknown, query?: URLSearchParams): Effect {
       const m = methodOfPath(path, basePath);
       if (!m) return 'admin';
+      // The portal merges query parameters with the body (merge rules unknown, §1.2): never read both.
+      if (query && [...query.keys()].length > 0) return 'admin';
+      // Independent of the tools: whatever built the body, it is classified as the portal will read it.
       if (m === 'batch') {
-        const b = classifyBatch((body as { cmd?: unknown } | undefined)?.cmd);
+        const b = classifyBatchParams(body, { core: true });
         return b.problem ? 'admin' : b.effect;
       }
-      return classifyCall(m, body);
+      return classifyCall(m, body, { core: true });
     },
     pathAllowed: (path) => path.startsWith(basePath) && !!methodOfPath(path, basePath),
     mapError: mapBitrixError,

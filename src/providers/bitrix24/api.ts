@@ -4,7 +4,7 @@
  * answer read here is checked against the lenient schemas (schemas.ts) before anything maps it.
  */
 import type { Logger } from 'pino';
-import type { BitrixConnection } from '../../config/config.js';
+import type { BitrixConnection } from './connection.js';
 import type { HttpCore } from '../../http/client.js';
 import { CrmError } from '../../http/errors.js';
 import type { OperationKind } from '../../http/retry.js';
@@ -43,6 +43,8 @@ export class BitrixApi {
     private readonly conn: BitrixConnection,
     private readonly moveStore: Store,
     private readonly log?: Logger,
+    /** Emulator origins a move may carry the credential between (relocation.ts); none for a real portal. */
+    private readonly trustedOrigins: readonly string[] = [],
   ) {}
 
   /** Calls one REST method (POST JSON, the way the official SDK does), following a portal move once. */
@@ -171,7 +173,7 @@ export class BitrixApi {
    */
   private portalMove(e: unknown): string | undefined {
     if (!isRedirect(e)) return undefined;
-    const decision = decidePortalMove(this.http.origin, redirectTarget(e), this.basePath);
+    const decision = decidePortalMove(this.http.origin, redirectTarget(e), this.basePath, this.trustedOrigins);
     if (decision.follow) return decision.origin;
     this.log?.warn({ provider: 'bitrix24', status: e.status, reason: decision.reason }, 'portal redirect refused: nothing was sent to the new address');
     throw new CrmError({

@@ -3,7 +3,7 @@
  * users, the licence that names its region), read in two batches and cached for five minutes, and the checks
  * that read it: stages, users, the default entity, the first stage of a pipeline.
  */
-import type { BitrixConnection } from '../../config/config.js';
+import type { BitrixConnection } from './connection.js';
 import { validationError } from '../../http/errors.js';
 import { unknownUser } from '../../services/validate.js';
 import { TtlCache } from '../cache.js';

@@ -9,13 +9,17 @@
  * - admin: portal configuration (event bindings, placements, users, departments, user fields, pipelines,
  *   stages, automation, business processes, integrations) and outbound communication (chats, messages,
  *   notifications, SMS, mail, bots);
+ * - a method is a read only when the table says so: a whole name in READ_METHODS, or a read word after a
+ *   vetted namespace (READ_NAMESPACES); `crm.lead.update.get` is no read, whatever its last word;
  * - anything not in the table counts as admin, the strongest effect.
+ * The parameters can raise a method's effect, never lower it (call-effects.ts).
  * Method names are normalised (trimmed, lower-cased, NFKC, `.json`/`.xml` and trailing dots or slashes
  * dropped) and must then be plain ASCII dotted words: a look-alike letter makes a name invalid, not weaker.
  */
 import { strongestEffect, type Effect } from '../../policy/policy.js';
+import { checkParams, foldTop, parseBatchQuery, type ReadOptions } from './call-effects.js';
 
-/** Last segments that only read (checked after the traps below). */
+/** Last segments that only read, after a vetted namespace (checked after the traps below). */
 const READ_LAST = new Set([
   'get',
   'list',
@@ -60,6 +64,67 @@ const READ_METHODS = new Set([
   'crm.enum.settings.mode',
 ]);
 
+/**
+ * Namespaces whose methods ending in a read word only read (fact sheet §8: the read words are a convention,
+ * not a rule, so only namespaces whose reads were looked at count). A read word after anything else (an
+ * unknown namespace, or a write word as in `crm.lead.update.get`) is no read.
+ */
+const READ_NAMESPACES = new Set([
+  ...['lead', 'deal', 'contact', 'company', 'quote', 'item'].map((e) => `crm.${e}`),
+  ...['lead', 'deal', 'contact', 'company', 'quote'].map((e) => `crm.${e}.userfield`),
+  ...['lead', 'deal', 'quote'].flatMap((e) => [`crm.${e}.contact`, `crm.${e}.contact.items`, `crm.${e}.productrows`]),
+  'crm.contact.company',
+  'crm.contact.company.items',
+  'crm.company.contact',
+  'crm.company.contact.items',
+  'crm.deal.recurring',
+  'crm.item.productrow',
+  'crm.productrow',
+  'crm.activity',
+  'crm.activity.binding',
+  'crm.activity.communication',
+  'crm.activity.type',
+  'crm.timeline.comment',
+  'crm.timeline.note',
+  'crm.timeline.bindings',
+  'crm.stagehistory',
+  'crm.status',
+  'crm.status.entity',
+  'crm.category',
+  'crm.dealcategory',
+  'crm.dealcategory.stage',
+  'crm.dealcategory.default',
+  'crm.type',
+  'crm.userfield',
+  'crm.duplicate',
+  'crm.enum',
+  'crm.multifield',
+  'crm.requisite',
+  'crm.requisite.bankdetail',
+  'crm.requisite.link',
+  'crm.requisite.preset',
+  'crm.address',
+  'crm.currency',
+  'crm.vat',
+  'crm.measure',
+  'crm.product',
+  'crm.productsection',
+  'crm.productproperty',
+  'user',
+  'user.userfield',
+  'department',
+  'tasks.task',
+  'task.item',
+  'task.commentitem',
+  'task.checklistitem',
+  'task.elapseditem',
+  'event',
+  'placement',
+]);
+
+/** Words that change something: a read word after one of them is no read (`crm.lead.update.get`). */
+const WRITE_WORDS = new Set(['add', 'update', 'delete', 'set', 'bind', 'unbind', 'register', 'unregister', 'send', 'expose', 'complete', 'start']);
+
 /** Known traps, decided by full name before anything else (fact sheet §8). */
 const TRAPS: Record<string, Effect> = {
   'event.offline.get': 'admin', // reads AND deletes the portal's queued events (clear defaults to 1)
@@ -69,11 +134,13 @@ const TRAPS: Record<string, Effect> = {
   'event.test': 'admin', // fires every handler bound to the event
   'im.notify.read.list': 'admin', // marks notifications read
   'crm.entity.mergebatch': 'delete', // merges records away
-  'crm.deal.recurring.expose': 'create', // creates a new deal from a template
+  // Creates a deal from an existing recurring template and advances that template (its next run, its count
+  // of deals made): it changes an existing record, so it is an update and cannot run in create-only mode.
+  'crm.deal.recurring.expose': 'update',
   'telephony.externalcall.register': 'create', // logs a new call
   'telephony.externalcall.finish': 'update', // completes that call record
   'telephony.externalcall.attachrecord': 'update',
-  'im.chat.user.add': 'update', // adds a member to an existing chat
+  'im.chat.user.add': 'admin', // grants the person the chat's history as well as a seat in it
 };
 
 /** The methods that create a new CRM record. Nothing else is a create. */
@@ -237,7 +304,7 @@ export function classifyMethodDetail(method: string): MethodClass {
   const dot = method.lastIndexOf('.');
   const last = method.slice(dot + 1);
   const family = dot > 0 ? method.slice(0, dot) : '';
-  if (READ_LAST.has(last)) return { effect: 'read', unknown: false };
+  if (READ_LAST.has(last) && READ_NAMESPACES.has(family) && !family.split('.').some((w) => WRITE_WORDS.has(w))) return { effect: 'read', unknown: false };
   if (CREATE_METHODS.has(method)) return { effect: 'create', unknown: false };
   for (const [re, effect] of BINDINGS) if (re.test(method)) return { effect, unknown: false };
   if (ADMIN_PREFIXES.some((p) => method.startsWith(p))) return { effect: 'admin', unknown: false };
@@ -254,50 +321,42 @@ export function classifyMethod(method: string): Effect {
   return classifyMethodDetail(method).effect;
 }
 
-/** True when create params address an existing record (`id`/`ID` at the top or in `fields`), which may update it. */
-export function paramsNameExisting(params: unknown): boolean {
-  if (!params || typeof params !== 'object') return false;
-  const hasId = (o: unknown) => !!o && typeof o === 'object' && !Array.isArray(o) && Object.keys(o).some((k) => k.toLowerCase() === 'id');
-  return hasId(params) || hasId((params as Record<string, unknown>).fields ?? (params as Record<string, unknown>).FIELDS);
+/** One call's effect: its method's, raised by what its parameters do (call-effects.ts). */
+export interface CallCheck {
+  effect: Effect;
+  /** True when the method is not in the table (so it counts as admin). */
+  unknown: boolean;
+  /** Set when the portal would read the parameters ambiguously: the call is refused. */
+  problem?: string;
+  /** Why the parameters raised the effect. */
+  reasons: string[];
 }
 
-/** Parses a batch command's query string enough to see its top-level keys (`id`, `fields[ID]`). */
-function queryNamesExisting(query: string): boolean {
-  for (const part of query.split('&')) {
-    let key: string;
-    try {
-      key = decodeURIComponent(part.split('=')[0] ?? '').toLowerCase();
-    } catch {
-      return true; // unreadable: assume the worst
-    }
-    if (key === 'id' || /^fields\[id\]/.test(key)) return true;
-  }
-  return false;
+export function checkCall(method: string, params: unknown, o: ReadOptions = {}): CallCheck {
+  const d = classifyMethodDetail(method);
+  return { ...checkParams(method, d.effect, params, o), unknown: d.unknown };
 }
 
-/** The effect of a call: its method's, raised to update when a create names an existing record. */
-export function classifyCall(method: string, params: unknown): Effect {
-  const effect = classifyMethod(method);
-  return effect === 'create' && paramsNameExisting(params) ? 'update' : effect;
-}
-
-/** @deprecated name kept for callers; use strongestEffect. */
-export function maxEffect(effects: Effect[]): Effect {
-  return strongestEffect(effects);
+/** The effect of a call as the portal will run it; a call it would read ambiguously counts as admin. */
+export function classifyCall(method: string, params: unknown, o: ReadOptions = {}): Effect {
+  const c = checkCall(method, params, o);
+  return c.problem ? 'admin' : c.effect;
 }
 
 export interface BatchCheck {
   effect: Effect;
-  /** Set when the batch is refused outright (malformed or nested batch). */
+  /** Set when the batch is refused outright (malformed, ambiguous or nested batch). */
   problem?: string;
-  commands: Array<{ key: string; method: string; query: string; effect: Effect; unknown: boolean }>;
+  commands: Array<{ key: string; method: string; query: string; params: Record<string, unknown>; effect: Effect; unknown: boolean; reasons: string[] }>;
 }
 
 /**
  * Classifies a batch's `cmd` (map or array of `method?query`): the batch is as strong as its strongest
- * command. A nested batch or a command that is not a plain method name makes the whole batch invalid.
+ * command, and each command as its method raised by its parameters, parsed as the portal parses them. A
+ * nested batch, a command that is not a plain method name, or a query the portal could read differently
+ * makes the whole batch invalid.
  */
-export function classifyBatch(cmd: unknown): BatchCheck {
+export function classifyBatch(cmd: unknown, o: ReadOptions = {}): BatchCheck {
   const entries: Array<[string, unknown]> = Array.isArray(cmd)
     ? cmd.map((v, i) => [String(i), v])
     : cmd && typeof cmd === 'object'
@@ -313,11 +372,37 @@ export function classifyBatch(cmd: unknown): BatchCheck {
     if (!method) return { effect: 'admin', problem: `batch command "${key}": "${value.slice(0, 80)}" is not a method name`, commands };
     if (method === 'batch') return { effect: 'admin', problem: 'nested batch is not allowed', commands };
     const query = q >= 0 ? value.slice(q + 1) : '';
-    const d = classifyMethodDetail(method);
-    const effect = d.effect === 'create' && queryNamesExisting(query) ? 'update' : d.effect;
-    commands.push({ key, method, query, effect, unknown: d.unknown });
+    // The portal splits a command with parse_url: whatever follows a `#` would be dropped unseen.
+    if (query.includes('#')) return { effect: 'admin', problem: `batch command "${key}" contains "#" (escape it as %23)`, commands };
+    const parsed = parseBatchQuery(query);
+    if ('problem' in parsed) return { effect: 'admin', problem: `batch command "${key}": ${parsed.problem}`, commands };
+    const c = checkCall(method, parsed.params, { ...o, inBatch: true });
+    if (c.problem) return { effect: 'admin', problem: `batch command "${key}": ${c.problem}`, commands };
+    commands.push({ key, method, query, params: parsed.params, effect: c.effect, unknown: c.unknown, reasons: c.reasons });
   }
   return { effect: strongestEffect(commands.map((c) => c.effect)), commands };
+}
+
+/**
+ * A batch call's parameters as the portal reads them (§4.2: names upper-cased, the later of two wins): only
+ * `cmd` and `halt` count, so two names folding to either are refused, and the body sent is built from those
+ * two alone.
+ */
+export function classifyBatchParams(params: unknown, o: ReadOptions = {}): BatchCheck & { halt?: unknown; cmd?: unknown } {
+  const p = params && typeof params === 'object' && !Array.isArray(params) ? (params as Record<string, unknown>) : {};
+  for (const name of ['CMD', 'HALT']) {
+    const keys = Object.keys(p).filter((k) => foldTop(k) === name);
+    if (keys.length > 1)
+      return {
+        effect: 'admin',
+        problem: `params has ${keys.map((k) => `"${k}"`).join(' and ')}, which the portal reads as one ${name.toLowerCase()}`,
+        commands: [],
+      };
+  }
+  const cmdKey = Object.keys(p).find((k) => foldTop(k) === 'CMD');
+  const haltKey = Object.keys(p).find((k) => foldTop(k) === 'HALT');
+  const cmd = cmdKey === undefined ? undefined : p[cmdKey];
+  return { ...classifyBatch(cmd, o), cmd, ...(haltKey !== undefined ? { halt: p[haltKey] } : {}) };
 }
 
 /** The batch's commands rewritten with their normalised method names, so what was classified is what is sent. */

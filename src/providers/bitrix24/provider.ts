@@ -9,8 +9,8 @@
  */
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import type { BitrixConnection } from '../../config/config.js';
-import { registerConnectionSecrets } from '../../config/secrets.js';
+import type { BitrixConnection } from './connection.js';
+import { registerConnectionSecrets } from './connection.js';
 import { HttpCore, type HttpEvent } from '../../http/client.js';
 import { LeakyBucketLimiter, type RateLimiter } from '../../http/limiter.js';
 import type { OperationKind } from '../../http/retry.js';
@@ -71,6 +71,8 @@ export interface BitrixProviderOptions {
   limiter?: RateLimiter;
   onEvent?: (e: HttpEvent) => void;
   backoffBaseMs?: number;
+  /** Emulators the caller started: a portal move between two of these loopback origins may carry the credential (relocation.ts). */
+  trustedOrigins?: readonly string[];
 }
 
 export class BitrixProvider implements CrmProvider {
@@ -110,7 +112,7 @@ export class BitrixProvider implements CrmProvider {
       onEvent: o.onEvent,
       backoffBaseMs: o.backoffBaseMs,
     });
-    const api = new BitrixApi(this.http, this.basePath, conn, o.store, o.logger);
+    const api = new BitrixApi(this.http, this.basePath, conn, o.store, o.logger, o.trustedOrigins);
     this.b = { conn, auth: this.auth, api, meta: new BitrixMeta(api) };
     this.lists = new BitrixLists(api);
   }

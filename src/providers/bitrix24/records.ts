@@ -3,7 +3,7 @@
  * finding people and their deals/leads by email or phone (duplicates.ts).
  */
 import { CrmError, notFound } from '../../http/errors.js';
-import { nameCacheOf } from '../../services/name-cache.js';
+import { nameCacheOf } from '../../util/name-cache.js';
 import { byOpenThenRecent } from '../../services/dedupe.js';
 import { requireSearchKey } from '../../services/validate.js';
 import type { CallContext, ContactItem, Id, Lead, SearchResult } from '../types.js';

@@ -6,13 +6,13 @@
  *  - a cloud portal (`name.bitrix24.<tld>`) may move to another cloud portal name, on any Bitrix24 cloud
  *    domain (the documented case: `b24-xxx.bitrix24.yy` → a custom name), over https on the default port;
  *  - an on-premise portal only to itself (same host; http → https on the same host is allowed, not back);
- *  - never to loopback or a private test server, except between two emulators this process runs
- *    (tests, `--sandbox`), which stand in for cloud portals there.
+ *  - never to loopback or a private test server, except between two loopback origins the caller trusts: the
+ *    emulators it started (tests, `--sandbox`), which stand in for cloud portals there. They are passed in
+ *    when the provider is built (BuildDeps.trustedOrigins), never looked up in a set the emulators fill.
  * A move that passes is followed for one request at a time; only the user makes it lasting, by changing the
  * configured address (see BitrixProvider.call and `crm-mcp doctor`).
  */
 import { CrmError } from '../../http/errors.js';
-import { isEmulatorOrigin } from '../../sandbox/origins.js';
 
 /** A move the provider followed for a request but did not adopt: the user confirms it by changing the config. */
 export interface PortalMove {
@@ -73,14 +73,20 @@ function isLoopbackOrLocal(hostname: string): boolean {
   return h === 'localhost' || h.endsWith('.localhost') || /^127\./.test(h) || h === '::1' || h === '0.0.0.0' || h.startsWith('::ffff:127.');
 }
 
+/** A loopback origin the caller trusts (an emulator it started); a trusted origin elsewhere earns nothing. */
+function isTrusted(u: URL, trusted: readonly string[]): boolean {
+  return isLoopbackOrLocal(u.hostname) && trusted.some((t) => new URL(t).origin === u.origin);
+}
+
 export type MoveDecision = { follow: true; origin: string } | { follow: false; reason: string };
 
 /**
  * Decides whether a redirect from the configured origin `from` to `location` is a portal move that may carry
  * the credential. `basePath` is the REST prefix (`/rest/{user}/{secret}/` or `/rest/`): the move must keep it.
- * Reasons name hosts only, never the path or query (they carry the secret).
+ * `trusted`: loopback origins of emulators the caller started (none for a real portal). Reasons name hosts
+ * only, never the path or query (they carry the secret).
  */
-export function decidePortalMove(from: string, location: string | undefined, basePath: string): MoveDecision {
+export function decidePortalMove(from: string, location: string | undefined, basePath: string, trusted: readonly string[] = []): MoveDecision {
   if (!location) return { follow: false, reason: 'the redirect names no new address' };
   const src = new URL(from);
   let to: URL;
@@ -93,8 +99,8 @@ export function decidePortalMove(from: string, location: string | undefined, bas
   if (to.username || to.password) return { follow: false, reason: `the redirect to ${to.host} carries a user name` };
   if (to.origin === src.origin) return { follow: false, reason: 'the redirect points back to the same address' };
   if (!to.pathname.startsWith(basePath)) return { follow: false, reason: `the redirect to ${to.host} changes the REST path` };
-  // Test mode: both ends are emulators started by this process (their origins are registered at start).
-  if (isEmulatorOrigin(src.origin) && isEmulatorOrigin(to.origin)) return { follow: true, origin: to.origin };
+  // Test mode: both ends are loopback emulators the caller started and named when it built the provider.
+  if (isTrusted(src, trusted) && isTrusted(to, trusted)) return { follow: true, origin: to.origin };
   if (isLoopbackOrLocal(to.hostname)) return { follow: false, reason: `the redirect points to a local address (${to.host})` };
   if (isCloudPortal(src.hostname)) {
     if (isCloudPortal(to.hostname) && to.protocol === 'https:' && to.port === '') return { follow: true, origin: to.origin };

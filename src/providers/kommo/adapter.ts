@@ -110,7 +110,8 @@ export function kommoRequestId(res: RawResponse): string | undefined {
 
 export const kommoAdapter: ProviderAdapter = {
   name: 'kommo',
-  classify: (method, path, body) => classifyKommo(method, path, body),
+  // The query is classified from the URL actually sent (accrue_bonus, `_method`), not from what a tool meant to send.
+  classify: (method, path, body, query) => classifyKommo(method, path, body, query),
   pathAllowed: kommoPathAllowed,
   mapError: mapKommoError,
   requestId: kommoRequestId,

@@ -13,6 +13,8 @@ import { PARTY_ORDER } from './paging.js';
 import { nameCompanies, rawEntity } from './records.js';
 import { createdId, KContact } from './schemas.js';
 import { findCompany, searchContacts } from './search.js';
+import { resolveTags, type TagRef } from './tags.js';
+import { clearsCustomField, removalNeedsDelete } from './write-checks.js';
 
 export async function listContacts(k: KommoParts, ctx: CallContext, q: ListQuery): Promise<Page<Contact>> {
   const [orderKey, dir] = PARTY_ORDER[q.sort ?? 'created_desc'];
@@ -58,6 +60,7 @@ export async function getCompany(k: KommoParts, ctx: CallContext, id: Id): Promi
 interface KommoContactDraft {
   responsible: number | undefined;
   fields: KCustomFieldWrite[] | undefined;
+  tags: TagRef[] | undefined;
 }
 
 /** The steps of create_contact that are Kommo's own (services/create-contact.ts runs them in order). */
@@ -72,6 +75,7 @@ function contactSteps(k: KommoParts): ContactPrimitives<KommoContactDraft, unkno
     prepare: async (ctx, input) => ({
       responsible: await k.meta.checkUser(ctx, input.responsible_user_id),
       fields: await resolveFields(k, ctx, 'contacts', input.custom_fields),
+      tags: await resolveTags(k, ctx, 'contacts', input.tags, 'tags'),
     }),
     findExisting: existing,
     findCompany: (ctx, name) => findCompany(k, ctx, name),
@@ -88,7 +92,7 @@ function contactSteps(k: KommoParts): ContactPrimitives<KommoContactDraft, unkno
           ...(draft.fields ?? []),
         ],
         _embedded: {
-          ...(input.tags?.length ? { tags: input.tags.map((t) => ({ name: t })) } : {}),
+          ...(draft.tags ? { tags: draft.tags } : {}),
           ...(companyId ? { companies: [{ id: companyId }] } : {}),
         },
         request_id: `crm-mcp-${randomUUID()}`,
@@ -111,6 +115,7 @@ export function createContact(k: KommoParts, ctx: CallContext, input: CreateCont
 
 export async function updateContact(k: KommoParts, ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>> {
   const id = toId(input.id, 'id');
+  if (input.tags_to_delete?.length) removalNeedsDelete(ctx, 'tags_to_delete', 'removing tags from a contact');
   const current = await rawEntity(k, ctx, 'contacts', id, 'leads');
   const country = await k.meta.defaultCountry(ctx);
   const responsible = await k.meta.checkUser(ctx, input.responsible_user_id);
@@ -135,13 +140,21 @@ export async function updateContact(k: KommoParts, ctx: CallContext, input: Upda
   const phones = multi('PHONE', input.phones_to_add, input.phones_to_remove);
   const emails = multi('EMAIL', input.emails_to_add, input.emails_to_remove);
   const cfv = [...(phones ? [phones] : []), ...(emails ? [emails] : []), ...fields];
+  // Removing a contact's last phone or email clears the field, like an emptied custom field.
+  if (cfv.some(clearsCustomField))
+    removalNeedsDelete(
+      ctx,
+      phones?.values.length === 0 ? 'phones_to_remove' : emails?.values.length === 0 ? 'emails_to_remove' : 'custom_fields',
+      'clearing a field',
+    );
+  const tagsToAdd = await resolveTags(k, ctx, 'contacts', input.tags_to_add, 'tags_to_add');
   const body: Record<string, unknown> = {
     ...(input.name !== undefined ? { name: input.name } : {}),
     ...(input.first_name !== undefined ? { first_name: input.first_name } : {}),
     ...(input.last_name !== undefined ? { last_name: input.last_name } : {}),
     ...(responsible ? { responsible_user_id: responsible } : {}),
     ...(cfv.length ? { custom_fields_values: cfv } : {}),
-    ...(input.tags_to_add?.length ? { tags_to_add: input.tags_to_add.map((name) => ({ name })) } : {}),
+    ...(tagsToAdd ? { tags_to_add: tagsToAdd } : {}),
     ...(input.tags_to_delete?.length ? { tags_to_delete: input.tags_to_delete.map((name) => ({ name })) } : {}),
   };
   requireChanges(body);

@@ -9,9 +9,14 @@
  * - a path that is not in the table counts as admin, the strongest effect.
  * Paths are normalised before they are classified (decoded, lower-cased, trailing slashes dropped), and
  * anything that is not a plain path (`;`, `%`, dots, non-ASCII) is refused, so no spelling of a path can
- * be classified as something weaker than what Kommo would do with it.
+ * be classified as something weaker than what Kommo would do with it. A write's query parameters are in the
+ * table too (most writes take none: any other is the strongest effect), a method override (`_method`) is
+ * refused outright, and the body can only make a request stronger (effects-body.ts: ids of existing
+ * records, data a PATCH removes, tags by name, complex leads that duplicate control may merge).
  */
-import type { Effect } from '../../policy/policy.js';
+import { CrmError } from '../../http/errors.js';
+import { strongestEffect, type Effect } from '../../policy/policy.js';
+import { type BodyFinding, complexTouchesExisting, namesExisting, namesTags, phpShape, TooDeep, updateRemoves } from './effects-body.js';
 
 export type KommoMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
@@ -21,6 +26,11 @@ export interface KommoRule {
   pattern: RegExp;
   effect: Effect;
   why: string;
+  /**
+   * The query parameters this write takes, each with the effect it gives the request (at least the rule's
+   * own). Any other parameter on a write is outside the table: the strongest effect.
+   */
+  query?: Readonly<Record<string, { effect: Effect; why: string }>>;
 }
 
 /** The entities whose rows are CRM records. */
@@ -50,7 +60,14 @@ export const KOMMO_RULES: readonly KommoRule[] = [
   { methods: ['PATCH', 'PUT'], pattern: new RegExp(`^/api/v4/${RECORDS}(/\\{id\\})?$`), effect: 'update', why: 'changes existing records' },
   { methods: ['POST'], pattern: new RegExp(`^/api/v4/${RECORDS}(/\\{id\\})?/notes$`), effect: 'create', why: 'adds notes' },
   { methods: ['PATCH', 'PUT'], pattern: new RegExp(`^/api/v4/${RECORDS}(/\\{id\\})?/notes(/\\{id\\})?$`), effect: 'update', why: 'changes notes' },
-  { methods: ['POST'], pattern: /^\/api\/v4\/customers\/(\{id\}\/)?transactions$/, effect: 'create', why: 'adds customer transactions' },
+  {
+    methods: ['POST'],
+    pattern: /^\/api\/v4\/customers\/(\{id\}\/)?transactions$/,
+    effect: 'create',
+    why: 'adds customer transactions',
+    // The transaction is new, but `accrue_bonus` credits bonus points to the existing customer.
+    query: { accrue_bonus: { effect: 'update', why: 'credits bonus points to an existing customer (`accrue_bonus`)' } },
+  },
   { methods: ['POST'], pattern: /^\/api\/v4\/customers\/\{id\}\/bonus_points$/, effect: 'update', why: 'changes a customer’s bonus points' },
   { methods: ['DELETE'], pattern: /^\/api\/v4\/customers\/\{id\}\/transactions\/\{id\}$/, effect: 'delete', why: 'removes a transaction' },
   { methods: ['POST'], pattern: /^\/api\/v4\/tasks$/, effect: 'create', why: 'adds tasks' },
@@ -117,28 +134,91 @@ export interface KommoClassification {
   unknown: boolean;
 }
 
-/** True when a create body addresses an existing record (an item-level `id`), which Kommo may take as "update it". */
-export function bodyNamesExisting(body: unknown): boolean {
-  const items = Array.isArray(body) ? body : body && typeof body === 'object' ? [body] : [];
-  return items.some((it) => it && typeof it === 'object' && !Array.isArray(it) && Object.keys(it).some((k) => k.toLowerCase() === 'id'));
+/**
+ * The name PHP gives a query key (Kommo reads its query as PHP does): it ends at a NUL byte, leading spaces
+ * go, ` ` and `.` become `_`, and `key[…]` is `key`. So `accrue.bonus=1` is `accrue_bonus`.
+ */
+export function phpQueryName(raw: string): string {
+  let k = raw.split('\0')[0]!.replace(/^ +/, '');
+  const open = k.indexOf('[');
+  if (open >= 0 && k.indexOf(']', open) > open) k = k.slice(0, open);
+  return k.replace(/[ .[]/g, '_');
 }
 
-/** The effect of a request given its normalised path (see normaliseKommoPath). */
-export function classifyKommoRequest(method: string, normalisedPath: string, body?: unknown): KommoClassification {
+/**
+ * A query parameter that PHP frameworks read as the HTTP method to run (`_method`, honoured on a POST by
+ * Symfony and Laravel): the request would do something other than what its method was classified as.
+ */
+export function methodOverrideParam(query: Iterable<[string, string]>): string | undefined {
+  for (const [k] of query) if (phpQueryName(k).toLowerCase() === '_method') return k;
+  return undefined;
+}
+
+function refuseOverride(key: string): CrmError {
+  return new CrmError({
+    code: 'policy_denied',
+    message: `Refused: the query parameter "${key.slice(0, 60)}" asks the CRM to run another HTTP method than the one this request was classified by, so it is never sent. Use that method instead.`,
+  });
+}
+
+const RECORD_PATCH = new RegExp(`^/api/v4/${RECORDS}(/\\{id\\})?$`);
+
+/**
+ * The effect of a request given its normalised path (see normaliseKommoPath), its body and its query: the
+ * path's rule, raised by what the query and the body do (effects-body.ts). Throws a policy refusal for a
+ * method override in the query, which no effect covers.
+ */
+export function classifyKommoRequest(method: string, normalisedPath: string, body?: unknown, query?: Iterable<[string, string]>): KommoClassification {
   const m = method.toUpperCase();
+  const params = query ? [...query] : [];
+  const override = methodOverrideParam(params);
+  if (override !== undefined) throw refuseOverride(override);
   if (m === 'GET') return { effect: 'read', why: 'reads', unknown: false };
   const template = kommoTemplate(normalisedPath);
   const rule = KOMMO_RULES.find((r) => (r.methods as readonly string[]).includes(m) && r.pattern.test(template));
   if (!rule) return { effect: 'admin', why: `${m} ${template} is not in the classification table`, unknown: true };
-  if (rule.effect === 'create' && bodyNamesExisting(body)) {
-    return { effect: 'update', why: 'the body names an existing record by id, which may update it', unknown: false };
+  const findings: BodyFinding[] = [{ effect: rule.effect, why: rule.why }];
+  for (const [k] of params) {
+    const q = rule.query?.[phpQueryName(k)];
+    findings.push(q ?? { effect: 'admin', why: `the query parameter "${k.slice(0, 60)}" is not in the classification table for ${m} ${template}` });
   }
-  return { effect: rule.effect, why: rule.why, unknown: false };
+  let shaped: unknown;
+  try {
+    shaped = phpShape(body);
+  } catch (e) {
+    if (!(e instanceof TooDeep)) throw e;
+    return { effect: 'admin', why: 'the body is nested too deep to classify', unknown: false };
+  }
+  if (rule.effect === 'create' && namesExisting(shaped)) {
+    findings.push({ effect: 'update', why: 'the body names an existing record by id, which may update it' });
+  }
+  if (template === '/api/v4/leads/complex' && complexTouchesExisting(shaped)) {
+    findings.push({
+      effect: 'update',
+      why: "embeds a contact or company: with the account's duplicate control on, Kommo merges such a lead into the existing contact's open lead (§5.5)",
+    });
+  }
+  if ((m === 'PATCH' || m === 'PUT') && RECORD_PATCH.test(template)) {
+    const removes = updateRemoves(shaped);
+    if (removes) findings.push(removes);
+  }
+  if (namesTags(shaped)) {
+    findings.push({
+      effect: 'admin',
+      why: 'names tags by name: a name the account does not have is added to its tag list (configuration); give existing tags as {"id": …} (GET /api/v4/{entity}/tags)',
+    });
+  }
+  const effect = strongestEffect(findings.map((f) => f.effect));
+  const why = findings.find((f) => f.effect === effect)!.why;
+  return { effect, why, unknown: false };
 }
 
-/** Wire classification for the HTTP core: unparsable paths are the strongest effect. */
-export function classifyKommo(method: string, path: string, body?: unknown): Effect {
+/** Wire classification for the HTTP core: unparsable paths are the strongest effect; a method override is refused (throws). */
+export function classifyKommo(method: string, path: string, body?: unknown, query?: Iterable<[string, string]>): Effect {
+  const params = query ? [...query] : [];
+  const override = methodOverrideParam(params);
+  if (override !== undefined) throw refuseOverride(override);
   const n = normaliseKommoPath(path);
   if (!n.ok) return 'admin';
-  return classifyKommoRequest(method, n.path, body).effect;
+  return classifyKommoRequest(method, n.path, body, params).effect;
 }

@@ -1,17 +1,33 @@
-/** Kommo leads: lists (one pair per stage, merged), one lead with its people, creates and updates. */
+/** Kommo leads: lists (one pair per stage, merged), one lead with its people, creates (plain, never merged) and updates. */
 import { randomUUID } from 'node:crypto';
 import { CrmError, validationError } from '../../http/errors.js';
 import { createLead as createLeadService, type LeadDraft, type LeadPrimitives, type NewLead } from '../../services/create-lead.js';
 import { requireChanges } from '../../services/validate.js';
-import type { CallContext, Company, Contact, CreateLeadInput, CreateLeadResult, Id, Lead, LeadFilter, Page, UpdateLeadInput, WriteResult } from '../types.js';
+import type {
+  CallContext,
+  Company,
+  Contact,
+  CreateLeadInput,
+  CreateLeadResult,
+  Id,
+  Lead,
+  LeadFilter,
+  Page,
+  PlannedRequest,
+  UpdateLeadInput,
+  WriteResult,
+} from '../types.js';
+import type { EntityPath } from './api.js';
 import { resolveFields } from './fields.js';
 import { toId, toUnix } from './ids.js';
 import { LOST, WON, mapCompany, mapContact, mapLead, multiField, type KCustomFieldWrite } from './map.js';
 import type { KommoParts } from './metadata.js';
 import { isMergeCursor, LEAD_ORDER, pairParams } from './paging.js';
 import { nameCompanies, rawLead } from './records.js';
-import { KComplexCreated, KContact, KLead } from './schemas.js';
-import { findCompany, searchLeadByContact } from './search.js';
+import { createdId, KContact, KLead } from './schemas.js';
+import { findCompany, searchContacts, searchLeadByContact } from './search.js';
+import { resolveTags, type TagRef } from './tags.js';
+import { clearsCustomField, removalNeedsDelete } from './write-checks.js';
 
 export async function listLeads(k: KommoParts, ctx: CallContext, f: LeadFilter): Promise<Page<Lead>> {
   if (f.entity === 'deal') throw validationError('Kommo has no separate deals: omit `entity` (Kommo leads are the sales opportunities).');
@@ -62,6 +78,7 @@ export async function getLead(k: KommoParts, ctx: CallContext, id: Id): Promise<
 
 export async function updateLead(k: KommoParts, ctx: CallContext, input: UpdateLeadInput): Promise<WriteResult<Lead>> {
   const id = toId(input.id, 'id');
+  if (input.tags_to_delete?.length) removalNeedsDelete(ctx, 'tags_to_delete', 'removing tags from a lead');
   const current = await rawLead(k, ctx, id);
   let stage: { pipeline_id?: number; status_id?: number } = {};
   if (input.status_id !== undefined || input.pipeline_id !== undefined) {
@@ -74,14 +91,16 @@ export async function updateLead(k: KommoParts, ctx: CallContext, input: UpdateL
   }
   const responsible = await k.meta.checkUser(ctx, input.responsible_user_id);
   const fields = await resolveFields(k, ctx, 'leads', input.custom_fields);
+  if (fields?.some(clearsCustomField)) removalNeedsDelete(ctx, 'custom_fields', 'clearing a custom field');
+  const tagsToAdd = await resolveTags(k, ctx, 'leads', input.tags_to_add, 'tags_to_add');
   const body: Record<string, unknown> = {
     ...(input.name !== undefined ? { name: input.name } : {}),
     ...(input.price !== undefined ? { price: input.price } : {}),
     ...stage,
     ...(responsible ? { responsible_user_id: responsible } : {}),
     ...(fields ? { custom_fields_values: fields } : {}),
-    // Incremental tag changes (never `_embedded.tags`, which replaces the whole set, §5.4).
-    ...(input.tags_to_add?.length ? { tags_to_add: input.tags_to_add.map((name) => ({ name })) } : {}),
+    // Incremental tag changes (never `_embedded.tags`, which replaces the whole set, §5.4); added tags must exist.
+    ...(tagsToAdd ? { tags_to_add: tagsToAdd } : {}),
     ...(input.tags_to_delete?.length ? { tags_to_delete: input.tags_to_delete.map((name) => ({ name })) } : {}),
   };
   requireChanges(body);
@@ -91,16 +110,158 @@ export async function updateLead(k: KommoParts, ctx: CallContext, input: UpdateL
   return { item: (await getLead(k, ctx, id)).lead };
 }
 
+// ---------------------------------------------------------------- create_lead
+
+/*
+ * create_lead on Kommo: a create never changes an existing record. `POST /leads/complex` would be one
+ * request, but with the account's duplicate control on (an integration setting the API does not show, §5.5)
+ * Kommo merges such a lead into the contact's existing open lead, changing it. So the lead is built from
+ * plain creates, which never merge: the company (`POST /companies`) and the contact (`POST /contacts`) when
+ * they are new, then the lead (`POST /leads`) linked to them by id. A step whose answer was lost is looked up
+ * before it is sent again, and a resend after a lost lead answer does not make the contact or company twice.
+ */
+
 interface KommoLeadDraft extends LeadDraft {
   stage: { pipeline_id?: number; status_id?: number };
   responsible: number | undefined;
   fields: KCustomFieldWrite[] | undefined;
+  tags: TagRef[] | undefined;
 }
 
-const COMPLEX = '/api/v4/leads/complex';
+/** The creates behind one lead, and the ids of those already made (kept across a resend). */
+interface LeadPlan {
+  company?: { body: Record<string, unknown>; name: string };
+  contact?: { body: Record<string, unknown>; email?: string; phone?: string };
+  lead: Record<string, unknown>;
+  companyId?: number;
+  contactId?: number;
+}
+
+const WORD: Record<EntityPath, string> = { leads: 'lead', contacts: 'contact', companies: 'company' };
+
+/** Sends one plain create and returns the new id. */
+async function post(k: KommoParts, ctx: CallContext, entity: EntityPath, body: Record<string, unknown>): Promise<number> {
+  const id = createdId(await k.api.call<unknown>(ctx, 'POST', `/api/v4/${entity}`, { body: [body], op: 'create' }), entity);
+  if (!id) throw new CrmError({ code: 'upstream', message: `Kommo accepted the ${WORD[entity]} but returned no id; search for it before retrying.` });
+  return id;
+}
+
+/**
+ * A contact or company create before the lead: when its answer was lost, look for it, then send it once more.
+ * If that fails too, the error is no longer "ambiguous" for the caller: resending the whole lead could make
+ * the record twice, so the agent is told what may exist instead.
+ */
+async function prerequisite(
+  k: KommoParts,
+  ctx: CallContext,
+  entity: 'contacts' | 'companies',
+  body: Record<string, unknown>,
+  lookup: (() => Promise<number | undefined>) | undefined,
+): Promise<number> {
+  try {
+    return await post(k, ctx, entity, body);
+  } catch (e) {
+    if (!(e instanceof CrmError && e.ambiguous)) throw e;
+    const found = lookup ? await lookup() : undefined;
+    if (found !== undefined) return found;
+    if (!lookup) throw settled(e, entity);
+    try {
+      return await post(k, ctx, entity, body);
+    } catch (e2) {
+      throw e2 instanceof CrmError && e2.ambiguous ? settled(e2, entity) : e2;
+    }
+  }
+}
+
+function settled(e: CrmError, entity: 'contacts' | 'companies'): CrmError {
+  return new CrmError({
+    code: e.code,
+    status: e.status,
+    requestId: e.requestId,
+    retryable: false,
+    message: `${e.message} The new ${WORD[entity]} may exist; the lead was not created. Search for the ${WORD[entity]} before calling create_lead again.`,
+  });
+}
+
+async function sendPlan(k: KommoParts, ctx: CallContext, p: LeadPlan): Promise<{ id: number; contact_id: number | null; company_id: number | null }> {
+  if (p.company && p.companyId === undefined) {
+    const name = p.company.name;
+    p.companyId = await prerequisite(k, ctx, 'companies', p.company.body, () => findCompany(k, ctx, name));
+  }
+  if (p.contact && p.contactId === undefined) {
+    const { email, phone } = p.contact;
+    const body = { ...p.contact.body, ...(p.companyId !== undefined ? { _embedded: { companies: [{ id: p.companyId }] } } : {}) };
+    const lookup = email || phone ? async () => (await searchContacts(k, ctx, { email, phone })).contacts[0]?.id : undefined;
+    p.contactId = await prerequisite(k, ctx, 'contacts', body, lookup);
+  }
+  const id = await post(k, ctx, 'leads', withLinks(p.lead, p.contactId, p.companyId));
+  return { id, contact_id: p.contactId ?? null, company_id: p.companyId ?? null };
+}
+
+/** The lead linked to its contact and company by id (§5.3 `_embedded.contacts[{id, is_main}]`, `companies[{id}]`). */
+function withLinks(lead: Record<string, unknown>, contact: number | string | undefined, company: number | string | undefined): Record<string, unknown> {
+  const emb = {
+    ...((lead._embedded ?? {}) as Record<string, unknown>),
+    ...(contact !== undefined ? { contacts: [{ id: contact, is_main: true }] } : {}),
+    ...(company !== undefined ? { companies: [{ id: company }] } : {}),
+  };
+  return Object.keys(emb).length ? { ...lead, _embedded: emb } : lead;
+}
+
+/** The dry-run view: every create in order, with the ids the earlier ones would return shown as placeholders. */
+function planOf(k: KommoParts, p: LeadPlan): PlannedRequest[] {
+  const out: PlannedRequest[] = [];
+  const companyRef = p.companyId ?? (p.company ? '<id of the new company>' : undefined);
+  const contactRef = p.contactId ?? (p.contact ? '<id of the new contact>' : undefined);
+  if (p.company && p.companyId === undefined) out.push(k.api.plan('POST', '/api/v4/companies', [p.company.body]));
+  if (p.contact && p.contactId === undefined) {
+    out.push(
+      k.api.plan('POST', '/api/v4/contacts', [{ ...p.contact.body, ...(companyRef !== undefined ? { _embedded: { companies: [{ id: companyRef }] } } : {}) }]),
+    );
+  }
+  out.push(k.api.plan('POST', '/api/v4/leads', [withLinks(p.lead, contactRef, companyRef)]));
+  return out;
+}
+
+function buildPlan(n: NewLead<KommoLeadDraft>): LeadPlan {
+  const { draft, input, contact, person, phone } = n;
+  const companyName = input.company?.name?.trim();
+  return {
+    ...(companyName && n.companyId === undefined ? { company: { body: { name: companyName, request_id: `crm-mcp-${randomUUID()}` }, name: companyName } } : {}),
+    ...(n.companyId !== undefined ? { companyId: n.companyId } : {}),
+    ...(n.contactId !== undefined ? { contactId: n.contactId } : {}),
+    ...(contact && n.contactId === undefined
+      ? {
+          contact: {
+            email: contact.email?.trim() || undefined,
+            phone: contact.phone?.trim() || undefined,
+            body: {
+              ...(person.first ? { first_name: person.first } : {}),
+              ...(person.last ? { last_name: person.last } : {}),
+              name: n.contactName,
+              custom_fields_values: [
+                ...(phone ? [multiField('PHONE', [{ value: phone.e164, enum_code: 'WORK' }])] : []),
+                ...(contact.email ? [multiField('EMAIL', [{ value: contact.email.trim(), enum_code: 'WORK' }])] : []),
+              ],
+              request_id: `crm-mcp-${randomUUID()}`,
+            },
+          },
+        }
+      : {}),
+    lead: {
+      name: n.title,
+      ...(input.price !== undefined ? { price: input.price } : {}),
+      ...draft.stage,
+      ...(draft.responsible ? { responsible_user_id: draft.responsible } : {}),
+      ...(draft.fields ? { custom_fields_values: draft.fields } : {}),
+      ...(draft.tags ? { _embedded: { tags: draft.tags } } : {}),
+      request_id: `crm-mcp-${randomUUID()}`,
+    },
+  };
+}
 
 /** The steps of create_lead that are Kommo's own (services/create-lead.ts runs them in order). */
-function leadSteps(k: KommoParts): LeadPrimitives<KommoLeadDraft, unknown[]> {
+function leadSteps(k: KommoParts): LeadPrimitives<KommoLeadDraft, LeadPlan> {
   return {
     async prepare(ctx, input) {
       if (input.entity === 'deal') throw validationError('Kommo has no separate deals: omit `entity`.');
@@ -119,63 +280,16 @@ function leadSteps(k: KommoParts): LeadPrimitives<KommoLeadDraft, unknown[]> {
       }
       const responsible = await k.meta.checkUser(ctx, input.responsible_user_id);
       const fields = await resolveFields(k, ctx, 'leads', input.custom_fields);
-      return { stage, responsible, fields, country: await k.meta.defaultCountry(ctx) };
+      const tags = await resolveTags(k, ctx, 'leads', input.tags, 'tags');
+      return { stage, responsible, fields, tags, country: await k.meta.defaultCountry(ctx) };
     },
     searchByContact: (ctx, q) => searchLeadByContact(k, ctx, q),
     findCompany: (ctx, name) => findCompany(k, ctx, name),
-    build: (n) => [leadBody(n)],
-    plan: (body) => k.api.plan('POST', COMPLEX, body),
-    async send(ctx, body) {
-      const res = await k.api.call<unknown>(ctx, 'POST', COMPLEX, { body, op: 'create' });
-      const parsed = KComplexCreated.safeParse(res);
-      if (!parsed.success) throw new CrmError({ code: 'upstream', message: 'Kommo accepted the lead but returned no id; search for it before retrying.' });
-      const first = parsed.data[0]!;
-      return {
-        id: first.id,
-        contact_id: first.contact_id ?? null,
-        company_id: first.company_id ?? null,
-        // §5.5: with the account's duplicate control on, Kommo merges the lead into an existing one and answers
-        // with that lead's ids and `merged: true`: nothing new was created.
-        ...(first.merged === true
-          ? {
-              mergedReason: `Merged by Kommo duplicate control into existing lead ${first.id}: the account found this contact already there, so no new lead was created.`,
-            }
-          : {}),
-      };
-    },
+    build: (n) => buildPlan(n),
+    plan: (p) => planOf(k, p),
+    send: (ctx, p) => sendPlan(k, ctx, p),
     findJustCreated: (ctx, n, startedAt) => findJustCreated(k, ctx, n.title, n.contact, Math.floor(startedAt / 1000) - 5),
     getLead: (ctx, id) => getLead(k, ctx, id),
-  };
-}
-
-function leadBody(n: NewLead<KommoLeadDraft>): Record<string, unknown> {
-  const { draft, input, contact, person, phone } = n;
-  const contactBody =
-    n.contactId !== undefined
-      ? { id: n.contactId }
-      : contact
-        ? {
-            ...(person.first ? { first_name: person.first } : {}),
-            ...(person.last ? { last_name: person.last } : {}),
-            name: n.contactName,
-            custom_fields_values: [
-              ...(phone ? [multiField('PHONE', [{ value: phone.e164, enum_code: 'WORK' }])] : []),
-              ...(contact.email ? [multiField('EMAIL', [{ value: contact.email.trim(), enum_code: 'WORK' }])] : []),
-            ],
-          }
-        : undefined;
-  return {
-    name: n.title,
-    ...(input.price !== undefined ? { price: input.price } : {}),
-    ...draft.stage,
-    ...(draft.responsible ? { responsible_user_id: draft.responsible } : {}),
-    ...(draft.fields ? { custom_fields_values: draft.fields } : {}),
-    _embedded: {
-      ...(input.tags?.length ? { tags: input.tags.map((t) => ({ name: t })) } : {}),
-      ...(contactBody ? { contacts: [contactBody] } : {}),
-      ...(input.company?.name ? { companies: [n.companyId !== undefined ? { id: n.companyId } : { name: input.company.name.trim() }] } : {}),
-    },
-    request_id: `crm-mcp-${randomUUID()}`,
   };
 }
 

@@ -2,7 +2,7 @@
  * The account's slow-changing metadata (pipelines, users, custom fields, the account itself), cached for
  * five minutes, and the checks that read it: stages, users, status pairs for filters.
  */
-import type { KommoConnection } from '../../config/config.js';
+import type { KommoConnection } from './connection.js';
 import { CrmError, validationError } from '../../http/errors.js';
 import { unknownUser } from '../../services/validate.js';
 import { TtlCache } from '../cache.js';

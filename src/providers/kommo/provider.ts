@@ -6,8 +6,8 @@
  */
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import type { KommoConnection } from '../../config/config.js';
-import { registerConnectionSecrets } from '../../config/secrets.js';
+import type { KommoConnection } from './connection.js';
+import { registerConnectionSecrets } from './connection.js';
 import { HttpCore, type HttpEvent, type HttpMethod, type QueryValue } from '../../http/client.js';
 import { SlidingWindowLimiter, type RateLimiter } from '../../http/limiter.js';
 import type { OperationKind } from '../../http/retry.js';

@@ -1,6 +1,6 @@
 /** Single Kommo records by id, and company names beside the company ids of records already read. */
 import { CrmError, notFound } from '../../http/errors.js';
-import { nameCacheOf } from '../../services/name-cache.js';
+import { nameCacheOf } from '../../util/name-cache.js';
 import type { CallContext, Id } from '../types.js';
 import { PAGE_MAX } from './api.js';
 import { toId } from './ids.js';
@@ -39,7 +39,7 @@ export async function rawEntity(k: KommoParts, ctx: CallContext, entity: 'contac
  * so the page's companies are read in one `filter[id][]` request (250 a request).
  */
 export async function nameCompanies(k: KommoParts, ctx: CallContext, records: Array<{ company: { id: Id; name: string | null } | null }>): Promise<void> {
-  // Names read in the last minute are reused (services/name-cache.ts): a long scan pays for them once.
+  // Names read in the last minute are reused (util/name-cache.ts): a long scan pays for them once.
   const cache = nameCacheOf(k.api);
   const ids = [...new Set(records.filter((r) => r.company && r.company.name === null && !cache.has(r.company.id)).map((r) => Number(r.company!.id)))];
   for (let i = 0; i < ids.length; i += PAGE_MAX) {

@@ -6,7 +6,7 @@
 import { parsePhpQuery } from '../harness.js';
 import type { MethodResult } from './context.js';
 import { BxError, errors } from './errors.js';
-import { flag, isObject, type Params } from './params.js';
+import { flag, foldKeys, isObject, type Params } from './params.js';
 import type { BxTime } from './time.js';
 
 export const BATCH_MAX_LENGTH = 50;
@@ -92,11 +92,14 @@ export function parseCommand(cmd: string, maps: Maps): { method: string; params:
   return { method, params };
 }
 
-export function runBatch(p: Params, run: CommandRunner): MethodResult {
-  const cmd = p.cmd ?? p.CMD;
+export function runBatch(params: Params, run: CommandRunner): MethodResult {
+  // The core's methodsBatch starts with array_change_key_case(…, CASE_UPPER): `cmd`, `CMD` and `Cmd` are one
+  // name, and of two the later wins (§4.2).
+  const p = foldKeys(params);
+  const cmd = p.CMD;
   if (cmd !== undefined && !Array.isArray(cmd) && !isObject(cmd))
     throw errors.unsupported('batch: cmd must be a map or an array of "method?query" strings (§4.2).');
-  const halt = flag(p.halt ?? p.HALT, false);
+  const halt = flag(p.HALT, false);
   const entries: Array<[string, unknown]> = Array.isArray(cmd) ? cmd.map((v, i) => [String(i), v]) : Object.entries(cmd ?? {});
   const maps: Maps = { result: {}, error: {}, total: {}, next: {}, time: {} };
   let count = 0;

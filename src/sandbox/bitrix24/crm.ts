@@ -449,7 +449,7 @@ function checkLeadsEnabled(kind: EntityKind, portal: Portal): void {
 }
 
 function fieldsParam(p: Params): Record<string, unknown> {
-  const v = param(p, 'fields');
+  const v = param(p, 'fields', false, 'array');
   if (v === undefined) throw errors.mustBeArray('fields');
   if (Array.isArray(v) && v.length === 0) return {};
   if (!isObject(v)) throw errors.mustBeArray('fields');

@@ -20,7 +20,7 @@ import type { BitrixState } from './state.js';
 import { makeTime, nowMs, type BxTime } from './time.js';
 
 export { DEMO, DEMO_NOW } from './demo-data.js';
-export type { BitrixState, BRecord, BMulti, BStatus, BCategory, BUser, BUserField, BTask } from './state.js';
+export type { BitrixState, BOutgoingMail, BRecord, BMulti, BStatus, BCategory, BUser, BUserField, BTask } from './state.js';
 export type { RecordedRequest } from '../harness.js';
 
 export interface BitrixEmulatorOptions {

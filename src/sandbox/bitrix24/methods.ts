@@ -2,6 +2,7 @@
  * The non-entity methods: directories and pipelines (§7.6), duplicates (§7.7), CRM mode, timeline and
  * activities, tasks (§7.8), users and system methods (§2.3), events (§9) and merging (§8).
  */
+import { registerActivities } from './activities.js';
 import type { CallCtx, MethodResult, Registry } from './context.js';
 import { paginate } from './context.js';
 import { deleteRecord } from './crm.js';
@@ -775,6 +776,7 @@ export function registerMethods(reg: Registry): void {
   reg.set('crm.duplicate.findbycomm', { scope: 'crm', handler: findByComm });
   reg.set('crm.entity.mergebatch', { scope: 'crm', handler: mergeBatch });
   registerTimeline(reg);
+  registerActivities(reg);
   registerTasks(reg);
   registerSystem(reg);
   registerEvents(reg);

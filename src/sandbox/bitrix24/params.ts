@@ -1,7 +1,10 @@
 /**
  * Request parameters (fact sheet §1.2–§1.4): GET query, JSON body, `application/x-www-form-urlencoded` and
  * `multipart/form-data`, all with PHP bracket flattening; and the CRM compat rule that top-level parameter
- * names may be spelled `fields`, `FIELDS`, `Fields` or `arFields`.
+ * names may be spelled `fields`, `FIELDS`, `Fields` or `arFields`. When several spellings are sent, the one
+ * the portal looks at first wins, as in the CRM core's `CCrmRestHelper` (§1.4): list and object parameters
+ * (`fields`, `filter`, `order`, `select`) are looked up UPPER case first, scalars lower case first, and the
+ * record id as `ID` before `id`. The batch handler instead folds every name to upper case (foldKeys, §4.2).
  */
 import type { EmuRequest } from '../harness.js';
 import { parsePhpQuery } from '../harness.js';
@@ -61,17 +64,32 @@ export function parseMultipart(raw: string, boundary: string): Array<[string, st
   return out;
 }
 
-/** Spellings the CRM compat methods accept for one top-level parameter (§1.4). */
-export function spellings(name: string): string[] {
+/**
+ * Spellings the CRM compat methods accept for one top-level parameter (§1.4), in the order the core tries
+ * them: `resolveArrayParam` (lists, objects) UPPER, lower, Capitalised, arHungarian; `resolveParam`
+ * (scalars) lower (here: as named), UPPER, Capitalised.
+ */
+export function spellings(name: string, kind: 'scalar' | 'array' = 'scalar'): string[] {
   const cap = name.charAt(0).toUpperCase() + name.slice(1);
+  if (kind === 'array') return [name.toUpperCase(), name, name.toLowerCase(), cap, `ar${cap}`];
   return [name, name.toUpperCase(), name.toLowerCase(), cap, `ar${cap}`];
 }
 
 /** The first present spelling of a top-level parameter. */
-export function param(p: Params, name: string, onlyExact = false): unknown {
+export function param(p: Params, name: string, onlyExact = false, kind: 'scalar' | 'array' = 'scalar'): unknown {
   if (onlyExact) return p[name];
-  for (const k of spellings(name)) if (p[k] !== undefined) return p[k];
+  for (const k of spellings(name, kind)) if (p[k] !== undefined) return p[k];
   return undefined;
+}
+
+/**
+ * `array_change_key_case($params, CASE_UPPER)` as the batch handler runs it (§4.2): every top-level name
+ * upper-cased (ASCII only, as PHP does); when two names fold to one, the later wins.
+ */
+export function foldKeys(p: Params): Params {
+  const out: Params = {};
+  for (const [k, v] of Object.entries(p)) out[k.replace(/[a-z]+/g, (s) => s.toUpperCase())] = v;
+  return out;
 }
 
 export function isObject(v: unknown): v is Record<string, unknown> {
@@ -80,7 +98,7 @@ export function isObject(v: unknown): v is Record<string, unknown> {
 
 /** An object-or-array parameter (PHP arrays arrive as either), or a CRM "must be array" error. */
 export function objectParam(p: Params, name: string, required = false): Record<string, unknown> | undefined {
-  const v = param(p, name);
+  const v = param(p, name, false, 'array');
   if (v === undefined || v === '') {
     if (required) throw errors.mustBeArray(name);
     return undefined;
@@ -92,7 +110,7 @@ export function objectParam(p: Params, name: string, required = false): Record<s
 
 /** A list parameter such as `select` (array, or an object with numeric keys from form data). */
 export function listParam(p: Params, name: string): string[] | undefined {
-  const v = param(p, name);
+  const v = param(p, name, false, 'array');
   if (v === undefined || v === '') return undefined;
   if (Array.isArray(v)) return v.map(String);
   if (isObject(v)) return Object.values(v).map(String);
@@ -100,9 +118,12 @@ export function listParam(p: Params, name: string): string[] | undefined {
   throw errors.mustBeArray(name);
 }
 
-/** A positive integer id from `id`/`ID`/`Id`, or the CRM "ID is not defined or invalid." error (§6). */
+/**
+ * A positive integer id, or the CRM "ID is not defined or invalid." error (§6). The record id is read as
+ * `ID` before `id` (the core's `resolveEntityID`); other ids as scalars.
+ */
 export function idParam(p: Params, name = 'id'): number {
-  const v = param(p, name);
+  const v = name === 'id' ? (p.ID ?? p.id ?? param(p, name)) : param(p, name);
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n) || n <= 0) throw errors.badId();
   return n;

@@ -126,6 +126,16 @@ export interface BOfflineEvent {
   clientId: string;
 }
 
+/** A letter the portal sent from its mailbox (an outgoing e-mail activity, §7.8): what tests check was not sent. */
+export interface BOutgoingMail {
+  activityId: number;
+  from: string;
+  to: string[];
+  subject: string;
+  body: string;
+  sentAt: string;
+}
+
 export interface BitrixState {
   leads: Map<number, BRecord>;
   deals: Map<number, BRecord>;
@@ -143,6 +153,8 @@ export interface BitrixState {
   tasks: Map<number, BTask>;
   eventBindings: BEventBinding[];
   offlineEvents: BOfflineEvent[];
+  /** Letters sent by outgoing e-mail activities (§7.8), oldest first. */
+  outbox: BOutgoingMail[];
   /** Last id handed out per sequence (leads, deals, …, multi-field values). */
   seq: Record<'lead' | 'deal' | 'contact' | 'company' | 'fm' | 'activity' | 'comment' | 'task' | 'status' | 'event' | 'offline', number>;
   /** `crm.settings.mode.get`: 1 classic (with leads), 2 simple (no leads). */
@@ -166,6 +178,7 @@ export function emptyState(): BitrixState {
     tasks: new Map(),
     eventBindings: [],
     offlineEvents: [],
+    outbox: [],
     seq: { lead: 0, deal: 0, contact: 0, company: 0, fm: 0, activity: 0, comment: 0, task: 0, status: 0, event: 0, offline: 0 },
     mode: 'classic',
   };

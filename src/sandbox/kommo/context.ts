@@ -35,9 +35,13 @@ export interface KommoBehaviour {
    */
   statusFilter: 'pairs' | 'first_pair' | 'one_pair';
   /**
-   * §5.5: the account's duplicate control for this integration. When on, `POST /leads/complex` whose new
-   * contact has a phone or email of an existing contact is merged into that contact's open lead (or, when it
-   * has none, creates the lead on the existing contact), answering `merged: true`. Default off.
+   * §5.5: the account's duplicate control for this integration ("only if duplicate control is enabled in the
+   * account for this integration"; the API does not say whether it is). When on, `POST /leads/complex` whose
+   * contact is an existing one (given by id, or new with a phone or email of an existing contact) is merged
+   * into that contact's most recently updated open lead: the existing lead takes the incoming price, custom
+   * field values and tags and a new `updated_at`, and the answer carries its ids with `merged: true`. A
+   * contact without an open lead is no duplicate: the lead is created. `POST /leads` and `POST /contacts`
+   * never merge. Default off.
    */
   duplicateControl: boolean;
   /**
@@ -79,12 +83,27 @@ export function jsonBody(ctx: Ctx): unknown {
   if (!raw) throw emptyBody();
   let v: unknown;
   try {
-    v = JSON.parse(raw);
+    v = phpDecode(JSON.parse(raw));
   } catch {
     throw badJson();
   }
   if (v === null || (Array.isArray(v) && v.length === 0) || (isObject(v) && Object.keys(v).length === 0)) throw emptyBody();
   return v;
+}
+
+/**
+ * Kommo is PHP: `json_decode($body, true)` makes `{"0":{…},"1":{…}}` the same array as `[{…},{…}]` and `{}`
+ * the same as `[]` (emulator choice, from PHP's documented decoding: the fact sheet does not say which
+ * decoder Kommo uses). A non-empty object whose keys are all integers is therefore a list here too.
+ */
+export function phpDecode(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(phpDecode);
+  if (!isObject(v)) return v;
+  const keys = Object.keys(v);
+  const decoded = keys.map((k) => [k, phpDecode(v[k])] as const);
+  // `{}` stays an object: empty, PHP's array fits an object slot and a list slot alike.
+  if (keys.length && keys.every((k) => /^(0|-?[1-9]\d{0,17})$/.test(k))) return decoded.map(([, x]) => x);
+  return Object.fromEntries(decoded);
 }
 
 /**

@@ -43,6 +43,8 @@ export const DEMO = {
   /** Stored exactly like this; `9123456789` is its national digits. */
   ivanPhone: '+7 912 345-67-89',
   ivanEmail: 'Ivan.Petrov@example.com',
+  /** A customer with 100 bonus points and no transactions. */
+  customerId: 4000001,
   leadFields: { source: 910001, orderNumber: 910002, discount: 910003, deliveryDate: 910004, services: 910005, paid: 910006 },
   contactFields: { phone: 910101, email: 910102, position: 910103, channel: 910104 },
   companyFields: { phone: 910201, email: 910202, web: 910203, address: 910204, industry: 910205, employees: 910206 },
@@ -95,6 +97,8 @@ export function emptyState(accountId: number, subdomain: string, now: number): K
     tasks: new Map(),
     events: [],
     webhooks: new Map(),
+    customers: new Map(),
+    transactions: new Map(),
     nextId: {
       lead: 1000001,
       contact: 2000001,
@@ -104,6 +108,8 @@ export function emptyState(accountId: number, subdomain: string, now: number): K
       task: 30000001,
       webhook: 1,
       event: 1,
+      customer: 4000001,
+      transaction: 4500001,
       field: 911001,
       enum: 1520001,
     },
@@ -740,6 +746,26 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
       recordEvent(s, 'lead_status_changed', 'leads', l.id, l.updated_by, l.closed_at, [{ lead_status: { id: l.status_id, pipeline_id: l.pipeline_id } }]);
   }
   s.events.sort((a, b) => a.created_at - b.created_at);
+  seedCustomers(s, anchor);
+}
+
+/** §12: one customer with bonus points to spend; seeded last, without the PRNG, so the other records do not move. */
+function seedCustomers(s: KommoState, anchor: number): void {
+  const id = s.nextId.customer++;
+  s.customers.set(id, {
+    id,
+    name: 'Loyal Buyer',
+    responsible_user_id: DEMO.adminUserId,
+    created_by: DEMO.adminUserId,
+    updated_by: DEMO.adminUserId,
+    created_at: anchor - 90 * DAY,
+    updated_at: anchor - 10 * DAY,
+    is_deleted: false,
+    ltv: 0,
+    purchases_count: 0,
+    bonus_points: 100,
+    account_id: s.account.id,
+  });
 }
 
 function baseLead(id: number, account_id: number): KLead {

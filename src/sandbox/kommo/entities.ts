@@ -203,8 +203,7 @@ export function createComplex(ctx: Ctx): EmuResponse {
       prev.request_id.push(p.rid);
       return;
     }
-    dupe.lead.updated_at = ctx.now;
-    dupe.lead.updated_by = ctx.userId;
+    p.lead!.merge!(dupe.lead);
     const entry = {
       id: dupe.lead.id,
       contact_id: dupe.contactId,

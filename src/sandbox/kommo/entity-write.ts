@@ -13,6 +13,8 @@ import { applyTags, BodyReader, type CfChange, mergeCustomFields, readCustomFiel
 export type Mode = 'create' | 'update';
 export interface Plan {
   apply(): number;
+  /** Leads: applies this body to an existing lead instead (a duplicate-control merge, §5.5). */
+  merge?(into: KLead): void;
 }
 
 const COMMON = [
@@ -146,6 +148,16 @@ export function readLead(ctx: Ctx, body: unknown, mode: Mode, errs: FieldError[]
   if (errs.length || !stage) return undefined;
 
   return {
+    // §5.5 says only that the lead "is merged into the existing one"; the emulator's merge writes what the
+    // incoming lead carries (price, custom field values, tags) onto the existing lead, so a client that
+    // causes a merge visibly changes an existing record.
+    merge: (l: KLead) => {
+      if (price !== undefined && price !== null) l.price = price;
+      if (c.cf) l.custom_fields_values = mergeCustomFields(l.custom_fields_values, c.cf);
+      for (const t of applyTags(ctx.state, 'leads', [], c.tags ?? undefined, c.add)) if (!l._embedded.tags.some((x) => x.id === t.id)) l._embedded.tags.push(t);
+      l.updated_by = c.updatedBy ?? ctx.userId;
+      l.updated_at = ctx.now;
+    },
     apply: () => {
       const s = ctx.state;
       const by = c.updatedBy ?? ctx.userId;

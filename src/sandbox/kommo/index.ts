@@ -1,7 +1,8 @@
 /**
  * A stateful emulator of the Kommo (amoCRM) API v4 on 127.0.0.1, for tests and `--sandbox`. Every behaviour
  * cites `shared/research/kommo-api.md` (§ numbers). Request pipeline: block check (§3) → OAuth endpoints
- * (§2.1: the `/oauth` consent page, the token endpoint; not rate limited) → `/api/v4`: rate limits (§3) → Bearer auth (§2) → routes.
+ * (§2.1: the `/oauth` consent page, the token endpoint; not rate limited) → `/api/v4`: rate limits (§3) → Bearer auth (§2) →
+ * the query read as PHP reads it, and a POST's method override honoured, as PHP frameworks do → routes.
  */
 import { EmulatorHarness, type EmuRequest, type EmuResponse, type Fault, type FaultMatch, parsePhpQuery, type RecordedRequest } from '../harness.js';
 import { KommoAuthServer } from './auth.js';
@@ -71,6 +72,30 @@ export interface KommoEmulator {
   close(): Promise<void>;
 }
 
+/** PHP's names for query keys: leading spaces dropped, ` ` and `.` become `_` (`accrue.bonus` is `accrue_bonus`). */
+function phpNames(params: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params)) out[k.replace(/^ +/, '').replace(/[ .]/g, '_')] = v;
+  return out;
+}
+
+/** Headers PHP frameworks read as the method to run instead of the request line's. */
+const OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+
+/**
+ * The method Kommo's PHP framework runs: on a POST, an override header or a `_method` query parameter wins,
+ * as Symfony's `Request::getMethod()` and Laravel do (emulator choice: the fact sheet does not cover it, and
+ * a client must not count on a server ignoring them). `_method` is consumed, like the framework does.
+ */
+function overriddenMethod(req: EmuRequest, params: Record<string, unknown>): string {
+  if (req.method !== 'POST') return req.method;
+  const header = OVERRIDE_HEADERS.map((h) => req.headers[h]).find((v) => typeof v === 'string' && v.trim());
+  const param = params._method;
+  delete params._method;
+  const wanted = typeof header === 'string' ? header : typeof param === 'string' ? param : undefined;
+  return wanted && /^[a-z]+$/i.test(wanted.trim()) ? wanted.trim().toUpperCase() : req.method;
+}
+
 export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Promise<KommoEmulator> {
   const subdomain = options.subdomain ?? 'sandbox';
   const now = nowSec();
@@ -115,7 +140,9 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
     }
     const who = await auth.authenticate(header);
     if (!who) throw unauthorized();
-    const ctx: Ctx = { state, origin, req, params: parsePhpQuery(req.url.searchParams), userId: who.userId, now: nowSec(), behaviour };
+    const params = phpNames(parsePhpQuery(req.url.searchParams));
+    const method = overriddenMethod(req, params);
+    const ctx: Ctx = { state, origin, req: method === req.method ? req : { ...req, method }, params, userId: who.userId, now: nowSec(), behaviour };
     return route(ctx);
   };
 

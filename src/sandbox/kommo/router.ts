@@ -7,6 +7,7 @@
 import type { EmuResponse } from '../harness.js';
 import * as act from './activity.js';
 import type { Ctx } from './context.js';
+import * as cust from './customers.js';
 import * as ent from './entities.js';
 import * as meta from './meta.js';
 import { ApiError, methodNotAllowed, problemResponse, routeNotFound } from './responses.js';
@@ -49,6 +50,12 @@ const ROUTES: Route[] = [
   [new RegExp(`^/api/v4/${ENT}/(\\d+/)?unlink$`), { POST: NOT_EMULATED }],
   [/^\/api\/v4\/tasks$/, { GET: (c) => act.listTasks(c), POST: (c) => act.createTasks(c), PATCH: (c) => act.updateTasks(c) }],
   [/^\/api\/v4\/tasks\/(\d+)$/, { GET: (c, m) => act.getTask(c, n(m, 1)), PATCH: (c, m) => act.updateTasks(c, n(m, 1)) }],
+  // §12 customers: one customer, its transactions (`accrue_bonus` credits points) and their removal.
+  [/^\/api\/v4\/customers$/, { GET: NOT_EMULATED, POST: NOT_EMULATED, PATCH: NOT_EMULATED }],
+  [/^\/api\/v4\/customers\/(\d+)$/, { GET: (c, m) => cust.getCustomer(c, n(m, 1)), PATCH: NOT_EMULATED }],
+  [/^\/api\/v4\/customers\/(\d+)\/transactions$/, { GET: (c, m) => cust.listTransactions(c, n(m, 1)), POST: (c, m) => cust.createTransactions(c, n(m, 1)) }],
+  [/^\/api\/v4\/customers\/(\d+)\/transactions\/(\d+)$/, { DELETE: (c, m) => cust.deleteTransaction(c, n(m, 1), n(m, 2)) }],
+  [/^\/api\/v4\/customers\/(\d+)\/bonus_points$/, { POST: NOT_EMULATED }],
   [/^\/api\/v4\/users$/, { GET: (c) => meta.listUsers(c), POST: NOT_EMULATED }],
   [/^\/api\/v4\/users\/(\d+)$/, { GET: (c, m) => meta.getUser(c, n(m, 1)) }],
   [/^\/api\/v4\/events$/, { GET: (c) => act.listEvents(c) }],

@@ -230,6 +230,36 @@ export interface KWebhook {
   settings: string[];
 }
 
+/** §12: a customer (the periodic-purchases entity) with its loyalty bonus points. */
+export interface KCustomer {
+  id: number;
+  name: string;
+  responsible_user_id: number;
+  created_by: number;
+  updated_by: number;
+  created_at: number;
+  updated_at: number;
+  is_deleted: boolean;
+  ltv: number;
+  purchases_count: number;
+  bonus_points: number;
+  account_id: number;
+}
+
+export interface KTransaction {
+  id: number;
+  customer_id: number;
+  price: number;
+  comment: string | null;
+  completed_at: number;
+  created_by: number;
+  created_at: number;
+  updated_at: number;
+  /** Bonus points this transaction credited (only with `accrue_bonus`). */
+  accrued_bonus: number;
+  account_id: number;
+}
+
 export interface KAccount {
   id: number;
   name: string;
@@ -266,6 +296,8 @@ export interface KommoState {
   tasks: Map<number, KTask>;
   events: KEvent[];
   webhooks: Map<number, KWebhook>;
+  customers: Map<number, KCustomer>;
+  transactions: Map<number, KTransaction>;
   /** Next id per kind; ids only grow, as on the real API. */
   nextId: {
     lead: number;
@@ -276,6 +308,8 @@ export interface KommoState {
     task: number;
     webhook: number;
     event: number;
+    customer: number;
+    transaction: number;
     field: number;
     enum: number;
   };

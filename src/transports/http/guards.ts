@@ -27,15 +27,24 @@ const CLEAR_TRUE = new Set(['1', 'true', 'yes', 'on']);
  * Per-request narrowing from headers: `X-CRM-Read-Only`, `X-CRM-Safe-Mode`, `X-CRM-Allow-Delete: false`,
  * `X-CRM-Allow-Admin: false`. They fail closed: a header that is present narrows unless its value is one
  * clear word that does not (read-only/safe-mode: a clear "false"; allow-delete/allow-admin: a clear "true",
- * which still cannot widen the operator's flags). A repeated header ("true, false" once joined), a list, a
- * typo or an empty value narrows, so a client cannot undo what a proxy added by sending its own copy.
+ * which still cannot widen the operator's flags). A repeated header, a list, a typo or an empty value
+ * narrows, so a client cannot undo what a proxy added by sending its own copy.
+ *
+ * Read from the raw header list (`req.rawHeaders`: name, value, name, value …), every copy of every
+ * spelling: `req.headers` is a digest Node builds (it joins some repeated headers and drops others), and the
+ * service refuses a request whose list reached the header cap, so the raw list here is the whole of it.
  */
-export function narrowFromHeaders(headers: IncomingMessage['headers']): Partial<PolicyFlags> {
+export function narrowFromHeaders(rawHeaders: readonly string[]): Partial<PolicyFlags> {
+  const seen = new Map<string, string[]>();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (!name.startsWith('x-crm-')) continue;
+    seen.set(name, [...(seen.get(name) ?? []), rawHeaders[i + 1]!]);
+  }
   /** undefined: absent; otherwise the single clear word, or null when it is not one clear word. */
   const word = (name: string): string | null | undefined => {
-    const raw = headers[name];
-    if (raw === undefined) return undefined;
-    const values = Array.isArray(raw) ? raw : [raw];
+    const values = seen.get(name);
+    if (values === undefined) return undefined;
     if (values.length !== 1) return null;
     const v = values[0]!.trim().toLowerCase();
     return /^[a-z0-9]+$/.test(v) ? v : null;
@@ -50,6 +59,23 @@ export function narrowFromHeaders(headers: IncomingMessage['headers']): Partial<
   const admin = word('x-crm-allow-admin');
   if (admin !== undefined && !(admin !== null && CLEAR_TRUE.has(admin))) narrow.allowAdmin = false;
   return narrow;
+}
+
+/**
+ * Most header fields a request may carry. Node keeps only the first `maxHeadersCount` fields of a request
+ * and silently drops the rest, so a narrowing header a proxy appended after a client's flood of tiny headers
+ * would vanish; the service sets this cap on its server and refuses (431) a request that reaches it. A real
+ * MCP request carries a few dozen at most.
+ */
+export const MAX_HEADER_FIELDS = 1000;
+
+/**
+ * Whether the request reached the header cap. Node collects the raw list in chunks and stops once it holds
+ * `maxHeadersCount` fields (it may hold a few more, never fewer), so a request with fewer fields than the cap
+ * arrives complete and one with as many or more is never under it.
+ */
+export function reachedHeaderCap(rawHeaders: readonly string[], cap = MAX_HEADER_FIELDS): boolean {
+  return rawHeaders.length / 2 >= cap;
 }
 
 export const digest = (s: string) => createHash('sha256').update(s).digest();

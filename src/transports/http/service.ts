@@ -1,10 +1,10 @@
 /**
  * Streamable HTTP at /mcp, stateless: any instance can answer any request, for both protocol eras (the
  * 2026-07-28 revision per request, the 2025 ones through the SDK's stateless legacy leg), so the service
- * scales out behind a balancer with Redis as the only shared state. Order of checks: Host, Origin, bearer
- * token (guards.ts), method, body size (body.ts), the standard headers against the body
- * (standard-headers.ts), the tools/call rate limit (rate-limit.ts), then the SDK handler for the request's
- * policy scope (pool.ts). /metrics sits behind the same token; /healthz is a readiness probe that says only
+ * scales out behind a balancer with Redis as the only shared state. Order of checks: the header cap (431),
+ * Host, Origin, bearer token (guards.ts), method, body size (body.ts), no JSON-RPC batch, the standard headers
+ * against the body (standard-headers.ts), the tools/call rate limit (rate-limit.ts), then the SDK handler
+ * for the request's policy scope (pool.ts). /metrics sits behind the same token; /healthz is a readiness probe that says only
  * ok/unavailable unless the caller sends the token. close() stops accepting and lets in-flight calls finish.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -14,12 +14,23 @@ import { pipeline } from 'node:stream/promises';
 import type { McpServer } from '@modelcontextprotocol/server';
 import type { Logger } from 'pino';
 import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from './body.js';
-import { bearerOf, createGuard, digest, isLoopback, narrowFromHeaders, rpcError, sendJson, tokenMatches } from './guards.js';
+import {
+  bearerOf,
+  createGuard,
+  digest,
+  isLoopback,
+  MAX_HEADER_FIELDS,
+  narrowFromHeaders,
+  reachedHeaderCap,
+  rpcError,
+  sendJson,
+  tokenMatches,
+} from './guards.js';
 import { HandlerPool, type RequestScope } from './pool.js';
 import { TokenBucketLimiter, type RateLimitOptions } from './rate-limit.js';
 import { checkStandardHeaders, HEADER_MISMATCH, type RequestFacts } from './standard-headers.js';
 
-export { isLoopback, narrowFromHeaders } from './guards.js';
+export { isLoopback, MAX_HEADER_FIELDS, narrowFromHeaders } from './guards.js';
 export type { RequestScope } from './pool.js';
 
 export interface Readiness {
@@ -164,6 +175,14 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       else json(res, 400, rpcError(-32700, 'Parse error: the body is not JSON'), cors);
       return;
     }
+    // A JSON-RPC batch would run every call in it past the per-call checks below (one rate-limit token, one
+    // metrics label for the lot); no revision since 2025-06-18 allows batches, so none is run.
+    if (Array.isArray(body.parsed)) {
+      o.metrics?.mcpRequest?.({ method: 'batch', era: 'legacy', status: 400 });
+      const message = 'Invalid Request: JSON-RPC batches are not supported; send each request in its own POST (MCP 2025-06-18 and later have no batches)';
+      json(res, 400, rpcError(-32600, message), cors);
+      return;
+    }
     const checked = checkStandardHeaders(req.headers, body.parsed);
     const facts: RequestFacts = checked.facts;
     const record = (status: number) =>
@@ -188,7 +207,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       if (closing && waitingFor?.()) drained?.();
     }
     // The narrowing headers pick the handler (and so the servers) for this request's policy scope.
-    const handler = pool.get({ narrow: narrowFromHeaders(req.headers) });
+    const handler = pool.get({ narrow: narrowFromHeaders(req.rawHeaders) });
     const abort = new AbortController();
     // A client that goes away cancels its request (the 2026-07-28 cancellation signal on HTTP).
     res.on('close', () => {
@@ -221,6 +240,12 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    // Past the cap Node has dropped headers without a word, perhaps the narrowing one a proxy appended last:
+    // nothing about such a request can be trusted, so it is refused whatever it asks for.
+    if (reachedHeaderCap(req.rawHeaders)) {
+      json(res, 431, rpcError(-32000, `Request header fields too large: at most ${MAX_HEADER_FIELDS - 1} header fields are accepted`), { connection: 'close' });
+      return;
+    }
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/healthz') return healthz(req, res);
     if (path === '/metrics' && o.metrics) {
@@ -251,6 +276,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       if (!res.headersSent) json(res, 500, rpcError(-32603, 'Internal server error'));
     });
   });
+  // Set rather than left to Node's default, so reachedHeaderCap measures against the cap Node applies.
+  server.maxHeadersCount = MAX_HEADER_FIELDS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => resolve());

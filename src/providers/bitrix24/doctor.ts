@@ -1,36 +1,35 @@
-/** `crm-mcp doctor`: the checks of a Bitrix24 connection (webhook or OAuth app). */
-import type { AppConfig, BitrixConnection } from '../config/config.js';
-import { CrmError } from '../http/errors.js';
-import { modeOf } from '../policy/policy.js';
-import { bitrixTokenKey } from '../providers/bitrix24/auth.js';
-import { BITRIX_PLANS, BitrixProvider } from '../providers/bitrix24/provider.js';
-import { portalMoveKey, type PortalMove } from '../providers/bitrix24/relocation.js';
-import { seedHash, type TokenRecord } from '../providers/oauth.js';
-import type { Store } from '../store/store.js';
-import { redact } from '../util/redact.js';
-import { maskWebhook } from './common.js';
-import {
-  type Check,
-  type ConnectionReport,
-  ctx,
-  day,
-  daysLeft,
-  iso,
-  providerOptions,
-  pushCommon,
-  type Reached,
-  refusedCheck,
-  reseeds,
-} from './doctor-common.js';
+/**
+ * `crm-mcp doctor`: the checks of a Bitrix24 connection (webhook or OAuth app), loaded when doctor runs
+ * (contract.ts `DoctorPart`). Says, for each problem, what to do about it; never prints a secret.
+ */
+import { CrmError } from '../../http/errors.js';
+import { modeOf } from '../../policy/policy.js';
+import type { Store } from '../../store/store.js';
+import { redact } from '../../util/redact.js';
+import type { DoctorDeps } from '../contract.js';
+import { type Check, type ConnectionReport, ctx, day, daysLeft, iso, pushCommon, refusedCheck, reseeds } from '../doctor-types.js';
+import { seedHash, type TokenRecord } from '../oauth.js';
+import type { CrmProvider } from '../types.js';
+import { bitrixTokenKey } from './auth.js';
+import { bitrix24Connection, type BitrixConnection } from './connection.js';
+import { BITRIX_PLANS } from './metadata.js';
+import type { BitrixProvider } from './provider.js';
+import { portalMoveKey, type PortalMove } from './relocation.js';
 
-export async function checkBitrix(c: BitrixConnection, config: AppConfig, store: Store, reached: Reached): Promise<ConnectionReport> {
+/** A webhook URL with its secret path segment masked, as the report shows addresses. */
+function masked(webhookUrl: string): string {
+  return webhookUrl.replace(/(\/rest\/\d+\/)[^/]+/, '$1***');
+}
+
+export async function checkBitrix(c: BitrixConnection, deps: DoctorDeps): Promise<{ report: ConnectionReport; provider?: CrmProvider }> {
+  const { store } = deps;
   const checks: Check[] = [];
   const oauth = !c.webhookUrl && !!c.oauth;
   const plan = BITRIX_PLANS[c.plan];
-  const address = c.webhookUrl ? maskWebhook(c.webhookUrl) : c.oauth!.portal;
+  const address = bitrix24Connection.address(c);
   const report: ConnectionReport = {
     name: c.name,
-    provider: 'bitrix24',
+    provider: c.provider,
     address,
     auth: { type: oauth ? 'oauth' : 'webhook', expires_at: null, days_left: null, scopes: null },
     account: null,
@@ -64,10 +63,10 @@ export async function checkBitrix(c: BitrixConnection, config: AppConfig, store:
 
   let probe: BitrixProvider | undefined;
   let probed = false;
+  let reached: CrmProvider | undefined;
   if (reachable) {
     try {
-      const p = (probe = new BitrixProvider(c, providerOptions(config, store, reached.deep)));
-      await p.init();
+      const p = (probe = (await deps.build()) as BitrixProvider);
       const profile = (await p.call<Record<string, unknown>>(ctx(), 'profile')).result ?? {};
       const app = (await p.call<Record<string, unknown>>(ctx(), 'app.info')).result ?? {};
       let scopes = Array.isArray(app.SCOPE) ? (app.SCOPE as string[]) : undefined;
@@ -76,7 +75,7 @@ export async function checkBitrix(c: BitrixConnection, config: AppConfig, store:
         scopes = Array.isArray(s) ? (s as string[]) : [];
       }
       report.auth.scopes = scopes;
-      const name = reached.deep ? null : [profile.NAME, profile.LAST_NAME].filter((x) => typeof x === 'string' && x).join(' ') || null;
+      const name = deps.deep ? null : [profile.NAME, profile.LAST_NAME].filter((x) => typeof x === 'string' && x).join(' ') || null;
       report.account = { id: (profile.ID as string | number | undefined) ?? null, name };
       checks.push({
         check: 'account',
@@ -104,7 +103,7 @@ export async function checkBitrix(c: BitrixConnection, config: AppConfig, store:
         else checks.push({ check: 'scopes', status: 'ok', detail: scopes.join(', ') });
       }
       probed = true;
-      reached.provider = p;
+      reached = p;
     } catch (err) {
       checks.push(bitrixFailure(err, c, reauth));
     }
@@ -125,7 +124,7 @@ export async function checkBitrix(c: BitrixConnection, config: AppConfig, store:
     }
   }
   pushCommon(checks, report, store, oauth);
-  return report;
+  return { report, provider: reached };
 }
 
 /**
@@ -133,7 +132,7 @@ export async function checkBitrix(c: BitrixConnection, config: AppConfig, store:
  * silently: the user confirms it by changing the configured address. Shown from this run's probe, or as
  * recorded by a server that met it (store); a record is dropped once the configured address answers itself.
  */
-export async function portalMoveCheck(c: BitrixConnection, store: Store, probe: BitrixProvider | undefined, probed: boolean): Promise<Check | undefined> {
+async function portalMoveCheck(c: BitrixConnection, store: Store, probe: BitrixProvider | undefined, probed: boolean): Promise<Check | undefined> {
   const origin = new URL(c.webhookUrl ?? c.oauth!.portal).origin;
   const key = portalMoveKey(origin);
   const move = probe?.pendingMove ?? (await store.get<PortalMove>(key).catch(() => undefined));
@@ -144,7 +143,7 @@ export async function portalMoveCheck(c: BitrixConnection, store: Store, probe: 
   }
   const to = new URL(move.to).origin;
   const fix = c.webhookUrl
-    ? `If ${new URL(to).host} is your portal's new address (open it in a browser), update BITRIX_WEBHOOK_BASE to ${maskWebhook(`${to}${new URL(c.webhookUrl).pathname}`)} (the same webhook path with your secret). Until then every call is answered by a redirect first.`
+    ? `If ${new URL(to).host} is your portal's new address (open it in a browser), update BITRIX_WEBHOOK_BASE to ${masked(`${to}${new URL(c.webhookUrl).pathname}`)} (the same webhook path with your secret). Until then every call is answered by a redirect first.`
     : `If ${new URL(to).host} is your portal's new address (open it in a browser), set BITRIX_PORTAL=${to}. Until then every call is answered by a redirect first.`;
   return {
     check: 'address',
@@ -154,7 +153,7 @@ export async function portalMoveCheck(c: BitrixConnection, store: Store, probe: 
   };
 }
 
-export function bitrixFailure(err: unknown, c: BitrixConnection, reauth: string): Check {
+function bitrixFailure(err: unknown, c: BitrixConnection, reauth: string): Check {
   const e = err instanceof CrmError ? err : undefined;
   const origin = c.webhookUrl ? new URL(c.webhookUrl).origin : c.oauth!.portal;
   const bxCode = String((e?.details as { bitrix_error?: unknown } | undefined)?.bitrix_error ?? '');

@@ -1,0 +1,86 @@
+/**
+ * The layer rules of docs/architecture.md, checked by `npm run lint` (dependency-cruiser). Data flows one way:
+ * entry → app/commands → transports → server → config → tools → services → CRM registry → CRM wings →
+ * infrastructure (http, store, audit, metrics) → policy → domain → util. A module may import its own layer and
+ * any layer below it, never one above. The emulators (src/sandbox/) import nothing of the client, and only the
+ * registry (and the wing itself) imports a CRM's wing.
+ */
+const LAYERS = [
+  ['util', '^src/util/'],
+  ['domain', '^src/domain/'],
+  ['policy', '^src/policy/'],
+  ['infrastructure', '^src/(http|store|audit|metrics)/|^src/(paths|version)\\.ts$|^src/config/(env-types|env-server|sources)\\.ts$'],
+  ['crm wings', '^src/crms/(?!registry\\.ts$)'],
+  ['crm registry', '^src/crms/registry\\.ts$'],
+  ['services', '^src/services/'],
+  ['tools', '^src/tools/'],
+  ['config', '^src/config/(?!(env-types|env-server|sources)\\.ts$)'],
+  ['server', '^src/server\\.ts$'],
+  ['transports', '^src/transports/'],
+  ['app', '^src/app\\.ts$'],
+  ['commands', '^src/commands/'],
+  ['entry', '^src/entry/|^src/(cli|docs)\\.ts$'],
+];
+
+/** One rule per layer: it may not import anything of the layers above it. */
+const upward = LAYERS.slice(0, -1).map(([name, path], i) => ({
+  name: `no-upward-import-from-${name.replace(/ /g, '-')}`,
+  comment: `${name} sits below ${LAYERS.slice(i + 1)
+    .map(([n]) => n)
+    .join(', ')}: it may not import them (docs/architecture.md, "The shape")`,
+  severity: 'error',
+  from: { path },
+  to: {
+    path: LAYERS.slice(i + 1)
+      .map(([, p]) => `(${p})`)
+      .join('|'),
+  },
+}));
+
+module.exports = {
+  forbidden: [
+    ...upward,
+    {
+      name: 'no-circular',
+      comment: 'No import circles at all, inside a folder either.',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
+    {
+      name: 'emulators-stand-alone',
+      comment: 'The emulators play the CRM: they import nothing of the client, so they cannot be kind to it.',
+      severity: 'error',
+      from: { path: '^src/sandbox/' },
+      to: { path: '^src/', pathNot: '^src/sandbox/' },
+    },
+    {
+      name: 'client-never-imports-emulators',
+      comment: 'Only the wings (emulator factory for --sandbox) and the tests reach an emulator.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/(sandbox|crms/[^/]+)/' },
+      to: { path: '^src/sandbox/' },
+    },
+    {
+      name: 'wing-only-through-registry',
+      comment: "A CRM's wing is reached through the registry: no general file imports src/crms/<kind>/.",
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/crms/' },
+      to: { path: '^src/crms/[^/]+/' },
+    },
+    {
+      name: 'wings-apart',
+      comment: 'One CRM wing never imports another.',
+      severity: 'error',
+      from: { path: '^src/crms/([^/]+)/' },
+      to: { path: '^src/crms/[^/]+/', pathNot: '^src/crms/$1/' },
+    },
+  ],
+  options: {
+    tsPreCompilationDeps: true,
+    parser: 'tsc',
+    tsConfig: { fileName: 'tsconfig.json' },
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '\\.test\\.ts$' },
+  },
+};
