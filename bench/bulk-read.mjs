@@ -11,7 +11,7 @@
  * waits for the drain: T = R / 2 s, i.e. 5000 rec/s; that case is measured too.
  */
 import { request } from 'undici';
-import { phpQuery } from '../dist/providers/bitrix24/map.js';
+import { phpQuery } from '../dist/crms/bitrix24/map.js';
 import {
   bitrixCounters,
   bitrixEmu,

@@ -16,8 +16,8 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { startKommoEmulator } from '../dist/sandbox/kommo/index.js';
 import { startBitrixEmulator } from '../dist/sandbox/bitrix24/index.js';
 import { createServer } from '../dist/server.js';
-import { KommoProvider } from '../dist/providers/kommo/provider.js';
-import { BitrixProvider } from '../dist/providers/bitrix24/provider.js';
+import { KommoProvider } from '../dist/crms/kommo/provider.js';
+import { BitrixProvider } from '../dist/crms/bitrix24/provider.js';
 import { openStore } from '../dist/store/store.js';
 import { createLogger, setLogger } from '../dist/util/log.js';
 

@@ -92,7 +92,7 @@ function binShape() {
  * Where start-up time goes without the bundle: one fresh process imports, one after another, what a stdio
  * start of tsc's output loads (in that order; shared sub-dependencies are charged to the first importer) and
  * reports each import's incremental time. `dist/config/config.js` brings the tool registry (every tool's zod
- * schemas) with it; `dist/providers/kommo/provider.js` is what buildApp loads for a Kommo connection. The
+ * schemas) with it; `dist/crms/kommo/provider.js` is what buildApp loads for a Kommo connection. The
  * rest is loaded lazily by entry/serve.ts, app.ts and the HTTP core, so a stdio start does not pay for it.
  */
 const IMPORTS = [
@@ -104,7 +104,7 @@ const IMPORTS = [
   'dist/server.js',
   'dist/app.js',
   'dist/entry/serve.js',
-  'dist/providers/kommo/provider.js',
+  'dist/crms/kommo/provider.js',
   '@modelcontextprotocol/server/stdio',
   'undici (first CRM request)',
   'libphonenumber-js (first phone)',

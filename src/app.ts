@@ -8,10 +8,10 @@ import type { Logger } from 'pino';
 import { AuditLog } from './audit/audit-log.js';
 import { ConfigError, type AppConfig } from './config/config.js';
 import type { EndpointLabeler, Metrics, MetricsOptions } from './metrics/metrics.js';
-import type { CrmModule } from './providers/contract.js';
-import { buildProviders } from './providers/factory.js';
-import { defaultRegistry } from './providers/registry.js';
-import type { CrmProvider } from './providers/types.js';
+import type { CrmModule } from './crms/contract.js';
+import { buildProviders } from './crms/factory.js';
+import { defaultRegistry } from './crms/registry.js';
+import type { CrmProvider } from './crms/types.js';
 import { ALL_TOOLS } from './tools/index.js';
 import { defaultDataDir, openStore, type Store } from './store/store.js';
 

@@ -2,7 +2,7 @@
  * Renders the README's tool table from the tool registry (never hand-kept). scripts/docs.mjs (`npm run docs`)
  * rewrites the block between the markers; a test fails when the README is stale.
  */
-import { DEFAULT_MODULES } from './providers/registry.js';
+import { DEFAULT_MODULES } from './crms/registry.js';
 import { canRun } from './tools/define.js';
 import { ALL_TOOLS } from './tools/index.js';
 

@@ -10,7 +10,7 @@ import type { AppConfig } from './config/config.js';
 import { CrmError } from './http/errors.js';
 import { allowedEffects, annotationsFor, decide, EFFECTS, isAllowed, modeOf, narrowFlags, type Effect, type PolicyFlags } from './policy/policy.js';
 import { toolSelected } from './policy/tool-filter.js';
-import type { Capability, CrmProvider } from './providers/types.js';
+import type { Capability, CrmProvider } from './crms/types.js';
 import { canRun, strongestEffectOf, weakestEffectOf, type AnyTool, type PolicyReport } from './tools/define.js';
 import { ALL_TOOLS } from './tools/index.js';
 import { TOOLSETS } from './tools/toolsets.js';

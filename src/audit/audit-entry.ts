@@ -10,7 +10,7 @@ import * as z from 'zod';
 import { CrmError } from '../http/errors.js';
 import { StoreError } from '../store/store.js';
 import { EFFECTS, Grant, type Effect } from '../policy/policy.js';
-import type { Contact, CrmProvider, CustomFieldValue, Id, Lead } from '../providers/types.js';
+import type { Contact, CrmProvider, CustomFieldValue, Id, Lead } from '../crms/types.js';
 import { redact } from '../util/redact.js';
 
 export const AuditEntry = z.object({

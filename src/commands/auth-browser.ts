@@ -1,10 +1,10 @@
 /**
  * The browser half of `crm-mcp auth`: a one-shot loopback server that receives the consent page's redirect,
- * and a best-effort "open this address in the browser" (the token exchange is the CRM's: providers/sign-in-kit.ts).
+ * and a best-effort "open this address in the browser" (the token exchange is the CRM's: crms/sign-in-kit.ts).
  */
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { AuthError } from '../providers/sign-in-kit.js';
+import { AuthError } from '../crms/sign-in-kit.js';
 import { redact } from '../util/redact.js';
 import { escapeHtml } from './common.js';
 

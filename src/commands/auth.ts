@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
-import type { SignInContext, SignInFlow, SignInPart } from '../providers/contract.js';
-import { defaultRegistry } from '../providers/registry.js';
+import type { SignInContext, SignInFlow, SignInPart } from '../crms/contract.js';
+import { defaultRegistry } from '../crms/registry.js';
 import { openStore } from '../store/store.js';
 import { AuthError, listen, openBrowser } from './auth-browser.js';
 import { out, type Env } from './common.js';

@@ -1,7 +1,7 @@
 /** Small helpers shared by the sub-commands (`auth`, `doctor`, `config claude`). */
 import { SECRET_NAMES, V, readVar } from '../config/env-table.js';
-import type { Learnt } from '../providers/contract.js';
-import { defaultRegistry } from '../providers/registry.js';
+import type { Learnt } from '../crms/contract.js';
+import { defaultRegistry } from '../crms/registry.js';
 import { openStore } from '../store/store.js';
 
 export type Env = Record<string, string | undefined>;

@@ -1,16 +1,16 @@
 /**
- * What the doctor's general parts share: the report's shapes (providers/doctor-types.ts, which the CRMs'
+ * What the doctor's general parts share: the report's shapes (crms/doctor-types.ts, which the CRMs'
  * checks fill in), how doctor builds a provider, and the report of a connection no CRM module checks.
  */
 import type { AppConfig, Connection } from '../config/config.js';
 import { modeOf } from '../policy/policy.js';
-import type { BuildDeps, CrmModule } from '../providers/contract.js';
-import type { ConnectionReport } from '../providers/doctor-types.js';
+import type { BuildDeps, CrmModule } from '../crms/contract.js';
+import type { ConnectionReport } from '../crms/doctor-types.js';
 import type { Store } from '../store/store.js';
 import { createLogger } from '../util/log.js';
 
-export type { Check, ConnectionReport, DoctorReport, Problem, Severity } from '../providers/doctor-types.js';
-export { DAY, WARN_DAYS } from '../providers/doctor-types.js';
+export type { Check, ConnectionReport, DoctorReport, Problem, Severity } from '../crms/doctor-types.js';
+export { DAY, WARN_DAYS } from '../crms/doctor-types.js';
 
 /**
  * The doctor tries once more than never: a flaky network should not hide behind three slow retries. The deep

@@ -14,9 +14,9 @@ import {
   type FormatCount,
   type FormatName,
   type ListCount,
-} from '../providers/doctor-types.js';
+} from '../crms/doctor-types.js';
 
-export { FORMATS, type BudgetRow, type DeepLists, type Finding, type FormatCount, type FormatName, type ListCount } from '../providers/doctor-types.js';
+export { FORMATS, type BudgetRow, type DeepLists, type Finding, type FormatCount, type FormatName, type ListCount } from '../crms/doctor-types.js';
 
 /** What crm-mcp's duplicate check found for each way a user types the number. */
 export function duplicateFindings(mine: Partial<Record<FormatName, FormatCount>>): Finding[] {

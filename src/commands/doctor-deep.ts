@@ -12,9 +12,9 @@
 import { observeRequests, type HttpEvent } from '../http/client.js';
 import { CrmError } from '../http/errors.js';
 import { Grant } from '../policy/policy.js';
-import type { DeepProbe, DeepReport, ProbeContact } from '../providers/doctor-types.js';
-import { defaultRegistry } from '../providers/registry.js';
-import type { CallContext, CrmProvider } from '../providers/types.js';
+import type { DeepProbe, DeepReport, ProbeContact } from '../crms/doctor-types.js';
+import { defaultRegistry } from '../crms/registry.js';
+import type { CallContext, CrmProvider } from '../crms/types.js';
 import { normalizePhone, parsePhoneNumberFromString } from '../util/phone.js';
 import { duplicateFindings, FORMATS, listFindings, rateFinding, type Finding, type FormatCount, type FormatName } from './doctor-deep-findings.js';
 
@@ -27,7 +27,7 @@ export const DEEP_SAMPLE = 3;
  */
 export const DEEP_MAX_REQUESTS = 100;
 
-export type { DeepReport } from '../providers/doctor-types.js';
+export type { DeepReport } from '../crms/doctor-types.js';
 
 /** The three ways a user types a stored number (as stored, E.164, national with the trunk prefix), plus its digits. */
 export function phoneVariants(stored: string, defaultCountry?: string): Record<FormatName, string> | undefined {

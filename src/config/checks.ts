@@ -3,7 +3,7 @@
  * valid but do nothing (warnings). Pure; the names come from the tool registry.
  */
 import { ALL_TOOLS } from '../tools/index.js';
-import type { ConnectionBase } from '../providers/contract.js';
+import type { ConnectionBase } from '../crms/contract.js';
 
 /** A misspelt tool name would silently drop (or keep) a tool: refuse it, listing the names that exist. */
 export function checkToolNames(source: string, names: string[] | undefined, problems: string[]): void {

@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import * as z from 'zod';
 import type { PolicyFlags } from '../policy/policy.js';
 import type { ToolFilter } from '../policy/tool-filter.js';
-import type { ConnectionBase } from '../providers/contract.js';
-import { defaultRegistry } from '../providers/registry.js';
+import type { ConnectionBase } from '../crms/contract.js';
+import { defaultRegistry } from '../crms/registry.js';
 import type { LogLevel } from '../util/log.js';
 import { registerSecret } from '../util/redact.js';
 import { registerConnectionSecrets } from './secrets.js';
@@ -20,9 +20,9 @@ import { ENV_TABLE, V, type EnvVar } from './env-table.js';
 import { FALSE, parseInt10, list, type Source, envSource, fileSource, layered, boolFrom, intFrom, oneOf, policyFrom, TABLE_FLAGS } from './sources.js';
 
 // transition: importers move to the wing
-export type { KommoConnection } from '../providers/kommo/connection.js';
+export type { KommoConnection } from '../crms/kommo/connection.js';
 // transition: importers move to the wing
-export type { BitrixConnection } from '../providers/bitrix24/connection.js';
+export type { BitrixConnection } from '../crms/bitrix24/connection.js';
 
 /**
  * A configured connection: `{name, provider, policy}` plus what its CRM's module parsed (contract.ts). Only

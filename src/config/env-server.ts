@@ -1,6 +1,6 @@
 /**
  * Rows of the environment table (env-table.ts): safety, tools, the server, the audit log, the HTTP service, sign-in
- * and the test suite; the CRMs' rows live in their wings (src/providers/<kind>/env.ts). Data only.
+ * and the test suite; the CRMs' rows live in their wings (src/crms/<kind>/env.ts). Data only.
  */
 import type { EnvVar } from './env-types.js';
 import { byName, LOG_LEVELS } from './env-types.js';

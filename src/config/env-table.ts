@@ -5,10 +5,10 @@
  * and doctor's hints all read the same rows instead of keeping their own lists (which drifted: issue 11).
  *
  * A variable read anywhere in src/ and missing here fails test/env-table.test.ts. Each CRM's rows live in its
- * wing (src/providers/<kind>/env.ts, given to the registry by its module), everything else in env-server.ts;
+ * wing (src/crms/<kind>/env.ts, given to the registry by its module), everything else in env-server.ts;
  * the row type is env-types.ts's, and this file has the whole table and the look-ups.
  */
-import { defaultRegistry } from '../providers/registry.js';
+import { defaultRegistry } from '../crms/registry.js';
 import { SERVER_ENV, SERVER_VARS } from './env-server.js';
 import type { EnvVar } from './env-types.js';
 import { namesOf } from './env-types.js';

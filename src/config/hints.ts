@@ -4,7 +4,7 @@
  * then one generated from its type (true/false, the range of a number, the choices, an https address). Pure;
  * test/env-table.test.ts provokes a problem with every variable and checks that none is left with the catch-all.
  */
-import { defaultRegistry } from '../providers/registry.js';
+import { defaultRegistry } from '../crms/registry.js';
 import { ENV_TABLE, envVar, type EnvVar } from './env-table.js';
 
 /** The fix when nothing better is known. */

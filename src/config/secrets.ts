@@ -1,6 +1,6 @@
 /** Registers a connection's credentials with the redactor, as its module names them (config loading calls it). */
-import type { ConnectionBase } from '../providers/contract.js';
-import { defaultRegistry } from '../providers/registry.js';
+import type { ConnectionBase } from '../crms/contract.js';
+import { defaultRegistry } from '../crms/registry.js';
 import { registerSecret } from '../util/redact.js';
 
 export function registerConnectionSecrets(c: ConnectionBase, registry = defaultRegistry): void {

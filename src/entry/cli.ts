@@ -3,7 +3,7 @@
  * are not the stdio server) and are loaded only when used, so serving does not pay for them.
  */
 import { ConfigError } from '../config/config.js';
-import { defaultRegistry } from '../providers/registry.js';
+import { defaultRegistry } from '../crms/registry.js';
 import { VERSION } from '../version.js';
 import { parseServeArgs, serve } from './serve.js';
 

@@ -5,7 +5,7 @@
  * the error stands.
  */
 import { CrmError, validationError } from '../http/errors.js';
-import type { CallContext, Contact, CreateContactInput, CreateContactResult, Id, PlannedRequest } from '../providers/types.js';
+import type { CallContext, Contact, CreateContactInput, CreateContactResult, Id, PlannedRequest } from '../crms/types.js';
 import type { NormalizedPhone } from '../util/phone.js';
 import { splitName, type PersonName } from './names.js';
 import { checkEmail, checkPhone, requirePersonName } from './validate.js';

@@ -7,7 +7,7 @@
  * shape, how it finds a lead it may just have made); the order and the words are the same on every CRM.
  */
 import { CrmError } from '../http/errors.js';
-import type { CallContext, ContactInput, CreateLeadInput, CreateLeadResult, Id, Lead, PlannedRequest, SearchResult } from '../providers/types.js';
+import type { CallContext, ContactInput, CreateLeadInput, CreateLeadResult, Id, Lead, PlannedRequest, SearchResult } from '../crms/types.js';
 import type { NormalizedPhone } from '../util/phone.js';
 import { decideLeadDuplicate } from './dedupe.js';
 import { splitName, type PersonName } from './names.js';

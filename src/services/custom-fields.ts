@@ -5,7 +5,7 @@
  * code), the words of two messages, and the write shape: that is the `FieldDialect` each provider passes.
  */
 import { validationError } from '../http/errors.js';
-import type { CustomFieldDef, CustomFieldInput, Id } from '../providers/types.js';
+import type { CustomFieldDef, CustomFieldInput, Id } from '../crms/types.js';
 
 export type FieldScalar = string | number | boolean;
 

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { defineTool } from './define.js';
-import { DEFAULT_MODULES } from '../providers/registry.js';
-import { Id, Ref } from '../providers/types.js';
+import { DEFAULT_MODULES } from '../crms/registry.js';
+import { Id, Ref } from '../crms/types.js';
 
 export const getAccount = defineTool({
   name: 'get_account',

@@ -1,7 +1,7 @@
 /**
  * bitrix_call: a safe generic door to any Bitrix24 REST method. The method is normalised (case, `.json`,
  * trailing dots or slashes, NFKC), must be a plain ASCII dotted name, and is classified by a vetted table
- * (providers/bitrix24/methods.ts); anything unknown counts as admin. The parameters are read the way the
+ * (crms/bitrix24/methods.ts); anything unknown counts as admin. The parameters are read the way the
  * portal reads them (names case-insensitive, batch queries parsed like PHP) and can only raise the effect
  * (an activity that sends mail is admin, an update that unlinks or removes values is a delete); parameters
  * the portal could read two ways are refused. A `batch` is as strong as its strongest command, and is sent
@@ -11,7 +11,7 @@ import * as z from 'zod';
 import { defineTool, dryRunField, type CallEffect } from './define.js';
 import { CrmError, validationError } from '../http/errors.js';
 import { Grant } from '../policy/policy.js';
-import { checkCall, classifyBatchParams, normalisedCommands, normalizeMethod } from '../providers/bitrix24/methods.js';
+import { checkCall, classifyBatchParams, normalisedCommands, normalizeMethod } from '../crms/bitrix24/methods.js';
 
 const NOT_A_METHOD = 'is not a REST method name (plain ASCII dotted words like crm.deal.list)';
 

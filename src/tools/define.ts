@@ -4,7 +4,7 @@
  */
 import * as z from 'zod';
 import type { Effect } from '../policy/policy.js';
-import type { CallContext, Capability, CrmProvider, ProviderWith } from '../providers/types.js';
+import type { CallContext, Capability, CrmProvider, ProviderWith } from '../crms/types.js';
 import type { AuditReader } from '../audit/audit-log.js';
 import type { Toolset } from './toolsets.js';
 
@@ -39,7 +39,7 @@ export interface ToolDef<I extends z.ZodObject = z.ZodObject, O extends z.ZodObj
   toolset: Toolset;
   /**
    * The capabilities a connection's provider must declare for the tool to be registered for it
-   * (providers/types.ts). The handler is typed by them, so it can only call what they guarantee.
+   * (crms/types.ts). The handler is typed by them, so it can only call what they guarantee.
    */
   requires: readonly C[];
   input: I;

@@ -11,7 +11,7 @@ import { observeRequests } from '../http/client.js';
 import { CrmError } from '../http/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { decide, Grant, type Effect, type PolicyFlags } from '../policy/policy.js';
-import type { CrmProvider } from '../providers/types.js';
+import type { CrmProvider } from '../crms/types.js';
 import { log } from '../util/log.js';
 import type { AnyTool, CallEffect, PolicyReport } from './define.js';
 import { fail, ok, toCrmError } from './result.js';

@@ -1,6 +1,6 @@
 /**
  * kommo_request: a raw request to the Kommo API v4, for what the typed tools do not cover. Its effect is
- * decided by method, path and body through one table (providers/kommo/effects.ts): creating records,
+ * decided by method, path and body through one table (crms/kommo/effects.ts): creating records,
  * changing them, deleting, or account configuration and outbound messages (admin). The path is normalised
  * first and what is classified is what is sent, confined to /api/v4/ on the configured account.
  */
@@ -8,8 +8,8 @@ import * as z from 'zod';
 import { defineTool, dryRunField, type CallEffect } from './define.js';
 import { flattenQuery, type QueryValue } from '../http/client.js';
 import { CrmError, validationError } from '../http/errors.js';
-import { kommoPathAllowed } from '../providers/kommo/adapter.js';
-import { classifyKommoRequest, normaliseKommoPath, type KommoClassification } from '../providers/kommo/effects.js';
+import { kommoPathAllowed } from '../crms/kommo/adapter.js';
+import { classifyKommoRequest, normaliseKommoPath, type KommoClassification } from '../crms/kommo/effects.js';
 
 const METHODS = ['GET', 'POST', 'PATCH', 'DELETE'] as const;
 type Method = (typeof METHODS)[number];

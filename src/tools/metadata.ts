@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { defineTool, UNTRUSTED } from './define.js';
-import { CustomFieldDef, Pipeline, Tag, User } from '../providers/types.js';
+import { CustomFieldDef, Pipeline, Tag, User } from '../crms/types.js';
 
 export const getPipelines = defineTool({
   name: 'get_pipelines',

@@ -10,8 +10,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { parseConfig } from '../../src/config/config.js';
 import type { PolicyFlags } from '../../src/policy/policy.js';
-import { buildProviders } from '../../src/providers/factory.js';
-import { DEFAULT_MODULES, ProviderRegistry, type ProviderModule } from '../../src/providers/registry.js';
+import { buildProviders } from '../../src/crms/factory.js';
+import { DEFAULT_MODULES, ProviderRegistry, type ProviderModule } from '../../src/crms/registry.js';
 import {
   CAPABILITIES,
   type AccountInfo,
@@ -24,7 +24,7 @@ import {
   type LeadsApi,
   type Page,
   type Lead,
-} from '../../src/providers/types.js';
+} from '../../src/crms/types.js';
 import { createServer, planTools, policyReport } from '../../src/server.js';
 import { defineTool } from '../../src/tools/define.js';
 import { ALL_TOOLS } from '../../src/tools/index.js';

@@ -3,9 +3,9 @@
  * Kommo request and each Bitrix24 method does, in the words of the policy.
  */
 import { describe, expect, it } from 'vitest';
-import { classifyKommo, normaliseKommoPath } from '../../src/providers/kommo/effects.js';
-import { checkCall, classifyBatch, classifyBatchParams, classifyCall, classifyMethod, normalizeMethod } from '../../src/providers/bitrix24/methods.js';
-import { makeBitrixAdapter } from '../../src/providers/bitrix24/adapter.js';
+import { classifyKommo, normaliseKommoPath } from '../../src/crms/kommo/effects.js';
+import { checkCall, classifyBatch, classifyBatchParams, classifyCall, classifyMethod, normalizeMethod } from '../../src/crms/bitrix24/methods.js';
+import { makeBitrixAdapter } from '../../src/crms/bitrix24/adapter.js';
 
 describe('Kommo: every path the raw tool accepts, by method', () => {
   it.each([

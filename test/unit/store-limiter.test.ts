@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/store.js';
-import { freePort } from '../cli-helpers.js';
+import { freePort } from '../helpers/cli.js';
 import { LeakyBucketLimiter, SlidingWindowLimiter } from '../../src/http/limiter.js';
 
 describe('durable file store', () => {

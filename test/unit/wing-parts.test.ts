@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { endpointLabeler } from '../../src/app.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { decidePortalMove } from '../../src/providers/bitrix24/relocation.js';
+import { decidePortalMove } from '../../src/crms/bitrix24/relocation.js';
 
 describe('decidePortalMove: loopback moves only between origins passed in', () => {
   const a = 'http://127.0.0.1:4101';

@@ -1,0 +1,92 @@
+/**
+ * The provider-neutral domain: compact shapes an agent can use directly (names beside ids, phones and
+ * emails flattened, ISO dates, no HAL noise), and the interface every CRM provider implements.
+ * The zod schemas double as the tools' output schemas.
+ */
+import type {
+  CapabilityApi,
+  CompaniesApi,
+  ContactsApi,
+  CustomFieldsApi,
+  DeleteApi,
+  LeadsApi,
+  NotesApi,
+  PipelinesApi,
+  TagsApi,
+  TasksApi,
+  UsersApi,
+} from './capabilities.js';
+import type { Grant, PolicyFlags } from '../policy/policy.js';
+import type { AccountInfo } from '../domain/records.js';
+
+// The records and inputs moved to src/domain/; re-exported while the wings still import them from here.
+export * from '../domain/records.js';
+export type * from '../domain/inputs.js';
+
+/** Per-call context every provider method receives. */
+export interface CallContext {
+  grant: Grant;
+  signal?: AbortSignal;
+  /** Write methods return the requests they would send instead of sending them. */
+  dryRun?: boolean;
+}
+
+/** The CRMs crm-mcp ships with. `CrmProvider.kind` is open: a third CRM brings its own (crms/registry.ts). */
+export const PROVIDER_KINDS = { kommo: 'kommo', bitrix24: 'bitrix24' } as const;
+
+export type Capability = keyof CapabilityApi;
+
+/** The members each capability promises, checked on every provider the registry builds. */
+export const CAPABILITY_MEMBERS = {
+  leads: ['listLeads', 'getLead', 'createLead', 'updateLead', 'searchLeadByContact'],
+  deals: [],
+  contacts: ['listContacts', 'getContact', 'createContact', 'updateContact'],
+  companies: ['listCompanies', 'getCompany'],
+  pipelines: ['pipelines'],
+  custom_fields: ['customFields'],
+  users: ['users'],
+  tags: ['tags'],
+  notes: ['addNote'],
+  tasks: ['createTask'],
+  delete: ['deleteRecord'],
+  raw_kommo: ['raw'],
+  raw_bitrix24: ['http', 'call'],
+} as const satisfies { readonly [C in Capability]: ReadonlyArray<keyof CapabilityApi[C]> };
+
+// Compile-time: the table above names every member of every capability (a member left out would go unchecked).
+type Unlisted = { [C in Capability]: Exclude<keyof CapabilityApi[C], (typeof CAPABILITY_MEMBERS)[C][number]> }[Capability];
+const _everyMemberListed: [Unlisted] extends [never] ? true : never = true;
+
+export const CAPABILITIES = Object.keys(CAPABILITY_MEMBERS) as Capability[];
+
+/**
+ * The interface every CRM provider implements: who it is, what it can do, and the account. Everything else
+ * comes with a capability; the raw dialects are reached through ProviderWith only, since they are not neutral.
+ */
+export interface CrmProvider
+  extends
+    Partial<LeadsApi>,
+    Partial<ContactsApi>,
+    Partial<CompaniesApi>,
+    Partial<PipelinesApi>,
+    Partial<CustomFieldsApi>,
+    Partial<UsersApi>,
+    Partial<TagsApi>,
+    Partial<NotesApi>,
+    Partial<TasksApi>,
+    Partial<DeleteApi> {
+  /** The CRM: one of PROVIDER_KINDS or a registered third one. */
+  readonly kind: string;
+  readonly connection: string;
+  readonly policy: PolicyFlags;
+  readonly capabilities: ReadonlySet<Capability>;
+  account(ctx: CallContext): Promise<AccountInfo>;
+  close?(): Promise<void>;
+}
+
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+
+/** A provider seen through capabilities it declares: their members are present. */
+export type ProviderWith<C extends Capability> = CrmProvider & UnionToIntersection<CapabilityApi[C]>;
+
+export type * from './capabilities.js';
