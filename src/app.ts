@@ -9,7 +9,7 @@ import { AuditLog } from './audit/audit-log.js';
 import { ConfigError, type AppConfig } from './config/config.js';
 import type { EndpointLabeler, Metrics, MetricsOptions } from './metrics/metrics.js';
 import type { CrmModule } from './crms/contract.js';
-import { buildProviders } from './crms/factory.js';
+import { buildProviders } from './crms/registry.js';
 import { defaultRegistry } from './crms/registry.js';
 import type { CrmProvider } from './crms/types.js';
 import { ALL_TOOLS } from './tools/index.js';

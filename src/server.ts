@@ -7,7 +7,7 @@ import { McpServer, type CacheHint, type StandardSchemaWithJSON } from '@modelco
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/ajv';
 import * as z from 'zod';
 import type { AppConfig } from './config/config.js';
-import { CrmError } from './http/errors.js';
+import { CrmError } from './domain/errors.js';
 import { allowedEffects, annotationsFor, decide, EFFECTS, isAllowed, modeOf, narrowFlags, type Effect, type PolicyFlags } from './policy/policy.js';
 import { toolSelected } from './policy/tool-filter.js';
 import type { Capability, CrmProvider } from './crms/types.js';

@@ -7,7 +7,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import * as z from 'zod';
-import { CrmError } from '../http/errors.js';
+import { CrmError } from '../domain/errors.js';
 import { StoreError } from '../store/store.js';
 import { EFFECTS, Grant, type Effect } from '../policy/policy.js';
 import type { Contact, CrmProvider, CustomFieldValue, Id, Lead } from '../crms/types.js';

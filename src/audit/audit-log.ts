@@ -9,7 +9,7 @@
  */
 import { chmod, mkdir, open, appendFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { CrmError } from '../http/errors.js';
+import { CrmError } from '../domain/errors.js';
 import { appendRotating, readTailLines } from './audit-file.js';
 import { AuditLine, type AuditEntry } from './audit-entry.js';
 import { redact } from '../util/redact.js';

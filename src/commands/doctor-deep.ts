@@ -10,7 +10,7 @@
  * so it can be pasted into a bug report.
  */
 import { observeRequests, type HttpEvent } from '../http/client.js';
-import { CrmError } from '../http/errors.js';
+import { CrmError } from '../domain/errors.js';
 import { Grant } from '../policy/policy.js';
 import type { DeepProbe, DeepReport, ProbeContact } from '../crms/doctor-types.js';
 import { defaultRegistry } from '../crms/registry.js';

@@ -15,14 +15,9 @@ import { registerConnectionSecrets } from './secrets.js';
 import { parseToolsets, TOOLSET_NAMES } from '../tools/toolsets.js';
 import { storeSpecProblem } from '../store/store.js';
 import { checkToolNames } from './checks.js';
-import { parseRateLimit, type RateLimitOptions } from '../transports/http/rate-limit.js';
+import { parseRateLimit, type RateLimitOptions } from './rate-limit-setting.js';
 import { ENV_TABLE, V, type EnvVar } from './env-table.js';
 import { FALSE, parseInt10, list, type Source, envSource, fileSource, layered, boolFrom, intFrom, oneOf, policyFrom, TABLE_FLAGS } from './sources.js';
-
-// transition: importers move to the wing
-export type { KommoConnection } from '../crms/kommo/connection.js';
-// transition: importers move to the wing
-export type { BitrixConnection } from '../crms/bitrix24/connection.js';
 
 /**
  * A configured connection: `{name, provider, policy}` plus what its CRM's module parsed (contract.ts). Only

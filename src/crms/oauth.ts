@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CrmError } from '../http/errors.js';
+import { CrmError } from '../domain/errors.js';
 import type { Store } from '../store/store.js';
 import { registerSecret } from '../util/redact.js';
 

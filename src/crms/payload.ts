@@ -1,6 +1,6 @@
 /** Parsing a CRM's answer with its lenient schema: one that does not fit is an `upstream` error saying where, not a crash later. */
 import type * as z from 'zod';
-import { CrmError } from '../http/errors.js';
+import { CrmError } from '../domain/errors.js';
 
 export function parsePayload<S extends z.ZodType>(crm: string, schema: S, data: unknown, what: string): z.infer<S> {
   const r = schema.safeParse(data);

@@ -6,7 +6,7 @@
  * and one line in DEFAULT_MODULES, not an edit to every tool.
  */
 import { bitrix24Module } from './bitrix24/module.js';
-import type { BuildDeps, ConnectionBase, CrmModule } from './contract.js';
+import type { BuildDeps, ConnectionBase, CrmModule, ProviderDeps } from './contract.js';
 import { kommoModule } from './kommo/module.js';
 import { CAPABILITY_MEMBERS, type Capability, type CrmProvider } from './types.js';
 
@@ -75,3 +75,21 @@ export class ProviderRegistry<M extends ProviderModule = CrmModule> {
 export const DEFAULT_MODULES: readonly CrmModule[] = [kommoModule, bitrix24Module];
 
 export const defaultRegistry = new ProviderRegistry(DEFAULT_MODULES);
+
+/** What of the configuration (config.ts's AppConfig) the providers are built from. */
+export interface ProvidersConfig {
+  connections: readonly ConnectionBase[];
+  http: BuildDeps['http'];
+}
+
+export async function buildProviders(
+  config: ProvidersConfig,
+  deps: ProviderDeps,
+  registry: ProviderRegistry<ProviderModule> = defaultRegistry,
+): Promise<CrmProvider[]> {
+  // Shared (Redis) limiters load rate-limiter-flexible: only when a Redis store is configured.
+  const shared = deps.store.redis ? await import('../http/shared-limiter.js') : undefined;
+  const out: CrmProvider[] = [];
+  for (const c of config.connections) out.push(await registry.build(c, { ...deps, http: config.http, shared }));
+  return out;
+}

@@ -7,7 +7,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { Effect, Grant } from '../policy/policy.js';
-import { CrmError } from './errors.js';
+import { CrmError } from '../domain/errors.js';
 import type { RateLimiter } from './limiter.js';
 import { sleep } from './limiter.js';
 import { backoffMs, shouldRetry, type OperationKind } from './retry.js';

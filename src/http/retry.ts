@@ -4,7 +4,7 @@
  * (rate-limit refusal, connection refused); after an ambiguous failure the caller must look before it
  * creates again.
  */
-import type { ErrorCode } from './errors.js';
+import type { ErrorCode } from '../domain/errors.js';
 
 /** read: no side effects; idempotent: repeating gives the same state (PATCH with the same values); create: never blindly repeated. */
 export type OperationKind = 'read' | 'idempotent' | 'create';

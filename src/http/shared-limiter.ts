@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { FifoLimiter, sleep } from './limiter.js';
-import { CrmError } from './errors.js';
+import { CrmError } from '../domain/errors.js';
 import type { RedisClient } from '../store/store.js';
 
 function unreachable(e: unknown): CrmError {

@@ -4,11 +4,11 @@
  * when the answer was lost, look (by email/phone) before sending again; without either we cannot tell, and
  * the error stands.
  */
-import { CrmError, validationError } from '../http/errors.js';
+import { CrmError, validationError } from '../domain/errors.js';
 import type { CallContext, Contact, CreateContactInput, CreateContactResult, Id, PlannedRequest } from '../crms/types.js';
 import type { NormalizedPhone } from '../util/phone.js';
-import { splitName, type PersonName } from './names.js';
-import { checkEmail, checkPhone, requirePersonName } from './validate.js';
+import { splitName, type PersonName } from '../domain/names.js';
+import { checkEmail, checkPhone, requirePersonName } from '../domain/validate.js';
 
 export interface NewContact<D> {
   draft: D;

@@ -6,12 +6,12 @@
  * was created, merged or linked. A provider supplies the CRM's own steps (its stage rules, its request
  * shape, how it finds a lead it may just have made); the order and the words are the same on every CRM.
  */
-import { CrmError } from '../http/errors.js';
+import { CrmError } from '../domain/errors.js';
 import type { CallContext, ContactInput, CreateLeadInput, CreateLeadResult, Id, Lead, PlannedRequest, SearchResult } from '../crms/types.js';
 import type { NormalizedPhone } from '../util/phone.js';
-import { decideLeadDuplicate } from './dedupe.js';
-import { splitName, type PersonName } from './names.js';
-import { checkEmail, checkPhone, requireLeadName } from './validate.js';
+import { decideLeadDuplicate } from '../domain/dedupe.js';
+import { splitName, type PersonName } from '../domain/names.js';
+import { checkEmail, checkPhone, requireLeadName } from '../domain/validate.js';
 
 /** What a provider's own checks produce before any write: its fields for the create, plus these. */
 export interface LeadDraft {

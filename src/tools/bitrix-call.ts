@@ -9,7 +9,7 @@
  */
 import * as z from 'zod';
 import { defineTool, dryRunField, type CallEffect } from './define.js';
-import { CrmError, validationError } from '../http/errors.js';
+import { CrmError, validationError } from '../domain/errors.js';
 import { Grant } from '../policy/policy.js';
 import { checkCall, classifyBatchParams, normalisedCommands, normalizeMethod } from '../crms/bitrix24/methods.js';
 

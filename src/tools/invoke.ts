@@ -8,7 +8,7 @@
  */
 import { auditEntry, newCallId, safePriorValues, type AuditEntry, type AuditLog } from '../audit/audit-log.js';
 import { observeRequests } from '../http/client.js';
-import { CrmError } from '../http/errors.js';
+import { CrmError } from '../domain/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { decide, Grant, type Effect, type PolicyFlags } from '../policy/policy.js';
 import type { CrmProvider } from '../crms/types.js';

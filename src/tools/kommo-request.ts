@@ -7,7 +7,7 @@
 import * as z from 'zod';
 import { defineTool, dryRunField, type CallEffect } from './define.js';
 import { flattenQuery, type QueryValue } from '../http/client.js';
-import { CrmError, validationError } from '../http/errors.js';
+import { CrmError, validationError } from '../domain/errors.js';
 import { kommoPathAllowed } from '../crms/kommo/adapter.js';
 import { classifyKommoRequest, normaliseKommoPath, type KommoClassification } from '../crms/kommo/effects.js';
 

@@ -1,8 +1,8 @@
 import * as z from 'zod';
-import { isOpen } from '../services/dedupe.js';
+import { isOpen } from '../domain/dedupe.js';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, Contact, ContactItem, Id, Lead, LeadItem } from '../domain/records.js';
-import { validationError } from '../http/errors.js';
+import { validationError } from '../domain/errors.js';
 import { CreateLeadArgs, Email, ListLeadsArgs, Phone, PlannedRequests, RecordId, UpdateLeadArgs, WithCustomFields } from '../domain/inputs.js';
 import { listItems, updateEffect } from './common.js';
 

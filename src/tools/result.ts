@@ -1,7 +1,7 @@
 /** Tool results: success carries structuredContent plus the same JSON as text; errors carry isError and no structuredContent. */
 import { StoreError } from '../store/store.js';
 import type { CallToolResult } from '@modelcontextprotocol/server';
-import { CrmError } from '../http/errors.js';
+import { CrmError } from '../domain/errors.js';
 import { redact, redactValue } from '../util/redact.js';
 
 export function ok(value: Record<string, unknown>): CallToolResult {

@@ -13,7 +13,8 @@ import { KommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
 import { openStore } from '../../src/store/store.js';
-import { parseRateLimit, TokenBucketLimiter } from '../../src/transports/http/rate-limit.js';
+import { parseRateLimit } from '../../src/config/rate-limit-setting.js';
+import { TokenBucketLimiter } from '../../src/transports/http/rate-limit.js';
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from '../../src/transports/http/service.js';
 import { READ_ONLY, startKommo } from '../helpers/index.js';
 

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diagnose } from '../../src/commands/doctor.js';
-import type { BitrixConnection } from '../../src/config/config.js';
+import type { BitrixConnection } from '../../src/crms/bitrix24/connection.js';
 import { BitrixProvider } from '../../src/crms/bitrix24/provider.js';
 import { decidePortalMove, portalMoveKey, type PortalMove } from '../../src/crms/bitrix24/relocation.js';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';

@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { parseConfig } from '../../src/config/config.js';
 import type { PolicyFlags } from '../../src/policy/policy.js';
-import { buildProviders } from '../../src/crms/factory.js';
+import { buildProviders } from '../../src/crms/registry.js';
 import { DEFAULT_MODULES, ProviderRegistry, type ProviderModule } from '../../src/crms/registry.js';
 import {
   CAPABILITIES,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { redact, redactValue, registerSecret } from '../../src/util/redact.js';
-import { CrmError } from '../../src/http/errors.js';
+import { CrmError } from '../../src/domain/errors.js';
 
 describe('redaction', () => {
   it('masks registered secrets, bearer tokens, JWTs and webhook secrets', () => {

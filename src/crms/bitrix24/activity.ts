@@ -1,6 +1,6 @@
 /** Bitrix24 timeline comments (notes), tasks and deletes: each on a record that exists, checked first. */
-import { parseDeadline } from '../../services/dates.js';
-import { checkTaskTarget, noteText, taskText } from '../../services/validate.js';
+import { parseDeadline } from '../../domain/dates.js';
+import { checkTaskTarget, noteText, taskText } from '../../domain/validate.js';
 import type { CallContext, Id, Note, NoteInput, Task, TaskInput, WriteResult } from '../types.js';
 import { bxId } from './ids.js';
 import { iso, num } from './map.js';

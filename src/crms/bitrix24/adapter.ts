@@ -6,7 +6,7 @@
  * an empty code.
  */
 import type { Effect } from '../../policy/policy.js';
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import type { HttpMethod, ProviderAdapter, RawResponse } from '../../http/client.js';
 import { classifyBatchParams, classifyCall, normalizeMethod } from './methods.js';
 import { withRedirectTarget } from './relocation.js';

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { BitrixConnection } from './connection.js';
 import type { HttpCore } from '../../http/client.js';
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import type { OperationKind } from '../../http/retry.js';
 import type { Store } from '../../store/store.js';
 import type { CallContext, PlannedRequest } from '../types.js';

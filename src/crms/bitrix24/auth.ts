@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 import { loadUndici } from '../../http/client.js';
 import type { Logger } from 'pino';
 import type { BitrixConnection } from './connection.js';
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import type { AuthProvider } from '../../http/client.js';
 import type { Store } from '../../store/store.js';
 import { REFRESH_REFUSED, RotatingTokens, type TokenExchange } from '../oauth.js';

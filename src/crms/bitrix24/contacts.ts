@@ -1,7 +1,7 @@
 /** Bitrix24 contacts and companies: lists, one record with its links, creates (duplicate-safe) and updates. */
-import { notFound, validationError } from '../../http/errors.js';
+import { notFound, validationError } from '../../domain/errors.js';
 import { createContact as createContactService, type ContactPrimitives } from '../../services/create-contact.js';
-import { emailToAdd, notOnContact, phoneToAdd, requireChanges } from '../../services/validate.js';
+import { emailToAdd, notOnContact, phoneToAdd, requireChanges } from '../../domain/validate.js';
 import { sameEmail, samePhone } from '../../util/phone.js';
 import type {
   CallContext,

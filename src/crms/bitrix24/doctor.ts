@@ -2,7 +2,7 @@
  * `crm-mcp doctor`: the checks of a Bitrix24 connection (webhook or OAuth app), loaded when doctor runs
  * (contract.ts `DoctorPart`). Says, for each problem, what to do about it; never prints a secret.
  */
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import { modeOf } from '../../policy/policy.js';
 import type { Store } from '../../store/store.js';
 import { redact } from '../../util/redact.js';

@@ -14,7 +14,7 @@
  *   contacts use crm.item.list"), then fetched as compat rows by id.
  */
 import type { CallContext } from '../types.js';
-import { badSearchPhone, checkSearchEmail, requireSearchKey } from '../../services/validate.js';
+import { badSearchPhone, checkSearchEmail, requireSearchKey } from '../../domain/validate.js';
 import { normalizePhone, phoneFormats } from '../../util/phone.js';
 import { bitrixError } from './adapter.js';
 import { linkCommands, readLinks, type Links } from './links.js';

@@ -1,5 +1,5 @@
 /** Custom-field inputs into Bitrix24 `UF_CRM_*` fields, over the shared resolution (services/custom-fields.ts). */
-import { byName, resolveCustomFields, type FieldDialect } from '../../services/custom-fields.js';
+import { byName, resolveCustomFields, type FieldDialect } from '../../domain/custom-fields.js';
 import type { CallContext, CustomFieldInput } from '../types.js';
 import { customFields, type BitrixParts, type Entity } from './metadata.js';
 

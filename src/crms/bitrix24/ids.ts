@@ -1,6 +1,6 @@
 /** Bitrix24 ids and dates as the REST API takes them. */
-import { validationError } from '../../http/errors.js';
-import { parseDateInput } from '../../services/dates.js';
+import { validationError } from '../../domain/errors.js';
+import { parseDateInput } from '../../domain/dates.js';
 import type { Id } from '../types.js';
 
 /** A Bitrix24 id; `allowZero` for deal categories, where 0 is the General pipeline. */

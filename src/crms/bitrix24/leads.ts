@@ -1,7 +1,7 @@
 /** Bitrix24 deals and leads: lists, one record with its people, creates (one batch) and updates. */
-import { CrmError, notFound, validationError } from '../../http/errors.js';
+import { CrmError, notFound, validationError } from '../../domain/errors.js';
 import { createLead as createLeadService, type LeadDraft, type LeadPrimitives, type NewLead } from '../../services/create-lead.js';
-import { requireChanges } from '../../services/validate.js';
+import { requireChanges } from '../../domain/validate.js';
 import type { CallContext, Company, Contact, CreateLeadInput, CreateLeadResult, Id, Lead, LeadFilter, Page, UpdateLeadInput, WriteResult } from '../types.js';
 import { bitrixError } from './adapter.js';
 import { boundIds, boundItemCommands } from './duplicates.js';

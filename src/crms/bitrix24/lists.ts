@@ -3,9 +3,9 @@
  * pages chained inside one `batch`, read ahead while a cursor is being followed, or offset paging for "most
  * recently updated" (DATE_MODIFY changes under a scan, so no ID bound can page it).
  */
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import { TtlCache } from '../cache.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { decodeCursor, encodeCursor } from '../../domain/cursor.js';
 import type { CallContext, ListSort, Page } from '../types.js';
 import { bitrixError } from './adapter.js';
 import type { BatchResult, BitrixApi } from './api.js';

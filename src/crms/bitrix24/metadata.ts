@@ -4,8 +4,8 @@
  * that read it: stages, users, the default entity, the first stage of a pipeline.
  */
 import type { BitrixConnection } from './connection.js';
-import { validationError } from '../../http/errors.js';
-import { unknownUser } from '../../services/validate.js';
+import { validationError } from '../../domain/errors.js';
+import { unknownUser } from '../../domain/validate.js';
 import { TtlCache } from '../cache.js';
 import type { AccountInfo, CallContext, CustomFieldDef, Id, Pipeline, User } from '../types.js';
 import type { BitrixApi } from './api.js';

@@ -2,10 +2,10 @@
  * Bitrix24 records by id, the links listed records lack (every contact, company names: links.ts), and
  * finding people and their deals/leads by email or phone (duplicates.ts).
  */
-import { CrmError, notFound } from '../../http/errors.js';
+import { CrmError, notFound } from '../../domain/errors.js';
 import { nameCacheOf } from '../../util/name-cache.js';
-import { byOpenThenRecent } from '../../services/dedupe.js';
-import { requireSearchKey } from '../../services/validate.js';
+import { byOpenThenRecent } from '../../domain/dedupe.js';
+import { requireSearchKey } from '../../domain/validate.js';
 import type { CallContext, ContactItem, Id, Lead, SearchResult } from '../types.js';
 import { findByComm as findByCommIn } from './duplicates.js';
 import { bxId, cap } from './ids.js';

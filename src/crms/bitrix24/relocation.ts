@@ -12,7 +12,7 @@
  * A move that passes is followed for one request at a time; only the user makes it lasting, by changing the
  * configured address (see BitrixProvider.call and `crm-mcp doctor`).
  */
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 
 /** A move the provider followed for a request but did not adopt: the user confirms it by changing the config. */
 export interface PortalMove {

@@ -1,8 +1,8 @@
 /** Kommo notes and tasks: attached to a record that exists, sent once (creates are never blindly re-sent). */
 import { randomUUID } from 'node:crypto';
-import { CrmError, validationError } from '../../http/errors.js';
-import { parseDeadline } from '../../services/dates.js';
-import { checkTaskTarget, noteText, taskText } from '../../services/validate.js';
+import { CrmError, validationError } from '../../domain/errors.js';
+import { parseDeadline } from '../../domain/dates.js';
+import { checkTaskTarget, noteText, taskText } from '../../domain/validate.js';
 import type { CallContext, Note, NoteInput, Task, TaskInput, WriteResult } from '../types.js';
 import type { EntityPath } from './api.js';
 import { toId } from './ids.js';

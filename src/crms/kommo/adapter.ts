@@ -2,7 +2,7 @@
  * Kommo's wire rules for the HTTP core: what each request does (by verb and path), where the token may go,
  * and how answers map to errors (fact sheet §11: problem+json bodies, 204 for "no data", HTML 429/403).
  */
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import type { ProviderAdapter, RawResponse } from '../../http/client.js';
 import { parseRetryAfter } from '../../http/retry.js';
 import { classifyKommo } from './effects.js';

@@ -5,10 +5,10 @@
  */
 import { z } from 'zod';
 import type { HttpCore, HttpMethod, QueryValue } from '../../http/client.js';
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import type { OperationKind } from '../../http/retry.js';
 import { TtlCache } from '../cache.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { decodeCursor, encodeCursor } from '../../domain/cursor.js';
 import type { CallContext, PlannedRequest } from '../types.js';
 import { mergePages } from './paging.js';
 import { KHalPage, parseKommo } from './schemas.js';

@@ -1,8 +1,8 @@
 /** Kommo contacts and companies: lists, one record, creates (duplicate-safe) and updates. */
 import { randomUUID } from 'node:crypto';
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import { createContact as createContactService, type ContactPrimitives } from '../../services/create-contact.js';
-import { emailToAdd, notOnContact, phoneToAdd, requireChanges } from '../../services/validate.js';
+import { emailToAdd, notOnContact, phoneToAdd, requireChanges } from '../../domain/validate.js';
 import { sameEmail, samePhone } from '../../util/phone.js';
 import type { CallContext, Company, Contact, CreateContactInput, CreateContactResult, ListQuery, Page, UpdateContactInput, WriteResult, Id } from '../types.js';
 import { resolveFields } from './fields.js';

@@ -2,7 +2,7 @@
  * `crm-mcp doctor`: the checks of a Kommo connection (long-lived token or OAuth integration), loaded when
  * doctor runs (contract.ts `DoctorPart`). Says, for each problem, what to do about it; never prints a secret.
  */
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import { modeOf } from '../../policy/policy.js';
 import { redact } from '../../util/redact.js';
 import type { DoctorDeps } from '../contract.js';

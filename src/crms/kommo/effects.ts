@@ -14,7 +14,7 @@
  * refused outright, and the body can only make a request stronger (effects-body.ts: ids of existing
  * records, data a PATCH removes, tags by name, complex leads that duplicate control may merge).
  */
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import { strongestEffect, type Effect } from '../../policy/policy.js';
 import { type BodyFinding, complexTouchesExisting, namesExisting, namesTags, phpShape, TooDeep, updateRemoves } from './effects-body.js';
 

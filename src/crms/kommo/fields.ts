@@ -1,5 +1,5 @@
 /** Custom-field inputs into Kommo's write shape (`custom_fields_values`), over the shared resolution. */
-import { byName, resolveCustomFields, type FieldDialect } from '../../services/custom-fields.js';
+import { byName, resolveCustomFields, type FieldDialect } from '../../domain/custom-fields.js';
 import type { CallContext, CustomFieldInput } from '../types.js';
 import type { EntityPath } from './api.js';
 import { toUnix } from './ids.js';

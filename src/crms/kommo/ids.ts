@@ -1,6 +1,6 @@
 /** Kommo ids and dates as the API takes them: positive whole numbers, Unix seconds. */
-import { validationError } from '../../http/errors.js';
-import { parseDateInput } from '../../services/dates.js';
+import { validationError } from '../../domain/errors.js';
+import { parseDateInput } from '../../domain/dates.js';
 import type { Id } from '../types.js';
 
 export function toId(v: Id, field: string): number {

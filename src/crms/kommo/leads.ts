@@ -1,8 +1,8 @@
 /** Kommo leads: lists (one pair per stage, merged), one lead with its people, creates (plain, never merged) and updates. */
 import { randomUUID } from 'node:crypto';
-import { CrmError, validationError } from '../../http/errors.js';
+import { CrmError, validationError } from '../../domain/errors.js';
 import { createLead as createLeadService, type LeadDraft, type LeadPrimitives, type NewLead } from '../../services/create-lead.js';
-import { requireChanges } from '../../services/validate.js';
+import { requireChanges } from '../../domain/validate.js';
 import type {
   CallContext,
   Company,

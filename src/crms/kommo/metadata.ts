@@ -3,8 +3,8 @@
  * five minutes, and the checks that read it: stages, users, status pairs for filters.
  */
 import type { KommoConnection } from './connection.js';
-import { CrmError, validationError } from '../../http/errors.js';
-import { unknownUser } from '../../services/validate.js';
+import { CrmError, validationError } from '../../domain/errors.js';
+import { unknownUser } from '../../domain/validate.js';
 import { TtlCache } from '../cache.js';
 import type { AccountInfo, CallContext, CustomFieldDef, Id, Pipeline, Tag, User } from '../types.js';
 import type { KommoApi, EntityPath } from './api.js';

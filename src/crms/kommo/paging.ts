@@ -2,7 +2,7 @@
  * Kommo list paging beyond one `GET`: the `order[...]` each sort maps to, and pages merged over several
  * `filter[statuses]` pairs, each read as a list of its own (fact sheet §5.1).
  */
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { decodeCursor, encodeCursor } from '../../domain/cursor.js';
 import type { ListSort } from '../types.js';
 
 /** `order[...]` per sort (§5.1: leads sort by created_at, updated_at or id). */

@@ -1,5 +1,5 @@
 /** Single Kommo records by id, and company names beside the company ids of records already read. */
-import { CrmError, notFound } from '../../http/errors.js';
+import { CrmError, notFound } from '../../domain/errors.js';
 import { nameCacheOf } from '../../util/name-cache.js';
 import type { CallContext, Id } from '../types.js';
 import { PAGE_MAX } from './api.js';

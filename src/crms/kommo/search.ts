@@ -1,6 +1,6 @@
 /** Finding Kommo contacts, and their leads, by email or phone (Kommo's `query` plus an exact check). */
-import { byOpenThenRecent } from '../../services/dedupe.js';
-import { badSearchPhone, checkSearchEmail, requireSearchKey } from '../../services/validate.js';
+import { byOpenThenRecent } from '../../domain/dedupe.js';
+import { badSearchPhone, checkSearchEmail, requireSearchKey } from '../../domain/validate.js';
 import { normalizePhone, parsePhoneNumberFromString, sameEmail, samePhone } from '../../util/phone.js';
 import type { CallContext, SearchResult } from '../types.js';
 import { PAGE_MAX } from './api.js';

@@ -12,7 +12,7 @@ import { PROVIDER_KINDS } from '../types.js';
 import { kommoTokenKey } from './auth.js';
 import type { KommoConnection } from './connection.js';
 import { KOMMO_ENV as V } from './env.js';
-import { kommoAccountKey, type KommoAccountRecord } from './sign-in.js';
+import { kommoAccountKey, type KommoAccountRecord } from './account-record.js';
 
 interface KommoApp {
   name: string;

@@ -9,16 +9,8 @@ import { readVar } from '../../config/env-types.js';
 import type { SignInPart } from '../contract.js';
 import { KOMMO_ENV as V } from './env.js';
 
-/** Where `crm-mcp auth kommo` records the account host Kommo named in its redirect (`referer`). */
-export function kommoAccountKey(clientId: string): string {
-  return `account:kommo:${clientId}`;
-}
-
-export interface KommoAccountRecord {
-  /** Account origin, e.g. https://acme.kommo.com */
-  base_url: string;
-  saved_at: number;
-}
+export { kommoAccountKey, type KommoAccountRecord } from './account-record.js';
+import { kommoAccountKey, type KommoAccountRecord } from './account-record.js';
 
 export const kommoSignIn: SignInPart = {
   names: ['kommo', 'amocrm'],

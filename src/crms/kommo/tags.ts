@@ -5,7 +5,7 @@
  * is sent, unless the call was granted admin. The HTTP core counts a tag sent by name as admin, so a tag
  * that slipped past this check would still be refused there.
  */
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import { TtlCache } from '../cache.js';
 import type { CallContext } from '../types.js';
 import type { EntityPath, KommoApi } from './api.js';

@@ -3,7 +3,7 @@
  * (tags detached, a field cleared) as a delete (effects-body.ts) and would refuse it with a bare message;
  * here the agent learns which argument needs what, before any request.
  */
-import { CrmError } from '../../http/errors.js';
+import { CrmError } from '../../domain/errors.js';
 import type { CallContext } from '../types.js';
 
 export { clearsCustomField } from './effects-body.js';

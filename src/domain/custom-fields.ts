@@ -4,8 +4,9 @@
  * field is named (Kommo: numeric id or a code such as PHONE; Bitrix24: `UF_CRM_*`, which is both id and
  * code), the words of two messages, and the write shape: that is the `FieldDialect` each provider passes.
  */
-import { validationError } from '../http/errors.js';
-import type { CustomFieldDef, CustomFieldInput, Id } from '../crms/types.js';
+import { validationError } from './errors.js';
+import type { CustomFieldInput } from './inputs.js';
+import type { CustomFieldDef, Id } from './records.js';
 
 export type FieldScalar = string | number | boolean;
 

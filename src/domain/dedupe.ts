@@ -3,7 +3,7 @@
  * the requested kind does (a returning customer whose leads are all won or lost gets a new lead, linked to
  * the existing contact), and the caller can ask for a new lead even then.
  */
-import type { Id, Lead, SearchResult } from '../crms/types.js';
+import type { Id, Lead, SearchResult } from './records.js';
 
 export type IfOpenLeadExists = 'return' | 'create';
 

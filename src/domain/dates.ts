@@ -2,7 +2,7 @@
  * Dates from agents, checked the same way on every CRM: ISO 8601 (a date, or a date-time with an optional
  * zone) or Unix seconds. `Date.parse` alone reads "-5" as the year 2001, so nothing else is accepted.
  */
-import { validationError } from '../http/errors.js';
+import { validationError } from './errors.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
 

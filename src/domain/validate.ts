@@ -2,7 +2,7 @@
  * Input checks both CRMs make, in the same words: one function each, so a message is changed once and an
  * agent reads the same advice whichever CRM answers. Pure (no I/O): providers call them before any write.
  */
-import { validationError } from '../http/errors.js';
+import { validationError } from './errors.js';
 import { looksLikeEmail, normalizePhone, type NormalizedPhone } from '../util/phone.js';
 
 /** An email given to a create (`email`, `contact.email`): only checked, sent as typed (trimmed). */

@@ -1,5 +1,5 @@
 /** Opaque pagination cursors: base64url JSON, validated on the way back in. */
-import { validationError } from '../http/errors.js';
+import { validationError } from './errors.js';
 
 export function encodeCursor(state: Record<string, unknown>): string {
   return Buffer.from(JSON.stringify(state), 'utf8').toString('base64url');
