@@ -1,19 +1,27 @@
 /**
  * The layer rules of docs/architecture.md, checked by `npm run lint` (dependency-cruiser). Data flows one way:
- * entry → app/commands → transports → server → config → tools → services → CRM registry → CRM wings →
- * infrastructure (http, store, audit, metrics) → policy → domain → util. A module may import its own layer and
- * any layer below it, never one above. The emulators (src/sandbox/) import nothing of the client, and only the
- * registry (and the wing itself) imports a CRM's wing.
+ * entry → commands → app → transports → server → config → CRM registry → wing top → tools → services → CRM wings
+ * (their core) → infrastructure (http, store, audit, metrics) → policy → domain → util. A module may import its own
+ * layer and any layer below it, never one above. A wing has two layers: its core (the CRM's primitives: api,
+ * schemas, map, effects, the capability groups, the provider built from them; and the general src/crms/*.ts
+ * contract and capability types) sits below the services that run workflows over it; its top (module.ts, its
+ * own tools, doctor, sign-in, sandbox and metrics parts) sits above the tool layer, whose definitions its tools
+ * use, and below the registry that lists it. The emulators (src/sandbox/) import nothing of the client, and only
+ * the registry (and the wing itself) imports a CRM's wing.
  */
+/** A wing's top files, by name: what plugs the wing into the application (see above); the rest is its core. */
+const TOP_FILE = '(module|doctor[^/]*|sign-in[^/]*|sandbox|metrics|[^/]*-tools?)\\.ts$';
+
 const LAYERS = [
   ['util', '^src/util/'],
   ['domain', '^src/domain/'],
   ['policy', '^src/policy/'],
   ['infrastructure', '^src/(http|store|audit|metrics)/|^src/(paths|version)\\.ts$|^src/config/(env-types|env-server|sources)\\.ts$'],
-  ['crm wings', '^src/crms/(?!registry\\.ts$)'],
-  ['crm registry', '^src/crms/registry\\.ts$'],
+  ['crm wings', `^src/crms/(?!registry\\.ts$)(?![^/]+/${TOP_FILE})`],
   ['services', '^src/services/'],
   ['tools', '^src/tools/'],
+  ['wing top', `^src/crms/[^/]+/${TOP_FILE}`],
+  ['crm registry', '^src/crms/registry\\.ts$'],
   ['config', '^src/config/(?!(env-types|env-server|sources)\\.ts$)'],
   ['server', '^src/server\\.ts$'],
   ['transports', '^src/transports/'],

@@ -22,6 +22,25 @@ export default tseslint.config(
     },
   },
   {
+    // A CRM is named only in its own wing (src/crms/<kind>/), its emulator (src/sandbox/<kind>/) and the one list
+    // of modules (src/crms/registry.ts): general code loops over the registry (docs/architecture.md).
+    files: ['src/**/*.ts'],
+    ignores: ['src/crms/*/**', 'src/sandbox/**', 'src/crms/registry.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'Literal[value=/^(kommo|bitrix24|amocrm)$/i]',
+          message: "A general file names no CRM: put this in the CRM's wing (src/crms/<kind>/) and reach it through the registry.",
+        },
+        {
+          selector: 'TemplateLiteral[expressions.length=0] > TemplateElement[value.raw=/^(kommo|bitrix24|amocrm)$/i]',
+          message: "A general file names no CRM: put this in the CRM's wing (src/crms/<kind>/) and reach it through the registry.",
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: {
       globals: {

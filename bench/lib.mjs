@@ -16,8 +16,8 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { startKommoEmulator } from '../dist/sandbox/kommo/index.js';
 import { startBitrixEmulator } from '../dist/sandbox/bitrix24/index.js';
 import { createServer } from '../dist/server.js';
-import { KommoProvider } from '../dist/crms/kommo/provider.js';
-import { BitrixProvider } from '../dist/crms/bitrix24/provider.js';
+import { buildKommoProvider } from '../dist/crms/kommo/provider.js';
+import { buildBitrixProvider } from '../dist/crms/bitrix24/provider.js';
 import { openStore } from '../dist/store/store.js';
 import { createLogger, setLogger } from '../dist/util/log.js';
 
@@ -176,7 +176,7 @@ export function delta(after, before) {
 
 export async function kommoProvider(emu, token, policy = READ_ONLY, limiter = undefined) {
   const store = await openStore('memory');
-  const p = new KommoProvider(
+  const p = buildKommoProvider(
     { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: token, policy: policy ?? READ_ONLY },
     { store, timeoutMs: 30_000, maxRetries: 3, limiter },
   );
@@ -186,7 +186,7 @@ export async function kommoProvider(emu, token, policy = READ_ONLY, limiter = un
 
 export async function bitrixProvider(emu, policy = READ_ONLY) {
   const store = await openStore('memory');
-  const p = new BitrixProvider(
+  const p = buildBitrixProvider(
     { name: 'bitrix24', provider: 'bitrix24', webhookUrl: emu.webhookUrl, plan: 'standard', policy },
     { store, timeoutMs: 30_000, maxRetries: 3 },
   );

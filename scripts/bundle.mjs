@@ -38,7 +38,7 @@ const ENTRY = 'server/dist/cli.js';
 
 /** Tool list for the manifest, from the same registry the server and the README table use. */
 async function manifestTools() {
-  const { ALL_TOOLS } = await import(pathToFileURL(join(ROOT, 'dist', 'tools', 'index.js')).href);
+  const { ALL_TOOLS } = await import(pathToFileURL(join(ROOT, 'dist', 'crms', 'registry.js')).href);
   const { firstSentence } = await import(pathToFileURL(join(ROOT, 'dist', 'docs.js')).href);
   const needs = { create: 'needs "Allow creating records"', update: 'needs writes and safe mode off', delete: 'needs writes, safe mode off and deletes' };
   return ALL_TOOLS.map((t) => {

@@ -12,7 +12,7 @@ import { allowedEffects, annotationsFor, decide, EFFECTS, isAllowed, modeOf, nar
 import { toolSelected } from './policy/tool-filter.js';
 import type { Capability, CrmProvider } from './crms/types.js';
 import { canRun, strongestEffectOf, weakestEffectOf, type AnyTool, type PolicyReport } from './tools/define.js';
-import { ALL_TOOLS } from './tools/index.js';
+import { ALL_TOOLS } from './crms/registry.js';
 import { TOOLSETS } from './tools/toolsets.js';
 import { invokeTool } from './tools/invoke.js';
 import { fail } from './tools/result.js';
@@ -23,8 +23,8 @@ import { VERSION } from './version.js';
 export interface ServerDeps {
   config: Pick<AppConfig, 'tools'>;
   providers: CrmProvider[];
-  /** Override the tool list (tests). */
-  tools?: AnyTool[];
+  /** Override the tool list (tests). Default: the general tools and every module's own (registry.ts ALL_TOOLS). */
+  tools?: readonly AnyTool[];
   /**
    * Tightens every connection's policy for this server only (a per-request header such as
    * `X-CRM-Read-Only: true`): combined with the operator's flags by taking the stricter of each, so it can
@@ -52,8 +52,8 @@ export interface ToolPlan {
   enabled: ToolPlanEntry[];
   /** The enabled toolsets (undefined: all). */
   toolsets?: readonly string[];
-  /** Tools that no connection may run, with the capabilities a CRM needs to have them. */
-  disabled: Array<{ name: string; reason: string; requires: readonly Capability[] }>;
+  /** Tools that no connection may run, with what a CRM needs to have them (its capabilities; its kind, for a module's own tool). */
+  disabled: Array<{ name: string; reason: string; requires: readonly Capability[]; crmKind?: string }>;
 }
 
 export function planTools(deps: ServerDeps): ToolPlan {
@@ -63,15 +63,16 @@ export function planTools(deps: ServerDeps): ToolPlan {
     if (!toolSelected(tool.name, deps.config.tools, tool.toolset)) {
       const byToolset = !deps.config.tools.include?.length && !deps.config.tools.exclude?.includes(tool.name);
       // A tool whose toolset is off is reported under toolsets_off, not one by one.
-      if (!byToolset) disabled.push({ name: tool.name, reason: 'excluded by CRM_TOOLS / CRM_EXCLUDE_TOOLS', requires: tool.requires });
+      if (!byToolset) disabled.push({ name: tool.name, reason: 'excluded by CRM_TOOLS / CRM_EXCLUDE_TOOLS', requires: tool.requires, crmKind: tool.crmKind });
       continue;
     }
-    const supporting = deps.providers.filter((p) => canRun(tool, p.capabilities));
+    // A module's own tool runs on that CRM's connections only (canRun reads its crmKind).
+    const supporting = deps.providers.filter((p) => canRun(tool, p));
     if (supporting.length === 0) continue; // not relevant to the configured CRMs; not worth reporting
     const allowed = supporting.filter((p) => isAllowed(effectiveFlags(deps, p), weakestEffectOf(tool)));
     if (allowed.length === 0) {
       const d = decide(effectiveFlags(deps, supporting[0]!), tool.effect);
-      disabled.push({ name: tool.name, reason: d.allow ? 'not allowed' : d.reason, requires: tool.requires });
+      disabled.push({ name: tool.name, reason: d.allow ? 'not allowed' : d.reason, requires: tool.requires, crmKind: tool.crmKind });
       continue;
     }
     enabled.push({ tool, connections: allowed });
@@ -81,10 +82,10 @@ export function planTools(deps: ServerDeps): ToolPlan {
 
 /** What get_account shows for one connection: only tools that exist for its CRM, with why each is off there. */
 export function policyReport(provider: CrmProvider, plan: ToolPlan, flags: PolicyFlags = provider.policy): PolicyReport {
-  const here = plan.disabled.filter((d) => canRun(d, provider.capabilities)).map(({ name, reason }) => ({ name, reason }));
+  const here = plan.disabled.filter((d) => canRun(d, provider)).map(({ name, reason }) => ({ name, reason }));
   // A tool another connection may run but this one may not (per-connection flags).
   for (const { tool, connections } of plan.enabled) {
-    if (!canRun(tool, provider.capabilities) || connections.includes(provider)) continue;
+    if (!canRun(tool, provider) || connections.includes(provider)) continue;
     const d = decide(flags, tool.effect);
     here.push({ name: tool.name, reason: d.allow ? 'not available on this connection' : d.reason });
   }
@@ -93,18 +94,18 @@ export function policyReport(provider: CrmProvider, plan: ToolPlan, flags: Polic
     mode: modeOf(flags),
     allowed_effects: allowedEffects(flags),
     disabled_tools: here,
-    toolsets_off: toolsetsOff(plan.toolsets, provider.capabilities),
+    toolsets_off: toolsetsOff(plan.toolsets, provider),
   };
 }
 
 /** The toolsets that are off, with their tools for this CRM and the setting that turns each on. */
-function toolsetsOff(enabled: readonly string[] | undefined, capabilities: CrmProvider['capabilities']): PolicyReport['toolsets_off'] {
+function toolsetsOff(enabled: readonly string[] | undefined, provider: CrmProvider): PolicyReport['toolsets_off'] {
   if (!enabled) return [];
   return TOOLSETS.filter((t) => !enabled.includes(t.name))
     .map((t) => ({
       name: t.name,
       description: t.description,
-      tools: ALL_TOOLS.filter((tool) => tool.toolset === t.name && canRun(tool, capabilities)).map((tool) => tool.name),
+      tools: ALL_TOOLS.filter((tool) => tool.toolset === t.name && canRun(tool, provider)).map((tool) => tool.name),
       enable: `CRM_TOOLSETS=${[...enabled, t.name].join(',')}`,
     }))
     .filter((t) => t.tools.length > 0);
@@ -204,11 +205,11 @@ export const CACHE_HINTS: Record<'tools/list' | 'prompts/list' | 'resources/list
 };
 
 export function createServer(deps: ServerDeps): McpServer {
-  // resources and prompts are declared (empty for now) so resources/list and prompts/list answer instead of
-  // "Method not found", as the MCP conformance suite and some clients expect; the SDK installs their handlers.
-  // Tools are listed in the registry's order (src/tools/index.ts), the stable order 2026-07-28 asks for:
+  // Only what the server has: no resources and no prompts, so neither capability is advertised (a client must
+  // not call resources/list or prompts/list then; one that does gets "Method not found").
+  // Tools are listed in the registry's order (crms/registry.ts ALL_TOOLS), the stable order 2026-07-28 asks for:
   // the SDK lists them in registration order, and the loop below registers them in plan order.
-  const capabilities = { logging: {}, resources: {}, prompts: {}, tools: {} };
+  const capabilities = { logging: {}, tools: {} };
   sharedValidator ??= new AjvJsonSchemaValidator();
   const server = new McpServer(
     { name: 'crm-mcp', version: VERSION },

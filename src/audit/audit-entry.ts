@@ -3,14 +3,15 @@
  * effects, decisions and outcomes; free text (names, notes, bodies) is reduced to a short prefix plus a hash,
  * and every string passes through the redactor. Updates keep the prior values of the fields they change,
  * read from the CRM just before the write. An allowed write leaves two lines with one `call_id`: `pending`
- * before anything is sent, and its outcome after (audit-log.ts pairs them when reading).
+ * before anything is sent, and its outcome after (audit-log.ts pairs them when reading). What only one tool
+ * knows (a raw request's target, how to read an update's prior values) comes with the tool's definition
+ * (tools/define.ts `audit`) through the draft: nothing here names a tool or a CRM.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { CrmError } from '../domain/errors.js';
 import { StoreError } from '../store/store.js';
-import { EFFECTS, Grant, type Effect } from '../policy/policy.js';
-import type { Contact, CrmProvider, CustomFieldValue, Id, Lead } from '../crms/types.js';
+import { EFFECTS, type Effect } from '../policy/policy.js';
 import { redact } from '../util/redact.js';
 
 export const AuditEntry = z.object({
@@ -85,22 +86,11 @@ export function summarize(value: unknown, key = '', depth = 0): unknown {
   return undefined;
 }
 
-/** The ids a call aims at, from its arguments. */
-export function targetOf(tool: string, args: Record<string, unknown>): Record<string, unknown> {
+/** The ids a call aims at: the record ids in its arguments, then what the tool adds (ToolAudit `target`). */
+export function targetOf(args: Record<string, unknown>, extra?: Record<string, unknown>): Record<string, unknown> {
   const t: Record<string, unknown> = {};
   for (const k of ['id', 'entity', 'entity_id'] as const) if (args[k] !== undefined && typeof args[k] !== 'object') t[k] = args[k];
-  if (tool === 'kommo_request' && typeof args.path === 'string') {
-    t.path = redact(args.path).replace(/\/\d+(?=\/|$)/g, '/:id');
-    const ids = [...args.path.matchAll(/\/(\d+)(?=\/|$)/g)].map((m) => Number(m[1]));
-    if (ids.length) t.ids = ids;
-  }
-  if (tool === 'bitrix_call') {
-    const p = (args.params ?? {}) as Record<string, unknown>;
-    if (typeof args.method === 'string') t.method = args.method.toLowerCase();
-    const id = p.id ?? p.ID;
-    if (typeof id === 'number' || typeof id === 'string') t.id = id;
-  }
-  return t;
+  return extra ? Object.assign(t, extra) : t;
 }
 
 /** Ids of what a successful call created or changed, from its result. */
@@ -118,92 +108,24 @@ export function resultIdsOf(out: unknown): Record<string, unknown> | undefined {
   return Object.keys(ids).length ? ids : undefined;
 }
 
-function priorCustomFields(have: CustomFieldValue[], wanted: unknown): unknown[] {
-  const list = Array.isArray(wanted) ? (wanted as Array<Record<string, unknown>>) : [];
-  return list.map((w) => {
-    const match = have.find(
-      (f) =>
-        (w.field_id !== undefined && String(f.id) === String(w.field_id)) ||
-        (typeof w.field_code === 'string' && f.code === w.field_code) ||
-        (typeof w.field_name === 'string' && f.name.toLowerCase() === w.field_name.toLowerCase()),
-    );
-    return {
-      field: match?.id ?? w.field_id ?? w.field_code ?? (typeof w.field_name === 'string' ? digestText(w.field_name) : null),
-      values: match ? match.values : [],
-    };
-  });
-}
-
-const LEAD_FIELDS: Record<string, (l: Lead, args: Record<string, unknown>) => [string, unknown]> = {
-  name: (l) => ['name', l.name],
-  price: (l) => ['price', l.price],
-  status_id: (l) => ['status_id', l.stage?.id ?? null],
-  pipeline_id: (l) => ['pipeline_id', l.pipeline?.id ?? null],
-  responsible_user_id: (l) => ['responsible_user_id', l.responsible?.id ?? null],
-  tags_to_add: (l) => ['tags', l.tags],
-  tags_to_delete: (l) => ['tags', l.tags],
-  custom_fields: (l, a) => ['custom_fields', priorCustomFields(l.custom_fields, a.custom_fields)],
-};
-
-const CONTACT_FIELDS: Record<string, (c: Contact, args: Record<string, unknown>) => [string, unknown]> = {
-  name: (c) => ['name', c.name],
-  first_name: (c) => ['first_name', c.first_name],
-  last_name: (c) => ['last_name', c.last_name],
-  responsible_user_id: (c) => ['responsible_user_id', c.responsible?.id ?? null],
-  phones_to_add: (c) => ['phones', c.phones],
-  phones_to_remove: (c) => ['phones', c.phones],
-  emails_to_add: (c) => ['emails', c.emails],
-  emails_to_remove: (c) => ['emails', c.emails],
-  tags_to_add: (c) => ['tags', c.tags],
-  tags_to_delete: (c) => ['tags', c.tags],
-  custom_fields: (c, a) => ['custom_fields', priorCustomFields(c.custom_fields, a.custom_fields)],
-};
-
 /** Prior values kept verbatim (ids, prices, phones, emails and tags are needed to undo); names are digested. */
 const PRIOR_VERBATIM = new Set(['price', 'status_id', 'pipeline_id', 'responsible_user_id', 'tags', 'phones', 'emails']);
 
 /**
- * For the typed update tools: the current values of exactly the fields the call will change, read from the
- * CRM with a read-only grant just before the update. Undefined for tools without a typed record.
+ * The prior values of an update as the line keeps them, read by `read` (the tool's ToolAudit `prior`), or the
+ * error code when the read failed: the update still runs, only an audit file that cannot be written blocks a write.
  */
-export async function priorValues(
-  tool: string,
-  args: Record<string, unknown>,
-  provider: CrmProvider,
-  signal?: AbortSignal,
-): Promise<Record<string, unknown> | undefined> {
-  const ctx = { grant: Grant.readOnly(), signal };
-  let fields: Array<[string, unknown]>;
-  // The update tools require the leads / contacts capability, whose members include these reads.
-  if (tool === 'update_lead' && provider.getLead) {
-    const { lead } = await provider.getLead(ctx, args.id as Id, args.entity as 'lead' | 'deal' | undefined);
-    fields = Object.keys(args)
-      .filter((k) => LEAD_FIELDS[k])
-      .map((k) => LEAD_FIELDS[k]!(lead, args));
-  } else if (tool === 'update_contact' && provider.getContact) {
-    const contact = await provider.getContact(ctx, args.id as Id);
-    fields = Object.keys(args)
-      .filter((k) => CONTACT_FIELDS[k])
-      .map((k) => CONTACT_FIELDS[k]!(contact, args));
-  } else return undefined;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of fields) out[k] = PRIOR_VERBATIM.has(k) ? v : summarize(v, k);
-  return out;
-}
-
-/** Prior values, or the error code when the read failed (the update still runs: only an audit file that cannot be written blocks a write). */
-export async function safePriorValues(
-  tool: string,
-  args: Record<string, unknown>,
-  provider: CrmProvider,
-  signal?: AbortSignal,
-): Promise<Record<string, unknown> | undefined> {
+export async function safePriorValues(read: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+  let values: Record<string, unknown>;
   try {
-    return await priorValues(tool, args, provider, signal);
+    values = await read();
   } catch (err) {
     // The code the tool result would show for this error (tools/result.ts), without importing the tool layer.
     return { unavailable: err instanceof CrmError ? err.code : err instanceof StoreError ? 'network' : 'upstream' };
   }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(values)) out[k] = PRIOR_VERBATIM.has(k) ? v : summarize(v, k);
+  return out;
 }
 
 export interface AuditDraft {
@@ -215,6 +137,8 @@ export interface AuditDraft {
   started: number;
   /** Pairs the pending line of an allowed write with its outcome line. */
   callId?: string;
+  /** Ids beyond the arguments' record ids that the tool names (ToolAudit `target`). */
+  target?: Record<string, unknown>;
 }
 
 /** A fresh call id: short, random, unique enough within one log's lifetime. */
@@ -250,7 +174,7 @@ export function auditEntry(
     decision: r.decision,
     ...(r.reason ? { reason: r.reason } : {}),
     ...(d.args.dry_run === true ? { dry_run: true } : {}),
-    target: targetOf(d.tool, d.args),
+    target: targetOf(d.args, d.target),
     args: summarize(d.args) as Record<string, unknown>,
     ...(r.prior ? { prior: r.prior } : {}),
     ...(resultIds ? { result_ids: resultIds } : {}),

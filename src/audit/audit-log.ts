@@ -15,19 +15,7 @@ import { AuditLine, type AuditEntry } from './audit-entry.js';
 import { redact } from '../util/redact.js';
 import { log } from '../util/log.js';
 
-export {
-  AuditEntry,
-  AuditLine,
-  auditEntry,
-  digestText,
-  newCallId,
-  priorValues,
-  resultIdsOf,
-  safePriorValues,
-  summarize,
-  targetOf,
-  type AuditDraft,
-} from './audit-entry.js';
+export { AuditEntry, AuditLine, auditEntry, digestText, newCallId, resultIdsOf, safePriorValues, summarize, targetOf, type AuditDraft } from './audit-entry.js';
 
 export interface AuditQuery {
   limit: number;

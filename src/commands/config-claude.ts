@@ -1,8 +1,9 @@
 /**
  * `crm-mcp config claude`: prints the Claude Desktop `mcpServers` entry for the current setup (the variables
  * set in this environment, or `--config FILE`). Credentials become placeholders such as
- * "<your KOMMO_ACCESS_TOKEN>" unless `--with-secrets`. The JSON goes to stdout (pipe it into a file or
- * paste it); notes go to stderr so the output stays valid JSON.
+ * "<your KOMMO_ACCESS_TOKEN>" unless `--with-secrets`. With `--sandbox` the connections are the emulators,
+ * and the entry still carries the safety and process-wide settings. The JSON goes to stdout (pipe it into a
+ * file or paste it); notes go to stderr so the output stays valid JSON.
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
@@ -10,14 +11,21 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { CLI_PATH } from '../paths.js';
 import { VERSION } from '../version.js';
-import { ENV_TABLE, appliesWithConfigFile, namesOf, type EnvVar } from '../config/env-table.js';
+import { ENV_TABLE, V, appliesWithConfigFile, namesOf, type EnvVar } from '../config/env-table.js';
 import { SECRET_VARS, learntSettings, maskWebhook, out, type Env } from './common.js';
+import { sandboxStandIns } from './sandbox.js';
 
 /**
  * What the entry carries: every variable (and alias) of the env table the server reads, in the table's order;
  * not the internal ones, nor those only `crm-mcp auth` reads. One-time codes are left out with a note.
  */
 const PRINTED = ENV_TABLE.filter((v) => !v.internal && v.readBy === 'server' && !v.oneTime);
+
+/**
+ * The sandbox keeps its store and audit log in memory unless CRM_MCP_STORE or CRM_MCP_AUDIT_LOG names a
+ * place, so the data directory is never read there.
+ */
+const UNREAD_BY_SANDBOX: ReadonlySet<string> = new Set([V.CRM_MCP_HOME.name]);
 
 /** One-time codes are exchanged once and then useless: never copied into a long-lived client config. */
 const SKIPPED = ENV_TABLE.filter((v) => v.oneTime && !v.internal).flatMap(namesOf);
@@ -29,6 +37,8 @@ Prints the Claude Desktop "mcpServers" entry for the current setup. Credentials 
 cli.js, which works from a clone (after npm install) and from an installed tarball. --package FILE runs a
 tarball made by \`npm pack\` through npx ("npx -y --package=FILE crm-mcp"). --npx alone uses
 "npx -y crm-mcp@${VERSION}", which works only once that version is published on npm.
+--sandbox prints an entry for the built-in demo accounts; like every entry it carries the safety and tool
+settings set here (CRM_ALLOW_WRITES, CRM_SAFE_MODE, CRM_TOOLSETS, ...), so Claude Desktop runs the same mode.
 `;
 
 export interface ClaudeEntry {
@@ -79,8 +89,15 @@ export async function buildEntry(
   const notes: string[] = [];
   const e: Record<string, string> = {};
   const args: string[] = [];
-  if (o.sandbox) args.push('--sandbox');
-  else {
+  let relevant: readonly EnvVar[];
+  if (o.sandbox) {
+    args.push('--sandbox');
+    // Refuse to print an entry for a setup the server would refuse to start with (the emulators are not started).
+    loadConfig({ env, connections: sandboxStandIns });
+    // The sandbox's connections are its emulators, but the safety flags, the toolsets and the other
+    // process-wide settings still come from the environment: the entry carries the mode that was asked for.
+    relevant = PRINTED.filter((v) => appliesWithConfigFile(v) && !UNREAD_BY_SANDBOX.has(v.name));
+  } else {
     // What a sign-in learnt that the environment does not say yet (e.g. the account address a CRM named).
     for (const l of o.configPath ? [] : await learntSettings(env, true)) {
       env = { ...env, ...l.env };
@@ -90,15 +107,15 @@ export async function buildEntry(
     loadConfig({ env, configPath: o.configPath });
     if (o.configPath) args.push('--config', resolve(o.configPath));
     // With --config the file holds the connections; the process-wide settings and the safety defaults still come from here.
-    const relevant = o.configPath ? PRINTED.filter(appliesWithConfigFile) : PRINTED;
-    for (const v of relevant) {
-      for (const name of namesOf(v)) {
-        const value = env[name]?.trim();
-        if (!value) continue;
-        e[name] = v.secret && !o.withSecrets ? placeholder(v, name, value) : maskUrlPassword(value, o.withSecrets);
-      }
-    }
+    relevant = o.configPath ? PRINTED.filter(appliesWithConfigFile) : PRINTED;
     for (const name of SKIPPED) if (env[name]?.trim()) notes.push(`Left out ${name}: a one-time code is exchanged once; the tokens it gave are in the store.`);
+  }
+  for (const v of relevant) {
+    for (const name of namesOf(v)) {
+      const value = env[name]?.trim();
+      if (!value) continue;
+      e[name] = v.secret && !o.withSecrets ? placeholder(v, name, value) : maskUrlPassword(value, o.withSecrets);
+    }
   }
   const self = cliPath();
   const viaNpx = o.npx || self.split(sep).includes('_npx');

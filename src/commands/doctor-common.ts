@@ -4,7 +4,7 @@
  */
 import type { AppConfig, Connection } from '../config/config.js';
 import { modeOf } from '../policy/policy.js';
-import type { BuildDeps, CrmModule } from '../crms/contract.js';
+import type { BuildDeps, ConnectionBase, CrmModule } from '../crms/contract.js';
 import type { ConnectionReport } from '../crms/doctor-types.js';
 import type { Store } from '../store/store.js';
 import { createLogger } from '../util/log.js';
@@ -31,7 +31,7 @@ export function doctorBuildDeps(config: AppConfig, store: Store, deep: boolean, 
 }
 
 /** A connection whose CRM has no doctor part: listed, named by its module, and marked as not checked. */
-export function uncheckedReport(c: Connection, m: CrmModule | undefined): ConnectionReport {
+export function uncheckedReport(c: Connection, m: CrmModule<ConnectionBase, unknown> | undefined): ConnectionReport {
   const label = m?.label ?? c.provider;
   return {
     name: c.name,

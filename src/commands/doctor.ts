@@ -12,19 +12,25 @@ import { ConfigError, loadConfig, type AppConfig } from '../config/config.js';
 import { configFix } from '../config/hints.js';
 import { defaultRegistry } from '../crms/registry.js';
 import type { CrmProvider } from '../crms/types.js';
-import { openStore, type Store } from '../store/store.js';
+import { openStoreBounded } from '../app.js';
+import type { Store } from '../store/store.js';
 import { redact } from '../util/redact.js';
 import { VERSION } from '../version.js';
 import { deepProbe, deepProbeOf, renderDeep } from './doctor-deep.js';
 import { type ConnectionReport, doctorBuildDeps, type DoctorReport, type Problem, type Severity, uncheckedReport, WARN_DAYS } from './doctor-common.js';
 import { learntSettings, out, type Env } from './common.js';
+import { startSandbox, type Sandbox } from './sandbox.js';
 export type { Check, ConnectionReport, DoctorReport, Problem, Severity } from './doctor-common.js';
 
-const USAGE = `Usage: crm-mcp doctor [--deep] [--json] [--config FILE]
+const USAGE = `Usage: crm-mcp doctor [--deep] [--json] [--config FILE | --sandbox]
 
 Checks every configured connection: configuration, reaching the account, token type and expiry, granted
 scopes, safety mode, rate-limit profile and the token store. Exit code 0 = healthy, 1 = problems found,
 3 = warnings only (e.g. a token expiring within ${WARN_DAYS} days).
+
+--sandbox  checks the built-in demo accounts instead (started as \`crm-mcp --sandbox\` starts them, with the
+           safety settings of this environment), to see what a healthy report looks like before you connect
+           your own CRM.
 
 --deep  also checks, read-only and in at most 100 requests per connection, what only a real account can
         tell: which phone formats the CRM's search and crm-mcp's duplicate check find (on a few existing
@@ -40,6 +46,7 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
       json: { type: 'boolean', default: false },
       deep: { type: 'boolean', default: false },
       config: { type: 'string' },
+      sandbox: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -48,10 +55,16 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
     out(USAGE);
     return 0;
   }
-  const report = await diagnose(env, values.config, { deep: values.deep });
-  if (values.json) out(redact(JSON.stringify(report, null, 2)));
-  else out(render(report));
-  return report.exit_code;
+  if (values.sandbox && values.config) throw new ConfigError(['--sandbox and --config: give one (the sandbox brings its own connections)']);
+  const sandbox = values.sandbox ? await startSandbox() : undefined;
+  try {
+    const report = await diagnose(env, values.config, { deep: values.deep, ...(sandbox ? { sandbox } : {}) });
+    if (values.json) out(redact(JSON.stringify(report, null, 2)));
+    else out(render(report));
+    return report.exit_code;
+  } finally {
+    for (const close of sandbox?.close ?? []) await close().catch(() => undefined);
+  }
 }
 
 export interface DiagnoseOptions {
@@ -62,6 +75,8 @@ export interface DiagnoseOptions {
    * under `--sandbox`. Never set by the command line: a real account has none.
    */
   trustedOrigins?: readonly string[];
+  /** The emulators `--sandbox` started: their connections replace the configured ones, and a credential may follow a redirect between them. */
+  sandbox?: Pick<Sandbox, 'connections' | 'origins'>;
 }
 
 export async function diagnose(env: Env, configPath?: string, opts: DiagnoseOptions = {}): Promise<DoctorReport> {
@@ -70,7 +85,7 @@ export async function diagnose(env: Env, configPath?: string, opts: DiagnoseOpti
   let storeDescription: string | null = null;
   let config: AppConfig | undefined;
   try {
-    config = loadConfig({ env, configPath });
+    config = loadConfig({ env, configPath, ...(opts.sandbox ? { connections: opts.sandbox.connections } : {}) });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     // What a sign-in learnt (e.g. the account address a CRM named) may be the fix for a missing setting.
@@ -87,7 +102,9 @@ export async function diagnose(env: Env, configPath?: string, opts: DiagnoseOpti
     let store: Store | undefined;
     try {
       // The default file lives under the CRM_MCP_HOME of the environment given (not only process.env's).
-      store = await openStore(config.store ?? (env.CRM_MCP_HOME ? join(env.CRM_MCP_HOME, 'store.json') : undefined));
+      // The sandbox keeps its tokens in memory, as the server does under --sandbox, unless a store is configured.
+      const home = env.CRM_MCP_HOME ? join(env.CRM_MCP_HOME, 'store.json') : undefined;
+      store = await openStoreBounded(config.store ?? (opts.sandbox ? 'memory' : home));
       storeDescription = store.description;
     } catch (err) {
       problems.push({
@@ -119,7 +136,8 @@ async function checkConnections(config: AppConfig, store: Store, opts: DiagnoseO
   const deep = opts.deep === true;
   for (const c of config.connections) {
     const m = defaultRegistry.get(c.provider);
-    const build = () => defaultRegistry.build(c, doctorBuildDeps(config, store, deep, opts.trustedOrigins));
+    const trusted = opts.sandbox?.origins ?? opts.trustedOrigins;
+    const build = () => defaultRegistry.build(c, doctorBuildDeps(config, store, deep, trusted));
     const checked = m?.doctor ? await m.doctor.check(c, { store, deep, build }) : { report: uncheckedReport(c, m), provider: undefined };
     const r = checked.report;
     connections.push(r);

@@ -2,7 +2,7 @@
  * Checks of a configuration beyond its syntax: tool names that do not exist (errors), and settings that are
  * valid but do nothing (warnings). Pure; the names come from the tool registry.
  */
-import { ALL_TOOLS } from '../tools/index.js';
+import { ALL_TOOLS } from '../crms/registry.js';
 import type { ConnectionBase } from '../crms/contract.js';
 
 /** A misspelt tool name would silently drop (or keep) a tool: refuse it, listing the names that exist. */

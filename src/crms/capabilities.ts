@@ -1,36 +1,28 @@
 /**
  * The capability interfaces (types only; CAPABILITY_MEMBERS in types.ts lists their members for the run-time
- * check).
+ * check). Each interface is one group of a provider's primitives, named functions a wing builds in the file of
+ * its concern (e.g. `kommo/leads.ts` → `kommoLeads(parts)`); the provider object is the sum of its groups.
  */
-import type { HttpMethod, QueryValue } from '../http/client.js';
+import type { LeadFilter, ListQuery, NoteInput, TaskInput, UpdateContactInput, UpdateLeadInput } from '../domain/inputs.js';
 import type {
-  CallContext,
   Company,
   CompanyItem,
   Contact,
   ContactItem,
-  CreateContactInput,
-  CreateContactResult,
-  CreateLeadInput,
-  CreateLeadResult,
   CustomFieldDef,
   Id,
   Lead,
-  LeadFilter,
-  ListQuery,
   Note,
-  NoteInput,
   Page,
   Pipeline,
   SearchResult,
   Tag,
   Task,
-  TaskInput,
-  UpdateContactInput,
-  UpdateLeadInput,
   User,
   WriteResult,
-} from './types.js';
+} from '../domain/records.js';
+import type { CallContext } from './call-context.js';
+import type { ContactPrimitives, LeadPrimitives } from './create-steps.js';
 
 /*
  * Capabilities: what a provider can do, declared up front instead of discovered at call time. A tool lists the
@@ -43,16 +35,18 @@ import type {
 export interface LeadsApi {
   listLeads(ctx: CallContext, f: LeadFilter): Promise<Page<Lead>>;
   getLead(ctx: CallContext, id: Id, entity?: 'lead' | 'deal'): Promise<{ lead: Lead; contacts: Contact[]; companies: Company[] }>;
-  createLead(ctx: CallContext, input: CreateLeadInput): Promise<CreateLeadResult>;
   updateLead(ctx: CallContext, input: UpdateLeadInput): Promise<WriteResult<Lead>>;
   searchLeadByContact(ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult>;
+  /** The CRM's own steps of create_lead (create-steps.ts); services/create-lead.ts runs them, the tool calls it. */
+  readonly createLeadSteps: LeadPrimitives;
 }
 
 export interface ContactsApi {
   listContacts(ctx: CallContext, q: ListQuery): Promise<Page<ContactItem>>;
   getContact(ctx: CallContext, id: Id): Promise<Contact>;
-  createContact(ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult>;
   updateContact(ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>>;
+  /** The CRM's own steps of create_contact (create-steps.ts); services/create-contact.ts runs them, the tool calls it. */
+  readonly createContactSteps: ContactPrimitives;
 }
 
 export interface CompaniesApi {
@@ -88,23 +82,6 @@ export interface DeleteApi {
   deleteRecord(ctx: CallContext, entity: 'lead' | 'deal' | 'contact', id: Id): Promise<WriteResult<{ id: Id; entity: string }>>;
 }
 
-/** One Kommo API v4 request as-is; the tool has normalised and confined the path, the HTTP core checks it again. */
-export interface KommoRawApi {
-  raw(
-    ctx: CallContext,
-    method: HttpMethod,
-    path: string,
-    query: Record<string, QueryValue> | undefined,
-    body: unknown,
-  ): Promise<{ status: number; data: unknown }>;
-}
-
-/** One Bitrix24 REST method as-is; `http.origin` names the portal in a dry run's planned request. */
-export interface BitrixRawApi {
-  readonly http: { readonly origin: string };
-  call(ctx: CallContext, method: string, params: Record<string, unknown>): Promise<{ result?: unknown; next?: number; total?: number }>;
-}
-
 /** A capability that only widens what the neutral members accept, and adds none. */
 type NoMembers = Record<never, never>;
 
@@ -132,8 +109,4 @@ export interface CapabilityApi {
   tasks: TasksApi;
   /** Permanent deletes of leads, deals and contacts. */
   delete: DeleteApi;
-  /** The Kommo API v4 as-is (kommo_request). A dialect, not a neutral operation: only Kommo-compatible CRMs declare it. */
-  raw_kommo: KommoRawApi;
-  /** The Bitrix24 REST API as-is (bitrix_call). A dialect, not a neutral operation. */
-  raw_bitrix24: BitrixRawApi;
 }

@@ -68,7 +68,12 @@ export interface ConnectionSpec<C extends ConnectionBase = ConnectionBase> {
   fix?(problem: string, v: EnvVar | undefined, label: string): string | undefined;
 }
 
-export interface CrmModule<C extends ConnectionBase = ConnectionBase> {
+/**
+ * A CRM module. `T` is the type of the tools it brings (tools/define.ts `AnyTool`): a type parameter, so this
+ * contract stays below the tool layer while the registry and the wings, which sit above it, bind it; a module
+ * without tools of its own leaves it out.
+ */
+export interface CrmModule<C extends ConnectionBase = ConnectionBase, T = never> {
   /** The connections' `provider` value it serves, and the `kind` of the providers it builds. */
   readonly kind: string;
   /** How people name the CRM. */
@@ -82,6 +87,12 @@ export interface CrmModule<C extends ConnectionBase = ConnectionBase> {
   readonly connection: ConnectionSpec<C>;
   /** A ready provider (credentials loaded) for one connection. Method syntax: each module narrows `conn`. */
   build(conn: C, deps: BuildDeps): Promise<CrmProvider>;
+  /**
+   * Its own tools: what only this CRM has (its raw API, tools whose words and defaults are its own). Each sets
+   * `crmKind` to this module's kind; the server registers them for this module's connections only, after the
+   * general tools of the same toolset (registry.ts `allTools`), and `requires` still applies.
+   */
+  readonly tools?: readonly T[];
   /** `crm-mcp doctor` (and `--deep`): its checks of a connection; without it the connection is reported as not checked. */
   readonly doctor?: DoctorPart<C>;
   /** `crm-mcp auth <name>`: its OAuth sign-in. */

@@ -42,7 +42,10 @@ export interface TokenGrant {
   extra?: Record<string, string>;
 }
 
-/** Performs a token request (authorization_code or refresh_token grant) against the provider's endpoint. */
+/**
+ * Performs a token request (authorization_code or refresh_token grant) against the provider's endpoint: made by
+ * token-endpoint.ts `tokenExchange` from the wing's TokenEndpoint, over the one token request (http/token.ts).
+ */
 export type TokenExchange = (
   grant: { grant_type: 'authorization_code'; code: string } | { grant_type: 'refresh_token'; refresh_token: string },
 ) => Promise<TokenGrant>;

@@ -1,16 +1,21 @@
 /**
  * The provider registry: which CRMs crm-mcp can talk to. Each provider folder exports one CrmModule
  * (`kommo/module.ts`, `bitrix24/module.ts`, contract.ts): its kind, a label, the capabilities it declares, its
- * environment rows and connection parser, and how to build a provider from a configured connection. The
- * configuration, the factory, the README tables and the tests read the modules, so a third CRM is a new folder
- * and one line in DEFAULT_MODULES, not an edit to every tool.
+ * environment rows and connection parser, its own tools, and how to build a provider from a configured
+ * connection. The configuration, the factory, the server's tool list (ALL_TOOLS: the general tools plus each
+ * module's own), the README tables and the tests read the modules, so a third CRM is a new folder and one line in
+ * DEFAULT_MODULES, not an edit to every tool.
  */
-import { bitrix24Module } from './bitrix24/module.js';
 import type { BuildDeps, ConnectionBase, CrmModule, ProviderDeps } from './contract.js';
-import { kommoModule } from './kommo/module.js';
 import { CAPABILITY_MEMBERS, type Capability, type CrmProvider } from './types.js';
+import type { AnyTool } from '../tools/define.js';
+import { generalTools } from '../tools/index.js';
+import { TOOLSETS } from '../tools/toolsets.js';
 
 export type { BuildDeps, ProviderDeps } from './contract.js';
+
+/** A CRM module as the application reads it: its own tools are tool definitions (tools/define.ts). */
+export type AppModule = CrmModule<ConnectionBase, AnyTool>;
 
 /** The part of a configured connection the registry reads; each module takes its own connection type. */
 export type ConnectionRef = Pick<ConnectionBase, 'provider' | 'name'>;
@@ -71,10 +76,46 @@ export class ProviderRegistry<M extends ProviderModule = CrmModule> {
   }
 }
 
-/** The CRMs crm-mcp ships with, in the order the README lists them. */
-export const DEFAULT_MODULES: readonly CrmModule[] = [kommoModule, bitrix24Module];
+/**
+ * The CRMs crm-mcp ships with, one line each, in the order the README lists them: adding a CRM is its folder
+ * and one line here (test/e2e/third-crm.test.ts). Each module.ts is small and loads its CRM's code only when a
+ * connection needs it.
+ */
+// prettier-ignore
+export const DEFAULT_MODULES: readonly AppModule[] = [
+  (await import('./kommo/module.js')).kommoModule,
+  (await import('./bitrix24/module.js')).bitrix24Module,
+];
 
 export const defaultRegistry = new ProviderRegistry(DEFAULT_MODULES);
+
+/**
+ * Every tool: the general ones (tools/index.ts) and each module's own (contract.ts `tools`), toolset by toolset
+ * in TOOLSETS order, the general tools of a toolset first, then each module's in registry order. That is the
+ * order clients see, the README table and the schema snapshots. A module's tool must name the module's kind
+ * (`crmKind`), which is what keeps the server from registering it for another CRM's connections.
+ */
+export function allTools(
+  modules: readonly Pick<AppModule, 'kind' | 'tools'>[],
+  general: readonly AnyTool[] = generalTools(modules.map((m) => m.kind)),
+): AnyTool[] {
+  for (const m of modules) {
+    for (const t of m.tools ?? []) {
+      if (t.crmKind !== m.kind) throw new Error(`tool "${t.name}" of the ${m.kind} module must set crmKind "${m.kind}"`);
+    }
+  }
+  const out = TOOLSETS.flatMap(({ name }) => [
+    ...general.filter((t) => t.toolset === name),
+    ...modules.flatMap((m) => (m.tools ?? []).filter((t) => t.toolset === name)),
+  ]);
+  const names = out.map((t) => t.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) throw new Error(`tool "${twice}" is declared twice`);
+  return out;
+}
+
+/** The tools of the CRMs crm-mcp ships with (server registration, README table, snapshots, config checks). */
+export const ALL_TOOLS: readonly AnyTool[] = allTools(DEFAULT_MODULES);
 
 /** What of the configuration (config.ts's AppConfig) the providers are built from. */
 export interface ProvidersConfig {

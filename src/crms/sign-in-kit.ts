@@ -1,13 +1,16 @@
 /**
  * What every CRM's OAuth sign-in (contract.ts `SignInPart`, `crm-mcp auth <name>`) shares: reading the
- * redirect's answer, the token exchange's POST and saving the tokens under the very key and record shape the
- * providers read (RotatingTokens, oauth.ts), so the next `crm-mcp` start simply uses them. The browser half
- * (the loopback callback server) is the command's (src/commands/auth-browser.ts).
+ * redirect's answer, the code exchange (the one token request the running server's refreshes make too,
+ * http/token.ts) and saving the tokens under the very key and record shape the providers read (RotatingTokens,
+ * oauth.ts), so the next `crm-mcp` start simply uses them. The browser half (the loopback callback server) is
+ * the command's (src/commands/auth-browser.ts).
  */
+import { ONE_ATTEMPT, requestToken } from '../http/token.js';
 import type { Store } from '../store/store.js';
 import { registerSecret } from '../util/redact.js';
 import type { ConnectionBase, SignInContext } from './contract.js';
-import { seedHash, type TokenRecord } from './oauth.js';
+import { seedHash, type TokenGrant, type TokenRecord } from './oauth.js';
+import { grantOf, type TokenEndpoint } from './token-endpoint.js';
 
 /** A failed sign-in: the message says what happened and what to do; nothing was saved. */
 export class AuthError extends Error {
@@ -87,33 +90,26 @@ export function checkAnswer(q: URLSearchParams, state: string, what: string, aga
   return code;
 }
 
-/** The token exchange: a POST with a JSON or form body, the answer parsed when it is JSON. */
-export async function postToken(
-  url: URL,
-  init: { json?: unknown; form?: URLSearchParams },
-): Promise<{ status: number; body: Record<string, unknown> | undefined; text: string }> {
-  try {
-    const { request } = await import('undici');
-    const res = await request(url, {
-      method: 'POST',
-      headers: { 'content-type': init.form ? 'application/x-www-form-urlencoded' : 'application/json', accept: 'application/json', 'user-agent': 'crm-mcp' },
-      body: init.form ? init.form.toString() : JSON.stringify(init.json),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.body.text();
-    let body: Record<string, unknown> | undefined;
-    try {
-      const v = JSON.parse(text) as unknown;
-      body = v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
-    } catch {
-      body = undefined;
-    }
-    return { status: res.statusCode, body, text };
-  } catch (err) {
-    throw new AuthError(
-      `Could not reach ${url.origin} to exchange the code (${(err as { code?: string }).code ?? (err as Error).message}). Nothing was saved; check the network and run the command again.`,
-    );
-  }
+/** What a sign-in's code exchange got: the grant to save, or the endpoint's refusal for the flow to word. */
+export type CodeExchange = { grant: TokenGrant } | { refused: { status: number; body: Record<string, unknown> | undefined } };
+
+/**
+ * The sign-in's code exchange: the one token request the running server's refreshes make too (http/token.ts),
+ * sent once (the code is single-use, and the user is there to run the command again).
+ */
+export async function exchangeCode(ep: TokenEndpoint, code: string): Promise<CodeExchange> {
+  const r = await requestToken({
+    url: ep.url,
+    encoding: ep.encoding,
+    fields: { ...ep.client, grant_type: 'authorization_code', code },
+    timeoutMs: 30_000,
+    attempts: ONE_ATTEMPT,
+  });
+  if (r.kind === 'issued') return { grant: grantOf(ep, r) };
+  if (r.kind === 'refused') return { refused: { status: r.status, body: r.body } };
+  // A 5xx is an answer too: the CRM's to explain, as any refusal.
+  if (r.status !== undefined) return { refused: { status: r.status, body: r.body } };
+  throw new AuthError(`Could not reach ${ep.url.origin} to exchange the code (${r.reason}). Nothing was saved; check the network and run the command again.`);
 }
 
 /**
@@ -121,12 +117,7 @@ export async function postToken(
  * (a running server adopts only a newer generation), and a configured seed is marked as consumed so it does
  * not replace these tokens at the next start.
  */
-export async function saveTokens(
-  store: Store,
-  key: string,
-  seed: { authCode?: string; refreshToken?: string },
-  g: { access_token: string; refresh_token: string; expires_in: number; extra?: Record<string, string> },
-): Promise<void> {
+export async function saveTokens(store: Store, key: string, seed: { authCode?: string; refreshToken?: string }, g: TokenGrant): Promise<void> {
   registerSecret(g.access_token);
   registerSecret(g.refresh_token);
   await store.withLock(`refresh:${key}`, 30_000, async () => {

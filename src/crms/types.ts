@@ -16,31 +16,23 @@ import type {
   TasksApi,
   UsersApi,
 } from './capabilities.js';
-import type { Grant, PolicyFlags } from '../policy/policy.js';
+import type { PolicyFlags } from '../policy/policy.js';
 import type { AccountInfo } from '../domain/records.js';
+import type { CallContext } from './call-context.js';
 
 // The records and inputs moved to src/domain/; re-exported while the wings still import them from here.
 export * from '../domain/records.js';
 export type * from '../domain/inputs.js';
-
-/** Per-call context every provider method receives. */
-export interface CallContext {
-  grant: Grant;
-  signal?: AbortSignal;
-  /** Write methods return the requests they would send instead of sending them. */
-  dryRun?: boolean;
-}
-
-/** The CRMs crm-mcp ships with. `CrmProvider.kind` is open: a third CRM brings its own (crms/registry.ts). */
-export const PROVIDER_KINDS = { kommo: 'kommo', bitrix24: 'bitrix24' } as const;
+export type { CallContext } from './call-context.js';
+export type * from './create-steps.js';
 
 export type Capability = keyof CapabilityApi;
 
 /** The members each capability promises, checked on every provider the registry builds. */
 export const CAPABILITY_MEMBERS = {
-  leads: ['listLeads', 'getLead', 'createLead', 'updateLead', 'searchLeadByContact'],
+  leads: ['listLeads', 'getLead', 'updateLead', 'searchLeadByContact', 'createLeadSteps'],
   deals: [],
-  contacts: ['listContacts', 'getContact', 'createContact', 'updateContact'],
+  contacts: ['listContacts', 'getContact', 'updateContact', 'createContactSteps'],
   companies: ['listCompanies', 'getCompany'],
   pipelines: ['pipelines'],
   custom_fields: ['customFields'],
@@ -49,8 +41,6 @@ export const CAPABILITY_MEMBERS = {
   notes: ['addNote'],
   tasks: ['createTask'],
   delete: ['deleteRecord'],
-  raw_kommo: ['raw'],
-  raw_bitrix24: ['http', 'call'],
 } as const satisfies { readonly [C in Capability]: ReadonlyArray<keyof CapabilityApi[C]> };
 
 // Compile-time: the table above names every member of every capability (a member left out would go unchecked).
@@ -61,7 +51,8 @@ export const CAPABILITIES = Object.keys(CAPABILITY_MEMBERS) as Capability[];
 
 /**
  * The interface every CRM provider implements: who it is, what it can do, and the account. Everything else
- * comes with a capability; the raw dialects are reached through ProviderWith only, since they are not neutral.
+ * comes with a capability. What is one CRM's own (its raw API) is not here: its module's own tools reach it
+ * (contract.ts `tools`), and they are registered for that CRM's connections only.
  */
 export interface CrmProvider
   extends
@@ -75,7 +66,7 @@ export interface CrmProvider
     Partial<NotesApi>,
     Partial<TasksApi>,
     Partial<DeleteApi> {
-  /** The CRM: one of PROVIDER_KINDS or a registered third one. */
+  /** The CRM: the kind of the module that built it (registry.ts). */
   readonly kind: string;
   readonly connection: string;
   readonly policy: PolicyFlags;

@@ -1,10 +1,31 @@
 /**
  * Dates from agents, checked the same way on every CRM: ISO 8601 (a date, or a date-time with an optional
- * zone) or Unix seconds. `Date.parse` alone reads "-5" as the year 2001, so nothing else is accepted.
+ * zone) or Unix seconds. `Date.parse` alone reads "-5" as the year 2001 and rolls an impossible day over
+ * (`2027-02-30` becomes March 2), so the form and every calendar part are checked before it is called.
  */
 import { validationError } from './errors.js';
 
-const ISO = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-](\d{2}):?(\d{2}))?)?$/;
+
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+function daysIn(year: number, month: number): number {
+  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+}
+
+/** Why the parts of an ISO date are no real date or time, or undefined when they are. */
+function calendarProblem(m: RegExpExecArray): string | undefined {
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (month < 1 || month > 12) return `there is no month ${m[2]}`;
+  const days = daysIn(year, month);
+  if (day < 1 || day > days) return `${MONTHS[month - 1]} ${year} has ${days} days`;
+  if (m[4] !== undefined && Number(m[4]) > 23) return `there is no hour ${m[4]} (00–23)`;
+  if (m[5] !== undefined && Number(m[5]) > 59) return `there is no minute ${m[5]} (00–59)`;
+  if (m[6] !== undefined && Number(m[6]) > 59) return `there is no second ${m[6]} (00–59)`;
+  // Real offsets run from -12:00 to +14:00.
+  if (m[8] !== undefined && (Number(m[8]) > 14 || Number(m[9]) > 59)) return `${m[7]} is not a time-zone offset`;
+  return undefined;
+}
 
 /** Milliseconds since the epoch, or a validation error naming the field and the accepted forms. */
 export function parseDateInput(v: string | number, field: string): number {
@@ -15,7 +36,10 @@ export function parseDateInput(v: string | number, field: string): number {
     return n * 1000;
   }
   const s = String(v).trim();
-  const t = ISO.test(s) ? Date.parse(s) : NaN;
+  const m = ISO.exec(s);
+  const problem = m ? calendarProblem(m) : undefined;
+  if (problem) throw validationError(`${field}: "${s}" is not a real date: ${problem}.`);
+  const t = m ? Date.parse(s) : NaN;
   if (Number.isNaN(t)) throw validationError(`${field}: "${s.slice(0, 40)}" is not a date; use ISO 8601 like 2026-12-01 or 2026-12-01T15:00:00Z.`);
   return t;
 }

@@ -3,6 +3,7 @@
  * agent reads the same advice whichever CRM answers. Pure (no I/O): providers call them before any write.
  */
 import { validationError } from './errors.js';
+import { toolRef } from './tool-hints.js';
 import { looksLikeEmail, normalizePhone, type NormalizedPhone } from '../util/phone.js';
 
 /** An email given to a create (`email`, `contact.email`): only checked, sent as typed (trimmed). */
@@ -89,5 +90,5 @@ export function notOnContact(kind: 'PHONE' | 'EMAIL', value: string, id: number)
 
 /** A responsible user id the account does not have (checked only when the user list could be read). */
 export function unknownUser(id: number): never {
-  throw validationError(`responsible_user_id: no user ${id}. Call list_users for valid ids.`);
+  throw validationError(`responsible_user_id: no user ${id}. The valid ids are listed by ${toolRef('list_users')}.`);
 }

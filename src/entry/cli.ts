@@ -24,9 +24,10 @@ Usage:
   crm-mcp --config FILE         several named connections from a JSON file
   crm-mcp auth ${SIGN_INS}
                                 sign in to an OAuth integration/app and save its tokens
-  crm-mcp doctor [--json]       check every connection, token, scope and setting, with fixes
-                                (exit 0 healthy, 1 problems, 3 warnings only)
-  crm-mcp config claude [--with-secrets]
+  crm-mcp doctor [--json] [--sandbox]
+                                check every connection, token, scope and setting, with fixes
+                                (exit 0 healthy, 1 problems, 3 warnings only); --sandbox: the demo accounts
+  crm-mcp config claude [--with-secrets] [--sandbox]
                                 print the Claude Desktop mcpServers entry for this setup
 
 Safety (environment): CRM_ALLOW_WRITES=true enables creating records; CRM_SAFE_MODE=false also allows

@@ -4,17 +4,15 @@
  * 2025 ones from the same server factory; `--sandbox` starts the built-in CRM emulators with demo data.
  */
 import { parseArgs } from 'node:util';
-import { buildApp } from '../app.js';
+import { buildApp, openStoreBounded } from '../app.js';
+import { startSandbox } from '../commands/sandbox.js';
 import { configWarnings } from '../config/checks.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { V } from '../config/env-table.js';
 import { readVar } from '../config/env-types.js';
-import type { PolicyFlags } from '../policy/policy.js';
-import { CLI_PATH } from '../paths.js';
-import type { ConnectionBase } from '../crms/contract.js';
 import { defaultRegistry } from '../crms/registry.js';
 import { createServer, planTools, type ServerDeps } from '../server.js';
-import { openStore, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { createLogger, setLogger, type LogLevel } from '../util/log.js';
 import { VERSION } from '../version.js';
 
@@ -51,33 +49,6 @@ export function parseServeArgs(argv: string[]): ServeArgs {
 
 type Cleanup = () => Promise<void>;
 
-interface Sandbox {
-  connections: (policy: PolicyFlags) => ConnectionBase[];
-  /** The banner line, given the connections' names. */
-  info(names: readonly string[]): string;
-  /** A credential may follow a redirect between two of these (the emulators just started), and nowhere else on loopback. */
-  origins: string[];
-  close: Cleanup[];
-}
-
-/** Starts every CRM's emulator (contract.ts `SandboxPart`), together. */
-async function startSandbox(): Promise<Sandbox> {
-  const parts = defaultRegistry.modules().flatMap((m) => (m.sandbox ? [m.sandbox] : []));
-  const runs = await Promise.all(parts.map((p) => p.start()));
-  return {
-    connections: (policy) => runs.flatMap((r) => r.connections(policy)),
-    info: (names) =>
-      `Sandbox: ${runs.map((r, i) => `${r.what}${i === 0 ? ' emulated' : ''} at ${r.origin}`).join(', ')} (pass crm: ${orList(names.map((n) => `"${n}"`))})`,
-    origins: runs.map((r) => r.origin),
-    close: runs.map((r) => () => r.close()),
-  };
-}
-
-/** `a`, `a or b`, `a, b or c`. */
-function orList(items: readonly string[]): string {
-  return items.length > 1 ? `${items.slice(0, -1).join(', ')} or ${items.at(-1)}` : (items[0] ?? '');
-}
-
 export async function serve(args: ServeArgs): Promise<void> {
   const cleanups: Cleanup[] = [];
   const sandbox = args.sandbox ? await startSandbox() : undefined;
@@ -88,7 +59,13 @@ export async function serve(args: ServeArgs): Promise<void> {
   let env: Record<string, string | undefined> = process.env;
   if (!args.sandbox && !args.config) {
     for (const m of defaultRegistry.modules()) {
-      const learnt = await m.signIn?.learnt?.(process.env, () => openConfiguredStore(process.env)).catch(() => undefined);
+      const learnt = await m.signIn
+        ?.learnt?.(process.env, () => openConfiguredStore(process.env))
+        .catch((err: unknown) => {
+          // A store that does not answer at all stops the start (openStoreBounded); any other failure only means nothing was learnt.
+          if (err instanceof ConfigError) throw err;
+          return undefined;
+        });
       if (learnt) env = { ...env, ...learnt.env };
     }
   }
@@ -166,24 +143,36 @@ export async function serve(args: ServeArgs): Promise<void> {
       'Connect with the MCP Inspector:',
       `  npx @modelcontextprotocol/inspector@0.15.0 --cli ${http.url} --transport http --method tools/list`,
       '',
-      'Claude Desktop (stdio) entry for the same sandbox:',
-      JSON.stringify({ mcpServers: { crm: { command: process.execPath, args: [CLI_PATH, '--sandbox'], env: { CRM_ALLOW_WRITES: 'false' } } } }, null, 2),
-      '',
+      ...(sandbox
+        ? ['Claude Desktop (stdio) entry for the same sandbox, in the same mode (crm-mcp config claude --sandbox prints it):', await sandboxEntry(), '']
+        : []),
       'Press Ctrl+C to stop.',
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } else {
     // serveStdio owns the era: the opening message (server/discover or initialize) pins the connection to
     // 2026-07-28 or to a 2025 revision, and one server from the factory serves it for its lifetime.
-    const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
-    const stdio = serveStdio(() => createServer(deps), { onerror: (err) => logger.debug({ err: err.message }, 'MCP stdio error') });
+    const { serveStdio, StdioServerTransport } = await import('@modelcontextprotocol/server/stdio');
+    const { withServedVersions } = await import('../transports/versions.js');
+    const wire = new StdioServerTransport();
+    const send = wire.send.bind(wire);
+    // A -32022 answer names the 2025 revisions this connection would also accept (transports/versions.ts).
+    wire.send = (message) => send(withServedVersions(message));
+    const stdio = serveStdio(() => createServer(deps), { transport: wire, onerror: (err) => logger.debug({ err: err.message }, 'MCP stdio error') });
     cleanups.unshift(() => stdio.close());
     if (sandbox) logger.info(sandbox.info(config.connections.map((c) => c.name)));
     process.stdin.on('end', () => void shutdown());
   }
 }
 
-/** The token store as CRM_MCP_STORE configures it (opened only when a CRM's sign-in hook asks). */
+/** The token store as CRM_MCP_STORE configures it (opened only when a CRM's sign-in hook asks), bounded in time like every start-up check. */
 function openConfiguredStore(env: Record<string, string | undefined>): Promise<Store> {
-  return openStore(readVar(env, V.CRM_MCP_STORE)?.value);
+  return openStoreBounded(readVar(env, V.CRM_MCP_STORE)?.value);
+}
+
+/** The sandbox banner's Claude Desktop entry: what `config claude --sandbox` prints for this environment (its mode, its settings). */
+async function sandboxEntry(): Promise<string> {
+  const { buildEntry } = await import('../commands/config-claude.js');
+  const { entry } = await buildEntry(process.env, { withSecrets: false, name: 'crm', npx: false, sandbox: true });
+  return JSON.stringify(entry, null, 2);
 }

@@ -267,22 +267,9 @@ export class HttpCore {
   }
 
   private async send(spec: RequestSpec, url: URL, authHeaders: Record<string, string>, payload: Payload): Promise<RawResponse> {
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'crm-mcp', ...spec.headers, ...authHeaders };
-    const body = payload?.body;
-    if (payload) headers['content-type'] = payload.contentType;
-    const timeout = AbortSignal.timeout(this.o.timeoutMs);
-    const signal = spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout;
+    const headers: Record<string, string> = { ...spec.headers, ...authHeaders };
     this.logger.debug({ provider: this.o.adapter.name, method: spec.method, url: redact(url.toString()) }, 'crm request');
-    const { request, agent } = await loadUndici();
-    const res = await request(url, {
-      method: spec.method,
-      headers,
-      body,
-      signal,
-      dispatcher: this.o.dispatcher ?? agent,
-    });
-    const text = await res.body.text();
-    return { status: res.statusCode, headers: res.headers as RawResponse['headers'], text };
+    return sendOnce(url, { method: spec.method, headers, payload, timeoutMs: this.o.timeoutMs, signal: spec.signal, dispatcher: this.o.dispatcher });
   }
 
   private networkError(err: unknown, spec: RequestSpec): CrmError {
@@ -290,15 +277,12 @@ export class HttpCore {
     if (spec.signal?.aborted) {
       return new CrmError({ code: 'network', message: 'The request was cancelled.', retryable: false, ambiguous: spec.op !== 'read' });
     }
-    const e = err as { name?: string; code?: string; message?: string };
-    const timedOut = e.name === 'TimeoutError' || e.name === 'AbortError' || /timeout/i.test(e.code ?? '');
-    // Connection refused / DNS failure: nothing reached the CRM, so even a create may be repeated.
-    const neverSent = e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN';
+    const { timedOut, neverSent, code: failure } = sendFailure(err);
     const what = timedOut
       ? `The CRM did not answer within ${this.o.timeoutMs} ms`
       : neverSent
-        ? `Could not connect to the CRM (${e.code})`
-        : `The connection to the CRM failed (${e.code ?? e.name ?? 'error'})`;
+        ? `Could not connect to the CRM (${failure})`
+        : `The connection to the CRM failed (${failure})`;
     const ambiguous = !neverSent && spec.op !== 'read';
     return new CrmError({
       code: 'network',
@@ -326,7 +310,36 @@ export class HttpCore {
   }
 }
 
-type Payload = { contentType: string; body: string } | undefined;
+/** A serialised request body and its content type. */
+export type Payload = { contentType: string; body: string } | undefined;
+
+/**
+ * One HTTP exchange, as every outgoing request makes it (HttpCore, and the OAuth token request in token.ts):
+ * on the shared keep-alive agent, bounded by `timeoutMs` (and the caller's signal), the body read whole.
+ */
+export async function sendOnce(
+  url: URL,
+  o: { method: HttpMethod; headers?: Record<string, string>; payload?: Payload; timeoutMs: number; signal?: AbortSignal; dispatcher?: Dispatcher },
+): Promise<RawResponse> {
+  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'crm-mcp', ...o.headers };
+  if (o.payload) headers['content-type'] = o.payload.contentType;
+  const timeout = AbortSignal.timeout(o.timeoutMs);
+  const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
+  const { request, agent } = await loadUndici();
+  const res = await request(url, { method: o.method, headers, body: o.payload?.body, signal, dispatcher: o.dispatcher ?? agent });
+  const text = await res.body.text();
+  return { status: res.statusCode, headers: res.headers as RawResponse['headers'], text };
+}
+
+/** What a failed `sendOnce` says about the request: timed out, or never left this machine (so a repeat is harmless). */
+export function sendFailure(err: unknown): { timedOut: boolean; neverSent: boolean; code: string } {
+  const e = err as { name?: string; code?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  const timedOut = e?.name === 'TimeoutError' || e?.name === 'AbortError' || /timeout/i.test(code ?? '');
+  // Connection refused / DNS failure: nothing reached the server, so even a create may be repeated.
+  const neverSent = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+  return { timedOut, neverSent, code: code ?? e?.name ?? 'error' };
+}
 
 function serialiseBody(spec: RequestSpec): Payload {
   if (spec.form) return { contentType: 'application/x-www-form-urlencoded', body: spec.form.toString() };

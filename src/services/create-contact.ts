@@ -5,41 +5,12 @@
  * the error stands.
  */
 import { CrmError, validationError } from '../domain/errors.js';
-import type { CallContext, Contact, CreateContactInput, CreateContactResult, Id, PlannedRequest } from '../crms/types.js';
-import type { NormalizedPhone } from '../util/phone.js';
-import { splitName, type PersonName } from '../domain/names.js';
+import type { CallContext, CreateContactInput, CreateContactResult, Id } from '../crms/types.js';
+import type { ContactPrimitives } from '../crms/create-steps.js';
+import { splitName } from '../domain/names.js';
 import { checkEmail, checkPhone, requirePersonName } from '../domain/validate.js';
 
-export interface NewContact<D> {
-  draft: D;
-  input: CreateContactInput;
-  person: PersonName;
-  /** The full name (first + last, or `name`). */
-  name: string;
-  phone: NormalizedPhone | undefined;
-  companyId: number | undefined;
-}
-
-export interface ContactPrimitives<D, R> {
-  /** The account's country (ISO 3166 alpha-2), for phones typed without a country code. */
-  country(ctx: CallContext): Promise<string | undefined>;
-  /** Input this CRM cannot take at all (e.g. tags where there are none); pure. */
-  refuse?(input: CreateContactInput): void;
-  /** The CRM's own checks and reads (responsible user, custom fields); throws before any write. */
-  prepare(ctx: CallContext, input: CreateContactInput): Promise<D>;
-  /** An existing contact with this email or phone, as the tool returns it. */
-  findExisting(ctx: CallContext, q: { email?: string; phone?: string }): Promise<Contact | undefined>;
-  findCompany(ctx: CallContext, name: string): Promise<number | undefined>;
-  /** Words after `company_name: no company named "…".` (what to do instead), if any. */
-  noCompanyHint?: string;
-  build(contact: NewContact<D>): R;
-  plan(request: R): PlannedRequest;
-  /** Sends the create and returns the new contact's id; a lost answer is a CrmError with `ambiguous` set. */
-  send(ctx: CallContext, request: R): Promise<Id>;
-  /** After a lost answer: the contact the create may have made, found by email/phone. */
-  findJustCreated(ctx: CallContext, q: { email?: string; phone?: string }): Promise<Contact | undefined>;
-  getContact(ctx: CallContext, id: Id): Promise<Contact>;
-}
+export type { ContactPrimitives, NewContact } from '../crms/create-steps.js';
 
 const EXISTS = 'A contact with this email/phone already exists: returning it instead of creating a duplicate.';
 

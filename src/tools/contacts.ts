@@ -2,7 +2,9 @@ import * as z from 'zod';
 import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, CompanyItem, Contact, ContactItem } from '../domain/records.js';
 import { CreateContactArgs, ListQueryArgs, PlannedRequests, RecordId, UpdateContactArgs } from '../domain/inputs.js';
+import { createContact as createContactFlow } from '../services/create-contact.js';
 import { listItems, updateEffect } from './common.js';
+import { contactPrior } from './prior.js';
 
 export const listContacts = defineTool({
   name: 'list_contacts',
@@ -78,7 +80,8 @@ export const createContact = defineTool({
   }),
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;
-    return provider.createContact(ctx, input);
+    // The workflow (services/create-contact.ts) over this CRM's own steps.
+    return createContactFlow(provider.createContactSteps, ctx, input);
   },
 });
 
@@ -94,6 +97,9 @@ export const updateContact = defineTool({
   requires: ['contacts'],
   input: UpdateContactArgs.extend({ dry_run: dryRunField }),
   output: z.object({ dry_run: z.boolean().optional(), contact: Contact.nullable(), requests: PlannedRequests }),
+  audit: {
+    prior: async (args, provider, ctx) => contactPrior(await provider.getContact(ctx, args.id), args),
+  },
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;
     const r = await provider.updateContact(ctx, input);

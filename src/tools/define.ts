@@ -19,7 +19,7 @@ export interface PolicyReport {
   toolsets_off: Array<{ name: string; description: string; tools: string[]; enable: string }>;
 }
 
-export interface ToolEnv<P extends CrmProvider = CrmProvider> {
+export interface ToolEnv<P extends CrmProvider = CrmProvider, E extends CallEffect = CallEffect> {
   /** The connection's provider, typed by the tool's `requires`: the members those capabilities bring are there. */
   provider: P;
   ctx: CallContext;
@@ -27,9 +27,32 @@ export interface ToolEnv<P extends CrmProvider = CrmProvider> {
   policy: PolicyReport;
   /** The audit log, when the server keeps one (get_audit_log reads it). */
   audit?: AuditReader;
+  /**
+   * The effect decided for this call (invoke.ts): the tool's own, or what its `effectOf` returned for these
+   * arguments, with whatever checked form of them it kept, so the handler sends what was classified without
+   * classifying it again.
+   */
+  decided: E;
 }
 
-export interface ToolDef<I extends z.ZodObject = z.ZodObject, O extends z.ZodObject = z.ZodObject, C extends Capability = Capability> {
+/** Tool-specific data for the audit log (src/audit/ knows no tool by name). */
+export interface ToolAudit<A, P extends CrmProvider> {
+  /** Ids the call aims at beyond `id`/`entity`/`entity_id` (e.g. a raw request's path template). */
+  target?(args: A): Record<string, unknown>;
+  /**
+   * For an update: the current values of the fields this call will change, read just before it is sent with a
+   * read-only `ctx`, keyed as the audit line shows them (the audit log keeps ids, prices, tags, phones and
+   * emails as they are and digests the rest).
+   */
+  prior?(args: A, provider: P, ctx: CallContext): Promise<Record<string, unknown>>;
+}
+
+export interface ToolDef<
+  I extends z.ZodObject = z.ZodObject,
+  O extends z.ZodObject = z.ZodObject,
+  C extends Capability = Capability,
+  E extends CallEffect = CallEffect,
+> {
   name: string;
   title: string;
   /** What it does, when to use it, caveats: two or three sentences. */
@@ -42,20 +65,28 @@ export interface ToolDef<I extends z.ZodObject = z.ZodObject, O extends z.ZodObj
    * (crms/types.ts). The handler is typed by them, so it can only call what they guarantee.
    */
   requires: readonly C[];
+  /**
+   * Set on a CRM module's own tools (contract.ts `tools`): the module's kind. Such a tool is registered for
+   * connections of that CRM only; general tools leave it out and run wherever `requires` is met.
+   */
+  crmKind?: string;
   input: I;
   output: O;
   /**
    * For generic tools whose effect depends on the arguments (kommo_request, bitrix_call): the effect of this
    * call, decided before anything is sent. It may throw a CrmError: `policy_denied` for a request the tool
-   * never sends (a path off the API), `validation` for malformed input.
+   * never sends (a path off the API), `validation` for malformed input. What it returns reaches the handler as
+   * `env.decided`, so a checked form of the arguments is computed once.
    */
-  effectOf?: (args: z.infer<I>) => CallEffect;
+  effectOf?: (args: z.infer<I>) => E;
   /**
    * For a typed tool whose `effectOf` may raise its effect (update_contact removing a phone is a delete): the
    * strongest effect a call can have. Registration follows `effect`; hints and refusals follow each call.
    */
   maxEffect?: Effect;
-  handler: (args: z.infer<I>, env: ToolEnv<ProviderWith<C>>) => Promise<z.infer<O>>;
+  /** Audit data only this tool knows (the audit log's target and prior values). */
+  audit?: ToolAudit<z.infer<I>, ProviderWith<C>>;
+  handler: (args: z.infer<I>, env: ToolEnv<ProviderWith<C>, E>) => Promise<z.infer<O>>;
 }
 
 /** The effect of one call of a generic tool, with the reason shown when the policy refuses it. */
@@ -75,20 +106,29 @@ export function weakestEffectOf(tool: Pick<ToolDef, 'effect' | 'effectOf' | 'max
   return tool.effectOf && !tool.maxEffect ? 'read' : tool.effect;
 }
 
-// `C` defaults to none, so `requires: []` gives the handler the bare CrmProvider.
-export function defineTool<I extends z.ZodObject, O extends z.ZodObject, C extends Capability = never>(def: ToolDef<I, O, C>): ToolDef<I, O, C> {
+// `C` defaults to none, so `requires: []` gives the handler the bare CrmProvider; `E` is what `effectOf` returns.
+export function defineTool<I extends z.ZodObject, O extends z.ZodObject, C extends Capability = never, E extends CallEffect = CallEffect>(
+  def: ToolDef<I, O, C, E>,
+): ToolDef<I, O, C, E> {
   return def;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyTool = ToolDef<any, any, any>;
+export type AnyTool = ToolDef<any, any, any, any>;
+
+/** What of a provider (or of a CRM module) decides which tools it can run. */
+export interface ToolHost {
+  readonly kind: string;
+  readonly capabilities: ReadonlySet<Capability>;
+}
 
 /**
- * Whether a provider with these capabilities can run the tool. Registration (server.ts) routes a tool only to
+ * Whether a provider (or any provider of a module) can run the tool: a module's own tool only on that CRM, and
+ * every tool only where its required capabilities are declared. Registration (server.ts) routes a tool only to
  * such providers, which is what makes the handler's ProviderWith typing true at run time.
  */
-export function canRun(tool: Pick<AnyTool, 'requires'>, capabilities: ReadonlySet<Capability>): boolean {
-  return tool.requires.every((c: Capability) => capabilities.has(c));
+export function canRun(tool: Pick<AnyTool, 'requires' | 'crmKind'>, host: ToolHost): boolean {
+  return (tool.crmKind === undefined || tool.crmKind === host.kind) && tool.requires.every((c: Capability) => host.capabilities.has(c));
 }
 
 /** Page output shared by list tools. */

@@ -1,20 +1,21 @@
 /**
- * The tool registry: every tool crm-mcp has, in the order they are listed to clients (a stable order, grouped
- * by toolset: see toolsets.ts).
+ * The general tools: those every CRM may have, registered wherever their required capabilities are declared,
+ * in the order they are listed to clients (a stable order, grouped by toolset: see toolsets.ts). A CRM's own
+ * tools (its raw API) come with its module (contract.ts `tools`); the full list, general and modules' tools
+ * merged by toolset, is the registry's `ALL_TOOLS` (crms/registry.ts), which sits above both.
  */
 import type { AnyTool } from './define.js';
-import { getAccount } from './account.js';
+import { getAccountTool } from './account.js';
 import { getCustomFields, getPipelines, listTags, listUsers } from './metadata.js';
 import { createLead, getLead, listLeads, searchLeadByContact, updateLead } from './leads.js';
 import { createContact, getCompany, getContact, listCompanies, listContacts, updateContact } from './contacts.js';
 import { addNote, createTask } from './activity.js';
-import { kommoRequest } from './kommo-request.js';
-import { bitrixCall, deleteContact, deleteLead } from './bitrix-call.js';
 import { getAuditLog } from './audit.js';
 
-export const ALL_TOOLS: AnyTool[] = [
+/** The general tools for a server whose registry has these CRMs (get_account's output names them). */
+export const generalTools = (crmKinds: readonly string[]): AnyTool[] => [
   // core
-  getAccount,
+  getAccountTool(crmKinds),
   getPipelines,
   searchLeadByContact,
   listLeads,
@@ -27,8 +28,6 @@ export const ALL_TOOLS: AnyTool[] = [
   createContact,
   updateLead,
   updateContact,
-  deleteLead,
-  deleteContact,
   // activity
   addNote,
   createTask,
@@ -38,7 +37,4 @@ export const ALL_TOOLS: AnyTool[] = [
   listTags,
   // audit
   getAuditLog,
-  // raw
-  kommoRequest,
-  bitrixCall,
 ];

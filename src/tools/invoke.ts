@@ -1,12 +1,24 @@
 /**
- * One tool call, end to end: connection → effect → policy decision → audit (fails closed) → handler under
- * a grant → result. Registration (server.ts) wires this to the SDK; nothing here knows about transports.
+ * One tool call, end to end, as a chain of small wrappers, each one concern composed over the next:
  *
- * An allowed write is audited twice with one call id: a pending line before anything is sent (reads of
- * prior values included), and the outcome after. Only the pending append can refuse the call: it is the
- * append that can fail (a full disk), and when it does the call has not reached the CRM.
+ *   classify (effect) → enforce (policy) → audited (fails closed) → [approval] → [journal] → runHandler
+ *
+ * and `invokeTool` turns what comes out into the MCP result and the metrics. Registration (server.ts) wires
+ * this to the SDK; nothing here knows about transports, and nothing here names a tool or a CRM: what one tool
+ * needs (its effect for these arguments, its audit target and prior values) comes with its definition.
+ *
+ * An allowed write is audited twice with one call id: a pending line before anything is sent (reads of prior
+ * values included), and the outcome after. Only the pending append can refuse the call: it is the append that
+ * can fail (a full disk), and when it does the call has not reached the CRM. Refusals (by the effect or the
+ * policy) are recorded by the step that refuses.
+ *
+ * The two slots between the audit and the handler are the extension points for what decides or records a
+ * write before it is sent: a human approval, and the journal of a resumable import. They run after the
+ * pending audit line (so a write an approver refused or a journal could not record is still in the log) and
+ * inside the request observer (so requests they send are counted as the call's). Empty today: `approval` and
+ * `journal` pass the call through.
  */
-import { auditEntry, newCallId, safePriorValues, type AuditEntry, type AuditLog } from '../audit/audit-log.js';
+import { auditEntry, newCallId, safePriorValues, type AuditDraft, type AuditEntry, type AuditLog } from '../audit/audit-log.js';
 import { observeRequests } from '../http/client.js';
 import { CrmError } from '../domain/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -26,19 +38,188 @@ export interface InvokeDeps {
   reportOf: (provider: CrmProvider, flags: PolicyFlags) => PolicyReport;
 }
 
-/** The effect of this call: the tool's own, or the generic tool's classification of these arguments. */
-function effectOfCall(tool: AnyTool, args: Record<string, unknown>): CallEffect {
-  return tool.effectOf ? tool.effectOf(args) : { effect: tool.effect };
+/** One call as it goes down the chain: what it is, and what the steps above decided about it. */
+export interface ToolCall {
+  readonly tool: AnyTool;
+  readonly provider: CrmProvider;
+  readonly args: Record<string, unknown>;
+  readonly signal: AbortSignal | undefined;
+  /** The flags this call runs under (InvokeDeps.flagsOf). */
+  readonly flags: PolicyFlags;
+  readonly started: number;
+  /** Pairs the audit lines of this call. */
+  readonly callId: string;
+  /** Ids the audit line names beyond the arguments' record ids (the tool's ToolAudit `target`). */
+  readonly target: Record<string, unknown> | undefined;
+  /** Set by `classify`: the effect of this call (the tool's own, or its `effectOf` for these arguments). */
+  decided?: CallEffect;
+  /** When the call's fate was settled (refused, or the handler returned): the tool-call metric's duration. */
+  settledAt?: number;
 }
 
-/**
- * The grant of a call: its decided effect plus reads. A typed tool whose call rose above the tool's own effect
- * (update_contact removing a phone: a delete) still sends the tool's own kind of request besides.
- */
+/** A step of the chain: runs the call (its own part, then the steps below) and returns the handler's output or throws. */
+export type Step = (call: ToolCall) => Promise<unknown>;
+
+/** One concern around the steps below it. */
+export type Wrapper = (next: Step, deps: InvokeDeps) => Step;
+
+/** The grant of a call: its decided effect plus reads (a typed tool raised above its own effect also keeps its own). */
 function grantOf(tool: AnyTool, effect: Effect): Grant {
   return tool.maxEffect && effect !== tool.effect ? new Grant(['read', tool.effect, effect]) : Grant.for(effect);
 }
 
+/** The audit draft of a call (`callId` left out for a refusal before the call had an effect). */
+function draftOf(call: ToolCall, effect: Effect, withCallId = true): AuditDraft {
+  const { provider, tool, args, started, target } = call;
+  return {
+    connection: provider.connection,
+    provider: provider.kind,
+    tool: tool.name,
+    effect,
+    args,
+    started,
+    target,
+    ...(withCallId ? { callId: call.callId } : {}),
+  };
+}
+
+/** Appends a line that records what already happened: a failure is logged, never the call's outcome. */
+async function note(audit: AuditLog | undefined, line: Parameters<AuditLog['append']>[0], what: string): Promise<void> {
+  await audit?.append(line).catch((ae: unknown) => log().error({ err: String(ae) }, what));
+}
+
+/**
+ * The effect of this call: the tool's own, or the generic tool's classification of these arguments, which the
+ * handler then receives (`env.decided`) instead of classifying again. A generic tool may refuse the arguments
+ * before classifying them (a path off the API, a broken batch): a `policy_denied` refusal is audited as admin.
+ */
+export const classify: Wrapper = (next, deps) => async (call) => {
+  try {
+    call.decided = call.tool.effectOf ? call.tool.effectOf(call.args) : { effect: call.tool.effect };
+  } catch (err) {
+    call.settledAt = Date.now();
+    const e = toCrmError(err);
+    if (e.code === 'policy_denied') {
+      await note(
+        deps.audit,
+        auditEntry(draftOf(call, 'admin', false), { decision: 'deny', reason: e.message, outcome: 'policy_denied' }),
+        'could not write the audit log',
+      );
+    }
+    throw e;
+  }
+  return next(call);
+};
+
+/** The policy decision on the decided effect; a refused write is audited (a refused read is not). */
+export const enforce: Wrapper = (next, deps) => async (call) => {
+  const { tool, provider } = call;
+  const { effect, note: why } = call.decided!;
+  const decision = decide(call.flags, effect);
+  if (decision.allow) return next(call);
+  call.settledAt = Date.now();
+  log().info({ tool: tool.name, connection: provider.connection, effect, decision: 'deny' }, 'policy denied a tool call');
+  const reason = why ? `${why}; ${decision.reason}` : decision.reason;
+  if (effect !== 'read') {
+    await note(deps.audit, auditEntry(draftOf(call, effect), { decision: 'deny', reason, outcome: 'policy_denied' }), 'could not write the audit log');
+  }
+  throw new CrmError({ code: 'policy_denied', message: `${tool.name} refused: ${reason}` });
+};
+
+/**
+ * The audit of an allowed write (reads pass through): the pending line first, failing closed (the call is
+ * refused, nothing sent); an update's prior values (the tool's ToolAudit `prior`, read-only); then the steps
+ * below under a request observer; then the outcome line with the CRM's request ids.
+ */
+export const audited: Wrapper = (next, deps) => async (call) => {
+  const effect = call.decided!.effect;
+  const audit = effect !== 'read' ? deps.audit : undefined;
+  if (!audit) return next(call);
+  const draft = draftOf(call, effect);
+  try {
+    await audit.begin(auditEntry(draft, { decision: 'allow', outcome: 'pending', phase: 'pending' }));
+  } catch (err) {
+    call.settledAt = Date.now();
+    throw err;
+  }
+  const { tool, provider, args, signal } = call;
+  const read = tool.audit?.prior;
+  const prior: AuditEntry['prior'] =
+    effect === 'update' && args.dry_run !== true && read ? await safePriorValues(() => read(args, provider, { grant: Grant.readOnly(), signal })) : undefined;
+  const requestIds: string[] = [];
+  try {
+    const out = await observeRequests(
+      (e) => {
+        if (e.requestId) requestIds.push(e.requestId);
+      },
+      () => next(call),
+    );
+    await note(
+      audit,
+      auditEntry(draft, { decision: 'allow', outcome: 'ok', phase: 'done', prior, result: out, requestIds }),
+      'could not write the audit log after a write',
+    );
+    return out;
+  } catch (err) {
+    const e = toCrmError(err);
+    if (e.requestId) requestIds.push(e.requestId);
+    await note(
+      audit,
+      auditEntry(draft, { decision: 'allow', outcome: e.code, phase: 'done', prior, requestIds }),
+      'could not write the audit log after a write',
+    );
+    throw err;
+  }
+};
+
+/**
+ * Slot: human approval of a write. A later issue puts the approval step here: it may hold the call until a
+ * person decides, or refuse it (a CrmError); it sees the decided effect and the audit's call id. Empty: passes through.
+ */
+export const approval: Wrapper = (next) => next;
+
+/**
+ * Slot: the journal of a resumable import. A later issue records each write here before it is sent and its
+ * outcome after, so an interrupted import resumes without sending a write twice. Empty: passes through.
+ */
+export const journal: Wrapper = (next) => next;
+
+/** The tool's handler under the call's grant, with the effect `classify` decided. */
+export function runHandler(deps: InvokeDeps): Step {
+  return async (call) => {
+    const { tool, provider, args, signal, flags } = call;
+    const decided = call.decided!;
+    try {
+      return await tool.handler(args, {
+        provider,
+        // The grant is derived from the decision taken on the narrowed flags, so the HTTP core enforces those.
+        ctx: { grant: grantOf(tool, decided.effect), signal, dryRun: args.dry_run === true },
+        policy: deps.reportOf(provider, flags),
+        audit: deps.audit,
+        decided,
+      });
+    } catch (err) {
+      if (!(err instanceof CrmError)) log().error({ tool: tool.name, err: String((err as Error)?.stack ?? err) }, 'tool failed unexpectedly');
+      throw err;
+    } finally {
+      call.settledAt ??= Date.now();
+    }
+  };
+}
+
+/** The chain, outermost first. */
+export const CHAIN: readonly Wrapper[] = [classify, enforce, audited, approval, journal];
+
+/** The chain composed over the handler; built once per server (its deps), not per call. */
+const composed = new WeakMap<InvokeDeps, Step>();
+
+function compose(deps: InvokeDeps): Step {
+  let run = composed.get(deps);
+  if (!run) composed.set(deps, (run = CHAIN.reduceRight<Step>((next, wrap) => wrap(next, deps), runHandler(deps))));
+  return run;
+}
+
+/** Runs one call down the chain and answers it as MCP does: the result, or the error with its code. */
 export async function invokeTool(
   tool: AnyTool,
   provider: CrmProvider,
@@ -46,91 +227,26 @@ export async function invokeTool(
   signal: AbortSignal | undefined,
   deps: InvokeDeps,
 ): Promise<CallToolResult> {
-  const started = Date.now();
-  const done = (outcome: string) => deps.metrics?.toolCall(tool.name, outcome, (Date.now() - started) / 1000);
-  const flags = deps.flagsOf(provider);
-
-  let call: CallEffect;
-  try {
-    call = effectOfCall(tool, args);
-  } catch (err) {
-    // A generic tool refused the arguments before classifying them (a path off the API, a broken batch).
-    const e = toCrmError(err);
-    if (e.code === 'policy_denied') {
-      deps.metrics?.policyDenied(provider.connection, tool.name, 'admin');
-      await deps.audit
-        ?.append(
-          auditEntry(
-            { connection: provider.connection, provider: provider.kind, tool: tool.name, effect: 'admin', args, started },
-            { decision: 'deny', reason: e.message, outcome: 'policy_denied' },
-          ),
-        )
-        .catch((ae: unknown) => log().error({ err: String(ae) }, 'could not write the audit log'));
-    }
-    done(e.code);
-    return fail(e);
-  }
-  const effect: Effect = call.effect;
-  // Every write decision, allowed or refused, goes to the audit log (generic tools: when this call writes).
-  const audit = effect !== 'read' ? deps.audit : undefined;
-  const draft = { connection: provider.connection, provider: provider.kind, tool: tool.name, effect, args, started, callId: newCallId() };
-  const record = async (r: Parameters<typeof auditEntry>[1]) => {
-    if (audit) await audit.append(auditEntry(draft, r));
+  const call: ToolCall = {
+    tool,
+    provider,
+    args,
+    signal,
+    flags: deps.flagsOf(provider),
+    started: Date.now(),
+    callId: newCallId(),
+    target: tool.audit?.target?.(args),
   };
-
-  const decision = decide(flags, effect);
-  if (!decision.allow) {
-    log().info({ tool: tool.name, connection: provider.connection, effect, decision: 'deny' }, 'policy denied a tool call');
-    deps.metrics?.policyDenied(provider.connection, tool.name, effect);
-    done('policy_denied');
-    const reason = call.note ? `${call.note}; ${decision.reason}` : decision.reason;
-    await record({ decision: 'deny', reason, outcome: 'policy_denied' }).catch((ae: unknown) =>
-      log().error({ err: String(ae) }, 'could not write the audit log'),
-    );
-    return fail(new CrmError({ code: 'policy_denied', message: `${tool.name} refused: ${reason}` }));
-  }
-  // The audit log fails closed: a write whose pending line could not be appended is refused before it is sent.
-  const unaudited = audit
-    ? await audit.begin(auditEntry(draft, { decision: 'allow', outcome: 'pending', phase: 'pending' })).then(
-        () => undefined,
-        (err: unknown) => err,
-      )
-    : undefined;
-  if (unaudited) {
-    done('config');
-    return fail(unaudited);
-  }
-  const dryRun = args.dry_run === true;
-  const prior: AuditEntry['prior'] = audit && effect === 'update' && !dryRun ? await safePriorValues(tool.name, args, provider, signal) : undefined;
-  const requestIds: string[] = [];
+  const done = (outcome: string) => deps.metrics?.toolCall(tool.name, outcome, ((call.settledAt ?? Date.now()) - call.started) / 1000);
   try {
-    const out = await observeRequests(
-      (e) => {
-        if (e.requestId) requestIds.push(e.requestId);
-      },
-      () =>
-        tool.handler(args, {
-          provider,
-          // The grant is derived from the decision taken on the narrowed flags, so the HTTP core enforces those.
-          ctx: { grant: grantOf(tool, effect), signal, dryRun },
-          policy: deps.reportOf(provider, flags),
-          audit: deps.audit,
-        }),
-    );
+    const out = await compose(deps)(call);
     done('ok');
-    await record({ decision: 'allow', outcome: 'ok', phase: 'done', prior, result: out, requestIds }).catch((ae: unknown) =>
-      log().error({ err: String(ae) }, 'could not write the audit log after a write'),
-    );
     return ok(out as Record<string, unknown>);
   } catch (err) {
-    if (!(err instanceof CrmError)) log().error({ tool: tool.name, err: String((err as Error)?.stack ?? err) }, 'tool failed unexpectedly');
     const e = toCrmError(err);
-    if (e.code === 'policy_denied') deps.metrics?.policyDenied(provider.connection, tool.name, effect);
+    // A refusal before the call was classified counts against admin, the effect it is treated as.
+    if (e.code === 'policy_denied') deps.metrics?.policyDenied(provider.connection, tool.name, call.decided?.effect ?? 'admin');
     done(e.code);
-    if (e.requestId) requestIds.push(e.requestId);
-    await record({ decision: 'allow', outcome: e.code, phase: 'done', prior, requestIds }).catch((ae: unknown) =>
-      log().error({ err: String(ae) }, 'could not write the audit log after a write'),
-    );
     return fail(err);
   }
 }

@@ -4,7 +4,9 @@ import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, Contact, ContactItem, Id, Lead, LeadItem } from '../domain/records.js';
 import { validationError } from '../domain/errors.js';
 import { CreateLeadArgs, Email, ListLeadsArgs, Phone, PlannedRequests, RecordId, UpdateLeadArgs, WithCustomFields } from '../domain/inputs.js';
+import { createLead as createLeadFlow } from '../services/create-lead.js';
 import { listItems, updateEffect } from './common.js';
+import { leadPrior } from './prior.js';
 
 export const searchLeadByContact = defineTool({
   name: 'search_lead_by_contact',
@@ -56,12 +58,8 @@ export const createLead = defineTool({
   }),
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;
-    // Checked before any request: a lead needs a name, or a contact to name it after.
-    const c = input.contact;
-    if (!input.name?.trim() && !(c && [c.first_name, c.last_name, (c as { name?: string }).name, c.email, c.phone].some((v) => v?.trim()))) {
-      throw validationError('name: give the lead a name (or a contact to name it after).');
-    }
-    return provider.createLead(ctx, input);
+    // The workflow (services/create-lead.ts) over this CRM's own steps; it checks the name before any request.
+    return createLeadFlow(provider.createLeadSteps, ctx, input);
   },
 });
 
@@ -105,6 +103,9 @@ export const updateLead = defineTool({
   requires: ['leads'],
   input: UpdateLeadArgs.extend({ dry_run: dryRunField }),
   output: z.object({ dry_run: z.boolean().optional(), lead: Lead.nullable(), requests: PlannedRequests }),
+  audit: {
+    prior: async (args, provider, ctx) => leadPrior((await provider.getLead(ctx, args.id, args.entity)).lead, args),
+  },
   async handler(args, { provider, ctx }) {
     const { dry_run: _d, ...input } = args;
     const r = await provider.updateLead(ctx, input);

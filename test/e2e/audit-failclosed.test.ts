@@ -15,7 +15,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { AuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { SlidingWindowLimiter } from '../../src/http/limiter.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import { startKommoEmulator, type KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
 import { openStore } from '../../src/store/store.js';
@@ -37,7 +37,7 @@ afterAll(async () => {
 /** An SDK client connected in-process to a server whose only connection may create records. */
 async function serve(audit: AuditLog) {
   const store = await openStore('memory');
-  const provider = new KommoProvider(
+  const provider = buildKommoProvider(
     { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: CREATE_ONLY },
     { store, timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 10, limiter: new SlidingWindowLimiter(1000, 1000) },
   );

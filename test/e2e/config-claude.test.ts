@@ -1,6 +1,6 @@
 /** `crm-mcp config claude`: valid JSON in the mcpServers shape; secrets only with --with-secrets. */
 import { describe, expect, it } from 'vitest';
-import { CLI, runCli, tempHome } from '../helpers/cli.js';
+import { CLI, runCli, start, tempHome } from '../helpers/cli.js';
 
 type Entry = { mcpServers: Record<string, { command: string; args: string[]; env: Record<string, string> }> };
 
@@ -74,6 +74,54 @@ describe('crm-mcp config claude', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/--package/);
   });
+
+  it('--sandbox carries the mode asked for: the safety and tool settings, never the credentials', async () => {
+    const home = tempHome();
+    const r = await runCli(['config', 'claude', '--sandbox'], {
+      ...env(),
+      CRM_MCP_HOME: home,
+      CRM_SAFE_MODE: 'false',
+      CRM_ALLOW_DELETE: 'true',
+      CRM_TOOLSETS: 'core,activity,metadata',
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const crm = (JSON.parse(r.stdout) as Entry).mcpServers.crm!;
+    expect(crm.args).toEqual([CLI, '--sandbox']);
+    // The sandbox's connections are its emulators: no CRM variable; its store is in memory: no data directory.
+    expect(crm.env).toEqual({ CRM_ALLOW_WRITES: 'true', CRM_SAFE_MODE: 'false', CRM_ALLOW_DELETE: 'true', CRM_TOOLSETS: 'core,activity,metadata' });
+    expect(r.stdout + r.stderr).not.toContain(TOKEN);
+    expect(r.stdout + r.stderr).not.toContain(HOOK_SECRET);
+  });
+
+  it('--sandbox refuses a setting the sandbox server would refuse', async () => {
+    const r = await runCli(['config', 'claude', '--sandbox'], { CRM_MCP_HOME: tempHome(), CRM_ALLOW_WRITES: 'maybe' });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/CRM_ALLOW_WRITES/);
+  });
+
+  it.each([
+    ['create-only', { CRM_ALLOW_WRITES: 'true' }, /Mode: create-only/],
+    ['read-only', {}, /Mode: read-only/],
+  ] as Array<[string, Record<string, string>, RegExp]>)(
+    'the --sandbox --http banner prints the Claude Desktop entry of the mode it runs in (%s)',
+    { timeout: 60_000 },
+    async (_mode, safety, modeLine) => {
+      const server = start(['--sandbox', '--http', '--port', '0'], { CRM_MCP_HOME: tempHome(), ...safety });
+      try {
+        await server.waitFor(/Press Ctrl\+C to stop\./);
+        const out = server.stdout();
+        expect(out).toMatch(modeLine);
+        const json = out.slice(out.indexOf('{', out.indexOf('Claude Desktop')), out.lastIndexOf('}') + 1);
+        const crm = (JSON.parse(json) as Entry).mcpServers.crm!;
+        expect(crm.args.at(-1)).toBe('--sandbox');
+        expect(crm.env).toEqual(safety);
+      } finally {
+        server.child.kill('SIGTERM');
+        await server.done;
+      }
+    },
+  );
 
   it('refuses a setup the server would refuse, printing no JSON', async () => {
     const r = await runCli(['config', 'claude'], { ...env(), CRM_SAFE_MODE: 'sometimes' });

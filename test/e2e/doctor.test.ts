@@ -209,3 +209,37 @@ describe('crm-mcp doctor', () => {
     expect(r.stdout).toMatch(/FAIL {2}\(config\): CRM_SAFE_MODE: "perhaps" is not a boolean[^\n]*\n\s+fix: Set CRM_SAFE_MODE to true or false/);
   });
 });
+
+describe('crm-mcp doctor --sandbox', () => {
+  it('what the no-CRM message suggests: the demo accounts, checked and healthy (exit 0)', { timeout: 60_000 }, async () => {
+    const bare = await doctor({ CRM_MCP_HOME: tempHome() });
+    expect(bare.code).toBe(1);
+    expect(bare.report!.problems.map((p) => p.message).join('\n')).toMatch(/--sandbox/);
+
+    const { code, report, stderr } = await doctor({ CRM_MCP_HOME: tempHome(), CRM_ALLOW_WRITES: 'true' }, ['--sandbox', '--json']);
+    expect(report!.problems, stderr).toEqual([]);
+    expect(code).toBe(0);
+    expect(report!.ok).toBe(true);
+    // One connection per emulator, each on loopback, in the mode the environment asked for.
+    expect(report!.connections.map((c) => [c.name, c.provider])).toEqual([
+      ['kommo', 'kommo'],
+      ['bitrix24', 'bitrix24'],
+    ]);
+    for (const c of report!.connections) {
+      expect(c.address).toMatch(/^http:\/\/127\.0\.0\.1:\d+/);
+      expect(c.policy).toBe('create-only');
+      expect(c.checks.every((x) => x.status === 'ok')).toBe(true);
+    }
+    // Its tokens stay in memory, as under `crm-mcp --sandbox`.
+    expect(report!.store).toMatch(/memory/);
+  });
+
+  it('prints the table too, and refuses --sandbox with --config', { timeout: 60_000 }, async () => {
+    const table = await doctor({ CRM_MCP_HOME: tempHome() }, ['--sandbox']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/All checks passed\./);
+    const both = await doctor({ CRM_MCP_HOME: tempHome() }, ['--sandbox', '--config', 'crm.json']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--sandbox and --config/);
+  });
+});

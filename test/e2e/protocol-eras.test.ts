@@ -20,7 +20,7 @@ import { StreamableHTTPClientTransport as HttpV1 } from '@modelcontextprotocol/s
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { openStore } from '../../src/store/store.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
 import { startHttpServer, type McpRequestRecord, type RunningHttpServer } from '../../src/transports/http/service.js';
@@ -33,7 +33,7 @@ const META = {
   'io.modelcontextprotocol/clientInfo': { name: 'raw-2026', version: '0' },
   'io.modelcontextprotocol/clientCapabilities': {},
 };
-/** Tools of the read-only set in the order src/tools/index.ts lists them (written out here, not read from it). */
+/** Tools of the read-only set in the order the registry lists them (crms/registry.ts ALL_TOOLS; written out here, not read from it). */
 const READ_ORDER = ['get_account', 'get_pipelines', 'search_lead_by_contact', 'list_leads', 'get_lead', 'list_contacts', 'get_contact'];
 
 const cleanEnv = (extra: Record<string, string> = {}): Record<string, string> => {
@@ -249,7 +249,7 @@ describe('Streamable HTTP (in-process service over the Kommo emulator)', () => {
 
   beforeAll(async () => {
     emu = await startKommo({ rateLimit: false });
-    const p = new KommoProvider(
+    const p = buildKommoProvider(
       { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: CREATE_ONLY },
       { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 20 },
     );

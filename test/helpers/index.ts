@@ -7,7 +7,7 @@ import { Client, InMemoryTransport, type CallToolResult } from '@modelcontextpro
 import { Writable } from 'node:stream';
 import type { KommoConnection } from '../../src/crms/kommo/connection.js';
 import type { PolicyFlags } from '../../src/policy/policy.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildKommoProvider, type KommoProvider } from '../../src/crms/kommo/provider.js';
 import type { RecordedRequest } from '../../src/sandbox/harness.js';
 import { startKommoEmulator, type KommoEmulator, type KommoEmulatorOptions } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
@@ -69,7 +69,7 @@ export async function connectKommo(emu: KommoEmulator, o: ConnectOptions = {}): 
     ...o.connection,
   };
   const store = o.store ?? (await openStore('memory'));
-  const provider = new KommoProvider(conn, { store, limiter: o.limiter, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20 });
+  const provider = buildKommoProvider(conn, { store, limiter: o.limiter, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20 });
   await provider.init();
   const server = createServer({ config: { tools: {} }, providers: [provider] });
   const client = new Client({ name: 'test', version: '0.0.0' });
@@ -120,7 +120,7 @@ export function errorOf(res: AnyToolResult): { code: string; message: string; re
 // ---------------------------------------------------------------- Bitrix24
 
 import type { BitrixConnection } from '../../src/crms/bitrix24/connection.js';
-import { BitrixProvider } from '../../src/crms/bitrix24/provider.js';
+import { buildBitrixProvider, type BitrixProvider } from '../../src/crms/bitrix24/provider.js';
 import { startBitrixEmulator, type BitrixEmulator, type BitrixEmulatorOptions } from '../../src/sandbox/bitrix24/index.js';
 import { runningEmulatorOrigins } from '../../src/sandbox/origins.js';
 
@@ -147,7 +147,7 @@ export async function connectBitrix(
   const store = o.store ?? (await openStore('memory'));
   // A portal move between two emulators this test started may carry the webhook secret, as under --sandbox.
   const trustedOrigins = runningEmulatorOrigins();
-  const provider = new BitrixProvider(conn, { store, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20, trustedOrigins });
+  const provider = buildBitrixProvider(conn, { store, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20, trustedOrigins });
   await provider.init();
   const server = createServer({ config: { tools: {} }, providers: [provider] });
   const client = new Client({ name: 'test', version: '0.0.0' });

@@ -17,7 +17,7 @@ import { Client, InMemoryTransport, type CallToolResult } from '@modelcontextpro
 import { AuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { appendRotating } from '../../src/audit/audit-file.js';
 import type { PolicyFlags } from '../../src/policy/policy.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
 import { openStore } from '../../src/store/store.js';
@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 async function serve(audit: AuditLog, policy: PolicyFlags = CREATE_ONLY) {
-  const provider = new KommoProvider(
+  const provider = buildKommoProvider(
     { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy },
     { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 0, backoffBaseMs: 10 },
   );

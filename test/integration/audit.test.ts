@@ -13,8 +13,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { AuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { startHttpServer, type RunningHttpServer } from '../../src/transports/http/service.js';
-import { BitrixProvider } from '../../src/crms/bitrix24/provider.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildBitrixProvider } from '../../src/crms/bitrix24/provider.js';
+import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import { startBitrixEmulator, type BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { startKommoEmulator, type KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
@@ -57,8 +57,8 @@ beforeAll(async () => {
   kommoToken = kommo.createLongLivedToken();
   const common = { store, timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 10 };
   const providers = [
-    new KommoProvider({ name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommoToken, policy: WRITE }, common),
-    new BitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'standard', policy: CREATE_ONLY }, common),
+    buildKommoProvider({ name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommoToken, policy: WRITE }, common),
+    buildBitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'standard', policy: CREATE_ONLY }, common),
   ];
   for (const p of providers) await p.init();
   const audit = new AuditLog({ file });

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
 import { openStore } from '../../src/store/store.js';
@@ -23,7 +23,7 @@ let emu: KommoEmulator;
 let http: RunningHttpServer;
 beforeAll(async () => {
   emu = await startKommo({ rateLimit: false });
-  const provider = new KommoProvider(
+  const provider = buildKommoProvider(
     { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: WRITE },
     { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 0, backoffBaseMs: 20 },
   );

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricsOptions } from '../../src/app.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildKommoProvider, type KommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
 import { openStore } from '../../src/store/store.js';
@@ -26,7 +26,7 @@ let emu: KommoEmulator;
 let provider: KommoProvider;
 beforeAll(async () => {
   emu = await startKommo({ rateLimit: false });
-  provider = new KommoProvider(
+  provider = buildKommoProvider(
     { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: CREATE_ONLY },
     { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 0, backoffBaseMs: 20 },
   );

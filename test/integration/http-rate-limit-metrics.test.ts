@@ -9,7 +9,7 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { loadConfig } from '../../src/config/config.js';
 import { metricsOptions } from '../../src/app.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildKommoProvider, type KommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
 import { openStore } from '../../src/store/store.js';
@@ -30,7 +30,7 @@ let emu: KommoEmulator;
 let provider: KommoProvider;
 beforeAll(async () => {
   emu = await startKommo({ rateLimit: false });
-  provider = new KommoProvider(
+  provider = buildKommoProvider(
     { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: READ_ONLY },
     { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 20 },
   );

@@ -12,11 +12,11 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { loadConfig } from '../../src/config/config.js';
 import type { BitrixConnection } from '../../src/crms/bitrix24/connection.js';
 import type { KommoConnection } from '../../src/crms/kommo/connection.js';
-import { BitrixProvider } from '../../src/crms/bitrix24/provider.js';
+import { buildBitrixProvider } from '../../src/crms/bitrix24/provider.js';
 import { redact } from '../../src/util/redact.js';
 import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from '../../src/transports/http/service.js';
 import type { PolicyFlags } from '../../src/policy/policy.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildKommoProvider, type KommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
 import { openStore } from '../../src/store/store.js';
@@ -33,7 +33,7 @@ afterAll(async () => emu.close());
 
 async function provider(flags: PolicyFlags): Promise<KommoProvider> {
   const conn: KommoConnection = { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: flags };
-  const p = new KommoProvider(conn, { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 20 });
+  const p = buildKommoProvider(conn, { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 20 });
   await p.init();
   return p;
 }
@@ -64,7 +64,7 @@ async function namesOf(url: string, extra: Record<string, string>): Promise<{ cl
 async function serveBitrix(flags: PolicyFlags): Promise<RunningHttpServer> {
   const bx = await startBitrix({ rateLimit: false });
   const conn: BitrixConnection = { name: 'bitrix24', provider: 'bitrix24', webhookUrl: bx.webhookUrl, plan: 'standard', policy: flags };
-  const p = new BitrixProvider(conn, { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 20 });
+  const p = buildBitrixProvider(conn, { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 20 });
   await p.init();
   const http = await startHttpServer({
     host: '127.0.0.1',

@@ -225,7 +225,7 @@ describe('Bitrix24 without a country: a local number is refused, not guessed', (
   let emu: BitrixEmulator;
   let c: ConnectedBitrix;
   beforeAll(async () => {
-    emu = await startBitrix({ rateLimit: false });
+    emu = await startBitrix({ rateLimit: false, region: 'en' });
     c = await connectBitrix(emu, { flags: FULL });
   });
   afterAll(async () => {

@@ -12,8 +12,8 @@ import { startHttpServer, type RunningHttpServer } from '../../src/transports/ht
 import { SlidingWindowLimiter } from '../../src/http/limiter.js';
 import { endpointOf, metricsOptions } from '../../src/app.js';
 import { MAX_ENDPOINT_LABELS, Metrics } from '../../src/metrics/metrics.js';
-import { BitrixProvider } from '../../src/crms/bitrix24/provider.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildBitrixProvider } from '../../src/crms/bitrix24/provider.js';
+import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import { startBitrixEmulator, type BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { startKommoEmulator, type KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
@@ -33,13 +33,13 @@ beforeAll(async () => {
   const store = await openStore('memory');
   const common = { store, timeoutMs: 3000, maxRetries: 0, backoffBaseMs: 10, onEvent: metrics.onHttpEvent };
   const providers = [
-    new KommoProvider(
+    buildKommoProvider(
       { name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommo.createLongLivedToken(), policy: READ_ONLY },
       { ...common, limiter: new SlidingWindowLimiter(1000, 1000) },
     ),
     // Every effect allowed: an agent-chosen method outside the vetted table counts as admin, and must still be
     // sent (and answered ERROR_METHOD_NOT_FOUND) for its label to be tested.
-    new BitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'enterprise', policy: ALL }, common),
+    buildBitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'enterprise', policy: ALL }, common),
   ];
   for (const p of providers) await p.init();
   http = await startHttpServer({

@@ -12,8 +12,8 @@ import { startHttpServer, type RunningHttpServer } from '../../src/transports/ht
 import { endpointOf, metricsOptions } from '../../src/app.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { CREATE_ONLY } from '../helpers/index.js';
-import { BitrixProvider } from '../../src/crms/bitrix24/provider.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildBitrixProvider } from '../../src/crms/bitrix24/provider.js';
+import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import { startBitrixEmulator, type BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { startKommoEmulator, type KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { createServer } from '../../src/server.js';
@@ -40,9 +40,9 @@ beforeAll(async () => {
   kommoToken = kommo.createLongLivedToken({ expiresInSec: 3600 });
   oauthRefresh = (await b24oauth.issueOAuthTokens()).refresh_token;
   const providers = [
-    new KommoProvider({ name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommoToken, policy: CREATE_ONLY }, common),
-    new BitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'standard', policy: CREATE_ONLY }, common),
-    new BitrixProvider(
+    buildKommoProvider({ name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommoToken, policy: CREATE_ONLY }, common),
+    buildBitrixProvider({ name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'standard', policy: CREATE_ONLY }, common),
+    buildBitrixProvider(
       {
         name: 'b24oauth',
         provider: 'bitrix24',

@@ -13,7 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { LeakyBucketLimiter } from '../../src/http/limiter.js';
-import { BitrixProvider } from '../../src/crms/bitrix24/provider.js';
+import { buildBitrixProvider } from '../../src/crms/bitrix24/provider.js';
 import { createServer } from '../../src/server.js';
 import { openStore } from '../../src/store/store.js';
 import { READ_ONLY, connectKommo, startBitrix, startKommo, structured, text, type Connected } from '../helpers/index.js';
@@ -27,7 +27,7 @@ const unlimited = () => new LeakyBucketLimiter(1_000_000, 1_000_000);
 async function connectBitrixFast(
   emu: BitrixEmulator,
 ): Promise<{ call(name: string, args: Record<string, unknown>): Promise<CallToolResult>; close(): Promise<void> }> {
-  const provider = new BitrixProvider(
+  const provider = buildBitrixProvider(
     { name: 'bitrix24', provider: 'bitrix24', webhookUrl: emu.webhookUrl, plan: 'standard', policy: READ_ONLY },
     { store: await openStore('memory'), timeoutMs: 5000, maxRetries: 2, backoffBaseMs: 20, limiter: unlimited() },
   );

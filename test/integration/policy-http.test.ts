@@ -1,7 +1,7 @@
 /** The safety policy, proved at the HTTP level: refused calls leave the emulator with zero write requests. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { ALL_TOOLS } from '../../src/tools/index.js';
+import { ALL_TOOLS } from '../../src/crms/registry.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { narrowFlags } from '../../src/policy/policy.js';

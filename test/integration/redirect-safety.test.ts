@@ -19,7 +19,7 @@ import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diagnose } from '../../src/commands/doctor.js';
 import type { BitrixConnection } from '../../src/crms/bitrix24/connection.js';
-import { BitrixProvider } from '../../src/crms/bitrix24/provider.js';
+import { buildBitrixProvider, type BitrixProvider } from '../../src/crms/bitrix24/provider.js';
 import { decidePortalMove, portalMoveKey, type PortalMove } from '../../src/crms/bitrix24/relocation.js';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { createServer } from '../../src/server.js';
@@ -75,7 +75,7 @@ interface Conn {
 async function connect(conn: Partial<BitrixConnection>, o: { dispatcher?: Agent; store?: Store } = {}): Promise<Conn> {
   const full: BitrixConnection = { name: 'bitrix24', provider: 'bitrix24', plan: 'standard', policy: READ_ONLY, ...conn } as BitrixConnection;
   const store = o.store ?? (await openStore('memory'));
-  const provider = new BitrixProvider(full, { store, timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 10, dispatcher: o.dispatcher });
+  const provider = buildBitrixProvider(full, { store, timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 10, dispatcher: o.dispatcher });
   await provider.init();
   const server = createServer({ config: { tools: {} }, providers: [provider] });
   const client = new Client({ name: 'test', version: '0.0.0' });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import * as z from 'zod';
-import { ALL_TOOLS } from '../../src/tools/index.js';
+import { ALL_TOOLS } from '../../src/crms/registry.js';
 import { renderReadme } from '../../src/docs.js';
 import { hintEffects, hintsFor } from '../../src/server.js';
 import { ALL } from '../helpers/index.js';

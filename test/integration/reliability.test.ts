@@ -8,8 +8,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { startHttpServer } from '../../src/transports/http/service.js';
-import { KommoProvider } from '../../src/crms/kommo/provider.js';
-import { BitrixProvider } from '../../src/crms/bitrix24/provider.js';
+import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
+import { buildBitrixProvider } from '../../src/crms/bitrix24/provider.js';
 import { DEMO as KDEMO, type KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import type { Fault } from '../../src/sandbox/harness.js';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
@@ -36,11 +36,11 @@ describe('50 concurrent calls from several MCP clients over HTTP, real limits', 
     const bitrix = await startBitrix({});
     const store = await openStore('memory');
     const flags = CREATE_ONLY;
-    const kp = new KommoProvider(
+    const kp = buildKommoProvider(
       { name: 'kommo', provider: 'kommo', baseUrl: kommo.url, accessToken: kommo.createLongLivedToken(), policy: flags },
       { store, timeoutMs: 10_000, maxRetries: 3 },
     );
-    const bp = new BitrixProvider(
+    const bp = buildBitrixProvider(
       { name: 'bitrix24', provider: 'bitrix24', webhookUrl: bitrix.webhookUrl, plan: 'standard', policy: flags },
       { store, timeoutMs: 10_000, maxRetries: 3 },
     );

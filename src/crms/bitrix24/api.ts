@@ -28,6 +28,12 @@ export interface BatchResult {
   next: Record<string, number>;
 }
 
+/** How a call may be retried, from its effect: a batch of writes is never retried as if it were a read (a create inside could run twice). */
+function operationOf(method: string, params: Record<string, unknown>): OperationKind {
+  const effect = method === 'batch' ? classifyBatch(params.cmd).effect : classifyCall(method, params);
+  return effect === 'read' ? 'read' : effect === 'create' || method === 'batch' ? 'create' : 'idempotent';
+}
+
 export class BitrixApi {
   /** What each method's calls cost on this portal (`time.processing`/`operating`), to size read-ahead. */
   readonly load = new LoadTracker();
@@ -49,9 +55,9 @@ export class BitrixApi {
 
   /** Calls one REST method (POST JSON, the way the official SDK does), following a portal move once. */
   async call<T = unknown>(ctx: CallContext, method: string, params: Record<string, unknown> = {}, op?: OperationKind): Promise<CallResult<T>> {
-    const effect = method === 'batch' ? classifyBatch(params.cmd).effect : classifyCall(method, params);
-    // A batch of writes is never retried as if it were a read (a create inside could run twice).
-    const kind: OperationKind = op ?? (effect === 'read' ? 'read' : effect === 'create' || method === 'batch' ? 'create' : 'idempotent');
+    // The caller that classified the call already says how it may be retried (bitrix_call, batch): it is not
+    // classified again here; the HTTP core still classifies the body it sends.
+    const kind: OperationKind = op ?? operationOf(method, params);
     const spec = { method: 'POST' as const, path: `${this.basePath}${method}.json`, body: params, op: kind, grant: ctx.grant, signal: ctx.signal };
     // A batch is not refused for a paused command inside: Bitrix24 answers that command alone with an error.
     if (method !== 'batch') this.checkOperating(method);

@@ -8,7 +8,7 @@ import { checkOrigin, oneOf, type Source } from '../../config/sources.js';
 import type { PolicyFlags } from '../../policy/policy.js';
 import { registerSecret } from '../../util/redact.js';
 import type { ConnectionBase, ConnectionSpec } from '../contract.js';
-import { PROVIDER_KINDS } from '../types.js';
+import { BITRIX24_KIND } from './capabilities.js';
 import { BITRIX24_ENV as V } from './env.js';
 
 export interface BitrixConnection extends ConnectionBase {
@@ -54,7 +54,7 @@ function parse(src: Source, policy: PolicyFlags, problems: string[]): BitrixConn
     }
   }
   if (!webhookUrl && !oauth) return undefined;
-  return { name: PROVIDER_KINDS.bitrix24, provider: PROVIDER_KINDS.bitrix24, webhookUrl, oauth, plan, outboundToken: outbound?.value, policy };
+  return { name: BITRIX24_KIND, provider: BITRIX24_KIND, webhookUrl, oauth, plan, outboundToken: outbound?.value, policy };
 }
 
 /** The inbound webhook base, normalised to `origin/rest/{user}/{secret}/`; undefined (and a problem) if it is not one. */

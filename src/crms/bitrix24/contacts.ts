@@ -1,16 +1,19 @@
-/** Bitrix24 contacts and companies: lists, one record with its links, creates (duplicate-safe) and updates. */
+/**
+ * Bitrix24 contacts and companies: lists, one record with its links, the steps of a create
+ * (services/create-contact.ts runs them) and updates. `bitrixContacts` and `bitrixCompanies` are the groups.
+ */
 import { notFound, validationError } from '../../domain/errors.js';
-import { createContact as createContactService, type ContactPrimitives } from '../../services/create-contact.js';
 import { emailToAdd, notOnContact, phoneToAdd, requireChanges } from '../../domain/validate.js';
 import { sameEmail, samePhone } from '../../util/phone.js';
 import type {
   CallContext,
+  CompaniesApi,
   CompanyItem,
   Company,
   Contact,
   ContactItem,
-  CreateContactInput,
-  CreateContactResult,
+  ContactPrimitives,
+  ContactsApi,
   Id,
   ListQuery,
   Page,
@@ -104,7 +107,7 @@ interface BitrixContactDraft {
 }
 
 /** The steps of create_contact that are Bitrix24's own (services/create-contact.ts runs them in order). */
-function contactSteps(b: BitrixParts): ContactPrimitives<BitrixContactDraft, { fields: Record<string, unknown> }> {
+export function contactSteps(b: BitrixParts): ContactPrimitives<BitrixContactDraft, { fields: Record<string, unknown> }> {
   const send = (ctx: CallContext, params: { fields: Record<string, unknown> }) => b.api.call<unknown>(ctx, 'crm.contact.add', params);
   return {
     country: async (ctx) => (await b.meta.lookups(ctx)).country,
@@ -145,8 +148,19 @@ function contactSteps(b: BitrixParts): ContactPrimitives<BitrixContactDraft, { f
   };
 }
 
-export function createContact(b: BitrixParts, ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult> {
-  return createContactService(contactSteps(b), ctx, input);
+/** The contacts group of a Bitrix24 provider (capabilities.ts ContactsApi). */
+export function bitrixContacts(b: BitrixParts, lists: BitrixLists): ContactsApi {
+  return {
+    listContacts: (ctx, q) => listContacts(b, lists, ctx, q),
+    getContact: (ctx, id) => getContact(b, ctx, id),
+    updateContact: (ctx, input) => updateContact(b, ctx, input),
+    createContactSteps: contactSteps(b),
+  };
+}
+
+/** The companies group of a Bitrix24 provider (capabilities.ts CompaniesApi). */
+export function bitrixCompanies(b: BitrixParts, lists: BitrixLists): CompaniesApi {
+  return { listCompanies: (ctx, q) => listCompanies(b, lists, ctx, q), getCompany: (ctx, id) => getCompany(b, ctx, id) };
 }
 
 export async function updateContact(b: BitrixParts, ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>> {

@@ -1,8 +1,25 @@
-/** Bitrix24 deals and leads: lists, one record with its people, creates (one batch) and updates. */
+/**
+ * Bitrix24 deals and leads: lists, one record with its people, the steps of a create (one batch;
+ * services/create-lead.ts runs them) and updates. `bitrixLeads` is the provider's leads group.
+ */
 import { CrmError, notFound, validationError } from '../../domain/errors.js';
-import { createLead as createLeadService, type LeadDraft, type LeadPrimitives, type NewLead } from '../../services/create-lead.js';
 import { requireChanges } from '../../domain/validate.js';
-import type { CallContext, Company, Contact, CreateLeadInput, CreateLeadResult, Id, Lead, LeadFilter, Page, UpdateLeadInput, WriteResult } from '../types.js';
+import type {
+  CallContext,
+  Company,
+  Contact,
+  CreateLeadInput,
+  Id,
+  Lead,
+  LeadDraft,
+  LeadFilter,
+  LeadPrimitives,
+  LeadsApi,
+  NewLead,
+  Page,
+  UpdateLeadInput,
+  WriteResult,
+} from '../types.js';
 import { bitrixError } from './adapter.js';
 import { boundIds, boundItemCommands } from './duplicates.js';
 import { resolveFields } from './fields.js';
@@ -151,7 +168,7 @@ interface LeadBatch {
 }
 
 /** The steps of create_lead that are Bitrix24's own (services/create-lead.ts runs them in order). */
-function leadSteps(b: BitrixParts): LeadPrimitives<BitrixLeadDraft, LeadBatch> {
+export function leadSteps(b: BitrixParts): LeadPrimitives<BitrixLeadDraft, LeadBatch> {
   return {
     async prepare(ctx, input) {
       const l = await b.meta.lookups(ctx);
@@ -231,8 +248,15 @@ function leadBatch(n: NewLead<BitrixLeadDraft>): LeadBatch {
   return { cmd, entity: draft.entity, contactId: n.contactId, companyId: n.companyId };
 }
 
-export function createLead(b: BitrixParts, ctx: CallContext, input: CreateLeadInput): Promise<CreateLeadResult> {
-  return createLeadService(leadSteps(b), ctx, input);
+/** The leads group of a Bitrix24 provider (capabilities.ts LeadsApi): deals by default, leads with `entity`. */
+export function bitrixLeads(b: BitrixParts, lists: BitrixLists): LeadsApi {
+  return {
+    listLeads: (ctx, f) => listLeads(b, lists, ctx, f),
+    getLead: (ctx, id, entity) => getLead(b, ctx, id, entity),
+    updateLead: (ctx, input) => updateLead(b, ctx, input),
+    searchLeadByContact: (ctx, q) => searchLeadByContact(b, ctx, q),
+    createLeadSteps: leadSteps(b),
+  };
 }
 
 async function findJustCreated(

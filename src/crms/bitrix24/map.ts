@@ -71,6 +71,22 @@ export function iso(v: unknown): string | null {
   return Number.isNaN(t) ? null : new Date(t).toISOString().replace('.000Z', 'Z');
 }
 
+/**
+ * A `date` field (no time): the portal writes it as a moment in its own zone, e.g. CLOSEDATE
+ * `2026-05-01T00:00:00+03:00`, and the day it means is the date part as written. Moved to UTC that midnight
+ * is the evening before (east of Greenwich), so a deal closed the day it was created would seem closed before
+ * it was created: the answer is the date, `2026-05-01`.
+ */
+export function portalDate(v: unknown): string | null {
+  if (typeof v !== 'string') return null;
+  return /^(\d{4}-\d{2}-\d{2})(?:$|[T ])/.exec(v.trim())?.[1] ?? null;
+}
+
+/** A field's value by its type in `crm.*.fields`: a date without a time stays a date (portalDate). */
+function moment(v: unknown, def: BField | undefined): string | null {
+  return def?.type === 'date' ? portalDate(v) : iso(v);
+}
+
 export function str(v: unknown): string | null {
   return typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : null;
 }
@@ -101,6 +117,7 @@ function customValues(row: Row, fields: Record<string, BField>): CustomFieldValu
     const def = fields[k];
     const raw = Array.isArray(v) ? v : [v];
     const values = raw.map((x) => {
+      if (def?.type === 'date' && typeof x === 'string') return portalDate(x) ?? x;
       const label = def?.items?.find((i) => i.ID === String(x))?.VALUE;
       if (label) return label;
       return typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean' ? x : JSON.stringify(x);
@@ -116,6 +133,7 @@ export function mapDeal(r: Row, l: BLookups): Lead {
   const stageId = str(r.STAGE_ID);
   const stage = stageId ? l.stages.get(stageId) : undefined;
   const companyId = num(r.COMPANY_ID);
+  const closed = moment(r.CLOSEDATE, l.dealFields.CLOSEDATE ?? { type: 'date' });
   return {
     id: num(r.ID)!,
     entity: 'deal',
@@ -130,7 +148,8 @@ export function mapDeal(r: Row, l: BLookups): Lead {
     custom_fields: customValues(r, l.dealFields),
     created_at: iso(r.DATE_CREATE),
     updated_at: iso(r.DATE_MODIFY),
-    ...(r.CLOSED === 'Y' && iso(r.CLOSEDATE) ? { closed_at: iso(r.CLOSEDATE) } : {}),
+    // CLOSEDATE is a `date` field (crm.deal.fields), the day the deal closed in the portal's zone.
+    ...(r.CLOSED === 'Y' && closed ? { closed_at: closed } : {}),
   };
 }
 
@@ -140,6 +159,7 @@ export function mapLeadRow(r: Row, l: BLookups): Lead {
   const statusId = str(r.STATUS_ID);
   const status = statusId ? l.stages.get(`STATUS:${statusId}`) : undefined;
   const companyId = num(r.COMPANY_ID);
+  const closed = moment(r.DATE_CLOSED, l.leadFields.DATE_CLOSED);
   return {
     id: num(r.ID)!,
     entity: 'lead',
@@ -154,7 +174,7 @@ export function mapLeadRow(r: Row, l: BLookups): Lead {
     custom_fields: customValues(r, l.leadFields),
     created_at: iso(r.DATE_CREATE),
     updated_at: iso(r.DATE_MODIFY),
-    ...(iso(r.DATE_CLOSED) ? { closed_at: iso(r.DATE_CLOSED) } : {}),
+    ...(closed ? { closed_at: closed } : {}),
   };
 }
 

@@ -245,7 +245,14 @@ export async function pipelines(b: BitrixParts, ctx: CallContext): Promise<Pipel
 
 export async function users(b: BitrixParts, ctx: CallContext): Promise<User[]> {
   // Every page of user.get, read with the other metadata and cached with it (users.ts).
-  return (await b.meta.raw(ctx)).users.map(mapUser);
+  const rows = (await b.meta.raw(ctx)).users;
+  // user.get has no admin flag ([D] user-get lists its fields); `profile` gives ADMIN for the user the
+  // webhook or token acts as (§2.3), and nothing tells it for anyone else, so theirs stays null (unknown).
+  const me = await b.meta.cached('profile', async () => parseBitrix(BRow, (await b.api.call<unknown>(ctx, 'profile')).result ?? {}, 'profile'));
+  return rows.map((r) => {
+    const u = mapUser(r);
+    return typeof me.ADMIN === 'boolean' && String(me.ID) === String(r.ID) ? { ...u, is_admin: me.ADMIN } : u;
+  });
 }
 
 export async function customFields(b: BitrixParts, ctx: CallContext, entity: 'leads' | 'contacts' | 'companies' | 'deals'): Promise<CustomFieldDef[]> {

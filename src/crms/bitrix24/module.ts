@@ -1,46 +1,36 @@
 /**
- * The Bitrix24 provider module: what the registry needs to know without loading the provider (kind, label,
- * capabilities), and how to build one. The provider class loads on the first build only.
+ * The Bitrix24 module: what the registry needs to know without loading the provider (kind, label,
+ * capabilities, its own tools), and how to build one. The provider's parts load on the first build only.
  */
 import type { CrmModule } from '../contract.js';
+import type { AnyTool } from '../../tools/define.js';
+import { BITRIX24_CAPABILITIES, BITRIX24_KIND } from './capabilities.js';
 import { bitrix24Connection, type BitrixConnection } from './connection.js';
+import { deleteContact, deleteLead } from './delete-tools.js';
 import { renderBitrixDeep } from './doctor-deep.js';
 import { BITRIX24_VARS } from './env.js';
 import { bitrixEndpoint } from './metrics.js';
+import { bitrixCall } from './raw-tool.js';
 import { bitrix24Sandbox } from './sandbox.js';
 import { bitrix24SignIn } from './sign-in.js';
-import { PROVIDER_KINDS, type Capability } from '../types.js';
 
-/** Bitrix24 has deals besides leads and deletes, and no tag list (its records carry no tags). */
-export const BITRIX24_CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>([
-  'leads',
-  'deals',
-  'contacts',
-  'companies',
-  'pipelines',
-  'custom_fields',
-  'users',
-  'notes',
-  'tasks',
-  'delete',
-  'raw_bitrix24',
-]);
+export { BITRIX24_CAPABILITIES };
 
-export const bitrix24Module: CrmModule<BitrixConnection> = {
-  kind: PROVIDER_KINDS.bitrix24,
+export const bitrix24Module: CrmModule<BitrixConnection, AnyTool> = {
+  kind: BITRIX24_KIND,
   label: 'Bitrix24',
   capabilities: BITRIX24_CAPABILITIES,
   env: BITRIX24_VARS,
   connection: bitrix24Connection,
   async build(c, deps) {
-    const { BITRIX_PLANS, BitrixProvider } = await import('./provider.js');
+    const { BITRIX_PLANS, buildBitrixProvider } = await import('./provider.js');
     const plan = BITRIX_PLANS[c.plan];
     const host = new URL(c.webhookUrl ?? c.oauth!.portal).host;
     const limiter =
       deps.shared && deps.store.redis
         ? new deps.shared.SharedBucketLimiter(deps.store.redis, `bitrix:${host}`, { capacity: plan.capacity, drainPerSecond: plan.drain })
         : undefined;
-    const p = new BitrixProvider(c, {
+    const p = buildBitrixProvider(c, {
       limiter,
       store: deps.store,
       timeoutMs: deps.http.timeoutMs,
@@ -53,6 +43,8 @@ export const bitrix24Module: CrmModule<BitrixConnection> = {
     await p.init();
     return p;
   },
+  // delete_lead/delete_contact in the core toolset, bitrix_call in raw (registry.ts `allTools` orders them).
+  tools: [deleteLead, deleteContact, bitrixCall],
   // The checks and the probe load only when doctor runs.
   doctor: {
     check: async (c, deps) => (await import('./doctor.js')).checkBitrix(c, deps),

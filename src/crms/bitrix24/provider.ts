@@ -1,11 +1,11 @@
 /**
- * The Bitrix24 provider: the class that wires the pieces and implements CrmProvider by delegating. api.ts
- * (calls, batch, operating budget, portal moves), schemas.ts (lenient payload schemas), metadata.ts (cached
- * mode, pipelines, stages, fields, users; checks), lists.ts (fast paging in one batch), records.ts (by id,
- * links, search by phone/email), leads.ts, contacts.ts, fields.ts, activity.ts; duplicates.ts, links.ts,
- * contact-search.ts, users.ts, readahead.ts, country.ts, relocation.ts as before. Reads are packed into
- * `batch` requests (§4.1), searches use `crm.duplicate.findbycomm` (§7.7), and creates are duplicate-safe
- * (services/create-lead.ts) and built as one batch with `$result` references.
+ * The Bitrix24 provider: one object built from its parts. The HTTP core, the auth, the typed calls (api.ts:
+ * calls, batch, operating budget, portal moves) and the fast lists (lists.ts) are wired here once; each
+ * capability group is built in the file of its concern (leads.ts, contacts.ts, metadata.ts, activity.ts) and
+ * the provider is their sum, plus what only this wing's own tools and doctor use (`call`, `batch`, `http`,
+ * `auth`, the operating budget, a followed portal move). Reads are packed into `batch` requests (§4.1),
+ * searches use `crm.duplicate.findbycomm` (§7.7), and creates are built as one batch with `$result`
+ * references; the duplicate-safe workflow over them is services/create-lead.ts, called by the tools.
  */
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
@@ -14,48 +14,18 @@ import { registerConnectionSecrets } from './connection.js';
 import { HttpCore, type HttpEvent } from '../../http/client.js';
 import { LeakyBucketLimiter, type RateLimiter } from '../../http/limiter.js';
 import type { OperationKind } from '../../http/retry.js';
-import type { PolicyFlags } from '../../policy/policy.js';
 import type { Store } from '../../store/store.js';
-import type {
-  AccountInfo,
-  CallContext,
-  Company,
-  CompanyItem,
-  Contact,
-  ContactItem,
-  CreateContactInput,
-  CreateContactResult,
-  CreateLeadInput,
-  CreateLeadResult,
-  CrmProvider,
-  CustomFieldDef,
-  Id,
-  Lead,
-  LeadFilter,
-  ListQuery,
-  Note,
-  NoteInput,
-  Page,
-  Pipeline,
-  SearchResult,
-  Task,
-  TaskInput,
-  UpdateContactInput,
-  UpdateLeadInput,
-  User,
-  WriteResult,
-} from '../types.js';
+import type { CallContext, ProviderWith } from '../types.js';
 import * as activity from './activity.js';
 import { makeBitrixAdapter } from './adapter.js';
 import { BitrixApi, type BatchResult, type CallResult } from './api.js';
 import { BitrixAuth } from './auth.js';
-import * as contacts from './contacts.js';
-import * as leads from './leads.js';
+import { BITRIX24_CAPABILITIES, BITRIX24_KIND } from './capabilities.js';
+import { bitrixCompanies, bitrixContacts } from './contacts.js';
+import { bitrixLeads } from './leads.js';
 import { BitrixLists } from './lists.js';
-import { BITRIX24_CAPABILITIES } from './module.js';
 import * as meta from './metadata.js';
-import { BITRIX_PLANS, BitrixMeta, type BitrixParts, type Entity } from './metadata.js';
-import { searchLeadByContact } from './records.js';
+import { BITRIX_PLANS, BitrixMeta, type BitrixParts } from './metadata.js';
 import type { PortalMove } from './relocation.js';
 
 export { BITRIX_PLANS };
@@ -75,143 +45,81 @@ export interface BitrixProviderOptions {
   trustedOrigins?: readonly string[];
 }
 
-export class BitrixProvider implements CrmProvider {
-  readonly kind = 'bitrix24' as const;
-  readonly capabilities = BITRIX24_CAPABILITIES;
-  readonly connection: string;
-  readonly policy: PolicyFlags;
+/** A Bitrix24 provider: the neutral groups of the capabilities it declares, and its own parts. */
+export type BitrixProvider = ProviderWith<
+  'leads' | 'deals' | 'contacts' | 'companies' | 'pipelines' | 'custom_fields' | 'users' | 'notes' | 'tasks' | 'delete'
+> &
+  BitrixOwn;
+
+/** What only this wing's own tools and doctor reach besides the neutral groups. */
+interface BitrixOwn {
+  readonly kind: typeof BITRIX24_KIND;
+  readonly conn: BitrixConnection;
   readonly http: HttpCore;
   readonly auth: BitrixAuth;
   /** `/rest/{user}/{secret}/` for webhooks, `/rest/` for OAuth. */
   readonly basePath: string;
-  private readonly b: BitrixParts;
-  private readonly lists: BitrixLists;
-
-  constructor(
-    readonly conn: BitrixConnection,
-    o: BitrixProviderOptions,
-  ) {
-    // Whoever builds a provider, its credentials are known to the redactor before the first request.
-    registerConnectionSecrets(conn);
-    this.connection = conn.name;
-    this.policy = conn.policy;
-    const origin = conn.webhookUrl ? new URL(conn.webhookUrl).origin : conn.oauth!.portal;
-    this.basePath = conn.webhookUrl ? new URL(conn.webhookUrl).pathname : '/rest/';
-    this.auth = new BitrixAuth(conn, o.store, { timeoutMs: o.timeoutMs, logger: o.logger, dispatcher: o.dispatcher });
-    const plan = BITRIX_PLANS[conn.plan];
-    this.http = new HttpCore({
-      origin,
-      adapter: makeBitrixAdapter(this.basePath),
-      auth: this.auth,
-      // Mirror the server's bucket with a little headroom so a burst never earns QUERY_LIMIT_EXCEEDED.
-      limiter: o.limiter ?? new LeakyBucketLimiter(plan.capacity - 2, plan.drain * 0.95),
-      timeoutMs: o.timeoutMs,
-      maxRetries: o.maxRetries,
-      logger: o.logger,
-      dispatcher: o.dispatcher,
-      onEvent: o.onEvent,
-      backoffBaseMs: o.backoffBaseMs,
-    });
-    const api = new BitrixApi(this.http, this.basePath, conn, o.store, o.logger, o.trustedOrigins);
-    this.b = { conn, auth: this.auth, api, meta: new BitrixMeta(api) };
-    this.lists = new BitrixLists(api);
-  }
-
-  async init(): Promise<void> {
-    await this.auth.init();
-  }
-
-  /** Calls one REST method (POST JSON, the way the official SDK does), following a portal move once. */
-  call<T = unknown>(ctx: CallContext, method: string, params: Record<string, unknown> = {}, op?: OperationKind): Promise<CallResult<T>> {
-    return this.b.api.call<T>(ctx, method, params, op);
-  }
-
-  /** One `batch` request (≤ 50 commands). Per-command errors are returned, not thrown. */
-  batch(ctx: CallContext, cmd: Record<string, string>, halt = false, opOverride?: OperationKind): Promise<BatchResult> {
-    return this.b.api.batch(ctx, cmd, halt, opOverride);
-  }
-
-  /** The operating budget (§5) as the portal reported it so far (`doctor --deep`; see api.ts). */
-  operatingBudget(): ReturnType<BitrixApi['operatingBudget']> {
-    return this.b.api.operatingBudget();
-  }
-
   /** The move this provider last followed (doctor shows it), recorded in the store for `crm-mcp doctor` too. */
-  get pendingMove(): PortalMove | undefined {
-    return this.b.api.pendingMove;
-  }
+  readonly pendingMove: PortalMove | undefined;
+  /** Loads the stored tokens (OAuth); a provider is ready once this resolved (module.ts `build` awaits it). */
+  init(): Promise<void>;
+  /** Calls one REST method (POST JSON, the way the official SDK does), following a portal move once; bitrix_call sends through it. */
+  call<T = unknown>(ctx: CallContext, method: string, params?: Record<string, unknown>, op?: OperationKind): Promise<CallResult<T>>;
+  /** One `batch` request (≤ 50 commands). Per-command errors are returned, not thrown. */
+  batch(ctx: CallContext, cmd: Record<string, string>, halt?: boolean, opOverride?: OperationKind): Promise<BatchResult>;
+  /** The operating budget (§5) as the portal reported it so far (`doctor --deep`; see api.ts). */
+  operatingBudget(): ReturnType<BitrixApi['operatingBudget']>;
+}
 
-  // Each operation lives with its concern (metadata, lists, leads, contacts, records, activity); the class wires them.
-
-  account(ctx: CallContext): Promise<AccountInfo> {
-    return meta.account(this.b, ctx);
-  }
-
-  pipelines(ctx: CallContext): Promise<Pipeline[]> {
-    return meta.pipelines(this.b, ctx);
-  }
-
-  users(ctx: CallContext): Promise<User[]> {
-    return meta.users(this.b, ctx);
-  }
-
-  customFields(ctx: CallContext, entity: 'leads' | 'contacts' | 'companies' | 'deals'): Promise<CustomFieldDef[]> {
-    return meta.customFields(this.b, ctx, entity);
-  }
-
-  listLeads(ctx: CallContext, f: LeadFilter): Promise<Page<Lead>> {
-    return leads.listLeads(this.b, this.lists, ctx, f);
-  }
-
-  getLead(ctx: CallContext, id: Id, entity?: 'lead' | 'deal'): Promise<{ lead: Lead; contacts: Contact[]; companies: Company[] }> {
-    return leads.getLead(this.b, ctx, id, entity);
-  }
-
-  createLead(ctx: CallContext, input: CreateLeadInput): Promise<CreateLeadResult> {
-    return leads.createLead(this.b, ctx, input);
-  }
-
-  updateLead(ctx: CallContext, input: UpdateLeadInput): Promise<WriteResult<Lead>> {
-    return leads.updateLead(this.b, ctx, input);
-  }
-
-  searchLeadByContact(ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult> {
-    return searchLeadByContact(this.b, ctx, q);
-  }
-
-  listContacts(ctx: CallContext, q: ListQuery): Promise<Page<ContactItem>> {
-    return contacts.listContacts(this.b, this.lists, ctx, q);
-  }
-
-  getContact(ctx: CallContext, id: Id): Promise<Contact> {
-    return contacts.getContact(this.b, ctx, id);
-  }
-
-  createContact(ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult> {
-    return contacts.createContact(this.b, ctx, input);
-  }
-
-  updateContact(ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>> {
-    return contacts.updateContact(this.b, ctx, input);
-  }
-
-  listCompanies(ctx: CallContext, q: ListQuery): Promise<Page<CompanyItem>> {
-    return contacts.listCompanies(this.b, this.lists, ctx, q);
-  }
-
-  getCompany(ctx: CallContext, id: Id): Promise<Company> {
-    return contacts.getCompany(this.b, ctx, id);
-  }
-
-  addNote(ctx: CallContext, input: NoteInput): Promise<WriteResult<Note>> {
-    return activity.addNote(this.b, ctx, input);
-  }
-
-  createTask(ctx: CallContext, input: TaskInput): Promise<WriteResult<Task>> {
-    return activity.createTask(this.b, ctx, input);
-  }
-
-  deleteRecord(ctx: CallContext, entity: Entity, id: Id): Promise<WriteResult<{ id: Id; entity: string }>> {
-    return activity.deleteRecord(this.b, ctx, entity, id);
-  }
+/** Builds a Bitrix24 provider for one connection; `init()` loads its credentials (the module's `build` does both). */
+export function buildBitrixProvider(conn: BitrixConnection, o: BitrixProviderOptions): BitrixProvider {
+  // Whoever builds a provider, its credentials are known to the redactor before the first request.
+  registerConnectionSecrets(conn);
+  const origin = conn.webhookUrl ? new URL(conn.webhookUrl).origin : conn.oauth!.portal;
+  const basePath = conn.webhookUrl ? new URL(conn.webhookUrl).pathname : '/rest/';
+  const auth = new BitrixAuth(conn, o.store, { timeoutMs: o.timeoutMs, logger: o.logger, dispatcher: o.dispatcher });
+  const plan = BITRIX_PLANS[conn.plan];
+  const http = new HttpCore({
+    origin,
+    adapter: makeBitrixAdapter(basePath),
+    auth,
+    // Mirror the server's bucket with a little headroom so a burst never earns QUERY_LIMIT_EXCEEDED.
+    limiter: o.limiter ?? new LeakyBucketLimiter(plan.capacity - 2, plan.drain * 0.95),
+    timeoutMs: o.timeoutMs,
+    maxRetries: o.maxRetries,
+    logger: o.logger,
+    dispatcher: o.dispatcher,
+    onEvent: o.onEvent,
+    backoffBaseMs: o.backoffBaseMs,
+  });
+  const api = new BitrixApi(http, basePath, conn, o.store, o.logger, o.trustedOrigins);
+  const b: BitrixParts = { conn, auth, api, meta: new BitrixMeta(api) };
+  const lists = new BitrixLists(api);
+  return {
+    kind: BITRIX24_KIND,
+    capabilities: BITRIX24_CAPABILITIES,
+    connection: conn.name,
+    policy: conn.policy,
+    conn,
+    http,
+    auth,
+    basePath,
+    get pendingMove() {
+      return api.pendingMove;
+    },
+    init: () => auth.init(),
+    account: (ctx) => meta.account(b, ctx),
+    call: (ctx, method, params = {}, op) => api.call(ctx, method, params, op),
+    batch: (ctx, cmd, halt = false, opOverride) => api.batch(ctx, cmd, halt, opOverride),
+    operatingBudget: () => api.operatingBudget(),
+    ...bitrixLeads(b, lists),
+    ...bitrixContacts(b, lists),
+    ...bitrixCompanies(b, lists),
+    pipelines: (ctx) => meta.pipelines(b, ctx),
+    users: (ctx) => meta.users(b, ctx),
+    customFields: (ctx, entity) => meta.customFields(b, ctx, entity),
+    addNote: (ctx, input) => activity.addNote(b, ctx, input),
+    createTask: (ctx, input) => activity.createTask(b, ctx, input),
+    deleteRecord: (ctx, entity, id) => activity.deleteRecord(b, ctx, entity, id),
+  };
 }

@@ -7,9 +7,9 @@ import { readVar } from '../../config/env-types.js';
 import type { Store } from '../../store/store.js';
 import { registerSecret } from '../../util/redact.js';
 import type { SignInContext, SignInFlow } from '../contract.js';
-import { AuthError, checkAnswer, pickConnection, postToken, saveTokens } from '../sign-in-kit.js';
-import { PROVIDER_KINDS } from '../types.js';
-import { bitrixTokenKey } from './auth.js';
+import { AuthError, checkAnswer, exchangeCode, pickConnection, saveTokens } from '../sign-in-kit.js';
+import { BITRIX24_KIND } from './capabilities.js';
+import { bitrixTokenEndpoint, bitrixTokenKey } from './auth.js';
 import type { BitrixConnection } from './connection.js';
 import { BITRIX24_ENV as V } from './env.js';
 
@@ -18,7 +18,8 @@ interface BitrixApp {
   clientSecret: string;
   redirectUri: string;
   portal: string;
-  oauthServer: string;
+  /** The OAuth server when not oauth.bitrix.info (the emulator). */
+  oauthServer?: string;
   seed: { refreshToken?: string };
   webhookSet: boolean;
 }
@@ -42,7 +43,7 @@ function bitrixApp(ctx: SignInContext): { app: BitrixApp; store: string | undefi
   const c = pickConnection<BitrixConnection>(
     ctx,
     cfg.connections,
-    PROVIDER_KINDS.bitrix24,
+    BITRIX24_KIND,
     'BITRIX_CLIENT_ID, BITRIX_CLIENT_SECRET, BITRIX_PORTAL: required for `crm-mcp auth bitrix24`',
   );
   if (!c.oauth) {
@@ -63,7 +64,7 @@ function bitrixApp(ctx: SignInContext): { app: BitrixApp; store: string | undefi
       clientSecret: c.oauth.clientSecret,
       redirectUri: redirect.value,
       portal: c.oauth.portal,
-      oauthServer: c.oauth.oauthServer ?? 'https://oauth.bitrix.info',
+      oauthServer: c.oauth.oauthServer,
       seed: { refreshToken: c.oauth.refreshToken },
       webhookSet: !!c.webhookUrl,
     },
@@ -89,14 +90,13 @@ async function finish(app: BitrixApp, store: Store, state: string, url: URL): Pr
     );
   }
   // §2.2: the exchange goes to the OAuth server (oauth.bitrix.info), never to the portal; the code lives 30 s.
-  const r = await postToken(new URL('/oauth/token/', app.oauthServer), {
-    form: new URLSearchParams({ grant_type: 'authorization_code', client_id: app.clientId, client_secret: app.clientSecret, code }),
-  });
-  const b = r.body;
-  if (r.status !== 200 || typeof b?.access_token !== 'string' || typeof b.refresh_token !== 'string') {
-    const error = typeof b?.error === 'string' ? b.error : `HTTP ${r.status}`;
-    const said = `the OAuth server answered ${r.status} ${error}`;
-    if (error === 'invalid_client' || error === 'wrong_client' || r.status === 401) {
+  const ep = bitrixTokenEndpoint(app);
+  const r = await exchangeCode(ep, code);
+  if ('refused' in r) {
+    const { status } = r.refused;
+    const error = ep.reason(r.refused.body) ?? `HTTP ${status}`;
+    const said = `the OAuth server answered ${status} ${error}`;
+    if (error === 'invalid_client' || error === 'wrong_client' || status === 401) {
       throw new AuthError(
         `Bitrix24 rejected the app's credentials (${said}): check BITRIX_CLIENT_ID and BITRIX_CLIENT_SECRET (the app's client_id / client_secret in Developer resources or the Vendor area). Nothing was saved.`,
       );
@@ -108,20 +108,12 @@ async function finish(app: BitrixApp, store: Store, state: string, url: URL): Pr
     }
     throw new AuthError(`Bitrix24 could not exchange the authorization code (${said}). Nothing was saved.`);
   }
-  const extra: Record<string, string> = {};
-  if (typeof b.client_endpoint === 'string') extra.client_endpoint = b.client_endpoint;
-  if (typeof b.scope === 'string') extra.scope = b.scope;
-  await saveTokens(store, bitrixTokenKey(app.portal, app.clientId), app.seed, {
-    access_token: b.access_token,
-    refresh_token: b.refresh_token,
-    expires_in: typeof b.expires_in === 'number' ? b.expires_in : 3600,
-    extra,
-  });
+  await saveTokens(store, bitrixTokenKey(app.portal, app.clientId), app.seed, r.grant);
   const lines = [
     `Signed in to Bitrix24 portal ${portalHost}; tokens saved in ${store.description}.`,
     'The next `crm-mcp` start uses these tokens and refreshes them by itself.',
   ];
-  const scopes = (extra.scope ?? url.searchParams.get('scope') ?? '').split(/[ ,]+/).filter(Boolean);
+  const scopes = (r.grant.extra?.scope ?? url.searchParams.get('scope') ?? '').split(/[ ,]+/).filter(Boolean);
   if (scopes.length && !scopes.includes('crm'))
     lines.push(`Warning: the app was granted ${scopes.join(', ')} but not crm; add the crm scope to the app, reinstall it and sign in again.`);
   if (app.webhookSet) lines.push('Note: BITRIX_WEBHOOK_BASE is also set and takes precedence over OAuth; remove it to use the tokens just saved.');

@@ -8,7 +8,7 @@ import { checkOrigin, type Source } from '../../config/sources.js';
 import type { PolicyFlags } from '../../policy/policy.js';
 import { registerSecret } from '../../util/redact.js';
 import type { ConnectionBase, ConnectionSpec } from '../contract.js';
-import { PROVIDER_KINDS } from '../types.js';
+import { KOMMO_KIND } from './capabilities.js';
 import { KOMMO_ENV as V } from './env.js';
 
 export interface KommoOAuthConfig {
@@ -88,11 +88,11 @@ function parse(src: Source, policy: PolicyFlags, problems: string[]): KommoConne
     );
   }
   if (!baseUrl) return undefined;
-  return { name: PROVIDER_KINDS.kommo, provider: PROVIDER_KINDS.kommo, baseUrl, accessToken: token?.value, oauth, policy };
+  return { name: KOMMO_KIND, provider: KOMMO_KIND, baseUrl, accessToken: token?.value, oauth, policy };
 }
 
 function fix(problem: string, v: EnvVar | undefined, label: string): string | undefined {
-  if (/is not a subdomain|is not an amoCRM/.test(problem) || (/is not a URL/.test(problem) && v?.group === PROVIDER_KINDS.kommo)) {
+  if (/is not a subdomain|is not an amoCRM/.test(problem) || (/is not a URL/.test(problem) && v?.group === KOMMO_KIND)) {
     return `Correct ${label}: for Kommo ${V.KOMMO_SUBDOMAIN.name}=yourcompany (for https://yourcompany.kommo.com), for amoCRM ${V.AMOCRM_DOMAIN.name}=yourcompany.amocrm.ru.`;
   }
   if (v === V.KOMMO_ACCESS_TOKEN && /: required/.test(problem)) return V.KOMMO_ACCESS_TOKEN.hint;

@@ -1,10 +1,24 @@
-/** Kommo contacts and companies: lists, one record, creates (duplicate-safe) and updates. */
+/**
+ * Kommo contacts and companies: lists, one record, the steps of a create (services/create-contact.ts runs them)
+ * and updates. `kommoContacts` and `kommoCompanies` are the provider's groups.
+ */
 import { randomUUID } from 'node:crypto';
 import { CrmError } from '../../domain/errors.js';
-import { createContact as createContactService, type ContactPrimitives } from '../../services/create-contact.js';
 import { emailToAdd, notOnContact, phoneToAdd, requireChanges } from '../../domain/validate.js';
 import { sameEmail, samePhone } from '../../util/phone.js';
-import type { CallContext, Company, Contact, CreateContactInput, CreateContactResult, ListQuery, Page, UpdateContactInput, WriteResult, Id } from '../types.js';
+import type {
+  CallContext,
+  CompaniesApi,
+  Company,
+  Contact,
+  ContactPrimitives,
+  ContactsApi,
+  Id,
+  ListQuery,
+  Page,
+  UpdateContactInput,
+  WriteResult,
+} from '../types.js';
 import { resolveFields } from './fields.js';
 import { toId } from './ids.js';
 import { mapCompany, mapContact, multiField, type KCustomFieldWrite } from './map.js';
@@ -64,7 +78,7 @@ interface KommoContactDraft {
 }
 
 /** The steps of create_contact that are Kommo's own (services/create-contact.ts runs them in order). */
-function contactSteps(k: KommoParts): ContactPrimitives<KommoContactDraft, unknown[]> {
+export function contactSteps(k: KommoParts): ContactPrimitives<KommoContactDraft, unknown[]> {
   const existing = async (ctx: CallContext, q: { email?: string; phone?: string }) => {
     const found = (await searchContacts(k, ctx, q)).contacts[0];
     return found ? mapContact(found, await k.meta.lookups(ctx)) : undefined;
@@ -109,8 +123,19 @@ function contactSteps(k: KommoParts): ContactPrimitives<KommoContactDraft, unkno
   };
 }
 
-export function createContact(k: KommoParts, ctx: CallContext, input: CreateContactInput): Promise<CreateContactResult> {
-  return createContactService(contactSteps(k), ctx, input);
+/** The contacts group of a Kommo provider (capabilities.ts ContactsApi). */
+export function kommoContacts(k: KommoParts): ContactsApi {
+  return {
+    listContacts: (ctx, q) => listContacts(k, ctx, q),
+    getContact: (ctx, id) => getContact(k, ctx, id),
+    updateContact: (ctx, input) => updateContact(k, ctx, input),
+    createContactSteps: contactSteps(k),
+  };
+}
+
+/** The companies group of a Kommo provider (capabilities.ts CompaniesApi). */
+export function kommoCompanies(k: KommoParts): CompaniesApi {
+  return { listCompanies: (ctx, q) => listCompanies(k, ctx, q), getCompany: (ctx, id) => getCompany(k, ctx, id) };
 }
 
 export async function updateContact(k: KommoParts, ctx: CallContext, input: UpdateContactInput): Promise<WriteResult<Contact>> {

@@ -1,5 +1,6 @@
 /** Custom-field inputs into Kommo's write shape (`custom_fields_values`), over the shared resolution. */
 import { byName, resolveCustomFields, type FieldDialect } from '../../domain/custom-fields.js';
+import { toolRef } from '../../domain/tool-hints.js';
 import type { CallContext, CustomFieldInput } from '../types.js';
 import type { EntityPath } from './api.js';
 import { toUnix } from './ids.js';
@@ -21,7 +22,7 @@ function dialect(entity: EntityPath): FieldDialect {
       `no ${entity} custom field ${JSON.stringify(input.field_id ?? input.field_code ?? input.field_name)}. Known fields: ${defs
         .slice(0, 30)
         .map((d) => `${d.name} (${d.id})`)
-        .join(', ')}. Call get_custom_fields for the full list.`,
+        .join(', ')}. The full list: ${toolRef('get_custom_fields')}.`,
     isOptionId: (id, v) => id === Number(v),
     numeric: ['numeric', 'price', 'monetary'],
   };

@@ -1,17 +1,22 @@
-/** Kommo leads: lists (one pair per stage, merged), one lead with its people, creates (plain, never merged) and updates. */
+/**
+ * Kommo leads: lists (one pair per stage, merged), one lead with its people, the steps of a create (plain,
+ * never merged; services/create-lead.ts runs them) and updates. `kommoLeads` is the provider's leads group.
+ */
 import { randomUUID } from 'node:crypto';
 import { CrmError, validationError } from '../../domain/errors.js';
-import { createLead as createLeadService, type LeadDraft, type LeadPrimitives, type NewLead } from '../../services/create-lead.js';
 import { requireChanges } from '../../domain/validate.js';
 import type {
   CallContext,
   Company,
   Contact,
   CreateLeadInput,
-  CreateLeadResult,
   Id,
   Lead,
+  LeadDraft,
   LeadFilter,
+  LeadPrimitives,
+  LeadsApi,
+  NewLead,
   Page,
   PlannedRequest,
   UpdateLeadInput,
@@ -261,7 +266,7 @@ function buildPlan(n: NewLead<KommoLeadDraft>): LeadPlan {
 }
 
 /** The steps of create_lead that are Kommo's own (services/create-lead.ts runs them in order). */
-function leadSteps(k: KommoParts): LeadPrimitives<KommoLeadDraft, LeadPlan> {
+export function leadSteps(k: KommoParts): LeadPrimitives<KommoLeadDraft, LeadPlan> {
   return {
     async prepare(ctx, input) {
       if (input.entity === 'deal') throw validationError('Kommo has no separate deals: omit `entity`.');
@@ -293,8 +298,15 @@ function leadSteps(k: KommoParts): LeadPrimitives<KommoLeadDraft, LeadPlan> {
   };
 }
 
-export function createLead(k: KommoParts, ctx: CallContext, input: CreateLeadInput): Promise<CreateLeadResult> {
-  return createLeadService(leadSteps(k), ctx, input);
+/** The leads group of a Kommo provider (capabilities.ts LeadsApi). Kommo has no deals: `entity` is not read. */
+export function kommoLeads(k: KommoParts): LeadsApi {
+  return {
+    listLeads: (ctx, f) => listLeads(k, ctx, f),
+    getLead: (ctx, id) => getLead(k, ctx, id),
+    updateLead: (ctx, input) => updateLead(k, ctx, input),
+    searchLeadByContact: (ctx, q) => searchLeadByContact(k, ctx, q),
+    createLeadSteps: leadSteps(k),
+  };
 }
 
 /** After an ambiguous create: the lead we may have created, found by contact or by name and time. */

@@ -3,7 +3,7 @@
  * emulator is loaded only here, when the sandbox starts: it plays the CRM and is no part of the server.
  */
 import type { SandboxPart } from '../contract.js';
-import { PROVIDER_KINDS } from '../types.js';
+import { KOMMO_KIND } from './capabilities.js';
 import type { KommoConnection } from './connection.js';
 
 export const kommoSandbox: SandboxPart = {
@@ -12,9 +12,7 @@ export const kommoSandbox: SandboxPart = {
     const kommo = await startKommoEmulator({});
     const token = kommo.createLongLivedToken({ expiresInSec: 30 * 86400 });
     return {
-      connections: (policy): KommoConnection[] => [
-        { name: PROVIDER_KINDS.kommo, provider: PROVIDER_KINDS.kommo, baseUrl: kommo.url, accessToken: token, policy },
-      ],
+      connections: (policy): KommoConnection[] => [{ name: KOMMO_KIND, provider: KOMMO_KIND, baseUrl: kommo.url, accessToken: token, policy }],
       origin: kommo.url,
       what: 'Kommo account',
       close: () => kommo.close(),

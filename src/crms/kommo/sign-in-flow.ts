@@ -7,9 +7,9 @@ import { readVar } from '../../config/env-types.js';
 import type { Store } from '../../store/store.js';
 import { registerSecret } from '../../util/redact.js';
 import type { SignInContext, SignInFlow } from '../contract.js';
-import { AuthError, checkAnswer, checkedUrl, isLoopbackHost, pickConnection, postToken, saveTokens } from '../sign-in-kit.js';
-import { PROVIDER_KINDS } from '../types.js';
-import { kommoTokenKey } from './auth.js';
+import { AuthError, checkAnswer, checkedUrl, exchangeCode, isLoopbackHost, pickConnection, saveTokens } from '../sign-in-kit.js';
+import { KOMMO_KIND } from './capabilities.js';
+import { kommoTokenEndpoint, kommoTokenKey } from './auth.js';
 import type { KommoConnection } from './connection.js';
 import { KOMMO_ENV as V } from './env.js';
 import { kommoAccountKey, type KommoAccountRecord } from './account-record.js';
@@ -54,7 +54,7 @@ function kommoApp(ctx: SignInContext): { app: KommoApp; store: string | undefine
     const c = pickConnection<KommoConnection>(
       ctx,
       cfg.connections,
-      PROVIDER_KINDS.kommo,
+      KOMMO_KIND,
       'KOMMO_CLIENT_ID, KOMMO_CLIENT_SECRET, KOMMO_REDIRECT_URI: required for `crm-mcp auth kommo`',
     );
     if (!c.oauth) {
@@ -83,7 +83,7 @@ function kommoApp(ctx: SignInContext): { app: KommoApp; store: string | undefine
       ]);
     }
     base = {
-      name: PROVIDER_KINDS.kommo,
+      name: KOMMO_KIND,
       clientId: id!.value,
       clientSecret: secret!.value,
       redirectUri: redirect!.value,
@@ -131,19 +131,11 @@ async function finish(app: KommoApp, store: Store, state: string, url: URL): Pro
   const again = `crm-mcp auth ${app.brand === 'amoCRM' ? 'amocrm' : 'kommo'}`;
   const code = checkAnswer(url.searchParams, state, app.brand, again);
   const origin = accountOrigin(app, url.searchParams.get('referer'));
-  // §2.1: POST {account}/oauth2/access_token with a JSON body; the code is single-use and lives 20 minutes.
-  const r = await postToken(new URL('/oauth2/access_token', origin), {
-    json: { client_id: app.clientId, client_secret: app.clientSecret, grant_type: 'authorization_code', code, redirect_uri: app.redirectUri },
-  });
-  const b = r.body;
-  if (r.status !== 200 || typeof b?.access_token !== 'string' || typeof b.refresh_token !== 'string') {
-    throw new AuthError(exchangeError(r.status, b, app, again));
-  }
-  await saveTokens(store, kommoTokenKey(origin, app.clientId), app.seed, {
-    access_token: b.access_token,
-    refresh_token: b.refresh_token,
-    expires_in: typeof b.expires_in === 'number' ? b.expires_in : 86_400,
-  });
+  // §2.1: the exchange goes to the account the redirect named; the code is single-use and lives 20 minutes.
+  const ep = kommoTokenEndpoint({ baseUrl: origin, clientId: app.clientId, clientSecret: app.clientSecret, redirectUri: app.redirectUri });
+  const r = await exchangeCode(ep, code);
+  if ('refused' in r) throw new AuthError(exchangeError(r.refused.status, ep.reason(r.refused.body), app, again));
+  await saveTokens(store, kommoTokenKey(origin, app.clientId), app.seed, r.grant);
   await store.set<KommoAccountRecord>(kommoAccountKey(app.clientId), { base_url: origin, saved_at: Date.now() });
   const lines = [`Signed in to ${app.brand} account ${new URL(origin).host}; tokens saved in ${store.description}.`];
   if (!app.baseUrl) {
@@ -158,8 +150,8 @@ async function finish(app: KommoApp, store: Store, state: string, url: URL): Pro
   return lines;
 }
 
-function exchangeError(status: number, b: Record<string, unknown> | undefined, app: KommoApp, again: string): string {
-  const hint = typeof b?.hint === 'string' ? b.hint : typeof b?.detail === 'string' ? b.detail : `HTTP ${status}`;
+function exchangeError(status: number, reason: string | undefined, app: KommoApp, again: string): string {
+  const hint = reason ?? `HTTP ${status}`;
   const said = `${app.brand} answered ${status}: "${hint}"`;
   if (/expired/i.test(hint))
     return `The authorization code expired before it was exchanged (${said}). Codes live 20 minutes: run \`${again}\` again and allow access right away. Nothing was saved.`;

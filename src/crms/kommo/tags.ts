@@ -6,6 +6,7 @@
  * that slipped past this check would still be refused there.
  */
 import { CrmError } from '../../domain/errors.js';
+import { toolRef } from '../../domain/tool-hints.js';
 import { TtlCache } from '../cache.js';
 import type { CallContext } from '../types.js';
 import type { EntityPath, KommoApi } from './api.js';
@@ -63,9 +64,9 @@ export async function resolveTags(
       code: 'policy_denied',
       message:
         `${field}: this account has no ${ENTITY_WORD[entity]} tag named ${list}. Adding a tag to the account's tag list changes its ` +
-        `configuration (admin), which this call may not do, so nothing was sent. Use existing tags (list_tags shows them), or have ` +
-        `an administrator create the tag first: in Kommo, or with kommo_request POST /api/v4/${entity}/tags on a server running with ` +
-        `CRM_SAFE_MODE=false and CRM_ALLOW_ADMIN=true.`,
+        `configuration (admin), which this call may not do, so nothing was sent. Use an existing tag; the tags are listed by ` +
+        `${toolRef('list_tags')}. Or have an administrator create the tag first: in Kommo, or with ` +
+        `${toolRef('kommo_request', 'raw')} POST /api/v4/${entity}/tags on a server running with CRM_SAFE_MODE=false and CRM_ALLOW_ADMIN=true.`,
     });
   }
   return wanted.map((name, i) => (ids[i] !== undefined ? { id: ids[i] } : { name }));

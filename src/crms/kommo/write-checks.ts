@@ -4,6 +4,7 @@
  * here the agent learns which argument needs what, before any request.
  */
 import { CrmError } from '../../domain/errors.js';
+import { toolRef } from '../../domain/tool-hints.js';
 import type { CallContext } from '../types.js';
 
 export { clearsCustomField } from './effects-body.js';
@@ -14,6 +15,6 @@ export function removalNeedsDelete(ctx: CallContext, field: string, what: string
     code: 'policy_denied',
     message:
       `${field}: ${what} removes data, which counts as a delete, and this call may only change records; nothing was sent. ` +
-      'Leave it out, or (on a server running with CRM_SAFE_MODE=false and CRM_ALLOW_DELETE=true) send the change with kommo_request.',
+      `Leave it out, or send the change with ${toolRef('kommo_request', 'raw')} on a server running with CRM_SAFE_MODE=false and CRM_ALLOW_DELETE=true.`,
   });
 }

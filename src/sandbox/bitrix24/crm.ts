@@ -290,6 +290,9 @@ function applyFields(state: BitrixState, kind: EntityKind, rec: BRecord, fields:
       Object.assign(rec, { MOVED_BY_ID: String(o.by), MOVED_TIME: phpDate(o.at) });
       if (sem !== 'P') rec.CLOSEDATE = phpDate(startOfDay(o.at));
     }
+    // A deal added straight into a won or lost stage closed that day, like one moved there: CLOSEDATE (a date
+    // field, midnight in the portal's zone) is then earlier than DATE_CREATE the same day, as on a real portal.
+    if (!isUpdate && sem !== 'P' && !has('CLOSEDATE')) rec.CLOSEDATE = phpDate(startOfDay(o.at));
   }
   if ('HAS_PHONE' in rec) {
     rec.HAS_PHONE = hasValues(rec, 'PHONE') ? 'Y' : 'N';

@@ -59,7 +59,8 @@ export interface BitrixEmulatorOptions {
   demoUsers?: number;
   /**
    * The portal's region: the prefix of `app.info` LICENSE ("the designation of the plan with the region
-   * indicated as a prefix", b24restdocs app-info.md: `de_project`, `ru_basic`); default `en`, which names no country.
+   * indicated as a prefix", b24restdocs app-info.md: `de_project`, `ru_basic`); default `ru`, the country of
+   * everything else on the demo portal (roubles, Europe/Moscow, +7 numbers). `en` names no country.
    */
   region?: string;
   /**
@@ -247,7 +248,7 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
   }
 
   license(): string {
-    const region = this.o.region ?? 'en';
+    const region = this.o.region ?? 'ru';
     return (this.o.plan ?? 'standard') === 'enterprise' ? `${region}_ent250` : `${region}_basic`;
   }
 

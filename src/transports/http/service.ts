@@ -29,6 +29,7 @@ import {
 import { HandlerPool, type RequestScope } from './pool.js';
 import { TokenBucketLimiter, type RateLimitOptions } from './rate-limit.js';
 import { checkStandardHeaders, HEADER_MISMATCH, type RequestFacts } from './standard-headers.js';
+import { responseWithServedVersions } from '../versions.js';
 
 export { isLoopback, MAX_HEADER_FIELDS, narrowFromHeaders } from './guards.js';
 export type { RequestScope } from './pool.js';
@@ -215,7 +216,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     });
     let response: Response;
     try {
-      response = await handler.fetch(toWebRequest(req, abort.signal), { parsedBody: body.parsed });
+      response = await responseWithServedVersions(await handler.fetch(toWebRequest(req, abort.signal), { parsedBody: body.parsed }));
     } catch (err) {
       o.logger?.error({ err: String(err) }, 'MCP HTTP request failed');
       record(500);
