@@ -14,6 +14,7 @@ import { buildProviders } from './crms/registry.js';
 import { ALL_TOOLS, defaultRegistry } from './crms/registry.js';
 import type { CrmProvider } from './crms/types.js';
 import { defaultDataDir, openStore, storeSpecProblem, type Store } from './store/store.js';
+import { IDENTITY_LOCK_TIMES, IdentityLocks } from './store/identity-lock.js';
 import { withDeadline } from './util/deadline.js';
 
 export interface AppOptions {
@@ -38,6 +39,8 @@ export interface App {
   metrics?: Metrics;
   /** Where the audit log is written (undefined: in memory, or off). */
   auditFile?: string;
+  /** Per-person locks of dedupe-then-create through the store, by account (every instance on the store shares them). */
+  identityLocks: IdentityLocks;
   close(): Promise<void>;
 }
 
@@ -84,7 +87,16 @@ export async function buildApp(config: AppConfig, o: AppOptions): Promise<App> {
     const metrics = o.metrics && config.service.metrics !== false ? new (await import('./metrics/metrics.js')).Metrics(metricsOptions()) : undefined;
     const providers = await buildProviders(config, { store, logger: o.logger, onEvent: metrics?.onHttpEvent, trustedOrigins: o.trustedOrigins });
     metrics?.watchProviders(providers);
-    return { config, store, providers, audit, metrics, auditFile, close: () => store.close() };
+    // Locks are named by the account (kind and address), so instances configured with other connection names
+    // still meet on one account's people, and two accounts never wait for each other.
+    const accounts = new Map(
+      config.connections.map((c) => {
+        const m = defaultRegistry.modules().find((x) => x.kind === c.provider);
+        return [c.name, `${c.provider}:${m ? m.connection.address(c) : c.name}`] as const;
+      }),
+    );
+    const identityLocks = new IdentityLocks(store, IDENTITY_LOCK_TIMES, (name) => accounts.get(name));
+    return { config, store, providers, audit, metrics, auditFile, identityLocks, close: () => store.close() };
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;

@@ -17,6 +17,7 @@ import { TOOLSETS } from './tools/toolsets.js';
 import { invokeTool } from './tools/invoke.js';
 import { fail } from './tools/result.js';
 import type { AuditLog } from './audit/audit-log.js';
+import type { IdentityLocks } from './store/identity-lock.js';
 import type { Metrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
 
@@ -35,6 +36,8 @@ export interface ServerDeps {
   metrics?: Pick<Metrics, 'toolCall' | 'policyDenied'>;
   /** Where write decisions are recorded; get_audit_log reads it. */
   audit?: AuditLog;
+  /** The per-person locks of dedupe-then-create, through the store (buildApp); default: this process only. */
+  identityLocks?: IdentityLocks;
 }
 
 /** The flags a connection runs under in this server: the operator's, narrowed by `deps.narrow`. */
@@ -221,6 +224,7 @@ export function createServer(deps: ServerDeps): McpServer {
   const invokeDeps = {
     metrics: deps.metrics,
     audit: deps.audit,
+    identityLocks: deps.identityLocks,
     flagsOf: (p: CrmProvider) => effectiveFlags(deps, p),
     reportOf: (p: CrmProvider, flags: PolicyFlags) => policyReport(p, plan, flags),
   };

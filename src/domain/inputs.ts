@@ -76,7 +76,7 @@ export const CreateLeadArgs = z.object({
   status_id: IdInput.optional().describe(
     'Stage id (get_pipelines); default: the pipeline\'s first working stage by sort (on Kommo the one after "Incoming leads", which only incoming leads enter; on Bitrix24 the first lead status, or the first stage of the deal pipeline).',
   ),
-  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: create a lead (default where leads are enabled) or a deal.'),
+  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: create a lead or a deal (default: lead where the portal has leads, else deal).'),
   contact: ContactInput.optional().describe('The person; found by email/phone first.'),
   company: z
     .object({ name: ShortText.min(1).describe('Company name; an existing one is linked.') })
@@ -96,13 +96,16 @@ export const CreateLeadArgs = z.object({
 export const ListLeadsArgs = z.object({
   pipeline_id: IdInput.optional().describe('Pipeline (get_pipelines).'),
   status_ids: z.array(IdInput).max(20).optional().describe('Stage ids (get_pipelines).'),
-  query: z.string().max(200).optional().describe('Search text (name, phone, email, ...).'),
+  query: z.string().max(200).optional().describe('Search text in the title; a phone (any format) or an email lists the leads of the contacts holding it.'),
   responsible_user_id: ResponsibleId.optional(),
   created_from: DateInput.optional(),
   created_to: DateInput.optional(),
   updated_from: DateInput.optional(),
   updated_to: DateInput.optional(),
-  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: leads or deals (default deals).'),
+  entity: z
+    .enum(['lead', 'deal'])
+    .optional()
+    .describe('Bitrix24 only: leads or deals (default: lead where the portal has leads, else deal; a deal pipeline_id means deals).'),
   sort: ListSortInput,
   with_custom_fields: WithCustomFields,
   limit: Limit,
@@ -112,7 +115,7 @@ export const ListLeadsArgs = z.object({
 /** update_lead's input (the tool adds dry_run). */
 export const UpdateLeadArgs = z.object({
   id: RecordId,
-  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: lead or deal (default deal).'),
+  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: lead or deal (default: lead where the portal has leads, else deal).'),
   name: ShortText.optional().describe('New title.'),
   price: Price.optional(),
   status_id: IdInput.optional().describe('New stage id (get_pipelines).'),

@@ -83,8 +83,8 @@ export async function serve(args: ServeArgs): Promise<void> {
   // Metrics are served over HTTP only; the audit log is kept in both modes (in memory for the sandbox's demo data).
   const app = await buildApp(config, { logger, sandbox: args.sandbox, metrics: args.http, trustedOrigins: sandbox?.origins });
   cleanups.push(() => app.close());
-  const { providers, audit, metrics } = app;
-  const deps: ServerDeps = { config, providers, audit, metrics };
+  const { providers, audit, metrics, identityLocks } = app;
+  const deps: ServerDeps = { config, providers, audit, metrics, identityLocks };
   const plan = planTools(deps);
   logger.info(
     {

@@ -6,7 +6,9 @@
  * was created, merged or linked. A provider supplies the CRM's own steps (its stage rules, its request
  * shape, how it finds a lead it may just have made: crms/create-steps.ts); the order and the words are the same
  * on every CRM. The create_lead tool calls this with its connection's `createLeadSteps`, so whatever wraps a
- * tool call (audit, approval, a journal: tools/invoke.ts) wraps the whole workflow.
+ * tool call (audit, approval, a journal: tools/invoke.ts) wraps the whole workflow. From the lookup until the
+ * create is confirmed it holds the person's lock (store/identity-lock.ts), so callers racing on one person
+ * (five identical calls at once, two instances) create one record: the later ones find it.
  */
 import { CrmError } from '../domain/errors.js';
 import type { CallContext, CreateLeadInput, CreateLeadResult } from '../crms/types.js';
@@ -14,10 +16,22 @@ import type { LeadDraft, LeadPrimitives, NewLead, SentLead } from '../crms/creat
 import { decideLeadDuplicate } from '../domain/dedupe.js';
 import { splitName } from '../domain/names.js';
 import { checkEmail, checkPhone, requireLeadName } from '../domain/validate.js';
+import { personKeys, processIdentityLocks, type PersonLock } from '../store/identity-lock.js';
 
 export type { LeadDraft, LeadPrimitives, NewLead, SentLead } from '../crms/create-steps.js';
 
-export async function createLead<D extends LeadDraft, R>(p: LeadPrimitives<D, R>, ctx: CallContext, input: CreateLeadInput): Promise<CreateLeadResult> {
+/** Whether the create could look for a duplicate first: without a phone or an email there is nothing to look by. */
+export type DuplicateCheck = 'done' | 'not possible: no phone or email';
+export const NO_DUPLICATE_CHECK: DuplicateCheck = 'not possible: no phone or email';
+
+const localLock = processIdentityLocks.for({ kind: 'local', connection: 'default' });
+
+export async function createLead<D extends LeadDraft, R>(
+  p: LeadPrimitives<D, R>,
+  ctx: CallContext,
+  input: CreateLeadInput,
+  lock: PersonLock = localLock,
+): Promise<CreateLeadResult & { duplicate_check: DuplicateCheck }> {
   const contact = input.contact;
   const person = splitName(contact);
   const contactName = person.full || contact?.email || contact?.phone;
@@ -28,7 +42,20 @@ export async function createLead<D extends LeadDraft, R>(p: LeadPrimitives<D, R>
   const draft = await p.prepare(ctx, input);
   const phone = checkPhone('contact.phone', contact?.phone, draft.country);
   checkEmail('contact.email', contact?.email);
+  const keys = personKeys({ e164: phone?.e164, email: contact?.email });
+  const duplicate_check: DuplicateCheck = keys.length ? 'done' : NO_DUPLICATE_CHECK;
+  const r = await lock(keys, () => lookThenCreate(p, ctx, input, { draft, title, contact, person, contactName, phone }));
+  return { ...r, duplicate_check };
+}
 
+/** The part under the person's lock: the lookup, then the create and its confirmation. */
+async function lookThenCreate<D extends LeadDraft, R>(
+  p: LeadPrimitives<D, R>,
+  ctx: CallContext,
+  input: CreateLeadInput,
+  known: Pick<NewLead<D>, 'draft' | 'title' | 'contact' | 'person' | 'contactName' | 'phone'>,
+): Promise<CreateLeadResult> {
+  const { draft, contact } = known;
   let contactId: number | undefined;
   let linkNote: string | undefined;
   if (contact?.email || contact?.phone) {
@@ -41,7 +68,7 @@ export async function createLead<D extends LeadDraft, R>(p: LeadPrimitives<D, R>
   }
   const companyId = input.company?.name ? await p.findCompany(ctx, input.company.name) : undefined;
 
-  const lead: NewLead<D> = { draft, input, title, contact, person, contactName, phone, contactId, companyId };
+  const lead: NewLead<D> = { ...known, input, contactId, companyId };
   const request = p.build(lead);
   if (ctx.dryRun)
     return { created: false, dry_run: true, lead: null, contact_id: contactId ?? null, company_id: companyId ?? null, requests: [p.plan(request)].flat() };

@@ -100,11 +100,12 @@ export class DurableFileStore {
 
   /**
    * Runs `fn` holding the lock `name` across every process using this file (the caller chains callers of one
-   * process first). A holder that crashed or overran `ttlMs` loses the lock; waiting ends after 2 × ttlMs.
+   * process first). A holder that crashed or overran `ttlMs` loses the lock; waiting ends after `waitMs`
+   * (default 2 × ttlMs).
    */
-  async withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<T> {
+  async withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number): Promise<T> {
     const path = `${this.filename}.${createHash('sha256').update(name).digest('hex').slice(0, 16)}.lock`;
-    return withFileLock(path, { staleMs: ttlMs, timeoutMs: ttlMs * 2, what: `${name} (another crm-mcp process using ${this.filename})` }, fn);
+    return withFileLock(path, { staleMs: ttlMs, timeoutMs: waitMs ?? ttlMs * 2, what: `${name} (another crm-mcp process using ${this.filename})` }, fn);
   }
 
   /** Queues a change; changes queued together are written in one locked read-modify-write. */

@@ -21,9 +21,10 @@ export interface Store {
   delete(key: string): Promise<void>;
   /**
    * Runs `fn` while holding the lock `name`: across every process sharing a Redis store, within this
-   * process otherwise. The lock expires after `ttlMs` so a crashed holder cannot wedge the others.
+   * process otherwise. The lock expires after `ttlMs` so a crashed holder cannot wedge the others. Waiting
+   * ends after `waitMs` (default 2 × ttlMs) with a LockBusyError.
    */
-  withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<T>;
+  withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number): Promise<T>;
   /** Throws when the backend cannot be reached (readiness probes). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -37,6 +38,14 @@ export class StoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StoreError';
+  }
+}
+
+/** The lock stayed held by someone else for the whole wait (the holder is alive and busy, or has not expired yet). */
+export class LockBusyError extends StoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LockBusyError';
   }
 }
 
@@ -105,10 +114,10 @@ class FileStore extends KeyvStore {
   }
 
   /** Local chain first (one waiter per process), then the lock file across processes. */
-  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<T> {
+  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number): Promise<T> {
     return this.locks.run(name, () =>
-      this.file.withLock(name, ttlMs, fn).catch((e: unknown) => {
-        throw e instanceof LockTimeoutError ? new StoreError(e.message, { cause: e }) : e;
+      this.file.withLock(name, ttlMs, fn, waitMs).catch((e: unknown) => {
+        throw e instanceof LockTimeoutError ? new LockBusyError(e.message, { cause: e }) : e;
       }),
     );
   }
@@ -138,15 +147,15 @@ class RedisStore extends KeyvStore {
   }
 
   /** Local chain first (one waiter per process), then the Redis lock across processes. */
-  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>): Promise<T> {
+  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number): Promise<T> {
     return this.locks.run(name, async () => {
       const key = `crm-mcp:lock:${name}`;
       const token = randomUUID();
-      const deadline = Date.now() + ttlMs * 2;
+      const deadline = Date.now() + (waitMs ?? ttlMs * 2);
       for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
         const got = await this.guard('lock', () => this.redis.set(key, token, { NX: true, PX: ttlMs }));
         if (got === 'OK') break;
-        if (Date.now() > deadline) throw new StoreError(`Timed out waiting for the lock ${name} held by another crm-mcp instance.`);
+        if (Date.now() > deadline) throw new LockBusyError(`Timed out waiting for the lock ${name} held by another crm-mcp instance.`);
         await new Promise((r) => setTimeout(r, wait));
       }
       try {

@@ -3,6 +3,7 @@ import { defineTool, dryRunField, pageOf, UNTRUSTED } from './define.js';
 import { Company, CompanyItem, Contact, ContactItem } from '../domain/records.js';
 import { CreateContactArgs, ListQueryArgs, PlannedRequests, RecordId, UpdateContactArgs } from '../domain/inputs.js';
 import { createContact as createContactFlow } from '../services/create-contact.js';
+import { DuplicateCheckField } from './leads.js';
 import { listItems, updateEffect } from './common.js';
 import { contactPrior } from './prior.js';
 
@@ -76,12 +77,13 @@ export const createContact = defineTool({
     dry_run: z.boolean().optional(),
     contact: Contact.nullable(),
     reason: z.string().optional(),
+    duplicate_check: DuplicateCheckField,
     requests: PlannedRequests,
   }),
-  async handler(args, { provider, ctx }) {
+  async handler(args, { provider, ctx, identityLock }) {
     const { dry_run: _d, ...input } = args;
     // The workflow (services/create-contact.ts) over this CRM's own steps.
-    return createContactFlow(provider.createContactSteps, ctx, input);
+    return createContactFlow(provider.createContactSteps, ctx, input, identityLock);
   },
 });
 

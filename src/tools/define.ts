@@ -7,6 +7,7 @@ import type { Effect } from '../policy/policy.js';
 import type { CallContext, Capability, CrmProvider, ProviderWith } from '../crms/types.js';
 import type { AuditReader } from '../audit/audit-log.js';
 import type { Toolset } from './toolsets.js';
+import type { PersonLock } from '../store/identity-lock.js';
 
 export type ProviderKind = CrmProvider['kind'];
 
@@ -33,6 +34,8 @@ export interface ToolEnv<P extends CrmProvider = CrmProvider, E extends CallEffe
    * classifying it again.
    */
   decided: E;
+  /** The connection's per-person lock (store/identity-lock.ts) that dedupe-then-create holds. */
+  identityLock?: PersonLock;
 }
 
 /** Tool-specific data for the audit log (src/audit/ knows no tool by name). */

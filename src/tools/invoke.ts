@@ -25,6 +25,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { decide, Grant, type Effect, type PolicyFlags } from '../policy/policy.js';
 import type { CrmProvider } from '../crms/types.js';
 import { log } from '../util/log.js';
+import { processIdentityLocks, type IdentityLocks } from '../store/identity-lock.js';
 import type { AnyTool, CallEffect, PolicyReport } from './define.js';
 import { fail, ok, toCrmError } from './result.js';
 import type { CallToolResult } from '@modelcontextprotocol/server';
@@ -36,6 +37,8 @@ export interface InvokeDeps {
   flagsOf: (provider: CrmProvider) => PolicyFlags;
   /** The policy report get_account shows for a connection. */
   reportOf: (provider: CrmProvider, flags: PolicyFlags) => PolicyReport;
+  /** The per-person locks (the store's, across processes); default: this process only. */
+  identityLocks?: IdentityLocks;
 }
 
 /** One call as it goes down the chain: what it is, and what the steps above decided about it. */
@@ -197,6 +200,7 @@ export function runHandler(deps: InvokeDeps): Step {
         policy: deps.reportOf(provider, flags),
         audit: deps.audit,
         decided,
+        identityLock: (deps.identityLocks ?? processIdentityLocks).for(provider),
       });
     } catch (err) {
       if (!(err instanceof CrmError)) log().error({ tool: tool.name, err: String((err as Error)?.stack ?? err) }, 'tool failed unexpectedly');

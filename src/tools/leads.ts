@@ -8,6 +8,9 @@ import { createLead as createLeadFlow } from '../services/create-lead.js';
 import { listItems, updateEffect } from './common.js';
 import { leadPrior } from './prior.js';
 
+/** Whether a create looked for a duplicate first (it cannot without a phone or an email). */
+export const DuplicateCheckField = z.string().describe('"done", or why no duplicate check was possible.');
+
 export const searchLeadByContact = defineTool({
   name: 'search_lead_by_contact',
   title: 'Find leads by email or phone',
@@ -54,12 +57,13 @@ export const createLead = defineTool({
     contact_id: Id.nullable(),
     company_id: Id.nullable(),
     reason: z.string().optional(),
+    duplicate_check: DuplicateCheckField,
     requests: PlannedRequests,
   }),
-  async handler(args, { provider, ctx }) {
+  async handler(args, { provider, ctx, identityLock }) {
     const { dry_run: _d, ...input } = args;
     // The workflow (services/create-lead.ts) over this CRM's own steps; it checks the name before any request.
-    return createLeadFlow(provider.createLeadSteps, ctx, input);
+    return createLeadFlow(provider.createLeadSteps, ctx, input, identityLock);
   },
 });
 
@@ -84,7 +88,13 @@ export const getLead = defineTool({
   effect: 'read',
   toolset: 'core',
   requires: ['leads'],
-  input: z.object({ id: RecordId, entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: whether the id is a lead or a deal (default deal).') }),
+  input: z.object({
+    id: RecordId,
+    entity: z
+      .enum(['lead', 'deal'])
+      .optional()
+      .describe('Bitrix24 only: whether the id is a lead or a deal (default: lead where the portal has leads, else deal).'),
+  }),
   output: z.object({ lead: Lead, contacts: z.array(Contact), companies: z.array(Company) }),
   async handler({ id, entity }, { provider, ctx }) {
     return provider.getLead(ctx, id, entity);

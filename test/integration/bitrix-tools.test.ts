@@ -94,7 +94,7 @@ describe('reads', () => {
     let cursor: string | null = null;
     let guard = 0;
     do {
-      const page: PageOut<LeadOut> = structured(await c.call('list_leads', { limit: 250, ...(cursor ? { cursor } : {}) }));
+      const page: PageOut<LeadOut> = structured(await c.call('list_leads', { entity: 'deal', limit: 250, ...(cursor ? { cursor } : {}) }));
       page.items.forEach((d) => seen.add(d.id));
       if (!page.has_more) expect(page.cursor).toBeNull();
       cursor = page.cursor;
@@ -215,12 +215,12 @@ describe('writes', () => {
     const page = structured<PageOut<LeadOut>>(await c.call('list_leads', { limit: 1, pipeline_id: 0 }));
     const { pipelines } = structured<{ pipelines: Array<{ id: number; stages: Array<{ id: string; type: string }> }> }>(await c.call('get_pipelines'));
     const won = pipelines.find((p) => p.id === 0)!.stages.find((s) => s.type === 'won')!;
-    const r = structured<{ lead: LeadOut }>(await c.call('update_lead', { id: page.items[0]!.id, status_id: won.id }));
+    const r = structured<{ lead: LeadOut }>(await c.call('update_lead', { id: page.items[0]!.id, entity: 'deal', status_id: won.id }));
     expect(r.lead.stage?.type).toBe('won');
   });
 
   it('add_note, create_task, delete_contact', async () => {
-    const page = structured<PageOut<LeadOut>>(await c.call('list_leads', { limit: 1 }));
+    const page = structured<PageOut<LeadOut>>(await c.call('list_leads', { entity: 'deal', limit: 1 }));
     const n = structured<{ note: { id: number } }>(await c.call('add_note', { entity: 'deal', entity_id: page.items[0]!.id, text: 'Spoke to client' }));
     expect(n.note.id).toBeTruthy();
     const t = structured<{ task: { id: number } }>(

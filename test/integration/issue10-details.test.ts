@@ -360,7 +360,7 @@ describe('Bitrix24: labels, links and company names', () => {
   });
 
   it('get_lead: embedded contacts carry their deals/leads and company names; the company its contacts and deals', async () => {
-    const r = structured<{ lead: LeadOut; contacts: ContactOut[]; companies: CompanyOut[] }>(await c.call('get_lead', { id: twoContactDeal }));
+    const r = structured<{ lead: LeadOut; contacts: ContactOut[]; companies: CompanyOut[] }>(await c.call('get_lead', { id: twoContactDeal, entity: 'deal' }));
     expect(r.contacts).toHaveLength(2);
     for (const p of r.contacts) {
       const own = [...emu.state.deals.values(), ...emu.state.leads.values()].filter((d) => contactIdsOf(d).includes(p.id)).map((d) => Number(d.ID));

@@ -80,11 +80,11 @@ describe('Bitrix24 answers of the wrong shape', () => {
     structured(await c.call('get_pipelines', {})); // metadata read and cached first
     bitrix.harness.resetLog();
     bitrix.harness.injectFault(ok({ result: [null], total: 1 }), { match: { path: 'crm.deal.list' } });
-    const e = errorOf(await c.call('list_leads', { limit: 2 }));
+    const e = errorOf(await c.call('list_leads', { entity: 'deal', limit: 2 }));
     expect(e.code).toBe('upstream');
     expect(e.message).toMatch(/Bitrix24 answered crm\.deal\.list in an unexpected shape \(at 0:/);
     expect(bitrix.requests.some((r) => r.tag === 'fault' && r.path.endsWith('crm.deal.list.json'))).toBe(true);
-    expect(structured<{ items: unknown[] }>(await c.call('list_leads', { limit: 2 })).items).toHaveLength(2);
+    expect(structured<{ items: unknown[] }>(await c.call('list_leads', { entity: 'deal', limit: 2 })).items).toHaveLength(2);
     await c.close();
   });
 

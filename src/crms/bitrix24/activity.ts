@@ -56,7 +56,8 @@ export async function createTask(b: BitrixParts, ctx: CallContext, input: TaskIn
   };
 }
 
-export async function deleteRecord(b: BitrixParts, ctx: CallContext, entity: Entity, id: Id): Promise<WriteResult<{ id: Id; entity: string }>> {
+export async function deleteRecord(b: BitrixParts, ctx: CallContext, entityIn: Entity | undefined, id: Id): Promise<WriteResult<{ id: Id; entity: string }>> {
+  const entity = entityIn ?? (await b.meta.defaultEntity(ctx, undefined));
   const n = bxId(id);
   await getRow(b, ctx, entity, n);
   if (ctx.dryRun) return { dry_run: true, item: null, requests: [b.api.plan(`crm.${entity}.delete`, { id: n })] };

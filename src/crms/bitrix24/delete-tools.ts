@@ -1,7 +1,7 @@
 /**
  * delete_lead and delete_contact: permanent deletes of Bitrix24 deals, leads and contacts. They are this
- * module's own tools (module.ts `tools`), not general ones: their words and their `entity` default (a deal)
- * are Bitrix24's, and a Kommo lead is never deleted by a typed tool. They still require the `delete`
+ * module's own tools (module.ts `tools`), not general ones: their words and their `entity` default (the portal's, as
+ * every lead tool: a lead where the portal has leads, else a deal) are Bitrix24's, and a Kommo lead is never deleted by a typed tool. They still require the `delete`
  * capability (DeleteApi `deleteRecord`), so the registry's member check covers them.
  */
 import * as z from 'zod';
@@ -17,19 +17,21 @@ const deleteOutput = z.object({
 export const deleteLead = defineTool({
   name: 'delete_lead',
   title: 'Delete a lead or deal',
-  description: 'Permanently deletes a Bitrix24 deal (default) or lead by id. Irreversible: registered only when deletes are allowed; use dry_run to preview.',
+  description:
+    'Permanently deletes a Bitrix24 lead or deal by id (default: lead where the portal has leads, else deal, as create_lead). Irreversible: registered only when deletes are allowed; use dry_run to preview.',
   effect: 'delete',
   toolset: 'core',
   requires: ['leads', 'delete'],
   crmKind: BITRIX24_KIND,
   input: z.object({
     id: z.union([z.number().int().positive(), z.string().min(1).max(20)]).describe('Record id.'),
-    entity: z.enum(['lead', 'deal']).default('deal').describe('Deal (default) or lead.'),
+    entity: z.enum(['lead', 'deal']).optional().describe('Lead or deal (default: lead where the portal has leads, else deal).'),
     dry_run: dryRunField,
   }),
   output: deleteOutput,
   async handler({ id, entity }, { provider, ctx }) {
-    const r = await provider.deleteRecord(ctx, entity, id);
+    // Omitted, the wing picks the portal's default (activity.ts deleteRecord), the same one create_lead used.
+    const r = await provider.deleteRecord(ctx, entity as 'lead' | 'deal', id);
     return { ...(r.dry_run ? { dry_run: true } : {}), deleted: r.item, ...(r.requests ? { requests: r.requests } : {}) };
   },
 });

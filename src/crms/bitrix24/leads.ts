@@ -26,25 +26,28 @@ import { resolveFields } from './fields.js';
 import { bxDate, bxId, cap } from './ids.js';
 import { batchAll, companyLinkCommands, companyLinks } from './links.js';
 import { readCursor, toPage, type BitrixLists } from './lists.js';
-import { mapCompany, mapContact, mapDeal, mapLeadRow, num, phpQuery, type Row } from './map.js';
+import { LEAD_PIPELINE, mapCompany, mapContact, mapDeal, mapLeadRow, num, phpQuery, type Row } from './map.js';
 import { firstStage, type BitrixParts, type Lookups } from './metadata.js';
-import { fillLeadLinks, findCompany, getRow, searchLeadByContact } from './records.js';
+import { contactLeadIds, fillLeadLinks, findCompany, getRow, searchLeadByContact } from './records.js';
 import { BRow, parseBitrix, rowsOf } from './schemas.js';
 
 export async function listLeads(b: BitrixParts, lists: BitrixLists, ctx: CallContext, f: LeadFilter): Promise<Page<Lead>> {
-  const entity = await b.meta.defaultEntity(ctx, f.entity);
+  const entity = await listEntity(b, ctx, f);
   const kind = `leads:${entity}`;
   const c = readCursor(f.cursor, kind);
   let filter: Record<string, unknown> = c.f ?? {};
   const limit = c.l ?? f.limit;
   if (!f.cursor) {
-    if (f.pipeline_id !== undefined) {
-      if (entity === 'lead') throw validationError('pipeline_id: Bitrix24 leads have no pipelines (use entity "deal" for deal pipelines).');
-      filter.CATEGORY_ID = bxId(f.pipeline_id, 'pipeline_id', true);
-    }
+    if (f.pipeline_id !== undefined && entity === 'deal') filter.CATEGORY_ID = bxId(f.pipeline_id, 'pipeline_id', true);
     if (f.status_ids?.length) filter[entity === 'deal' ? '@STAGE_ID' : '@STATUS_ID'] = f.status_ids.map(String);
     if (f.responsible_user_id !== undefined) filter.ASSIGNED_BY_ID = bxId(f.responsible_user_id, 'responsible_user_id');
-    if (f.query) filter['%TITLE'] = f.query;
+    if (f.query) {
+      // A phone or an email is matched through the contacts holding it (records.ts), else the title.
+      const ids = await contactLeadIds(b, ctx, entity, f.query);
+      if (ids && !ids.length) return { items: [], has_more: false, cursor: null };
+      if (ids) filter['@ID'] = ids;
+      else filter['%TITLE'] = f.query;
+    }
     if (f.created_from) filter['>=DATE_CREATE'] = bxDate(f.created_from, 'created_from');
     if (f.created_to) filter['<=DATE_CREATE'] = bxDate(f.created_to, 'created_to');
     if (f.updated_from) filter['>=DATE_MODIFY'] = bxDate(f.updated_from, 'updated_from');
@@ -68,13 +71,34 @@ export async function listLeads(b: BitrixParts, lists: BitrixLists, ctx: CallCon
   return page;
 }
 
+/**
+ * The entity a list reads: asked, else the one a pipeline_id names (get_pipelines lists the lead statuses as
+ * pipeline "leads" and each deal category by id), else the portal's default. An unknown pipeline is refused
+ * with the valid ones, never answered with an empty list.
+ */
+async function listEntity(b: BitrixParts, ctx: CallContext, f: LeadFilter): Promise<'lead' | 'deal'> {
+  if (f.pipeline_id === undefined || f.cursor) return b.meta.defaultEntity(ctx, f.entity);
+  const l = await b.meta.lookups(ctx);
+  const p = String(f.pipeline_id);
+  const isLeads = p === LEAD_PIPELINE.id && l.leadsEnabled;
+  const isDeal = /^\d+$/.test(p) && l.categories.has(Number(p));
+  if ((isLeads && f.entity !== 'deal') || (isDeal && f.entity !== 'lead')) return isLeads ? 'lead' : 'deal';
+  const valid = [
+    ...(l.leadsEnabled ? [`${LEAD_PIPELINE.name} (${LEAD_PIPELINE.id}, leads)`] : []),
+    ...[...l.categories.values()].map((x) => `${x.name} (${x.id})`),
+  ];
+  throw validationError(
+    `pipeline_id: no pipeline ${JSON.stringify(f.pipeline_id)}${f.entity ? ` for entity "${f.entity}"` : ''}. Pipelines: ${valid.join(', ')}.`,
+  );
+}
+
 export async function getLead(
   b: BitrixParts,
   ctx: CallContext,
   id: Id,
   entityIn?: 'lead' | 'deal',
 ): Promise<{ lead: Lead; contacts: Contact[]; companies: Company[] }> {
-  const entity = entityIn ?? 'deal';
+  const entity = await b.meta.defaultEntity(ctx, entityIn);
   const n = bxId(id);
   // Every bound contact, not only the primary CONTACT_ID (crm.lead.contact.items.get exists for leads too).
   const cmd: Record<string, string> = { item: `crm.${entity}.get?${phpQuery({ id: n })}`, links: `crm.${entity}.contact.items.get?${phpQuery({ id: n })}` };
@@ -123,7 +147,7 @@ export async function getLead(
 }
 
 export async function updateLead(b: BitrixParts, ctx: CallContext, input: UpdateLeadInput): Promise<WriteResult<Lead>> {
-  const entity = input.entity ?? 'deal';
+  const entity = await b.meta.defaultEntity(ctx, input.entity);
   if (input.tags_to_add?.length || input.tags_to_delete?.length) throw validationError('tags: Bitrix24 deals and leads have no tags.');
   const id = bxId(input.id);
   const current = await getRow(b, ctx, entity, id);
@@ -172,8 +196,7 @@ export function leadSteps(b: BitrixParts): LeadPrimitives<BitrixLeadDraft, LeadB
   return {
     async prepare(ctx, input) {
       const l = await b.meta.lookups(ctx);
-      const entity = input.entity ?? (l.leadsEnabled ? 'lead' : 'deal');
-      if (entity === 'lead' && !l.leadsEnabled) throw validationError('This portal runs in simple CRM mode (no leads): use entity "deal".');
+      const entity = await b.meta.defaultEntity(ctx, input.entity);
       if (input.tags?.length) throw validationError('tags: Bitrix24 deals and leads have no tags; use a custom field or a note instead.');
       const stage = await b.meta.checkStage(ctx, entity, input.pipeline_id, input.status_id);
       // Without status_id the lead goes to the first stage by SORT, as get_pipelines lists it and the tool says:
@@ -248,7 +271,7 @@ function leadBatch(n: NewLead<BitrixLeadDraft>): LeadBatch {
   return { cmd, entity: draft.entity, contactId: n.contactId, companyId: n.companyId };
 }
 
-/** The leads group of a Bitrix24 provider (capabilities.ts LeadsApi): deals by default, leads with `entity`. */
+/** The leads group of a Bitrix24 provider (capabilities.ts LeadsApi): leads where the portal has them, else deals. */
 export function bitrixLeads(b: BitrixParts, lists: BitrixLists): LeadsApi {
   return {
     listLeads: (ctx, f) => listLeads(b, lists, ctx, f),

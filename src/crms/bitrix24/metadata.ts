@@ -144,7 +144,10 @@ export class BitrixMeta {
   async defaultEntity(ctx: CallContext, asked: 'lead' | 'deal' | undefined): Promise<'lead' | 'deal'> {
     const l = await this.lookups(ctx);
     if (asked === 'lead' && !l.leadsEnabled) throw validationError('This Bitrix24 portal runs in simple CRM mode (no leads): use entity "deal".');
-    return asked ?? 'deal';
+    // One default for every lead tool, so create_lead's id reads back through get_lead/update_lead as the same
+    // record (lead and deal ids overlap): a lead where the portal has leads (crm.settings.mode.get 1, classic),
+    // else a deal (2, simple).
+    return asked ?? (l.leadsEnabled ? 'lead' : 'deal');
   }
 
   async checkStage(ctx: CallContext, entity: 'lead' | 'deal', pipelineId: Id | undefined, statusId: Id | undefined): Promise<Record<string, unknown>> {

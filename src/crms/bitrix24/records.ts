@@ -4,6 +4,7 @@
  */
 import { CrmError, notFound } from '../../domain/errors.js';
 import { nameCacheOf } from '../../util/name-cache.js';
+import { normalizePhone } from '../../util/phone.js';
 import { byOpenThenRecent } from '../../domain/dedupe.js';
 import { requireSearchKey } from '../../domain/validate.js';
 import type { CallContext, ContactItem, Id, Lead, SearchResult } from '../types.js';
@@ -93,4 +94,21 @@ export async function findCompany(b: BitrixParts, ctx: CallContext, name: string
   const r = await b.api.call<unknown>(ctx, 'crm.company.list', { filter: { TITLE: name.trim() }, select: ['ID', 'TITLE'], start: -1 });
   const co = rowsOf(r.result, 'crm.company.list').find((c) => String(c.TITLE).toLowerCase() === name.trim().toLowerCase());
   return co ? Number(co.ID) : undefined;
+}
+
+/**
+ * list_leads `query` as a phone or an email: the ids of the portal's deals or leads bound to the contacts (and,
+ * for leads, the leads themselves) holding it, found as search_lead_by_contact finds them. Undefined when the
+ * query is neither or nobody holds it (then the title search applies, as for any other text).
+ */
+export async function contactLeadIds(b: BitrixParts, ctx: CallContext, entity: 'lead' | 'deal', query: string): Promise<number[] | undefined> {
+  const text = query.trim();
+  const isEmail = /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(text);
+  const digits = text.replace(/\D+/g, '').length;
+  const isPhone = /^\+?[\d\s().-]+$/.test(text) && digits >= 7 && digits <= 15;
+  if (!isEmail && !isPhone) return undefined;
+  if (isPhone && !normalizePhone(text, (await b.meta.lookups(ctx)).country)) return undefined;
+  const r = await findByComm(b, ctx, isEmail ? { email: text } : { phone: text });
+  if (!r.contacts.length && !r.leads.length) return undefined;
+  return (entity === 'deal' ? r.deals : r.leads).map((x) => Number(x.ID)).filter((x) => Number.isInteger(x) && x > 0);
 }

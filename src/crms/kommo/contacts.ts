@@ -26,7 +26,7 @@ import type { KommoParts } from './metadata.js';
 import { PARTY_ORDER } from './paging.js';
 import { nameCompanies, rawEntity } from './records.js';
 import { createdId, KContact } from './schemas.js';
-import { findCompany, searchContacts } from './search.js';
+import { findCompany, looksLikePhone, searchContacts } from './search.js';
 import { resolveTags, type TagRef } from './tags.js';
 import { clearsCustomField, removalNeedsDelete } from './write-checks.js';
 
@@ -36,12 +36,37 @@ export async function listContacts(k: KommoParts, ctx: CallContext, q: ListQuery
     ['with', 'leads'],
     [`order[${orderKey}]`, dir],
   ];
-  if (q.query) params.push(['query', q.query]);
-  const page = await k.api.listPage(ctx, '/api/v4/contacts', 'contacts', KContact, params, q.limit, q.cursor);
+  const text = q.query?.trim();
   const l = await k.meta.lookups(ctx);
-  const items = page.items.map((x) => mapContact(x, l));
-  await nameCompanies(k, ctx, items);
-  return { items, has_more: page.has_more, cursor: page.cursor };
+  const done = async (raw: KContact[], has_more: boolean, cursor: string | null): Promise<Page<Contact>> => {
+    const items = raw.map((x) => mapContact(x, l));
+    await nameCompanies(k, ctx, items);
+    return { items, has_more, cursor };
+  };
+  // "Phone in any format": Kommo's `query` matches a phone only as stored (§6), so a phone-like query goes
+  // through the duplicate check's search (search.ts: the same variants, then an exact comparison); one page.
+  if (text && !q.cursor && looksLikePhone(text)) {
+    const { contacts } = await searchContacts(k, ctx, { phone: text });
+    if (contacts.length) {
+      const ord = (c: KContact) => (orderKey === 'id' ? c.id : (c.updated_at ?? 0));
+      const sorted = contacts.sort((a, b) => (dir === 'asc' ? ord(a) - ord(b) : ord(b) - ord(a)));
+      return done(sorted.slice(0, q.limit), false, null);
+    }
+  }
+  if (text) params.push(['query', text]);
+  const page = await k.api.listPage(ctx, '/api/v4/contacts', 'contacts', KContact, params, q.limit, q.cursor);
+  // "Either word order": `query` is one substring (§6), so "Smirnov Pavel" misses "Pavel Smirnov". A two-word
+  // name whose first page is not full also reads the reversed order, merged by id (one more request at most).
+  const words = text?.split(/\s+/) ?? [];
+  if (q.cursor || page.has_more || words.length !== 2 || looksLikePhone(text!) || text!.includes('@')) {
+    return done(page.items, page.has_more, page.cursor);
+  }
+  const rev: Array<[string, string]> = [...params.slice(0, -1), ['query', `${words[1]} ${words[0]}`]];
+  const other = await k.api.listPage(ctx, '/api/v4/contacts', 'contacts', KContact, rev, q.limit);
+  const seen = new Set(page.items.map((x) => x.id));
+  const merged = [...page.items, ...other.items.filter((x) => !seen.has(x.id))];
+  // The as-typed page was the last one, so what follows is the reversed order's (its cursor).
+  return done(merged, other.has_more, other.cursor);
 }
 
 export async function getContact(k: KommoParts, ctx: CallContext, id: Id): Promise<Contact> {

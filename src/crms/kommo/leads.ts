@@ -30,7 +30,7 @@ import type { KommoParts } from './metadata.js';
 import { isMergeCursor, LEAD_ORDER, pairParams } from './paging.js';
 import { nameCompanies, rawLead } from './records.js';
 import { createdId, KContact, KLead } from './schemas.js';
-import { findCompany, searchContacts, searchLeadByContact } from './search.js';
+import { contactLeadIds, findCompany, searchContacts, searchLeadByContact } from './search.js';
 import { resolveTags, type TagRef } from './tags.js';
 import { clearsCustomField, removalNeedsDelete } from './write-checks.js';
 
@@ -41,7 +41,14 @@ export async function listLeads(k: KommoParts, ctx: CallContext, f: LeadFilter):
     ['with', 'contacts'],
     [`order[${orderKey}]`, dir],
   ];
-  if (f.query) params.push(['query', f.query]);
+  if (f.pipeline_id !== undefined && !f.cursor) await k.meta.checkStage(ctx, f.pipeline_id, undefined); // unknown: refused, naming the valid ones
+  if (f.query && !f.cursor) {
+    // A phone or an email is matched through the contacts holding it (search.ts), else Kommo's text `query`.
+    const ids = await contactLeadIds(k, ctx, f.query);
+    if (ids && !ids.length) return { items: [], has_more: false, cursor: null };
+    if (ids) for (const id of ids) params.push(['filter[id][]', String(id)]);
+    else params.push(['query', f.query]);
+  }
   if (f.pipeline_id !== undefined) params.push(['filter[pipeline_id][]', String(f.pipeline_id)]);
   const pairs = f.status_ids?.length ? await k.meta.statusPairs(ctx, f.pipeline_id, f.status_ids) : [];
   if (f.responsible_user_id !== undefined) params.push(['filter[responsible_user_id][]', String(f.responsible_user_id)]);

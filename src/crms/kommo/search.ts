@@ -65,6 +65,28 @@ export async function searchLeadByContact(k: KommoParts, ctx: CallContext, q: { 
   };
 }
 
+/** A query that is a phone number: phone punctuation only, with 7 to 15 digits (E.164's maximum). */
+export function looksLikePhone(text: string): boolean {
+  const digits = text.replace(/\D+/g, '').length;
+  return /^\+?[\d\s().-]+$/.test(text.trim()) && digits >= 7 && digits <= 15;
+}
+
+export const looksLikeEmail = (text: string): boolean => /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(text.trim());
+
+/**
+ * list_leads `query` as a phone or an email: the ids of the leads of the contacts holding it, found as
+ * search_lead_by_contact finds them (at most one page of ids). Undefined when the query is neither or nobody
+ * holds it (then Kommo's text `query` applies, as for any other text).
+ */
+export async function contactLeadIds(k: KommoParts, ctx: CallContext, query: string): Promise<number[] | undefined> {
+  const text = query.trim();
+  const isEmail = looksLikeEmail(text);
+  if (!isEmail && !looksLikePhone(text)) return undefined;
+  const { contacts } = await searchContacts(k, ctx, isEmail ? { email: text } : { phone: text });
+  if (!contacts.length) return undefined;
+  return [...new Set(contacts.flatMap((c) => (c._embedded?.leads ?? []).map((x) => x.id)))].slice(0, PAGE_MAX);
+}
+
 /**
  * The `query` texts of a phone search, tried in order until one finds the number: the national digits (a
  * substring of every unformatted spelling), then the part after the area code as libphonenumber groups it,
