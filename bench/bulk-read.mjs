@@ -205,7 +205,7 @@ export async function bitrixBulk() {
   log(`bitrix24: list_leads over ${BITRIX_N} deals, fresh bucket`);
   let { emu, c } = await bitrixSetup();
   let before = bitrixCounters(emu);
-  const cold = await readAll(c, { limit: 250 });
+  const cold = await readAll(c, { limit: 250, entity: 'deal' });
   const coldCounters = delta(bitrixCounters(emu), before);
   await c.close();
   await emu.close();
@@ -215,7 +215,7 @@ export async function bitrixBulk() {
   // Spend the burst the way a busy agent would have: cheap reads until the bucket is full (48 = the client's cap).
   for (let i = 0; i < 46; i++) structuredOf(await c.call('bitrix_call', { method: 'crm.settings.mode.get' }));
   before = bitrixCounters(emu);
-  const drained = await readAll(c, { limit: 250 });
+  const drained = await readAll(c, { limit: 250, entity: 'deal' });
   const drainedCounters = delta(bitrixCounters(emu), before);
   await c.close();
   await emu.close();

@@ -165,7 +165,7 @@ export async function contextCost() {
   results.push(
     row(
       'bitrix24 list_leads (50 deals)',
-      await measure(bc, 'list_leads', { limit: 50 }),
+      await measure(bc, 'list_leads', { limit: 50, entity: 'deal' }),
       bytes(await bitrixPost(b, 'crm.deal.list', { order: { ID: 'DESC' }, select: ['*', 'UF_*'], start: -1 })),
       'crm.deal.list select *,UF_* (one page of 50)',
     ),

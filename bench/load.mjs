@@ -51,8 +51,8 @@ function uncached(crm, i) {
   }
   const calls = [
     ['search_lead_by_contact', { crm, phone: '+7 912 345-67-89' }],
-    ['get_lead', { crm, id: 1 + (i % BDEMO.counts.deals) }],
-    ['list_leads', { crm, limit: 50 }],
+    ['get_lead', { crm, id: 1 + (i % BDEMO.counts.deals), entity: 'deal' }],
+    ['list_leads', { crm, limit: 50, entity: 'deal' }],
   ];
   return calls[i % calls.length];
 }
