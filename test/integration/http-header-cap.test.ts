@@ -88,7 +88,9 @@ describe('the header cap', () => {
     emu.resetLog();
     const r = await post(renameBody('Renamed past the header cap'), [...flood(1000), ['X-CRM-Read-Only', 'true']]);
     expect(r.status).toBe(431);
-    expect(JSON.parse(r.text)).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, message: expect.stringMatching(/header fields/i) } });
+    // Node 20 hands the request to the service, which answers with a JSON-RPC error; newer Node versions may
+    // refuse it themselves first (their own 431, no body). Either way nothing ran.
+    if (r.text) expect(JSON.parse(r.text)).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, message: expect.stringMatching(/header fields/i) } });
     expect(sentToCrm()).toBe(0);
   });
 
