@@ -16,9 +16,10 @@ const LAYERS = [
   ['util', '^src/util/'],
   ['domain', '^src/domain/'],
   ['policy', '^src/policy/'],
-  ['infrastructure', '^src/(http|store|audit|metrics)/|^src/(paths|version)\\.ts$|^src/config/(env-types|env-server|sources)\\.ts$'],
+  ['infrastructure', '^src/(http|store|audit|metrics|events)/|^src/(paths|version)\\.ts$|^src/config/(env-types|env-server|sources)\\.ts$'],
   ['crm wings', `^src/crms/(?!registry\\.ts$)(?![^/]+/${TOP_FILE})`],
-  ['services', '^src/services/'],
+  // A feature room sits with the services: over the store and the domain, under the tools' invoke chain.
+  ['services', '^src/(services|approvals)/'],
   ['tools', '^src/tools/'],
   ['wing top', `^src/crms/[^/]+/${TOP_FILE}`],
   ['crm registry', '^src/crms/registry\\.ts$'],

@@ -31,6 +31,8 @@ import {
 
 const KOMMO_N = 5000;
 const BITRIX_N = 10_000;
+/** One `batch` of 50 list commands × 50 rows: list_leads' largest Bitrix24 page. */
+const BITRIX_LIMIT = 2500;
 
 async function readAll(c, args) {
   const ids = new Set();
@@ -44,6 +46,20 @@ async function readAll(c, args) {
     calls += 1;
   } while (cursor);
   return { ms: performance.now() - t0, records: ids.size, calls };
+}
+
+/** The requests an emulator received since `from`, by kind: Kommo by path, Bitrix24 batches by their commands. */
+function breakdown(emu, from) {
+  const out = {};
+  for (const r of emu.requests.slice(from)) {
+    let k = r.path.replace(/^.*\/rest\/\d+\/[^/]+\//, '');
+    if (k === 'batch.json') {
+      const cmds = Object.values(JSON.parse(r.body).cmd).map((c) => c.split('?')[0]);
+      k = `batch of ${[...new Set(cmds)].map((m) => `${cmds.filter((x) => x === m).length} ${m}`).join(' + ')}`;
+    } else if (k.startsWith('/api/v4/')) k = `${r.method} ${k}`;
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
 }
 
 function rate(records, ms) {
@@ -83,8 +99,10 @@ export async function kommoBulk() {
 
   log(`kommo: list_leads over ${KOMMO_N} leads (limit 250)`);
   let before = kommoCounters(emu);
+  const toolFrom = emu.requests.length;
   const tool = await readAll(c, { limit: 250 });
   const toolCounters = delta(kommoCounters(emu), before);
+  const toolRequests = breakdown(emu, toolFrom);
   await sleep(1100);
 
   log('kommo: naive read, 50 per page via kommo_request');
@@ -130,6 +148,7 @@ export async function kommoBulk() {
       ratio_to_ceiling: round(toolRate / ceiling, 3),
       ratio_to_exact_bound: round(toolRate / exactCeiling, 3),
       emulator: toolCounters,
+      requests_by_kind: toolRequests,
     },
     naive: {
       how: 'kommo_request GET /api/v4/leads?limit=50&page=n&with=contacts, one HTTP call per page',
@@ -205,8 +224,10 @@ export async function bitrixBulk() {
   log(`bitrix24: list_leads over ${BITRIX_N} deals, fresh bucket`);
   let { emu, c } = await bitrixSetup();
   let before = bitrixCounters(emu);
-  const cold = await readAll(c, { limit: 250, entity: 'deal' });
+  let from = emu.requests.length;
+  const cold = await readAll(c, { limit: BITRIX_LIMIT, entity: 'deal' });
   const coldCounters = delta(bitrixCounters(emu), before);
+  const coldRequests = breakdown(emu, from);
   await c.close();
   await emu.close();
 
@@ -215,8 +236,10 @@ export async function bitrixBulk() {
   // Spend the burst the way a busy agent would have: cheap reads until the bucket is full (48 = the client's cap).
   for (let i = 0; i < 46; i++) structuredOf(await c.call('bitrix_call', { method: 'crm.settings.mode.get' }));
   before = bitrixCounters(emu);
-  const drained = await readAll(c, { limit: 250, entity: 'deal' });
+  from = emu.requests.length;
+  const drained = await readAll(c, { limit: BITRIX_LIMIT, entity: 'deal' });
   const drainedCounters = delta(bitrixCounters(emu), before);
+  const drainedRequests = breakdown(emu, from);
   await c.close();
   await emu.close();
 
@@ -250,7 +273,8 @@ export async function bitrixBulk() {
     requests_needed: R,
     t_direct_ms: floor.ms,
     cold: {
-      how: 'list_leads {limit: 250} then cursor (deals), fresh bucket, metadata cached',
+      how: `list_leads {limit: ${BITRIX_LIMIT}} then cursor (deals), fresh bucket, metadata cached`,
+      limit: BITRIX_LIMIT,
       t_limit_s: tLimitCold,
       ceiling_rec_s: round(coldCeiling, 1),
       ceiling_note: `the limit does not bind (R = ${R} ≤ 50 burst): the ceiling is the CRM's own speed for the optimal ${R} requests`,
@@ -260,6 +284,7 @@ export async function bitrixBulk() {
       rec_per_s: coldRate,
       ratio_to_ceiling: round(coldRate / coldCeiling, 3),
       emulator: coldCounters,
+      requests_by_kind: coldRequests,
     },
     drained: {
       how: 'the same read after 48 requests filled the bucket: every request waits for the 2/s drain',
@@ -271,6 +296,7 @@ export async function bitrixBulk() {
       rec_per_s: drainedRate,
       ratio_to_ceiling: round(drainedRate / drainedCeiling, 3),
       emulator: drainedCounters,
+      requests_by_kind: drainedRequests,
     },
     naive: {
       how: 'bitrix_call crm.deal.list {start: n} (50 per page, with counting), one HTTP call per page, fresh bucket',

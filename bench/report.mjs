@@ -5,6 +5,11 @@
 const KB = (b) => `${(b / 1024).toFixed(1)} KB`;
 const pct = (r) => `${(r * 100).toFixed(0)}%`;
 const ms = (x) => `${Number(x).toFixed(x < 10 ? 2 : 0)} ms`;
+/** `{kind: count}` as "count × kind, …" (the requests of a bulk read by kind). */
+const kinds = (o) =>
+  Object.entries(o ?? {})
+    .map(([k, v]) => `${v} × ${k}`)
+    .join(', ');
 
 function check(list, section, figure, value, target, pass, reason) {
   list.push({ section, figure, value, target, pass: pass === null ? null : !!pass, ...(pass === false && reason ? { reason } : {}) });
@@ -23,7 +28,7 @@ export function buildChecks(r) {
       `${k.tool.rec_per_s} rec/s = ${pct(k.tool.ratio_to_ceiling)} of 1750 (${pct(k.tool.ratio_to_exact_bound)} of the exact window bound ${k.exact_window_bound.ceiling_rec_s}); ${k.tool.emulator.requests} requests, ${k.tool.emulator.rate_limited_429} × 429`,
       '≥ 90% of ceiling, 0 rejections',
       k.tool.ratio_to_ceiling >= 0.9 && k.tool.emulator.rate_limited_429 === 0 && !k.tool.emulator.blocked_403,
-      `${k.tool.emulator.requests} requests for ${k.tool.records} leads (${k.exact_window_bound.requests} pages + the has_more look-ahead) in ${ms(k.tool.ms)}; the client limiter holds each slot from send until 1010 ms after the response.`,
+      `${k.tool.emulator.requests} requests for ${k.tool.records} leads (${kinds(k.tool.requests_by_kind) || `${k.exact_window_bound.requests} pages + the has_more look-ahead`}) in ${ms(k.tool.ms)}; the client limiter holds each slot from send until 1010 ms after the response, and the pages go one after another (each call follows the previous one's cursor), so a window's 7 requests are spread over it instead of all leaving at its start as the exact bound assumes.`,
     );
     check(
       c,
@@ -45,7 +50,11 @@ export function buildChecks(r) {
   }
   if (b?.bitrix24) {
     const x = b.bitrix24;
-    const cmds = (calls) => calls * Math.ceil(251 / 50);
+    const lim = x.cold.limit ?? 250;
+    const listReqs = (v) => Object.entries(v.requests_by_kind ?? {}).reduce((n, [kind, count]) => n + (/ crm\.deal\.list/.test(kind) ? count : 0), 0);
+    const direct = (v) => (listReqs(v) / x.requests_needed) * x.t_direct_ms;
+    const extra = (v) =>
+      `${v.emulator.requests} requests (${kinds(v.requests_by_kind)}) where the bound counts ${x.requests_needed}: with has_more exact and no COUNT (the fast method), ${x.records_requested} rows take ${Math.floor(x.records_requested / 50) + 1} list pages, the last one empty to prove the end, one page more than ${x.requests_needed} batches of 50 hold; company names take one lookup per read-ahead that meets new companies`;
     check(
       c,
       '1',
@@ -53,7 +62,7 @@ export function buildChecks(r) {
       `${x.cold.rec_per_s} rec/s = ${pct(x.cold.ratio_to_ceiling)} of ${x.cold.ceiling_rec_s} (limit does not bind: T_limit = ${x.cold.t_limit_s} s; T_direct = ${ms(x.t_direct_ms)}); ${x.cold.emulator.requests} requests`,
       '≥ 90% of ceiling, 0 rejections',
       x.cold.ratio_to_ceiling >= 0.9 && x.cold.emulator.query_limit_exceeded_503 === 0 && x.cold.emulator.operation_time_limit_429 === 0,
-      `list_leads caps \`limit\` at 250, so the read takes ${x.cold.tool_calls} calls = ${x.cold.emulator.requests} batch requests of ${Math.ceil(251 / 50)} list commands (5 pages + a 6th fetched only to learn has_more): ${cmds(x.cold.tool_calls)} list commands where ${x.requests_needed} batches of 50 would run ${Math.ceil(x.records_requested / 50)}. At the emulator's measured speed those commands account for ≈ ${ms((cmds(x.cold.tool_calls) / Math.ceil(x.records_requested / 50)) * x.t_direct_ms)} of the ${ms(x.cold.ms)}; the other ≈ ${ms((x.cold.ms - (cmds(x.cold.tool_calls) / Math.ceil(x.records_requested / 50)) * x.t_direct_ms) / x.cold.tool_calls)} per call is the server mapping, validating (output schema), redacting and serialising 250 rows, in the same process as the emulator.`,
+      `${x.cold.tool_calls} calls at limit ${lim}: ${extra(x.cold)}. At the emulator's measured speed the list requests account for ≈ ${ms(direct(x.cold))} of the ${ms(x.cold.ms)}; the other ≈ ${ms((x.cold.ms - direct(x.cold)) / x.cold.tool_calls)} per call is the server mapping, validating (output schema), redacting and serialising ${lim} rows, in the same process (and on the same core) as the emulator.`,
     );
     check(
       c,
@@ -62,7 +71,7 @@ export function buildChecks(r) {
       `${x.drained.rec_per_s} rec/s = ${pct(x.drained.ratio_to_ceiling)} of ${x.drained.ceiling_rec_s} (T_limit = ${x.drained.t_limit_s} s for ${x.requests_needed} requests); ${x.drained.emulator.requests} requests`,
       '≥ 90% of ceiling, 0 rejections',
       x.drained.ratio_to_ceiling >= 0.9 && x.drained.emulator.query_limit_exceeded_503 === 0 && x.drained.emulator.operation_time_limit_429 === 0,
-      `each of the ${x.drained.emulator.requests} requests waits for the drain (client bucket 1.9/s: ≈ ${(x.drained.emulator.requests / 1.9).toFixed(0)} s), where ${x.requests_needed} full batches (50 commands × 50 rows) would need ${x.drained.t_limit_s} s: the 250-row cap per call, not the CRM, sets the pace.`,
+      `each request waits for the drain (client bucket 1.9/s: ≈ ${(x.drained.emulator.requests / 1.9).toFixed(1)} s for ${x.drained.emulator.requests}), and the read sends ${extra(x.drained)}.`,
     );
     check(
       c,
@@ -154,6 +163,35 @@ export function buildChecks(r) {
       'info',
       null,
     );
+    if (st.peer) {
+      const p = st.peer;
+      const sc = st.output_schema_compile;
+      const clientMs = (v) => t(v, 'to_tools_list_resolved_ms') - t(v);
+      check(
+        c,
+        '4',
+        `Start-up as a client sees it vs @theyahia/amocrm-mcp ${p.version} (spawn → until the SDK 1.x Client.listTools() returns; same runs, interleaved)`,
+        `${ms(t(st.normal, 'to_tools_list_resolved_ms'))} vs ${ms(t(p, 'to_tools_list_resolved_ms'))} = ${st.normal.ratio_to_peer.resolved}× the peer (answer alone ${ms(t(st.normal))} vs ${ms(t(p))} = ${st.normal.ratio_to_peer.answer}×; client work ${ms(clientMs(st.normal))} on ${st.normal.output_schemas} output schemas, ${ms(clientMs(p))} on the peer's ${p.output_schemas}); minimal server ${st.normal.ratio_to_minimal.resolved}× resolved, ${st.normal.ratio_to_minimal.answer}× answer`,
+        '≤ 1.0 × peer',
+        st.normal.ratio_to_peer.resolved <= 1.0,
+        `the peer (${p.tools_listed} tools, SDK 1.x, zod 3) has no output schemas, so its client compiles nothing; crm-mcp's ${st.normal.output_schemas} output schemas (${KB(st.normal.output_schemas_bytes)}) cost the client ${ms(clientMs(st.normal))} in the bench process (Ajv already warm from earlier runs) and ${sc ? `${ms(sc.sdk1.total_ms_median)} with SDK 1.x, ${ms(sc.sdk2.total_ms_median)} with 2.x in a fresh process` : '?'}; the server answers at ${st.normal.ratio_to_peer.answer}× the peer. Load average ${r.machine.load_average_at_start.join(' / ')} at the start of the run.`,
+      );
+      if (sc)
+        check(
+          c,
+          '4',
+          "Output schemas: the client's compile in a fresh process (each SDK's AjvJsonSchemaValidator.getValidator over the default tools/list)",
+          `SDK 1.x ${ms(sc.sdk1.total_ms_median)}, SDK 2.x ${ms(sc.sdk2.total_ms_median)} for ${sc.sdk1.schemas} schemas (largest: ${Object.entries(
+            sc.sdk1.per_tool_ms_median,
+          )
+            .sort((a, b) => b[1] - a[1])
+            .slice(0, 3)
+            .map(([k, v]) => `${k} ${ms(v)}`)
+            .join(', ')})`,
+          'info',
+          null,
+        );
+    }
     check(
       c,
       '4',
@@ -268,6 +306,36 @@ export function buildChecks(r) {
       null,
     );
   }
+  const im = r.bulk_import;
+  if (im) {
+    check(
+      c,
+      '7',
+      `Import: ${im.rows} rows, request rate / rate Kommo allows (${im.allowed_rps}/s)`,
+      `${im.ratio} (${im.rate_rps}/s, ${im.requests} requests in ${im.seconds} s)`,
+      '≥ 0.8',
+      im.ratio >= 0.8,
+      'see requests_by_path',
+    );
+    check(
+      c,
+      '7',
+      'Import: rejections (429 / 403)',
+      `${im.rejected_429} / ${im.blocked_403 ? 'blocked' : 0}`,
+      '0',
+      im.rejected_429 === 0 && !im.blocked_403,
+      'see emulator counters',
+    );
+    check(
+      c,
+      '7',
+      'Import: duplicate leads / contacts in the emulator',
+      `${im.duplicate_leads} / ${im.duplicate_contacts}`,
+      '0',
+      im.duplicate_leads === 0 && im.duplicate_contacts === 0,
+      'see counts',
+    );
+  }
   return c;
 }
 
@@ -301,7 +369,7 @@ export function renderMarkdown(r, checks) {
   const b = r.bulk_read;
   if (b?.kommo)
     lines.push(
-      `1. **Bulk read.** Extra records are cloned from the demo data straight into the emulator state (Kommo ${b.kommo.records_requested} leads, Bitrix24 ${b.bitrix24?.records_requested ?? '?'} deals), then read through \`list_leads\` with \`limit: 250\` and the returned \`cursor\` by an MCP Client (in-process transport; metadata cached first). Kommo ceiling: ${b.kommo.ceiling_formula}; exact bound: ${b.kommo.exact_window_bound.formula}. Bitrix24 ceiling: ${b.bitrix24?.ceiling_formula ?? ''} The naive reads use the raw tools, 50 records per HTTP call.`,
+      `1. **Bulk read.** Extra records are cloned from the demo data straight into the emulator state (Kommo ${b.kommo.records_requested} leads, Bitrix24 ${b.bitrix24?.records_requested ?? '?'} deals), then read through \`list_leads\` with \`limit: 250\` on Kommo (its page maximum) and \`limit: ${b.bitrix24?.cold?.limit ?? 250}\` on Bitrix24 (one \`batch\` of 50 list commands × 50 rows) and the returned \`cursor\` by an MCP Client (in-process transport; metadata cached first). Kommo ceiling: ${b.kommo.ceiling_formula}; exact bound: ${b.kommo.exact_window_bound.formula}. Bitrix24 ceiling: ${b.bitrix24?.ceiling_formula ?? ''} The naive reads use the raw tools, 50 records per HTTP call.`,
     );
   lines.push(
     '2. **Requests per search.** Requests the emulator received per `search_lead_by_contact` call (phone, email, both, not found), after the first call has cached pipelines/users/account; the first call of a fresh server is listed separately.',
@@ -312,7 +380,7 @@ export function renderMarkdown(r, checks) {
     );
   if (r.startup)
     lines.push(
-      `4. **Start-up and footprint.** ${r.startup.method}. Variants: the normal start (dist/cli.js, env → a running Kommo emulator), the baseline bench/minimal-server.mjs (SDK v2 \`McpServer\`, one tool with a zod input schema, \`serveStdio\`), \`--sandbox\`, and tsc's unbundled output; the target is the ratio of the answer medians. dist/cli.js is the esbuild bundle of scripts/build-bin.mjs (\`npm run build\`). RSS is VmRSS from /proc/<pid>/status of the server process (stdio and HTTP servers of figure 3) after 1,000 calls.`,
+      `4. **Start-up and footprint.** ${r.startup.method}. Variants: the normal start (dist/cli.js, env → a running Kommo emulator), the baseline bench/minimal-server.mjs (SDK v2 \`McpServer\`, one tool with a zod input schema, \`serveStdio\`), the peer ${r.startup.peer ? r.startup.peer.what : '@theyahia/amocrm-mcp'}, \`--sandbox\`, and tsc's unbundled output; the minimal-server target is the ratio of the answer medians, the peer target the ratio of the resolved medians (what a client waits for). dist/cli.js is the esbuild bundle of scripts/build-bin.mjs (\`npm run build\`). RSS is VmRSS from /proc/<pid>/status of the server process (stdio and HTTP servers of figure 3) after 1,000 calls.`,
     );
   lines.push(
     '5. **Context cost.** `tools/list` for one Kommo, one Bitrix24 and both connections (approx tokens = bytes/4), with the toolsets of a fresh install and, for information, CRM_TOOLSETS=all. "What the model reads" is the sum over tools of `JSON.stringify({name, description, input_schema})` (the major clients pass neither output schemas nor annotations to the model; test/context-budget.test.ts asserts the same budget); "wire" is the whole tools/list result as sent, output schemas, titles and annotations included. Results are the text content the model reads (the same JSON also travels as structuredContent, see `wire_bytes` in results.json) against the raw CRM responses for the same data fetched directly from the emulator.',
@@ -324,6 +392,10 @@ export function renderMarkdown(r, checks) {
       )
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}.`,
+    );
+  if (r.bulk_import)
+    lines.push(
+      `7. **Bulk import.** ${r.bulk_import.rows} rows through the import job (bench/import.mjs) into a Kommo emulator with the real limits: 20% of the people already in the CRM with an open lead, 5% repeated within the file; per-person look-ups, plain batched creates of 50. Ratio: requests sent per second over the 7/s Kommo allows.`,
     );
   lines.push('', 'All raw numbers are in `bench/results.json`.', '');
   return lines.join('\n');

@@ -2,15 +2,19 @@
  * `npm run bench`: builds, then runs every benchmark once against the CRM emulators with the real limits and
  * writes bench/results.json and bench/RESULTS.md. Not part of `npm test` (timings never gate a test).
  *
- *   node --expose-gc bench/run.mjs [--only=bulk,search,overhead,startup,context,load] [--render-only]
+ *   node --expose-gc bench/run.mjs [--only=bulk,search,overhead,startup,context,load,import | --only startup] [--render-only]
+ *
+ * --only runs the named parts and prints their checks; it leaves bench/results.json and bench/RESULTS.md alone
+ * (a partial run would drop the other figures) and writes its results to a temporary file it names.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { bitrixBulk, kommoBulk } from './bulk-read.mjs';
 import { contextCost } from './context.mjs';
 import { ROOT, log, machine, round } from './lib.mjs';
 import { load } from './load.mjs';
+import { importBench } from './import.mjs';
 import { overheadAndMemory } from './overhead.mjs';
 import { buildChecks, renderMarkdown } from './report.mjs';
 import { requestsPerSearch } from './search.mjs';
@@ -34,10 +38,8 @@ if (process.argv.includes('--render-only')) {
   process.exit(0);
 }
 
-const only = process.argv
-  .find((a) => a.startsWith('--only='))
-  ?.slice('--only='.length)
-  .split(',');
+const onlyAt = process.argv.indexOf('--only');
+const only = (onlyAt > 0 ? process.argv[onlyAt + 1] : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length))?.split(',');
 const want = (name) => !only || only.includes(name);
 
 const started = performance.now();
@@ -50,10 +52,20 @@ if (want('overhead')) results.overhead = await overheadAndMemory();
 if (want('startup')) results.startup = await startup();
 if (want('context')) results.context = await contextCost();
 if (want('load')) results.load = await load();
+if (want('import')) results.bulk_import = await importBench();
 
 results.load_average_at_end = os.loadavg().map((x) => round(x, 2));
 results.run_seconds = round((performance.now() - started) / 1000, 1);
 results.checks = buildChecks(results);
+
+if (only) {
+  const file = join(mkdtempSync(join(os.tmpdir(), 'crm-mcp-bench-')), 'results.json');
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  for (const x of results.checks)
+    process.stdout.write(`${x.section} | ${x.figure} | ${x.value} | ${x.target} | ${x.pass === null ? 'info' : x.pass ? 'pass' : 'FAIL'}\n`);
+  log(`--only ${only.join(',')}: bench/RESULTS.md and bench/results.json left as they were; these results are in ${file}`);
+  process.exit(0);
+}
 
 const outDir = join(ROOT, 'bench');
 writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);

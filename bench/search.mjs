@@ -1,6 +1,13 @@
 /**
  * 2. HTTP requests per `search_lead_by_contact`, counted at the emulator (real limits on), for a cold server
  * (first call: metadata not cached yet) and for warm calls (the normal case: metadata cached for 5 minutes).
+ *
+ * Kommo: the server starts with an empty store, so nothing is known about how the account's `query` matches
+ * phones. The cold call (Ivan, stored `+7 912 345-67-89`) is found by his national digits although the stored
+ * text does not hold them: that proves `query` compares digits, the provider remembers it in the store
+ * (src/crms/kommo/phone-style.ts), and the warm searches ask one spelling. Nothing is seeded and `doctor
+ * --deep` is not run. For comparison, `unknown_style_not_found` is the not-found search on a second fresh
+ * server whose only call so far found nobody (nothing learnt: every spelling is asked).
  */
 import { DEMO as KDEMO } from '../dist/sandbox/kommo/index.js';
 import { DEMO as BDEMO } from '../dist/sandbox/bitrix24/index.js';
@@ -26,7 +33,8 @@ export async function requestsPerSearch() {
   log('requests per search_lead_by_contact');
   // Kommo
   const { emu: k, token } = await kommoEmu();
-  const kc = await inProcessClient([await kommoProvider(k, token)]);
+  const kp = await kommoProvider(k, token);
+  const kc = await inProcessClient([kp]);
   const kCases = [
     ['phone', { phone: KDEMO.ivanPhone }],
     ['email', { email: KDEMO.ivanEmail.toLowerCase() }],
@@ -37,7 +45,14 @@ export async function requestsPerSearch() {
   await sleep(1100);
   const kWarm = await countSearches(kc, () => kommoCounters(k), kCases);
   const kommo = summary(kCold, kWarm, { rate_limited_429: k.stats.rateLimited, blocked_403: k.stats.blocked });
+  kommo.phone_style_after_cold = (await kp.phoneStyle.get()) ?? null;
   await kc.close();
+  await sleep(1100);
+  const kc2 = await inProcessClient([await kommoProvider(k, token)]);
+  await countSearches(kc2, () => kommoCounters(k), [['email (cold)', { email: KDEMO.ivanEmail }]]);
+  await sleep(1100);
+  [kommo.unknown_style_not_found] = await countSearches(kc2, () => kommoCounters(k), [['not found (phone), style unknown', { phone: '+44 20 7946 0958' }]]);
+  await kc2.close();
   await k.close();
 
   // Bitrix24

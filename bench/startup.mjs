@@ -1,19 +1,29 @@
 /**
  * 4. Start-up: spawn → initialize → first tools/list answer over stdio, median of several runs, for a normal
  * start pointed at an already-running emulator (KOMMO_BASE_URL + KOMMO_ACCESS_TOKEN) and for `--sandbox`
- * (which also starts both emulators and seeds their demo data), side by side with the baseline: a minimal
- * SDK v2 server with one tool (bench/minimal-server.mjs), measured the same way in the same run. The runs of
- * all variants are interleaved (round i runs each once, the order rotating), so machine noise lands on all of
- * them alike; the ratio of medians is the figure the target is set on. The floor is a bare `node` process.
+ * (which also starts both emulators and seeds their demo data), side by side with two baselines measured the
+ * same way in the same run: a minimal SDK v2 server with one tool (bench/minimal-server.mjs), and the fastest
+ * peer, @theyahia/amocrm-mcp (a devDependency: SDK 1.x, zod 3, 19 tools, no output schemas). The runs of all
+ * variants are interleaved (round i runs each once, the order rotating), so machine noise lands on all of
+ * them alike; the ratio of medians is the figure the targets are set on. The floor is a bare `node` process.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CLI, ROOT, kommoEmu, log, median, memoryOf, round, serverEnv, stats, stdioClient } from './lib.mjs';
+import { compileCost } from './schema-compile.mjs';
 
 const RUNS = 9;
 const MINIMAL = join(ROOT, 'bench', 'minimal-server.mjs');
+const PEER_DIR = join(ROOT, 'node_modules', '@theyahia', 'amocrm-mcp');
+const PEER = join(PEER_DIR, 'dist', 'index.js');
+/**
+ * The peer reads its settings only when a tool calls amoCRM (dist/client.js getConfig) and builds
+ * https://<subdomain>.amocrm.ru from them, so it cannot be pointed at the emulator; placeholders keep it as
+ * configured as a real install would be, and start-up → tools/list sends nothing.
+ */
+const PEER_ENV = { AMOCRM_SUBDOMAIN: 'bench-placeholder', AMOCRM_ACCESS_TOKEN: 'bench-placeholder' };
 /** tsc's output without the bin bundle of scripts/build-bin.mjs: dist/entry/cli.js run as dist/cli.js would. */
 const UNBUNDLED = ['--input-type=module', '-e', `import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'entry', 'cli.js')).href)}).then((m) => m.run([]));`];
 
@@ -35,6 +45,7 @@ async function once(opts) {
     init: c.startup.initialize_ms,
     rss: memoryOf(c.pid).rss_mb,
     tools: c.tools.length,
+    outputSchemas: Object.fromEntries(c.tools.filter((t) => t.outputSchema).map((t) => [t.name, t.outputSchema])),
   };
   await c.close();
   return out;
@@ -45,6 +56,8 @@ function summary(samples) {
   return {
     runs: samples.length,
     tools_listed: samples[0]?.tools,
+    output_schemas: Object.keys(samples[0]?.outputSchemas ?? {}).length,
+    output_schemas_bytes: Buffer.byteLength(JSON.stringify(samples[0]?.outputSchemas ?? {})),
     to_tools_list_answer_ms: { median: median(col('answer')), ...stats(col('answer')) },
     to_tools_list_resolved_ms: { median: median(col('resolved')), ...stats(col('resolved')) },
     to_initialize_ms_median: median(col('init')),
@@ -62,8 +75,10 @@ async function interleaved(variants) {
       samples[n].push(await once(variants[n]()));
     }
   }
-  for (const n of names) log(`start-up ${n}: ${samples[n].map((x) => Math.round(x.answer)).join(', ')} ms`);
-  return Object.fromEntries(names.map((n) => [n, summary(samples[n])]));
+  for (const n of names) log(`start-up ${n}: ${samples[n].map((x) => `${Math.round(x.answer)}/${Math.round(x.resolved)}`).join(', ')} ms (answer/resolved)`);
+  const out = Object.fromEntries(names.map((n) => [n, summary(samples[n])]));
+  Object.defineProperty(out, 'schemasOf', { value: (n) => samples[n][0]?.outputSchemas ?? {} });
+  return out;
 }
 
 const ratio = (a, b) => ({
@@ -135,11 +150,16 @@ export async function startup() {
   const v = await interleaved({
     normal: () => ({ env: normalEnv() }),
     minimal: () => ({ script: MINIMAL, env: serverEnv({}) }),
+    peer: () => ({ script: PEER, env: serverEnv(PEER_ENV) }),
     sandbox: () => ({ args: ['--sandbox'], env: serverEnv({}) }),
     normal_unbundled: () => ({ script: UNBUNDLED[0], args: UNBUNDLED.slice(1), env: normalEnv() }),
   });
   const requestsAtStart = emu.requests.length;
   await emu.close();
+  const schemas = v.schemasOf('normal');
+  log(`start-up: compiling ${Object.keys(schemas).length} output schemas as the SDK clients do, fresh processes`);
+  const compile = { sdk1: compileCost(schemas, { sdk: 'sdk1' }), sdk2: compileCost(schemas, { sdk: 'sdk2' }) };
+  const peerVersion = JSON.parse(readFileSync(join(PEER_DIR, 'package.json'), 'utf8')).version;
   return {
     method: `spawn (StdioClientTransport) → initialize → tools/list, ${RUNS} runs of each variant interleaved, median. "answer": the tools/list answer has arrived at the client; "resolved": the SDK 1.x Client.listTools() has returned (it first compiles an Ajv validator per output schema: client work that grows with the output schemas)`,
     runs: RUNS,
@@ -148,7 +168,17 @@ export async function startup() {
     bin: binShape(),
     import_ms_median: importCosts(),
     minimal: { what: 'bench/minimal-server.mjs: SDK v2 McpServer, one tool with a zod input schema, serveStdio', ...v.minimal },
-    normal: { ...v.normal, crm_requests_during_start: requestsAtStart, ratio_to_minimal: ratio(v.normal, v.minimal) },
+    peer: {
+      what: `@theyahia/amocrm-mcp ${peerVersion} (node_modules, dist/index.js): SDK 1.x McpServer, zod 3, StdioServerTransport; AMOCRM_* placeholders (it reads them on the first CRM call only)`,
+      version: peerVersion,
+      ...v.peer,
+      ratio_to_minimal: ratio(v.peer, v.minimal),
+    },
+    normal: { ...v.normal, crm_requests_during_start: requestsAtStart, ratio_to_minimal: ratio(v.normal, v.minimal), ratio_to_peer: ratio(v.normal, v.peer) },
+    output_schema_compile: {
+      what: "the client's side of tools/list in a fresh process: getValidator() of each SDK's AjvJsonSchemaValidator over the normal start's output schemas (bench/schema-compile.mjs), median",
+      ...compile,
+    },
     sandbox: { ...v.sandbox, ratio_to_minimal: ratio(v.sandbox, v.minimal) },
     normal_unbundled: {
       what: "tsc's output (dist/entry/cli.js) without the bin bundle, same normal start",

@@ -16,6 +16,8 @@ import type { CrmProvider } from './crms/types.js';
 import { defaultDataDir, openStore, storeSpecProblem, type Store } from './store/store.js';
 import { IDENTITY_LOCK_TIMES, IdentityLocks } from './store/identity-lock.js';
 import { withDeadline } from './util/deadline.js';
+import type { EventLog } from './events/log.js';
+import { openEventLog } from './events/open.js';
 
 export interface AppOptions {
   logger: Logger;
@@ -28,6 +30,8 @@ export interface AppOptions {
   metrics?: boolean;
   /** Origins of the emulators `--sandbox` started: a credential may follow a redirect between two of them. */
   trustedOrigins?: readonly string[];
+  /** CRM_EVENTS_RETENTION: how many events the event log keeps (default events/log.ts DEFAULT_RETENTION). */
+  eventsRetention?: number;
 }
 
 export interface App {
@@ -41,6 +45,8 @@ export interface App {
   auditFile?: string;
   /** Per-person locks of dedupe-then-create through the store, by account (every instance on the store shares them). */
   identityLocks: IdentityLocks;
+  /** What changed in the CRMs: the log the receivers append to and the change feed reads (beside the store). */
+  events: EventLog;
   close(): Promise<void>;
 }
 
@@ -96,7 +102,12 @@ export async function buildApp(config: AppConfig, o: AppOptions): Promise<App> {
       }),
     );
     const identityLocks = new IdentityLocks(store, IDENTITY_LOCK_TIMES, (name) => accounts.get(name));
-    return { config, store, providers, audit, metrics, auditFile, identityLocks, close: () => store.close() };
+    const events = openEventLog(store, o.eventsRetention);
+    const close = async () => {
+      await events.close();
+      await store.close();
+    };
+    return { config, store, providers, audit, metrics, auditFile, identityLocks, events, close };
   } catch (err) {
     await store.close().catch(() => undefined);
     throw err;
@@ -130,11 +141,15 @@ export async function openStoreBounded(spec: string | undefined): Promise<Store>
 }
 
 /** What the metrics need to know of the CRMs and the tools, which they do not import: each CRM's endpoint labels, the tool names. */
-export function metricsOptions(modules: readonly LabelledModule[] = defaultRegistry.modules()): Pick<MetricsOptions, 'endpointLabel' | 'toolNames'> {
-  return { endpointLabel: endpointLabeler(modules), toolNames: ALL_TOOLS.map((t) => t.name) };
+export function metricsOptions(modules: readonly LabelledModule[] = defaultRegistry.modules()): Pick<MetricsOptions, 'endpointLabel' | 'toolNames' | 'hookPaths'> {
+  return {
+    endpointLabel: endpointLabeler(modules),
+    toolNames: ALL_TOOLS.map((t) => t.name),
+    hookPaths: modules.flatMap((m) => (m.events?.receive ? [m.events.hookPath] : [])),
+  };
 }
 
-type LabelledModule = Pick<CrmModule, 'kind' | 'metricsLabel'>;
+type LabelledModule = Pick<CrmModule, 'kind' | 'metricsLabel'> & { readonly events?: Pick<NonNullable<CrmModule['events']>, 'hookPath' | 'receive'> };
 
 /** A CRM request's metrics label, by the module of its kind (contract.ts `metricsLabel`); `other` for a CRM without labels. */
 export function endpointLabeler(modules: readonly LabelledModule[] = defaultRegistry.modules()): EndpointLabeler {

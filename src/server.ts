@@ -3,7 +3,7 @@
  * env, no I/O. Tools the policy forbids are not registered at all (they would cost the agent context),
  * and every call is checked again at call time and, below that, at the HTTP core.
  */
-import { McpServer, type CacheHint, type StandardSchemaWithJSON } from '@modelcontextprotocol/server';
+import { McpServer, type CacheHint, type ServerContext, type StandardSchemaWithJSON } from '@modelcontextprotocol/server';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/ajv';
 import * as z from 'zod';
 import type { AppConfig } from './config/config.js';
@@ -11,12 +11,21 @@ import { CrmError } from './domain/errors.js';
 import { allowedEffects, annotationsFor, decide, EFFECTS, isAllowed, modeOf, narrowFlags, type Effect, type PolicyFlags } from './policy/policy.js';
 import { toolSelected } from './policy/tool-filter.js';
 import type { Capability, CrmProvider } from './crms/types.js';
-import { canRun, strongestEffectOf, weakestEffectOf, type AnyTool, type PolicyReport } from './tools/define.js';
-import { ALL_TOOLS } from './crms/registry.js';
+import { canRun, strongestEffectOf, weakestEffectOf, withApprovalField, type AnyTool, type PolicyReport } from './tools/define.js';
+import { channelOf } from './approvals/channel.js';
+import type { ApprovalDesk } from './approvals/desk.js';
+import { ALL_TOOLS, defaultRegistry } from './crms/registry.js';
+import type { EventLog } from './events/log.js';
+import type { ChangeNotifier } from './events/notify.js';
+import type { Store } from './store/store.js';
+import { feedReader } from './tools/changes.js';
+import { readerOf, registerChangeResources } from './tools/change-resources.js';
 import { TOOLSETS } from './tools/toolsets.js';
 import { invokeTool } from './tools/invoke.js';
 import { fail } from './tools/result.js';
 import type { AuditLog } from './audit/audit-log.js';
+import { withProgressSink, type ProgressSink } from './import/progress.js';
+import type { ImportDesk } from './import/jobs.js';
 import type { IdentityLocks } from './store/identity-lock.js';
 import type { Metrics } from './metrics/metrics.js';
 import { VERSION } from './version.js';
@@ -38,6 +47,16 @@ export interface ServerDeps {
   audit?: AuditLog;
   /** The per-person locks of dedupe-then-create, through the store (buildApp); default: this process only. */
   identityLocks?: IdentityLocks;
+  /** CRM_CONFIRM_WRITES: where writes wait for a person (src/approvals/); absent = off. */
+  approvals?: ApprovalDesk;
+  /** Imports' journal and jobs (src/import/), in the app's store; absent: this process's memory. */
+  imports?: ImportDesk;
+  /**
+   * The change feed (list_changes, the crm://…/changes resources): the event log, the store that keeps each
+   * reader's cursor, and, for a server that lives as long as its connection (stdio), the notifier it sends
+   * resource updates from. Without it neither the resources nor a working list_changes exist.
+   */
+  events?: { log: EventLog; store: Store; notifier?: ChangeNotifier };
 }
 
 /** The flags a connection runs under in this server: the operator's, narrowed by `deps.narrow`. */
@@ -72,9 +91,10 @@ export function planTools(deps: ServerDeps): ToolPlan {
     // A module's own tool runs on that CRM's connections only (canRun reads its crmKind).
     const supporting = deps.providers.filter((p) => canRun(tool, p));
     if (supporting.length === 0) continue; // not relevant to the configured CRMs; not worth reporting
-    const allowed = supporting.filter((p) => isAllowed(effectiveFlags(deps, p), weakestEffectOf(tool)));
+    // A narrow update tool (move_lead) is listed under safe mode where CRM_SAFE_UPDATES admits it.
+    const allowed = supporting.filter((p) => isAllowed(effectiveFlags(deps, p), weakestEffectOf(tool), tool.safeUpdate));
     if (allowed.length === 0) {
-      const d = decide(effectiveFlags(deps, supporting[0]!), tool.effect);
+      const d = decide(effectiveFlags(deps, supporting[0]!), tool.effect, tool.safeUpdate);
       disabled.push({ name: tool.name, reason: d.allow ? 'not allowed' : d.reason, requires: tool.requires, crmKind: tool.crmKind });
       continue;
     }
@@ -89,7 +109,7 @@ export function policyReport(provider: CrmProvider, plan: ToolPlan, flags: Polic
   // A tool another connection may run but this one may not (per-connection flags).
   for (const { tool, connections } of plan.enabled) {
     if (!canRun(tool, provider) || connections.includes(provider)) continue;
-    const d = decide(flags, tool.effect);
+    const d = decide(flags, tool.effect, tool.safeUpdate);
     here.push({ name: tool.name, reason: d.allow ? 'not available on this connection' : d.reason });
   }
   return {
@@ -162,25 +182,25 @@ const outputCache = new WeakMap<z.ZodType, StandardSchemaWithJSON>();
  * converts per server instance (on every tools/list, and per registration for the output schema), and the
  * HTTP service builds an instance per request. Validation is zod's own, unchanged.
  */
-function memoJsonSchema(schema: z.ZodType): StandardSchemaWithJSON {
+function memoJsonSchema(schema: z.ZodType, finish: (json: JsonSchema) => JsonSchema = (json) => json): StandardSchemaWithJSON {
   const std = (schema as unknown as StandardSchemaWithJSON)['~standard'];
   const memo = new Map<string, Record<string, unknown>>();
   const convert = (io: 'input' | 'output') => (options: { target: string }) => {
     const key = `${io}|${options.target}`;
     let hit = memo.get(key);
-    if (!hit) memo.set(key, (hit = std.jsonSchema[io](options as Parameters<typeof std.jsonSchema.input>[0])));
+    if (!hit) memo.set(key, (hit = finish(std.jsonSchema[io](options as Parameters<typeof std.jsonSchema.input>[0]))));
     return hit;
   };
   return { '~standard': { ...std, validate: std.validate, jsonSchema: { input: convert('input'), output: convert('output') } } };
 }
 
-function inputSchemaFor(tool: AnyTool, effects: Effect[], names: string[] | undefined): StandardSchemaWithJSON {
-  const key = `${[...effects].sort().join(',')}|${names?.join(',') ?? ''}`;
+function inputSchemaFor(tool: AnyTool, effects: Effect[], names: string[] | undefined, approvals = false): StandardSchemaWithJSON {
+  const key = `${[...effects].sort().join(',')}|${names?.join(',') ?? ''}|${approvals}`;
   let byKey = inputCache.get(tool);
   if (!byKey) inputCache.set(tool, (byKey = new Map()));
   const hit = byKey.get(key);
   if (hit) return hit;
-  let input: z.ZodObject = tool.input;
+  let input: z.ZodObject = approvals ? withApprovalField(tool, tool.input) : tool.input;
   if (names) input = input.extend({ crm: z.enum(names as [string, ...string[]]).describe('CRM connection.') });
   const memo = memoJsonSchema(input.strict());
   byKey.set(key, memo);
@@ -189,8 +209,106 @@ function inputSchemaFor(tool: AnyTool, effects: Effect[], names: string[] | unde
 
 function outputSchemaFor(tool: AnyTool): StandardSchemaWithJSON {
   let hit = outputCache.get(tool.output);
-  if (!hit) outputCache.set(tool.output, (hit = memoJsonSchema(tool.output)));
+  if (!hit) outputCache.set(tool.output, (hit = memoJsonSchema(tool.output, compactOutputSchema)));
   return hit;
+}
+
+type JsonSchema = Record<string, unknown>;
+
+/** Keywords that constrain only one JSON type (or only annotate), so `type: [T, 'null']` lets null through them unchanged. */
+const TYPE_BOUND = new Set([
+  'type',
+  'properties',
+  'required',
+  'additionalProperties',
+  'propertyNames',
+  'items',
+  'minItems',
+  'maxItems',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'format',
+  'enum',
+  'description',
+  'title',
+]);
+const SAFE_INT = { type: 'integer', minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER };
+const isObj = (x: unknown): x is JsonSchema => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isNull = (x: unknown) => isObj(x) && Object.keys(x).length === 1 && x.type === 'null';
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * An output schema in the forms a client compiles cheapest, same constraints: an SDK client compiles an Ajv
+ * validator for every output schema on tools/list (≈ 2× the time for zod's spelling), and what it costs is
+ * mostly branching. So `anyOf: [X, {type: 'null'}]` becomes X with `'null'` added to its `type` (through a
+ * `<Name>OrNull` definition for a `$ref`), and the id union `integer | string` becomes `type: ['integer',
+ * 'string']` (zod's ±2^53 bounds on the integer dropped: JSON numbers past them cannot come from this server).
+ * Only branches whose keywords all apply to one type are merged; anything else is left as zod wrote it.
+ */
+export function compactOutputSchema(doc: JsonSchema): JsonSchema {
+  const defs = isObj(doc.$defs) ? { ...doc.$defs } : {};
+  const defOf = (ref: unknown) => (typeof ref === 'string' && ref.startsWith('#/$defs/') ? ref.slice('#/$defs/'.length) : undefined);
+  const orNull = (x: JsonSchema): JsonSchema | undefined => {
+    if (typeof x.type !== 'string' || x.type === 'null' || !Object.keys(x).every((k) => TYPE_BOUND.has(k))) return undefined;
+    return { ...x, type: [x.type, 'null'], ...(Array.isArray(x.enum) ? { enum: [...(x.enum as unknown[]), null] } : {}) };
+  };
+  const done = new Set<string>();
+  // A definition is compacted once, before anything is made from it.
+  const defNode = (name: string): unknown => {
+    if (!done.has(name)) {
+      done.add(name);
+      defs[name] = walk(defs[name]);
+    }
+    return defs[name];
+  };
+  const walk = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(walk);
+    if (!isObj(node)) return node;
+    const out: JsonSchema = {};
+    for (const [k, v] of Object.entries(node)) {
+      // `properties` maps names to schemas: the map itself is no schema, whatever its keys are called.
+      if (k === 'properties' && isObj(v)) out[k] = Object.fromEntries(Object.entries(v).map(([n, x]) => [n, walk(x)]));
+      else out[k] = k === '$defs' ? v : walk(v);
+    }
+    const branches = out.anyOf;
+    if (!Array.isArray(branches) || branches.length !== 2 || out.type !== undefined) return out;
+    const { anyOf: _, ...rest } = out;
+    const [a, b] = branches as unknown[];
+    if (sameJson(a, SAFE_INT) && sameJson(b, { type: 'string' })) return { type: ['integer', 'string'], ...rest };
+    const other = isNull(b) ? a : isNull(a) ? b : undefined;
+    if (!isObj(other)) return out;
+    const name = defOf(other.$ref);
+    if (name !== undefined && Object.keys(other).length === 1) {
+      const target = defNode(name);
+      const merged = isObj(target) ? orNull(target) : undefined;
+      const key = `${name}OrNull`;
+      if (!merged || (key in defs && !sameJson(defs[key], merged))) return out;
+      defs[key] = merged;
+      done.add(key);
+      return { $ref: `#/$defs/${key}`, ...rest };
+    }
+    const merged = orNull(other);
+    return merged ? { ...merged, ...rest } : out;
+  };
+  for (const name of Object.keys(defs)) defNode(name);
+  const root = walk({ ...doc, $defs: undefined }) as JsonSchema;
+  // Keep only the definitions still referenced from the root (an object used only as nullable lives on as <Name>OrNull).
+  const used = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!isObj(node)) return;
+    const name = defOf(node.$ref);
+    if (name !== undefined && !used.has(name)) {
+      used.add(name);
+      visit(defs[name]);
+    }
+    for (const [k, v] of Object.entries(node)) if (k !== '$defs') visit(v);
+  };
+  visit(root);
+  delete root.$defs;
+  const kept = Object.keys(defs).filter((n) => used.has(n));
+  return kept.length ? { ...root, $defs: Object.fromEntries(kept.map((n) => [n, defs[n]])) } : root;
 }
 
 /**
@@ -207,52 +325,85 @@ export const CACHE_HINTS: Record<'tools/list' | 'prompts/list' | 'resources/list
   'server/discover': { ttlMs: 300_000, cacheScope: 'private' },
 };
 
+/** How people name a CRM kind (its module's label). */
+function labelOfKind(kind: string): string {
+  return defaultRegistry.get(kind)?.label ?? kind;
+}
+
+/** MCP progress notifications for this request, when its client sent a progressToken (a long import reports through it). */
+function progressOf(ctx: ServerContext): ProgressSink | undefined {
+  const token = ctx.mcpReq._meta?.progressToken;
+  if (token === undefined) return undefined;
+  return (progress, total) =>
+    void ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress, total } }).catch(() => undefined);
+}
+
 export function createServer(deps: ServerDeps): McpServer {
-  // Only what the server has: no resources and no prompts, so neither capability is advertised (a client must
-  // not call resources/list or prompts/list then; one that does gets "Method not found").
-  // Tools are listed in the registry's order (crms/registry.ts ALL_TOOLS), the stable order 2026-07-28 asks for:
-  // the SDK lists them in registration order, and the loop below registers them in plan order.
-  const capabilities = { logging: {}, tools: {} };
-  sharedValidator ??= new AjvJsonSchemaValidator();
-  const server = new McpServer(
-    { name: 'crm-mcp', version: VERSION },
-    { capabilities, instructions: INSTRUCTIONS, jsonSchemaValidator: sharedValidator, cacheHints: CACHE_HINTS },
-  );
+  return serverFactory(deps)();
+}
+
+/**
+ * The servers of one set of deps (one policy scope): the plan, each tool's schemas, hints and call handler
+ * are worked out here once, so each server built (the HTTP service builds one per request, pool.ts) costs
+ * only the SDK's instance and its registrations.
+ */
+export function serverFactory(deps: ServerDeps): (ctx?: { era?: 'legacy' | 'modern' }) => McpServer {
   const plan = planTools(deps);
   const multi = deps.providers.length > 1;
+  // The events feature (list_changes and the crm://…/changes resources) is on with the events toolset.
+  const feed = deps.events && toolSelected('list_changes', deps.config.tools, 'events') ? { ...deps.events, labelOf: labelOfKind } : undefined;
 
   const invokeDeps = {
     metrics: deps.metrics,
     audit: deps.audit,
     identityLocks: deps.identityLocks,
+    approvals: deps.approvals,
+    imports: deps.imports,
     flagsOf: (p: CrmProvider) => effectiveFlags(deps, p),
     reportOf: (p: CrmProvider, flags: PolicyFlags) => policyReport(p, plan, flags),
+    changes: feed,
   };
 
-  for (const { tool, connections } of plan.enabled) {
+  const tools = plan.enabled.map(({ tool, connections }) => {
     const flags = connections.map((c) => effectiveFlags(deps, c));
     const effects = [...new Set(flags.flatMap((f) => allowedEffects(f)))];
-    const input = inputSchemaFor(tool, effects, multi ? connections.map((c) => c.connection) : undefined);
+    const config = {
+      title: tool.title,
+      description: tool.description,
+      inputSchema: inputSchemaFor(tool, effects, multi ? connections.map((c) => c.connection) : undefined, deps.approvals !== undefined),
+      outputSchema: outputSchemaFor(tool),
+      annotations: hintsFor(hintEffects(tool, flags), tool.title),
+    };
+    const run = async (parsed: unknown, ctx: ServerContext, server: McpServer) => {
+      const { crm, ...args } = parsed as Record<string, unknown>;
+      const provider = multi ? connections.find((c) => c.connection === crm) : connections[0];
+      if (!provider) {
+        deps.metrics?.toolCall(tool.name, 'validation', 0);
+        return fail(new CrmError({ code: 'validation', message: `Unknown crm "${String(crm)}"` }));
+      }
+      const call = () =>
+        withProgressSink(progressOf(ctx), () =>
+          invokeTool(tool, provider, args, ctx.mcpReq.signal, invokeDeps, deps.approvals ? channelOf(ctx, server.server) : undefined),
+        );
+      // list_changes keeps a position per reader: who is asking comes from the request.
+      return feed ? feedReader.run(readerOf(ctx, server.server), call) : call();
+    };
+    return { name: tool.name, config, run };
+  });
 
-    server.registerTool(
-      tool.name,
-      {
-        title: tool.title,
-        description: tool.description,
-        inputSchema: input,
-        outputSchema: outputSchemaFor(tool),
-        annotations: hintsFor(hintEffects(tool, flags), tool.title),
-      },
-      async (parsed: unknown, ctx) => {
-        const { crm, ...args } = parsed as Record<string, unknown>;
-        const provider = multi ? connections.find((c) => c.connection === crm) : connections[0];
-        if (!provider) {
-          deps.metrics?.toolCall(tool.name, 'validation', 0);
-          return fail(new CrmError({ code: 'validation', message: `Unknown crm "${String(crm)}"` }));
-        }
-        return invokeTool(tool, provider, args, ctx.mcpReq.signal, invokeDeps);
-      },
+  return (ctx) => {
+    // Only what the server has: no prompts, and resources only with the change feed, so a capability is never
+    // advertised empty (a client must not call resources/list or prompts/list then; one that does gets "Method not found").
+    // Tools are listed in the registry's order (crms/registry.ts ALL_TOOLS), the stable order 2026-07-28 asks for:
+    // the SDK lists them in registration order, and the loop below registers them in plan order.
+    const capabilities = { logging: {}, tools: {}, ...(feed ? { resources: { subscribe: true, listChanged: false } } : {}) };
+    sharedValidator ??= new AjvJsonSchemaValidator();
+    const server = new McpServer(
+      { name: 'crm-mcp', version: VERSION },
+      { capabilities, instructions: INSTRUCTIONS, jsonSchemaValidator: sharedValidator, cacheHints: CACHE_HINTS },
     );
-  }
-  return server;
+    for (const t of tools) server.registerTool(t.name, t.config, (parsed: unknown, ctx) => t.run(parsed, ctx, server));
+    if (feed) registerChangeResources(server, { feed, providers: deps.providers, notifier: feed.notifier, era: ctx?.era });
+    return server;
+  };
 }

@@ -28,6 +28,19 @@ export const AuditEntry = z.object({
   prior: z.record(z.string(), z.unknown()).optional().describe('Updates: the values the changed fields had before the call.'),
   result_ids: z.record(z.string(), z.unknown()).optional().describe('Ids of what the call created or changed.'),
   crm_request_ids: z.array(z.string()),
+  approval: z
+    .object({
+      id: z.string().optional(),
+      decision: z.enum(['asked', 'approved', 'declined', 'refused']),
+      via: z.string().optional(),
+      by: z.string().optional(),
+      at: z.string().optional(),
+      sent: z.array(z.record(z.string(), z.unknown())).optional(),
+    })
+    .optional()
+    .describe(
+      'CRM_CONFIRM_WRITES: the approval record (id), what happened (asked a person, approved, declined, refused), who answered and how (terminal, http-page, client), when, and the requests approved.',
+    ),
   duration_ms: z.number(),
   outcome: z
     .string()
@@ -160,6 +173,8 @@ export function auditEntry(
     prior?: Record<string, unknown>;
     result?: unknown;
     requestIds?: string[];
+    /** A person's approval of the call (tools/invoke.ts `approval`), as approvals/gate.ts notes it. */
+    approval?: AuditLine['approval'];
   },
 ): AuditLine {
   const resultIds = resultIdsOf(r.result);
@@ -179,6 +194,16 @@ export function auditEntry(
     ...(r.prior ? { prior: r.prior } : {}),
     ...(resultIds ? { result_ids: resultIds } : {}),
     crm_request_ids: [...new Set(r.requestIds ?? [])],
+    ...(r.approval
+      ? {
+          approval: {
+            ...r.approval,
+            ...(r.approval.sent
+              ? { sent: r.approval.sent.map((q) => ({ method: q.method, url: redact(String(q.url)).slice(0, 300), body: summarize(q.body) })) }
+              : {}),
+          },
+        }
+      : {}),
     duration_ms: r.phase === 'pending' ? 0 : Date.now() - d.started,
     outcome: r.outcome,
   };

@@ -32,6 +32,11 @@ export function configWarnings(config: { connections: readonly ConnectionBase[] 
     if (!f.safeMode && !f.allowWrites) add('CRM_SAFE_MODE=false has no effect without CRM_ALLOW_WRITES=true: the server stays read-only', c.name);
     if (f.allowAdmin && (!f.allowWrites || f.safeMode))
       add('CRM_ALLOW_ADMIN=true has no effect without CRM_ALLOW_WRITES=true and CRM_SAFE_MODE=false: admin operations stay off', c.name);
+    if (f.safeUpdates?.length && (!f.allowWrites || !f.safeMode))
+      add(
+        `CRM_SAFE_UPDATES has no effect ${f.allowWrites ? 'while safe mode is off: every update is allowed already' : 'without CRM_ALLOW_WRITES=true: the server stays read-only'}`,
+        c.name,
+      );
   }
   return [...groups].map(([message, names]) => `${message} (connection${names.length > 1 ? 's' : ''} ${names.join(', ')})`);
 }

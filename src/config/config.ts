@@ -16,6 +16,7 @@ import { parseToolsets, TOOLSET_NAMES } from '../tools/toolsets.js';
 import { storeSpecProblem } from '../store/store.js';
 import { checkToolNames } from './checks.js';
 import { parseRateLimit, type RateLimitOptions } from './rate-limit-setting.js';
+import { approvalSettingsFrom, type ApprovalSettings } from '../approvals/settings.js';
 import { ENV_TABLE, V, type EnvVar } from './env-table.js';
 import { FALSE, parseInt10, list, type Source, envSource, fileSource, layered, boolFrom, intFrom, oneOf, policyFrom, TABLE_FLAGS } from './sources.js';
 
@@ -34,6 +35,12 @@ export interface AppConfig {
   store?: string;
   /** The HTTP service (`--http`). */
   service: ServiceConfig;
+  /** CRM_CONFIRM_WRITES, CRM_CONFIRM_VIA, CRM_CONFIRM_TTL (src/approvals/); absent in hand-built configs = off. */
+  approvals?: ApprovalSettings;
+  /** CRM_EVENTS_POLL_S: seconds between pulls of offline events (0 = off); absent in hand-built configs = off. */
+  eventsPollSec?: number;
+  /** CRM_EVENTS_RETENTION: how many events the event log keeps; absent in hand-built configs = the default. */
+  eventsRetention?: number;
 }
 
 export interface ServiceConfig {
@@ -252,6 +259,9 @@ export function parseConfig(options: ParseOptions, problems: string[] = []): App
   const storeProblem = storeSpecProblem(store);
   if (storeProblem) problems.push(`${storeIn?.name ?? V.CRM_MCP_STORE.name}: ${storeProblem}`);
   const service = serviceFrom(env, problems);
+  const approvals = approvalSettingsFrom(options.env, problems);
+  const eventsPollSec = intFrom(src, V.CRM_EVENTS_POLL_S, problems);
+  const eventsRetention = intFrom(src, V.CRM_EVENTS_RETENTION, problems);
   if (!problems.length && connections.length === 0) {
     const each = defaultRegistry.modules().map((m) => `${m.connection.setup} (${m.fullLabel ?? m.label})`);
     problems.push(`No CRM configured: set ${each.join(' or ')}, pass --config FILE, or try the demo with --sandbox`);
@@ -260,5 +270,5 @@ export function parseConfig(options: ParseOptions, problems: string[] = []): App
 
   for (const c of connections) registerConnectionSecrets(c);
   registerSecret(service.token);
-  return { connections, tools, http, logLevel, store, service };
+  return { connections, tools, http, logLevel, store, service, approvals, eventsPollSec, eventsRetention };
 }

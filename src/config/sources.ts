@@ -4,7 +4,7 @@
  * naming its source, never a guess.
  */
 import * as z from 'zod';
-import type { PolicyFlags } from '../policy/policy.js';
+import { SAFE_UPDATES, type PolicyFlags, type SafeUpdate } from '../policy/policy.js';
 import { SERVER_ENV as V } from './env-server.js';
 import { readVar, type EnvVar } from './env-types.js';
 
@@ -101,12 +101,25 @@ export function oneOf<T extends string>(src: Source, v: EnvVar & { type: 'enum';
 
 /** The safety flags: the environment's over the table's defaults, a file connection's over the environment's. */
 export function policyFrom(src: Source, fallback: PolicyFlags, problems: string[]): PolicyFlags {
+  const safeUpdates = safeUpdatesFrom(src, problems, fallback.safeUpdates);
   return {
     allowWrites: boolFrom(src, V.CRM_ALLOW_WRITES, problems, fallback.allowWrites),
     safeMode: boolFrom(src, V.CRM_SAFE_MODE, problems, fallback.safeMode),
     allowDelete: boolFrom(src, V.CRM_ALLOW_DELETE, problems, fallback.allowDelete),
     allowAdmin: boolFrom(src, V.CRM_ALLOW_ADMIN, problems, fallback.allowAdmin),
+    // Left out when empty: no narrow update is admitted, as before the setting existed.
+    ...(safeUpdates?.length ? { safeUpdates } : {}),
   };
+}
+
+/** CRM_SAFE_UPDATES: known names only (a misspelt one would silently admit nothing, so it is a problem). */
+function safeUpdatesFrom(src: Source, problems: string[], fallback: readonly SafeUpdate[] | undefined): readonly SafeUpdate[] | undefined {
+  const r = src.get(V.CRM_SAFE_UPDATES);
+  const names = list(r?.value);
+  if (!r || !names) return fallback;
+  const unknown = names.filter((n) => !(SAFE_UPDATES as readonly string[]).includes(n));
+  if (unknown.length) problems.push(`${r.name}: unknown narrow update ${unknown.map((n) => `"${n}"`).join(', ')}; use ${SAFE_UPDATES.join(', ')}`);
+  return SAFE_UPDATES.filter((k) => names.includes(k));
 }
 
 /** The flags with nothing set, from the table (test/env-table.test.ts checks they equal the policy's DEFAULT_FLAGS). */

@@ -3,7 +3,19 @@
  * check). Each interface is one group of a provider's primitives, named functions a wing builds in the file of
  * its concern (e.g. `kommo/leads.ts` → `kommoLeads(parts)`); the provider object is the sum of its groups.
  */
-import type { LeadFilter, ListQuery, NoteInput, TaskInput, UpdateContactInput, UpdateLeadInput } from '../domain/inputs.js';
+import type { LinkContactToCompanyInput, UpdateCompanyInput } from '../domain/inputs.js';
+import type {
+  CompleteTaskInput,
+  LeadFilter,
+  ListNotesInput,
+  ListQuery,
+  ListTasksInput,
+  NoteInput,
+  TaskInput,
+  UpdateContactInput,
+  UpdateLeadInput,
+} from '../domain/inputs.js';
+import type { CompleteTaskResult, NoteItem, TaskItem } from '../domain/records.js';
 import type {
   Company,
   CompanyItem,
@@ -22,7 +34,11 @@ import type {
   WriteResult,
 } from '../domain/records.js';
 import type { CallContext } from './call-context.js';
-import type { ContactPrimitives, LeadPrimitives } from './create-steps.js';
+import type { MoveLeadInput } from '../domain/inputs.js';
+import type { AcceptIncomingInput, IncomingLead, IncomingOutcome, ListIncomingInput, LogCallInput, LoggedCall } from '../domain/calls.js';
+import type { PlannedRequest, Ref } from '../domain/records.js';
+import type { CompanyPrimitives, ContactPrimitives, LeadPrimitives } from './create-steps.js';
+import type { RecordHistory, RecordHistoryQuery } from '../domain/history.js';
 
 /*
  * Capabilities: what a provider can do, declared up front instead of discovered at call time. A tool lists the
@@ -39,6 +55,24 @@ export interface LeadsApi {
   searchLeadByContact(ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult>;
   /** The CRM's own steps of create_lead (create-steps.ts); services/create-lead.ts runs them, the tool calls it. */
   readonly createLeadSteps: LeadPrimitives;
+  /** move_lead: a request that changes only the stage (the narrow update CRM_SAFE_UPDATES=stage admits). */
+  moveLead(ctx: CallContext, input: MoveLeadInput): Promise<MoveLeadResult>;
+}
+
+/** Where a lead stands: its pipeline and stage, names beside ids. */
+export interface StagePoint {
+  pipeline: { id: Id; name: string | null } | null;
+  stage: { id: Id; name: string | null } | null;
+}
+
+/** What move_lead answers: the stage before and after, in words too ("moved from Qualification to Proposal"). */
+export interface MoveLeadResult {
+  dry_run?: boolean;
+  lead: Lead | null;
+  from: StagePoint;
+  to: StagePoint;
+  moved: string;
+  requests?: PlannedRequest[];
 }
 
 export interface ContactsApi {
@@ -52,6 +86,23 @@ export interface ContactsApi {
 export interface CompaniesApi {
   listCompanies(ctx: CallContext, q: ListQuery): Promise<Page<CompanyItem>>;
   getCompany(ctx: CallContext, id: Id): Promise<Company>;
+  updateCompany(ctx: CallContext, input: UpdateCompanyInput): Promise<WriteResult<Company>>;
+  linkContactToCompany(ctx: CallContext, input: LinkContactToCompanyInput): Promise<ContactCompanyLink>;
+  /** The CRM's own steps of create_company (create-steps.ts); services/create-company.ts runs them, the tool calls it. */
+  readonly createCompanySteps: CompanyPrimitives;
+}
+
+/** What link_contact_to_company did: the contact and company after it, and the link it replaced, if any. */
+export interface ContactCompanyLink {
+  dry_run?: boolean;
+  /** False when the contact already was linked to that company (nothing was sent). */
+  linked: boolean;
+  contact: Contact | null;
+  company: Company | null;
+  /** The company this link replaced (Kommo keeps one company per contact); null when none was. */
+  replaced: Ref | null;
+  note?: string;
+  requests?: PlannedRequest[];
 }
 
 export interface PipelinesApi {
@@ -72,14 +123,59 @@ export interface TagsApi {
 
 export interface NotesApi {
   addNote(ctx: CallContext, input: NoteInput): Promise<WriteResult<Note>>;
+  /** One record's notes, newest first, each naming the record. */
+  listNotes(ctx: CallContext, q: ListNotesInput): Promise<Page<NoteItem>>;
 }
 
 export interface TasksApi {
   createTask(ctx: CallContext, input: TaskInput): Promise<WriteResult<Task>>;
+  /** Tasks by record, responsible user, status and deadline, earliest deadline first. */
+  listTasks(ctx: CallContext, q: ListTasksInput): Promise<Page<TaskItem>>;
+  /** Marks a task done (a task already done is answered as such, nothing sent). */
+  completeTask(ctx: CallContext, input: CompleteTaskInput): Promise<CompleteTaskResult>;
 }
 
 export interface DeleteApi {
   deleteRecord(ctx: CallContext, entity: 'lead' | 'deal' | 'contact', id: Id): Promise<WriteResult<{ id: Id; entity: string }>>;
+}
+
+export interface CallsApi {
+  /** Looks the number up first (a CRM may drop a call for an unknown number), then logs the call once. */
+  logCall(ctx: CallContext, input: LogCallInput): Promise<LoggedCall>;
+}
+
+export interface IncomingApi {
+  listIncomingLeads(ctx: CallContext, q: ListIncomingInput): Promise<Page<IncomingLead>>;
+  acceptIncomingLead(ctx: CallContext, input: AcceptIncomingInput): Promise<IncomingOutcome>;
+  declineIncomingLead(ctx: CallContext, uid: string): Promise<IncomingOutcome>;
+}
+
+/** One lead's outcome in a batched create (BulkApi): made, or refused by the CRM with its reason. */
+export type BulkOutcome = { ok: true; id: Id; contact_id: Id | null; company_id: Id | null } | { ok: false; message: string };
+
+/**
+ * Many leads at once (import_leads, src/services/import-leads.ts). The requests are the ones the CRM's own
+ * createLeadSteps.build made (so every row is checked and shaped exactly as create_lead does it); the wing sends
+ * them in as few requests as its API allows and records on each request the ids of what it already made, so a
+ * resend after a failure never makes a contact or company twice.
+ */
+export interface BulkApi {
+  /** At most this many leads in one batch. */
+  readonly bulkBatchSize: number;
+  /** One outcome per request, in order; a lost answer throws a CrmError with `ambiguous` (the service looks first). */
+  bulkCreateLeads(ctx: CallContext, requests: readonly unknown[]): Promise<BulkOutcome[]>;
+  /** The requests a dry run of one batch shows, in the order they would be sent. */
+  bulkPlan(requests: readonly unknown[]): PlannedRequest[];
+  /**
+   * Which of these people the CRM may already have, asked for many at once where the CRM batches its look-ups
+   * (false: surely nobody holds the phone or email, so the full look-up is skipped; true: look them up).
+   */
+  bulkMayExist(ctx: CallContext, people: ReadonlyArray<{ e164?: string; email?: string }>): Promise<boolean[]>;
+}
+
+export interface HistoryApi {
+  /** One record's history, newest first, names beside ids (domain/history.ts). */
+  recordHistory(ctx: CallContext, q: RecordHistoryQuery): Promise<RecordHistory>;
 }
 
 /** A capability that only widens what the neutral members accept, and adds none. */
@@ -93,7 +189,7 @@ export interface CapabilityApi {
   deals: NoMembers;
   /** People: list, get, create (duplicate-safe), update. */
   contacts: ContactsApi;
-  /** Companies: list and get. */
+  /** Companies: list, get, create (duplicate-safe), update, and linking a contact to a company. */
   companies: CompaniesApi;
   /** Pipelines and their stages. */
   pipelines: PipelinesApi;
@@ -109,4 +205,12 @@ export interface CapabilityApi {
   tasks: TasksApi;
   /** Permanent deletes of leads, deals and contacts. */
   delete: DeleteApi;
+  /** Logging phone calls against the person who has the number. */
+  calls: CallsApi;
+  /** Incoming (unsorted) leads: list, accept, decline. */
+  incoming: IncomingApi;
+  /** A record's history: stage moves, responsible changes, field changes (get_record_history). */
+  history: HistoryApi;
+  /** Batched lead creates for a bulk import. */
+  bulk: BulkApi;
 }

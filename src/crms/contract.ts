@@ -12,6 +12,7 @@ import type { HttpEvent } from '../http/client.js';
 import type { PolicyFlags } from '../policy/policy.js';
 import type { Store } from '../store/store.js';
 import type { ConnectionReport, DeepProbe, DeepReport } from './doctor-types.js';
+import type { EventsPart } from './events-contract.js';
 import type { Capability, CrmProvider } from './types.js';
 
 /** What every connection has; each wing's connection type adds its own fields. */
@@ -99,6 +100,8 @@ export interface CrmModule<C extends ConnectionBase = ConnectionBase, T = never>
   readonly signIn?: SignInPart;
   /** `--sandbox`: its emulator with demo data. */
   readonly sandbox?: SandboxPart;
+  /** Events: its webhook receiver, offline pull, `crm-mcp events bind|unbind` (events-contract.ts). */
+  readonly events?: EventsPart<C>;
   /**
    * The metrics `endpoint` label of one request (method, path as sent): a bounded set (anything unknown is
    * `other`) that never carries a secret or an id. Without it every request of this CRM is `other`.

@@ -5,9 +5,9 @@
  * `createLeadSteps` / `createContactSteps` members of its provider (capabilities.ts). Being named members, each
  * step can be wrapped from above (a journal around `send`, an approval before it) without the wing knowing.
  */
-import type { ContactInput, CreateContactInput, CreateLeadInput } from '../domain/inputs.js';
+import type { ContactInput, CreateCompanyInput, CreateContactInput, CreateLeadInput } from '../domain/inputs.js';
 import type { PersonName } from '../domain/names.js';
-import type { Contact, Id, Lead, PlannedRequest, SearchResult } from '../domain/records.js';
+import type { Company, Contact, Id, Lead, PlannedRequest, SearchResult } from '../domain/records.js';
 import type { NormalizedPhone } from '../util/phone.js';
 import type { CallContext } from './call-context.js';
 
@@ -95,4 +95,33 @@ export interface ContactPrimitives<D = unknown, R = unknown> {
   /** After a lost answer: the contact the create may have made, found by email/phone. */
   findJustCreated(ctx: CallContext, q: { email?: string; phone?: string }): Promise<Contact | undefined>;
   getContact(ctx: CallContext, id: Id): Promise<Contact>;
+}
+
+// ---------------------------------------------------------------- create_company
+
+export interface NewCompany<D> {
+  draft: D;
+  input: CreateCompanyInput;
+  /** The name, trimmed. */
+  name: string;
+  phone: NormalizedPhone | undefined;
+}
+
+/** The CRM's steps of create_company, run in order by services/create-company.ts. `D`: its draft; `R`: its request. */
+export interface CompanyPrimitives<D = unknown, R = unknown> {
+  /** The account's country (ISO 3166 alpha-2), for phones typed without a country code. */
+  country(ctx: CallContext): Promise<string | undefined>;
+  /** Input this CRM cannot take at all (e.g. tags where there are none); pure. */
+  refuse?(input: CreateCompanyInput): void;
+  /** The CRM's own checks and reads (responsible user, custom fields, tags); throws before any write. */
+  prepare(ctx: CallContext, input: CreateCompanyInput): Promise<D>;
+  /** An existing company (companies only, not people) with this email or phone, as the tool returns it. */
+  findExisting(ctx: CallContext, q: { email?: string; phone?: string }): Promise<Company | undefined>;
+  build(company: NewCompany<D>): R;
+  plan(request: R): PlannedRequest;
+  /** Sends the create and returns the new company's id; a lost answer is a CrmError with `ambiguous` set. */
+  send(ctx: CallContext, request: R): Promise<Id>;
+  /** After a lost answer: the company the create may have made, found by email/phone. */
+  findJustCreated(ctx: CallContext, q: { email?: string; phone?: string }): Promise<Company | undefined>;
+  getCompany(ctx: CallContext, id: Id): Promise<Company>;
 }

@@ -9,6 +9,10 @@ import type {
   ContactsApi,
   CustomFieldsApi,
   DeleteApi,
+  CallsApi,
+  IncomingApi,
+  HistoryApi,
+  BulkApi,
   LeadsApi,
   NotesApi,
   PipelinesApi,
@@ -30,17 +34,21 @@ export type Capability = keyof CapabilityApi;
 
 /** The members each capability promises, checked on every provider the registry builds. */
 export const CAPABILITY_MEMBERS = {
-  leads: ['listLeads', 'getLead', 'updateLead', 'searchLeadByContact', 'createLeadSteps'],
+  leads: ['listLeads', 'getLead', 'updateLead', 'searchLeadByContact', 'createLeadSteps', 'moveLead'],
   deals: [],
   contacts: ['listContacts', 'getContact', 'updateContact', 'createContactSteps'],
-  companies: ['listCompanies', 'getCompany'],
+  companies: ['listCompanies', 'getCompany', 'updateCompany', 'linkContactToCompany', 'createCompanySteps'],
   pipelines: ['pipelines'],
   custom_fields: ['customFields'],
   users: ['users'],
   tags: ['tags'],
-  notes: ['addNote'],
-  tasks: ['createTask'],
+  notes: ['addNote', 'listNotes'],
+  tasks: ['createTask', 'listTasks', 'completeTask'],
   delete: ['deleteRecord'],
+  calls: ['logCall'],
+  incoming: ['listIncomingLeads', 'acceptIncomingLead', 'declineIncomingLead'],
+  history: ['recordHistory'],
+  bulk: ['bulkBatchSize', 'bulkCreateLeads', 'bulkPlan', 'bulkMayExist'],
 } as const satisfies { readonly [C in Capability]: ReadonlyArray<keyof CapabilityApi[C]> };
 
 // Compile-time: the table above names every member of every capability (a member left out would go unchecked).
@@ -65,7 +73,11 @@ export interface CrmProvider
     Partial<TagsApi>,
     Partial<NotesApi>,
     Partial<TasksApi>,
-    Partial<DeleteApi> {
+    Partial<DeleteApi>,
+    Partial<CallsApi>,
+    Partial<IncomingApi>,
+    Partial<HistoryApi>,
+    Partial<BulkApi> {
   /** The CRM: the kind of the module that built it (registry.ts). */
   readonly kind: string;
   readonly connection: string;

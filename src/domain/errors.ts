@@ -1,7 +1,26 @@
 /** The error taxonomy every provider maps into. Messages are actionable and never carry a secret. */
 import { redact, redactValue } from '../util/redact.js';
 
-export const ERROR_CODES = ['auth', 'forbidden', 'not_found', 'validation', 'rate_limited', 'upstream', 'network', 'policy_denied', 'config'] as const;
+export const ERROR_CODES = [
+  'auth',
+  'forbidden',
+  'not_found',
+  'validation',
+  'rate_limited',
+  'upstream',
+  'network',
+  'policy_denied',
+  'config',
+  // A person approves writes (src/approvals/, CRM_CONFIRM_WRITES): why a write waits or was not sent.
+  'approval_required',
+  'approval_pending',
+  'approval_declined',
+  'approval_expired',
+  'approval_used',
+  'approval_invalid',
+  'approval_mismatch',
+  'approval_unavailable',
+] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface CrmErrorInit {

@@ -92,6 +92,18 @@ export const CreateLeadArgs = z.object({
     .describe('When the contact already has an open lead: return it (default) or create another one anyway.'),
 });
 
+/**
+ * list_leads' page size: up to what one read of the CRM returns, Bitrix24's `batch` of 50 list commands × 50
+ * rows; Kommo's pages hold 250 (its provider reads a larger limit as 250, and the cursor goes on from there).
+ */
+export const LeadsLimit = z
+  .number()
+  .int()
+  .min(1)
+  .max(2500)
+  .default(50)
+  .describe('Page size (default 50): up to 2500 on Bitrix24, up to 250 on Kommo (a larger limit gives 250 and a cursor).');
+
 /** list_leads' input; LeadFilter is this without the tool-only with_custom_fields. */
 export const ListLeadsArgs = z.object({
   pipeline_id: IdInput.optional().describe('Pipeline (get_pipelines).'),
@@ -108,7 +120,7 @@ export const ListLeadsArgs = z.object({
     .describe('Bitrix24 only: leads or deals (default: lead where the portal has leads, else deal; a deal pipeline_id means deals).'),
   sort: ListSortInput,
   with_custom_fields: WithCustomFields,
-  limit: Limit,
+  limit: LeadsLimit,
   cursor: Cursor,
 });
 
@@ -200,3 +212,85 @@ export type UpdateContactInput = z.output<typeof UpdateContactArgs>;
 export type NoteInput = z.output<typeof AddNoteArgs>;
 export type TaskInput = z.output<typeof CreateTaskArgs>;
 export type ListQuery = Omit<z.output<typeof ListQueryArgs>, 'with_custom_fields'>;
+
+// ---------------------------------------------------------------- companies (toolset `companies`)
+
+/** create_company's input (the tool adds dry_run). */
+export const CreateCompanyArgs = z.object({
+  name: ShortText.min(1).describe('Company name.'),
+  phone: Phone.optional(),
+  email: Email.optional(),
+  tags: Tags.optional(),
+  custom_fields: CustomFieldsInput.optional(),
+  responsible_user_id: ResponsibleId.optional(),
+});
+
+/** update_company's input (the tool adds dry_run). */
+export const UpdateCompanyArgs = z.object({
+  id: RecordId,
+  name: ShortText.min(1).optional().describe('New name.'),
+  responsible_user_id: ResponsibleId.optional(),
+  phones_to_add: z.array(Phone).max(10).optional().describe('Phones to add.'),
+  phones_to_remove: z.array(Phone).max(10).optional().describe('Phones to remove.'),
+  emails_to_add: z.array(Email).max(10).optional().describe('Emails to add.'),
+  emails_to_remove: z.array(Email).max(10).optional().describe('Emails to remove.'),
+  tags_to_add: Tags.optional(),
+  tags_to_delete: Tags.optional(),
+  custom_fields: CustomFieldsInput.optional(),
+});
+
+/** link_contact_to_company's input (the tool adds dry_run). */
+export const LinkContactToCompanyArgs = z.object({
+  contact_id: IdInput.describe('Contact id.'),
+  company_id: IdInput.describe('Company id.'),
+  replace_existing: z
+    .boolean()
+    .optional()
+    .describe("Kommo keeps one company per contact: true replaces the contact's current company (a removal, so a delete)."),
+});
+
+export type CreateCompanyInput = z.output<typeof CreateCompanyArgs>;
+export type UpdateCompanyInput = z.output<typeof UpdateCompanyArgs>;
+export type LinkContactToCompanyInput = z.output<typeof LinkContactToCompanyArgs>;
+
+/** list_notes' input. */
+export const ListNotesArgs = z.object({
+  entity: Entity,
+  entity_id: IdInput.describe('Id of that record.'),
+  limit: Limit,
+  cursor: Cursor,
+});
+
+/** list_tasks' input. */
+export const ListTasksArgs = z.object({
+  entity: Entity.optional(),
+  entity_id: IdInput.optional().describe('Id of that record (with entity).'),
+  responsible_user_id: ResponsibleId.optional(),
+  status: z.enum(['open', 'done', 'overdue']).optional().describe('open, done, or overdue (open past its deadline); default: all.'),
+  due_from: DateInput.optional().describe('Deadline on or after (ISO 8601).'),
+  due_to: DateInput.optional().describe('Deadline on or before (ISO 8601).'),
+  limit: Limit,
+  cursor: Cursor,
+});
+
+/** complete_task's input (the tool adds dry_run). */
+export const CompleteTaskArgs = z.object({
+  id: IdInput.describe('Task id (list_tasks).'),
+  result_text: z.string().min(1).max(5_000).optional().describe('The outcome (Kommo: required, stored as the task result).'),
+});
+
+export type ListNotesInput = z.output<typeof ListNotesArgs>;
+export type ListTasksInput = z.output<typeof ListTasksArgs>;
+export type CompleteTaskInput = z.output<typeof CompleteTaskArgs>;
+
+/** move_lead's input (the tool adds dry_run): exactly one of stage_id, won, lost. */
+export const MoveLeadArgs = z.object({
+  id: RecordId,
+  entity: z.enum(['lead', 'deal']).optional().describe('Bitrix24 only: lead or deal (default: lead where the portal has leads, else deal).'),
+  stage_id: IdInput.optional().describe('Target stage id (get_pipelines).'),
+  won: z.literal(true).optional().describe('Close as won.'),
+  lost: z.literal(true).optional().describe('Close as lost.'),
+  loss_reason_id: IdInput.optional().describe('Kommo: why it was lost (with lost).'),
+  pipeline_id: IdInput.optional().describe("Pipeline of the stage (default: the lead's own)."),
+});
+export type MoveLeadInput = z.output<typeof MoveLeadArgs>;

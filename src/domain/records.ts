@@ -11,7 +11,17 @@ export type Id = z.infer<typeof Id>;
 export const Ref = z.object({ id: Id, name: z.string().nullable() }).meta({ id: 'Ref' });
 export type Ref = z.infer<typeof Ref>;
 
+/** A lead, contact or company named in a result by id and name, with its page in the CRM. */
+export const LinkRef = z.object({ id: Id, name: z.string().nullable(), url: z.string() }).meta({ id: 'LinkRef' });
+export type LinkRef = z.infer<typeof LinkRef>;
+
 export const StageType = z.enum(['incoming', 'open', 'won', 'lost']);
+
+/**
+ * A record's page in the CRM's web interface, for a person to click through: built by the wing on the
+ * connection's configured account address (its origin only, so never a credential such as a webhook's path).
+ */
+export const WebUrl = z.string().describe("The record's page in the CRM's web interface.");
 
 export const CustomFieldValue = z
   .object({
@@ -40,6 +50,7 @@ export const Lead = z
     updated_at: z.string().nullable(),
     /** Present on closed (won/lost) records only. */
     closed_at: z.string().nullable().optional(),
+    url: WebUrl,
   })
   .meta({ id: 'Lead' });
 export type Lead = z.infer<typeof Lead>;
@@ -59,6 +70,7 @@ export const Contact = z
     custom_fields: z.array(CustomFieldValue),
     created_at: z.string().nullable(),
     updated_at: z.string().nullable(),
+    url: WebUrl,
   })
   .meta({ id: 'Contact' });
 export type Contact = z.infer<typeof Contact>;
@@ -76,6 +88,7 @@ export const Company = z
     custom_fields: z.array(CustomFieldValue),
     created_at: z.string().nullable(),
     updated_at: z.string().nullable(),
+    url: WebUrl,
   })
   .meta({ id: 'Company' });
 export type Company = z.infer<typeof Company>;
@@ -126,6 +139,8 @@ export interface Page<T> {
   items: T[];
   has_more: boolean;
   cursor: string | null;
+  /** Every record the listing matches, where the CRM counts them in the same answer (Bitrix24 `total`); null where it does not (Kommo). */
+  total: number | null;
 }
 
 export const PlannedRequest = z.object({ method: z.string(), url: z.string(), body: z.unknown().optional() });
@@ -213,3 +228,42 @@ export const CompanyItem = Company.extend({
   lead_ids: z.array(Id).optional().describe('Linked lead/deal ids; absent when the list did not read them (Bitrix24 lists): call get_company.'),
 }).meta({ id: 'CompanyItem' });
 export type CompanyItem = z.infer<typeof CompanyItem>;
+
+/** The record a note or task belongs to, by kind, id and name, and its page (null for a kind without one). */
+export const RecordRef = z.object({ entity: z.string(), id: Id, name: z.string().nullable(), url: z.string().nullable() });
+export type RecordRef = z.infer<typeof RecordRef>;
+
+/** A note (Bitrix24: a timeline comment) as list_notes shows it. */
+export const NoteItem = z.object({
+  id: Id,
+  type: z.string(),
+  text: z.string().nullable(),
+  record: RecordRef,
+  author: Ref.nullable(),
+  created_at: z.string().nullable(),
+});
+export type NoteItem = z.infer<typeof NoteItem>;
+
+/** A task as list_tasks and complete_task show it. */
+export const TaskItem = z.object({
+  id: Id,
+  text: z.string(),
+  complete_till: z.string().nullable(),
+  is_completed: z.boolean(),
+  overdue: z.boolean(),
+  result: z.string().nullable(),
+  record: RecordRef.nullable(),
+  responsible: Ref.nullable(),
+  created_at: z.string().nullable(),
+  url: z.string().nullable().describe("The task's page in the CRM; where the CRM has no page per task (Kommo), its record's page, null without a record."),
+});
+export type TaskItem = z.infer<typeof TaskItem>;
+
+export interface CompleteTaskResult {
+  /** True when this call completed the task; false for a dry run or a task that was already done. */
+  completed: boolean;
+  dry_run?: boolean;
+  task: TaskItem | null;
+  reason?: string;
+  requests?: PlannedRequest[];
+}

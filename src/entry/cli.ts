@@ -29,6 +29,12 @@ Usage:
                                 (exit 0 healthy, 1 problems, 3 warnings only); --sandbox: the demo accounts
   crm-mcp config claude [--with-secrets] [--sandbox]
                                 print the Claude Desktop mcpServers entry for this setup
+  crm-mcp events bind|unbind|status [--url PUBLIC_BASE_URL] [--rotate]
+                                point the CRM's webhooks at this server's /hooks receiver (admin), remove, show
+  crm-mcp import FILE [--connection NAME] [--dry-run] [--resume ID]
+                                import leads from a CSV (header row) or JSON file; resumable, no duplicates
+  crm-mcp approve [<id>] | decline <id>
+                                CRM_CONFIRM_WRITES: list the writes waiting for a person, approve or decline one
 
 Safety (environment): CRM_ALLOW_WRITES=true enables creating records; CRM_SAFE_MODE=false also allows
 changing them; CRM_ALLOW_DELETE=true allows deleting. See README.md for every variable.
@@ -43,6 +49,10 @@ export const COMMANDS: Readonly<Record<string, SubCommand>> = {
   auth: { load: () => import('../commands/auth.js') },
   doctor: { load: () => import('../commands/doctor.js') },
   config: { load: () => import('../commands/config-claude.js') },
+  events: { load: () => import('../commands/events.js') },
+  import: { load: () => import('../commands/import.js') },
+  approve: { load: async () => ({ run: (argv) => import('../commands/approve.js').then((m) => m.run(argv, true)) }) },
+  decline: { load: async () => ({ run: (argv) => import('../commands/approve.js').then((m) => m.run(argv, false)) }) },
 };
 
 async function main(argv: string[]): Promise<void> {

@@ -3,15 +3,19 @@
  * stdio (what Claude Desktop runs) or Streamable HTTP. Both transports answer the 2026-07-28 revision and the
  * 2025 ones from the same server factory; `--sandbox` starts the built-in CRM emulators with demo data.
  */
+import { ImportDesk } from '../import/jobs.js';
 import { parseArgs } from 'node:util';
 import { buildApp, openStoreBounded } from '../app.js';
+import { ApprovalDesk } from '../approvals/desk.js';
 import { startSandbox } from '../commands/sandbox.js';
 import { configWarnings } from '../config/checks.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { V } from '../config/env-table.js';
 import { readVar } from '../config/env-types.js';
 import { defaultRegistry } from '../crms/registry.js';
-import { createServer, planTools, type ServerDeps } from '../server.js';
+import { ChangeNotifier } from '../events/notify.js';
+import { toolSelected } from '../policy/tool-filter.js';
+import { createServer, planTools, serverFactory, type ServerDeps } from '../server.js';
 import type { Store } from '../store/store.js';
 import { createLogger, setLogger, type LogLevel } from '../util/log.js';
 import { VERSION } from '../version.js';
@@ -81,10 +85,56 @@ export async function serve(args: ServeArgs): Promise<void> {
   setLogger(logger);
   for (const warning of configWarnings(config)) logger.warn(warning);
   // Metrics are served over HTTP only; the audit log is kept in both modes (in memory for the sandbox's demo data).
-  const app = await buildApp(config, { logger, sandbox: args.sandbox, metrics: args.http, trustedOrigins: sandbox?.origins });
+  const app = await buildApp(config, {
+    logger,
+    sandbox: args.sandbox,
+    metrics: args.http,
+    trustedOrigins: sandbox?.origins,
+    eventsRetention: config.eventsRetention,
+  });
   cleanups.push(() => app.close());
   const { providers, audit, metrics, identityLocks } = app;
-  const deps: ServerDeps = { config, providers, audit, metrics, identityLocks };
+  // CRM_CONFIRM_WRITES: the desk keeps its records and its key in the store (created now, so a store that
+  // cannot hold them stops the start rather than the first write).
+  const approvals = config.approvals?.on ? new ApprovalDesk(app.store, config.approvals) : undefined;
+  if (approvals) {
+    await approvals.secret();
+    if (app.store.description.startsWith('memory'))
+      logger.warn(
+        'CRM_CONFIRM_WRITES: the store is in memory, so `crm-mcp approve` cannot reach it; approve on the --http page /approvals, or set CRM_MCP_STORE',
+      );
+  }
+  // With the events toolset, subscribers of the crm://…/changes resources hear of new events (events/notify.ts):
+  // this process's appends, other instances' through Redis, other processes' on one data directory by a look each second.
+  const notifier = toolSelected('list_changes', config.tools, 'events')
+    ? await new ChangeNotifier(app.events, {
+        redis: app.store.redis,
+        pollMs: app.store.filePath ? 1000 : 0,
+        onError: (err) => logger.warn({ err: err.message }, 'change notifications: a message was lost'),
+      }).start()
+    : undefined;
+  if (notifier) cleanups.push(() => notifier.close());
+  // A stdio server lives as long as its connection and sends the updates itself; over HTTP the SDK's listen streams take them from the bus.
+  const events = { log: app.events, store: app.store, notifier: args.http ? undefined : notifier };
+  const deps: ServerDeps = { config, providers, audit, metrics, identityLocks, approvals, imports: new ImportDesk(app.store), events };
+  // Offline events (Bitrix24): pulled over stdio and HTTP alike, once bound (`crm-mcp events bind`).
+  const pollSec = config.eventsPollSec ?? 0;
+  if (pollSec > 0) {
+    const { startPuller } = await import('../events/puller.js');
+    const puller = startPuller({
+      targets: providers.map((p) => ({ connection: p.connection, kind: p.kind })),
+      pullOf: (t) => {
+        const p = providers.find((x) => x.connection === t.connection);
+        const pull = defaultRegistry.modules().find((m) => m.kind === t.kind)?.events?.pull;
+        return p && pull ? (_t, ctx, store) => pull(p, ctx, store) : undefined;
+      },
+      log: app.events,
+      store: app.store,
+      intervalSec: pollSec,
+      logger,
+    });
+    cleanups.push(() => puller.stop());
+  }
   const plan = planTools(deps);
   logger.info(
     {
@@ -96,7 +146,11 @@ export async function serve(args: ServeArgs): Promise<void> {
     'crm-mcp starting',
   );
 
+  // Told to the webhook receiver first thing: from then on deliveries get 503 (the CRM retries) while the HTTP
+  // service drains, rather than reaching an event log that is about to close.
+  let stopping = false;
   const shutdown = async () => {
+    stopping = true;
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     process.exit(0);
   };
@@ -123,21 +177,34 @@ export async function serve(args: ServeArgs): Promise<void> {
       host: args.host,
       port: args.port,
       makeServer: (scope) => createServer({ ...deps, narrow: scope.narrow }),
+      prepareServer: (scope) => serverFactory({ ...deps, narrow: scope.narrow }),
       logger,
       token: config.service.token,
       corsOrigins: config.service.corsOrigins,
       rateLimit: config.service.rateLimit,
       ready,
       metrics,
+      approvals,
+      bus: notifier?.bus(),
+      hooks: (await import('../transports/hooks/receiver.js')).hooksRoute({
+        modules: defaultRegistry.modules(),
+        connections: config.connections,
+        log: app.events,
+        store: app.store,
+        logger,
+        onDelivery: metrics?.hookDelivery,
+        closing: () => stopping,
+      }),
     });
-    cleanups.unshift(() => http.close());
+    // Pushed last, so it runs first (cleanups run in reverse): the service drains while the store and the event log are still open.
+    cleanups.push(() => http.close());
     const policy = providers[0]!.policy;
     const rate = config.service.rateLimit;
     const lines = [
       `crm-mcp ${VERSION} serving MCP (Streamable HTTP) at ${http.url}`,
       'Protocol: 2026-07-28 (server/discover, stateless) and the 2025 revisions (initialize), on the same endpoint.',
       ...(sandbox ? [sandbox.info(config.connections.map((c) => c.name))] : []),
-      `Mode: ${policy.allowWrites ? (policy.safeMode ? 'create-only (safe mode)' : policy.allowDelete ? 'full' : 'write') : 'read-only'}; ${plan.enabled.length} tools.`,
+      `Mode: ${policy.allowWrites ? (policy.safeMode ? `create-only (safe mode${policy.safeUpdates?.length ? `; CRM_SAFE_UPDATES=${policy.safeUpdates.join(',')}` : ''})` : policy.allowDelete ? 'full' : 'write') : 'read-only'}; ${plan.enabled.length} tools.`,
       `Auth: ${config.service.token ? 'bearer token (CRM_MCP_HTTP_TOKEN)' : 'none (loopback only)'}; metrics: ${metrics ? http.url.replace(/\/mcp$/, '/metrics') : 'off'}; audit log: ${audit?.description ?? 'off'}; tool-call rate limit: ${rate ? `${Math.round(rate.perMinute * 100) / 100}/min per client` : 'off'}.`,
       '',
       'Connect with the MCP Inspector:',
@@ -158,7 +225,8 @@ export async function serve(args: ServeArgs): Promise<void> {
     const send = wire.send.bind(wire);
     // A -32022 answer names the 2025 revisions this connection would also accept (transports/versions.ts).
     wire.send = (message) => send(withServedVersions(message));
-    const stdio = serveStdio(() => createServer(deps), { transport: wire, onerror: (err) => logger.debug({ err: err.message }, 'MCP stdio error') });
+    const make = serverFactory(deps);
+    const stdio = serveStdio((c) => make(c), { transport: wire, onerror: (err) => logger.debug({ err: err.message }, 'MCP stdio error') });
     cleanups.unshift(() => stdio.close());
     if (sandbox) logger.info(sandbox.info(config.connections.map((c) => c.name)));
     process.stdin.on('end', () => void shutdown());

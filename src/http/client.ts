@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
-import type { Effect, Grant } from '../policy/policy.js';
+import type { Effect, Grant, SafeUpdate } from '../policy/policy.js';
 import { CrmError } from '../domain/errors.js';
 import type { RateLimiter } from './limiter.js';
 import { sleep } from './limiter.js';
@@ -56,6 +56,11 @@ export interface ProviderAdapter {
   readonly name: string;
   /** Effect of an outgoing request, decided from the wire shape alone (the query as it is sent, too). May throw a refusal. */
   classify(method: HttpMethod, path: string, body: unknown, query: URLSearchParams): Effect;
+  /**
+   * The narrow update this request is (policy.ts SafeUpdate), decided from the same wire shape, or undefined
+   * when it is anything else: only a request of exactly that shape passes a grant for that narrow update.
+   */
+  safeUpdate?(method: HttpMethod, path: string, body: unknown, query: URLSearchParams): SafeUpdate | undefined;
   /** Paths the credential may be sent to (e.g. `/api/v4/` on Kommo). */
   pathAllowed(path: string): boolean;
   /** Maps a response to an error, or undefined when it is a success. Sees 2xx too (Bitrix errors may come with 200). */
@@ -180,12 +185,20 @@ export class HttpCore {
     if (override) {
       throw new CrmError({ code: 'policy_denied', message: `Refused: the ${override} header would change the HTTP method the CRM runs; nothing was sent` });
     }
-    const effect = spec.effect ?? this.o.adapter.classify(spec.method, url.pathname, spec.body ?? spec.form, url.searchParams);
-    if (!spec.grant.has(effect)) {
+    const body = spec.body ?? spec.form;
+    const effect = spec.effect ?? this.o.adapter.classify(spec.method, url.pathname, body, url.searchParams);
+    // A grant for a narrow update (CRM_SAFE_UPDATES) admits an update only of exactly that shape, read from the wire.
+    const narrow = spec.grant.narrowUpdates();
+    const kind =
+      !spec.grant.has(effect) && effect === 'update' && narrow.length
+        ? this.o.adapter.safeUpdate?.(spec.method, url.pathname, body, url.searchParams)
+        : undefined;
+    if (!spec.grant.admits(effect, kind)) {
       this.logger.warn({ provider: this.o.adapter.name, method: spec.method, path: url.pathname, effect }, 'policy refused an outgoing request');
+      const only = narrow.length ? ` beyond ${narrow.map((k) => `a ${k} update (CRM_SAFE_UPDATES=${k})`).join(' or ')}; nothing was sent` : '';
       throw new CrmError({
         code: 'policy_denied',
-        message: `Refused by policy: this call may not send a ${effect} request (${spec.method} ${url.pathname})`,
+        message: `Refused by policy: this call may not send a ${effect} request (${spec.method} ${url.pathname})${only}`,
       });
     }
 

@@ -69,6 +69,22 @@ export interface MetricsOptions {
   endpointLabel?: EndpointLabeler;
   /** The registered tools: the `tool` label of an MCP request is one of these or `other`. */
   toolNames?: Iterable<string>;
+  /** The webhook receivers' paths (each CRM module's `events.hookPath`): the `hook` label is one of these or `other`. */
+  hookPaths?: Iterable<string>;
+}
+
+/**
+ * Delivery statuses the webhook receiver answers (transports/hooks/receiver.ts), kept as themselves; any
+ * other is its class (`2xx`…), so the label set stays fixed whatever a wing's verdict says.
+ */
+const HOOK_STATUSES = new Set([200, 400, 403, 404, 405, 413, 415, 429, 503]);
+
+/** One answered webhook delivery, as the receiver reports it (`onDelivery`). */
+export interface HookDeliveryRecord {
+  hook: string;
+  status: number;
+  stored: number;
+  duplicates: number;
 }
 
 export class Metrics {
@@ -78,6 +94,7 @@ export class Metrics {
   private readonly endpointLabels = new Map<string, Set<string>>();
   private readonly endpointOf: EndpointLabeler;
   private readonly toolNames: ReadonlySet<string>;
+  private readonly hookPaths: ReadonlySet<string>;
 
   private readonly crmRequests = new Counter({
     name: `${PREFIX}crm_requests_total`,
@@ -131,9 +148,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly hookDeliveries = new Counter({
+    name: `${PREFIX}hook_deliveries_total`,
+    help: 'CRM webhook deliveries the receiver answered, by hook (the CRM receiver path, or other) and HTTP status (a fixed set, else its class).',
+    labelNames: ['hook', 'status'] as const,
+    registers: [this.registry],
+  });
+  private readonly hookStored = new Counter({
+    name: `${PREFIX}hook_events_stored_total`,
+    help: 'Events from webhook deliveries appended to the event log, by hook.',
+    labelNames: ['hook'] as const,
+    registers: [this.registry],
+  });
+  private readonly hookDuplicates = new Counter({
+    name: `${PREFIX}hook_events_duplicates_total`,
+    help: 'Events from webhook deliveries the event log already held (a redelivery), by hook.',
+    labelNames: ['hook'] as const,
+    registers: [this.registry],
+  });
+
   constructor(o: MetricsOptions = {}) {
     this.endpointOf = o.endpointLabel ?? (() => 'other');
     this.toolNames = new Set(o.toolNames ?? []);
+    this.hookPaths = new Set(o.hookPaths ?? []);
     const providers = this.providers;
     const seen = this.refreshesSeen;
     new Counter({
@@ -208,6 +245,19 @@ export class Metrics {
     const tool = method !== 'tools/call' ? '' : r.name !== undefined && this.toolNames.has(r.name) ? r.name : 'other';
     const status = r.status >= 100 && r.status < 600 ? String(r.status) : 'other';
     this.mcpRequests.inc({ method, tool, era: r.era, status });
+  };
+
+  /**
+   * The receiver's `onDelivery`. The hook is checked again against the known receiver paths: the path after
+   * `/hooks/` may hold a secret, and no label may ever carry one.
+   */
+  readonly hookDelivery = (r: HookDeliveryRecord): void => {
+    const hook = this.hookPaths.has(r.hook) ? r.hook : 'other';
+    const status = HOOK_STATUSES.has(r.status) ? String(r.status) : r.status >= 100 && r.status < 600 ? `${Math.floor(r.status / 100)}xx` : 'other';
+    this.hookDeliveries.inc({ hook, status });
+    // Touched at zero too, so a dashboard shows the hook from its first delivery.
+    this.hookStored.inc({ hook }, Math.max(0, r.stored));
+    this.hookDuplicates.inc({ hook }, Math.max(0, r.duplicates));
   };
 
   policyDenied(connection: string, tool: string, effect: string): void {

@@ -8,7 +8,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { link, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { log } from '../util/log.js';
 
 interface LockInfo {
   pid: number;
@@ -32,6 +33,66 @@ export interface FileLockOptions {
   timeoutMs: number;
   /** Named in the timeout error. */
   what: string;
+  /** Keep the lock while `fn` runs: refresh its `at` every staleMs/3 (see keepRenewed). */
+  renew?: boolean;
+}
+
+/**
+ * Keeps a held lock alive: `extend` every `everyMs` until the returned stop is awaited. Without it a holder
+ * that legitimately outlives the TTL (a slow CRM, a bulk import batch holding many persons' locks) loses the
+ * lock to the next waiter while still working. `extend` answering false means the lock is no longer ours (we
+ * overran the TTL before a renewal got through and someone took it over): that is logged once and renewal ends;
+ * what protects the holder's work from then on is its own checks (a create's look-before-retry). An `extend`
+ * that throws (Redis briefly unreachable) is tried again at the next tick: the lock may well still be ours.
+ * Stop waits for a renewal in flight, so none lands after the caller has released the lock.
+ */
+export function keepRenewed(lock: string, everyMs: number, extend: () => Promise<boolean>): () => Promise<void> {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let inflight: Promise<void> = Promise.resolve();
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(tick, everyMs);
+    timer.unref();
+  };
+  const tick = () => {
+    inflight = extend().then(
+      (ours) => {
+        if (ours) return schedule();
+        log().warn({ lock }, 'lock lost while its holder was still working (it overran the lock TTL); another caller may have entered');
+      },
+      (e: unknown) => {
+        log().warn({ lock, err: (e as Error)?.message ?? String(e) }, 'lock renewal failed; trying again');
+        schedule();
+      },
+    );
+  };
+  schedule();
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await inflight;
+  };
+}
+
+/** Moves our lock's `at` forward; false when the lock is no longer ours. */
+async function refresh(path: string, mine: LockInfo, staleMs: number): Promise<boolean> {
+  const now = await readInfo(path);
+  if (now?.token !== mine.token) return false;
+  // Past the stale age a waiter may be taking it over this instant: writing it back could undo their takeover.
+  if (Date.now() - now.at > staleMs) return false;
+  const next: LockInfo = { ...mine, at: Date.now() };
+  // Written aside and renamed over, so a waiter reading the lock never sees it empty or half-written.
+  const aside = `${path}.${mine.token}.renew`;
+  try {
+    await writeFile(aside, JSON.stringify(next), { mode: 0o600 });
+    await rename(aside, path);
+  } catch (e) {
+    await unlink(aside).catch(() => undefined);
+    throw e;
+  }
+  mine.at = next.at;
+  return true;
 }
 
 const HOST = hostname();
@@ -124,9 +185,11 @@ export async function withFileLock<T>(path: string, o: FileLockOptions, fn: () =
     }
     await new Promise((r) => setTimeout(r, wait));
   }
+  const stop = o.renew ? keepRenewed(o.what, Math.max(1, Math.floor(o.staleMs / 3)), () => refresh(path, mine, o.staleMs)) : undefined;
   try {
     return await fn();
   } finally {
+    await stop?.();
     // Release only our own lock: after a takeover (we overran staleMs) the file is someone else's.
     const now = await readInfo(path);
     if (now?.token === mine.token) await unlink(path).catch(() => undefined);

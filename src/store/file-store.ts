@@ -103,9 +103,10 @@ export class DurableFileStore {
    * process first). A holder that crashed or overran `ttlMs` loses the lock; waiting ends after `waitMs`
    * (default 2 × ttlMs).
    */
-  async withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number): Promise<T> {
+  async withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number, options?: { renew?: boolean }): Promise<T> {
     const path = `${this.filename}.${createHash('sha256').update(name).digest('hex').slice(0, 16)}.lock`;
-    return withFileLock(path, { staleMs: ttlMs, timeoutMs: waitMs ?? ttlMs * 2, what: `${name} (another crm-mcp process using ${this.filename})` }, fn);
+    const what = `${name} (another crm-mcp process using ${this.filename})`;
+    return withFileLock(path, { staleMs: ttlMs, timeoutMs: waitMs ?? ttlMs * 2, what, renew: options?.renew }, fn);
   }
 
   /** Queues a change; changes queued together are written in one locked read-modify-write. */

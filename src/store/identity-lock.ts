@@ -8,7 +8,9 @@
  *   store's own per-process chain never has more than one waiter for a key).
  * - Across processes: the store's lock on the same names (Redis SET NX PX with a token and compare-and-delete;
  *   the file store's lock file, taken over when its holder's pid is gone or it is older than the TTL). The
- *   memory store's lock is in-process only, which is all it can share anyway.
+ *   memory store's lock is in-process only, which is all it can share anyway. The holder renews its store locks
+ *   every TTL/3 while it works (a slow CRM, a bulk import batch), so only a crashed holder's lock expires; a
+ *   renewal that finds the lock taken logs a warning, and the create's look-before-retry is what is left.
  * - Keys are sorted, so two callers needing overlapping keys take them in one order and never deadlock; names
  *   are namespaced by the account (two accounts never block each other) and hashed (no email or phone in Redis
  *   key names or lock file names).
@@ -23,7 +25,10 @@ import { LockBusyError, type Store } from './store.js';
 export interface IdentityLockTimes {
   /** How long a caller waits for the lock before the retryable error. */
   waitMs: number;
-  /** How long a lock outlives a holder that crashed (Redis PX; the file lock's stale age). */
+  /**
+   * How long a lock outlives a holder that crashed (Redis PX; the file lock's stale age). A live holder renews
+   * it every ttlMs/3 for as long as it works, so this bounds a crash, not the work.
+   */
   ttlMs: number;
 }
 
@@ -121,7 +126,7 @@ export class IdentityLocks {
         return fn();
       }
       if (!this.store) return inner(i + 1);
-      return this.store.withLock(names[i]!, this.times.ttlMs, () => inner(i + 1), Math.max(1, deadline - Date.now()));
+      return this.store.withLock(names[i]!, this.times.ttlMs, () => inner(i + 1), Math.max(1, deadline - Date.now()), { renew: true });
     };
     try {
       for (const n of names) releases.push(await here.acquire(n, deadline));

@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import Keyv from 'keyv';
 import { DurableFileStore } from './file-store.js';
-import { LockTimeoutError } from './file-lock.js';
+import { keepRenewed, LockTimeoutError } from './file-lock.js';
 import { redact } from '../util/redact.js';
 
 /** The node-redis client the Redis store shares with the limiters and locks. */
@@ -22,9 +22,10 @@ export interface Store {
   /**
    * Runs `fn` while holding the lock `name`: across every process sharing a Redis store, within this
    * process otherwise. The lock expires after `ttlMs` so a crashed holder cannot wedge the others. Waiting
-   * ends after `waitMs` (default 2 × ttlMs) with a LockBusyError.
+   * ends after `waitMs` (default 2 × ttlMs) with a LockBusyError. With `options.renew` the lock is extended
+   * every ttlMs/3 while `fn` runs, so a holder outliving the TTL keeps it (the TTL then only bounds a crash).
    */
-  withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number): Promise<T>;
+  withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number, options?: LockOptions): Promise<T>;
   /** Throws when the backend cannot be reached (readiness probes). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -32,6 +33,17 @@ export interface Store {
   readonly description: string;
   /** Set for Redis stores: shared rate limiters use it. */
   readonly redis?: RedisClient;
+  /** Set for file stores: the JSON file, beside which the event log keeps its own file. */
+  readonly filePath?: string;
+}
+
+export interface LockOptions {
+  /**
+   * Extend the lock every ttlMs/3 until `fn` settles (Redis: compare-and-PEXPIRE on the holder's token; file:
+   * the lock file's `at`, if still ours; memory: in-process, nothing expires). A renewal that finds the lock
+   * gone logs a warning and stops.
+   */
+  renew?: boolean;
 }
 
 export class StoreError extends Error {
@@ -109,14 +121,15 @@ class FileStore extends KeyvStore {
     kv: Keyv,
     private readonly file: DurableFileStore,
     description: string,
+    readonly filePath: string,
   ) {
     super(kv, description);
   }
 
   /** Local chain first (one waiter per process), then the lock file across processes. */
-  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number): Promise<T> {
+  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number, options?: LockOptions): Promise<T> {
     return this.locks.run(name, () =>
-      this.file.withLock(name, ttlMs, fn, waitMs).catch((e: unknown) => {
+      this.file.withLock(name, ttlMs, fn, waitMs, options).catch((e: unknown) => {
         throw e instanceof LockTimeoutError ? new LockBusyError(e.message, { cause: e }) : e;
       }),
     );
@@ -124,6 +137,7 @@ class FileStore extends KeyvStore {
 }
 
 const UNLOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 
 /** Redis through @keyv/redis; the same client serves locks (SET NX PX + compare-and-delete) and limiters. */
 class RedisStore extends KeyvStore {
@@ -147,7 +161,7 @@ class RedisStore extends KeyvStore {
   }
 
   /** Local chain first (one waiter per process), then the Redis lock across processes. */
-  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number): Promise<T> {
+  override withLock<T>(name: string, ttlMs: number, fn: () => Promise<T>, waitMs?: number, options?: LockOptions): Promise<T> {
     return this.locks.run(name, async () => {
       const key = `crm-mcp:lock:${name}`;
       const token = randomUUID();
@@ -158,9 +172,12 @@ class RedisStore extends KeyvStore {
         if (Date.now() > deadline) throw new LockBusyError(`Timed out waiting for the lock ${name} held by another crm-mcp instance.`);
         await new Promise((r) => setTimeout(r, wait));
       }
+      const renew = () => this.guard('renew', () => this.redis.eval(RENEW, { keys: [key], arguments: [token, String(ttlMs)] }));
+      const stop = options?.renew ? keepRenewed(name, Math.max(1, Math.floor(ttlMs / 3)), async () => (await renew()) === 1) : undefined;
       try {
         return await fn();
       } finally {
+        await stop?.();
         await this.redis.eval(UNLOCK, { keys: [key], arguments: [token] }).catch(() => undefined);
       }
     });
@@ -244,5 +261,5 @@ export async function openStore(spec: string | undefined): Promise<Store> {
     throw new StoreError(`${which}.`, { cause: err });
   }
   const kv = new Keyv({ store: backend as unknown as Map<string, unknown>, namespace: 'crm' });
-  return new FileStore(kv, backend, `file ${file}`);
+  return new FileStore(kv, backend, `file ${file}`, file);
 }

@@ -15,20 +15,24 @@
  * The two slots between the audit and the handler are the extension points for what decides or records a
  * write before it is sent: a human approval, and the journal of a resumable import. They run after the
  * pending audit line (so a write an approver refused or a journal could not record is still in the log) and
- * inside the request observer (so requests they send are counted as the call's). Empty today: `approval` and
- * `journal` pass the call through.
+ * inside the request observer (so requests they send are counted as the call's). `approval` is a person's
+ * approval (src/approvals/, when CRM_CONFIRM_WRITES is on); `journal` passes the call through today.
  */
-import { auditEntry, newCallId, safePriorValues, type AuditDraft, type AuditEntry, type AuditLog } from '../audit/audit-log.js';
+import { auditEntry, newCallId, safePriorValues, targetOf, type AuditDraft, type AuditEntry, type AuditLog } from '../audit/audit-log.js';
 import { observeRequests } from '../http/client.js';
 import { CrmError } from '../domain/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { decide, Grant, type Effect, type PolicyFlags } from '../policy/policy.js';
+import { decide, Grant, type Effect, type PolicyFlags, type SafeUpdate } from '../policy/policy.js';
 import type { CrmProvider } from '../crms/types.js';
 import { log } from '../util/log.js';
 import { processIdentityLocks, type IdentityLocks } from '../store/identity-lock.js';
-import type { AnyTool, CallEffect, PolicyReport } from './define.js';
+import type { AnyTool, CallEffect, ChangeFeed, PolicyReport } from './define.js';
 import { fail, ok, toCrmError } from './result.js';
-import type { CallToolResult } from '@modelcontextprotocol/server';
+import type { CallToolResult, InputRequiredResult } from '@modelcontextprotocol/server';
+import { APPROVAL_FIELD, AskThePerson, gateWrite, type ApprovalNote } from '../approvals/gate.js';
+import type { ApprovalChannel } from '../approvals/channel.js';
+import type { ApprovalDesk } from '../approvals/desk.js';
+import type { ImportDesk } from '../import/jobs.js';
 
 export interface InvokeDeps {
   metrics?: Pick<Metrics, 'toolCall' | 'policyDenied'>;
@@ -39,6 +43,12 @@ export interface InvokeDeps {
   reportOf: (provider: CrmProvider, flags: PolicyFlags) => PolicyReport;
   /** The per-person locks (the store's, across processes); default: this process only. */
   identityLocks?: IdentityLocks;
+  /** CRM_CONFIRM_WRITES: the desk where writes wait for a person (src/approvals/); absent = off. */
+  approvals?: ApprovalDesk;
+  /** Imports' journal and jobs (src/import/), in the app's store; absent: this process's memory. */
+  imports?: ImportDesk;
+  /** The change feed list_changes reads (ToolEnv `changes`). */
+  changes?: ChangeFeed;
 }
 
 /** One call as it goes down the chain: what it is, and what the steps above decided about it. */
@@ -58,6 +68,10 @@ export interface ToolCall {
   decided?: CallEffect;
   /** When the call's fate was settled (refused, or the handler returned): the tool-call metric's duration. */
   settledAt?: number;
+  /** The MCP request's side of an approval (who calls, whether the client can ask a person, its answer). */
+  readonly channel?: ApprovalChannel;
+  /** Set by `approval`: what the outcome line records about a person's approval. */
+  approval?: ApprovalNote;
 }
 
 /** A step of the chain: runs the call (its own part, then the steps below) and returns the handler's output or throws. */
@@ -66,14 +80,27 @@ export type Step = (call: ToolCall) => Promise<unknown>;
 /** One concern around the steps below it. */
 export type Wrapper = (next: Step, deps: InvokeDeps) => Step;
 
-/** The grant of a call: its decided effect plus reads (a typed tool raised above its own effect also keeps its own). */
-function grantOf(tool: AnyTool, effect: Effect): Grant {
+/** The narrow update a call is (its tool's, or what its `effectOf` found in these arguments), if its effect is an update. */
+function kindOf(call: Pick<ToolCall, 'tool' | 'decided'>): SafeUpdate | undefined {
+  return call.decided?.effect === 'update' ? (call.decided.safeUpdate ?? call.tool.safeUpdate) : undefined;
+}
+
+/**
+ * The grant of a call: its decided effect plus reads (a typed tool raised above its own effect also keeps its
+ * own). A narrow update (move_lead, a raw stage-only request) gets reads plus that narrow update alone, in
+ * every mode: the HTTP core then admits only requests the wing classifies as exactly that update.
+ */
+function grantOf(tool: AnyTool, effect: Effect, kind: SafeUpdate | undefined): Grant {
+  if (effect === 'update' && kind !== undefined) return Grant.narrowUpdate(kind);
   return tool.maxEffect && effect !== tool.effect ? new Grant(['read', tool.effect, effect]) : Grant.for(effect);
 }
 
 /** The audit draft of a call (`callId` left out for a refusal before the call had an effect). */
 function draftOf(call: ToolCall, effect: Effect, withCallId = true): AuditDraft {
-  const { provider, tool, args, started, target } = call;
+  const { provider, tool, args, started } = call;
+  // The narrow update a call is goes on its audit line beside the effect (e.g. update + safe_update "stage").
+  const kind = effect === 'update' ? kindOf(call) : undefined;
+  const target = kind ? { ...call.target, safe_update: kind } : call.target;
   return {
     connection: provider.connection,
     provider: provider.kind,
@@ -118,7 +145,7 @@ export const classify: Wrapper = (next, deps) => async (call) => {
 export const enforce: Wrapper = (next, deps) => async (call) => {
   const { tool, provider } = call;
   const { effect, note: why } = call.decided!;
-  const decision = decide(call.flags, effect);
+  const decision = decide(call.flags, effect, kindOf(call));
   if (decision.allow) return next(call);
   call.settledAt = Date.now();
   log().info({ tool: tool.name, connection: provider.connection, effect, decision: 'deny' }, 'policy denied a tool call');
@@ -159,7 +186,7 @@ export const audited: Wrapper = (next, deps) => async (call) => {
     );
     await note(
       audit,
-      auditEntry(draft, { decision: 'allow', outcome: 'ok', phase: 'done', prior, result: out, requestIds }),
+      auditEntry(draft, { decision: 'allow', outcome: 'ok', phase: 'done', prior, result: out, requestIds, approval: call.approval }),
       'could not write the audit log after a write',
     );
     return out;
@@ -168,7 +195,7 @@ export const audited: Wrapper = (next, deps) => async (call) => {
     if (e.requestId) requestIds.push(e.requestId);
     await note(
       audit,
-      auditEntry(draft, { decision: 'allow', outcome: e.code, phase: 'done', prior, requestIds }),
+      auditEntry(draft, { decision: 'allow', outcome: e.code, phase: 'done', prior, requestIds, approval: call.approval }),
       'could not write the audit log after a write',
     );
     throw err;
@@ -176,10 +203,42 @@ export const audited: Wrapper = (next, deps) => async (call) => {
 };
 
 /**
- * Slot: human approval of a write. A later issue puts the approval step here: it may hold the call until a
- * person decides, or refuse it (a CrmError); it sees the decided effect and the audit's call id. Empty: passes through.
+ * A person's approval of a write (CRM_CONFIRM_WRITES; src/approvals/gate.ts): a write without one is planned as
+ * a dry run and put to a person (through the client, or out of band as `approval_required`); a write with one
+ * runs once. Reads and dry runs pass; the approval field never reaches the tool. Off (no desk): passes through.
  */
-export const approval: Wrapper = (next) => next;
+export const approval: Wrapper = (next, deps) => {
+  const desk = deps.approvals;
+  if (!desk) return next;
+  return async (call) => {
+    const { [APPROVAL_FIELD]: approvalId, ...args } = call.args;
+    const inner = (a: Record<string, unknown>): Promise<unknown> => {
+      const sub: ToolCall = { ...call, args: a };
+      return next(sub).finally(() => (call.settledAt ??= sub.settledAt));
+    };
+    const effect = call.decided!.effect;
+    if (effect === 'read' || args.dry_run === true) return inner(args);
+    return gateWrite(
+      desk,
+      {
+        tool: call.tool.name,
+        title: call.tool.title,
+        effect,
+        connection: call.provider.connection,
+        args,
+        approvalId,
+        target: targetOf(args, call.target),
+        canPlan: 'dry_run' in (call.tool.input.shape as Record<string, unknown>),
+        channel: call.channel,
+        note: (n) => (call.approval = n),
+      },
+      (a) => inner(a),
+    ).catch((err: unknown) => {
+      call.settledAt ??= Date.now();
+      throw err;
+    });
+  };
+};
 
 /**
  * Slot: the journal of a resumable import. A later issue records each write here before it is sent and its
@@ -196,11 +255,13 @@ export function runHandler(deps: InvokeDeps): Step {
       return await tool.handler(args, {
         provider,
         // The grant is derived from the decision taken on the narrowed flags, so the HTTP core enforces those.
-        ctx: { grant: grantOf(tool, decided.effect), signal, dryRun: args.dry_run === true },
+        ctx: { grant: grantOf(tool, decided.effect, kindOf(call)), signal, dryRun: args.dry_run === true },
         policy: deps.reportOf(provider, flags),
         audit: deps.audit,
         decided,
         identityLock: (deps.identityLocks ?? processIdentityLocks).for(provider),
+        imports: deps.imports,
+        changes: deps.changes,
       });
     } catch (err) {
       if (!(err instanceof CrmError)) log().error({ tool: tool.name, err: String((err as Error)?.stack ?? err) }, 'tool failed unexpectedly');
@@ -223,14 +284,33 @@ function compose(deps: InvokeDeps): Step {
   return run;
 }
 
-/** Runs one call down the chain and answers it as MCP does: the result, or the error with its code. */
+/**
+ * Runs one call down the chain and answers it as MCP does: the result, or the error with its code; with the
+ * MCP request's approval channel, also a question for the person (`input_required`).
+ */
 export async function invokeTool(
   tool: AnyTool,
   provider: CrmProvider,
   args: Record<string, unknown>,
   signal: AbortSignal | undefined,
   deps: InvokeDeps,
-): Promise<CallToolResult> {
+): Promise<CallToolResult>;
+export async function invokeTool(
+  tool: AnyTool,
+  provider: CrmProvider,
+  args: Record<string, unknown>,
+  signal: AbortSignal | undefined,
+  deps: InvokeDeps,
+  channel: ApprovalChannel | undefined,
+): Promise<CallToolResult | InputRequiredResult>;
+export async function invokeTool(
+  tool: AnyTool,
+  provider: CrmProvider,
+  args: Record<string, unknown>,
+  signal: AbortSignal | undefined,
+  deps: InvokeDeps,
+  channel?: ApprovalChannel,
+): Promise<CallToolResult | InputRequiredResult> {
   const call: ToolCall = {
     tool,
     provider,
@@ -240,6 +320,7 @@ export async function invokeTool(
     started: Date.now(),
     callId: newCallId(),
     target: tool.audit?.target?.(args),
+    channel,
   };
   const done = (outcome: string) => deps.metrics?.toolCall(tool.name, outcome, ((call.settledAt ?? Date.now()) - call.started) / 1000);
   try {
@@ -247,6 +328,12 @@ export async function invokeTool(
     done('ok');
     return ok(out as Record<string, unknown>);
   } catch (err) {
+    // A question for the person, put through the client: the SDK answers input_required (or, on a 2025
+    // connection, asks with elicitation/create and calls again).
+    if (err instanceof AskThePerson) {
+      done('input_required');
+      return err.result;
+    }
     const e = toCrmError(err);
     // A refusal before the call was classified counts against admin, the effect it is treated as.
     if (e.code === 'policy_denied') deps.metrics?.policyDenied(provider.connection, tool.name, call.decided?.effect ?? 'admin');

@@ -13,8 +13,14 @@ export interface ToolsetDef {
 export const TOOLSETS = [
   { name: 'core', description: 'leads/deals, contacts, companies, pipelines: search, read, create, update (and delete where allowed)', default: true },
   { name: 'activity', description: 'notes and tasks on records', default: true },
+  { name: 'followup', description: "a record's notes, task lists (today's, overdue) and completing tasks", default: false },
   { name: 'metadata', description: 'custom field definitions, users, tags', default: false },
   { name: 'audit', description: 'the audit log of write decisions', default: false },
+  { name: 'companies', description: 'companies on their own: create, update, link a contact to a company', default: false },
+  { name: 'calls', description: 'logging phone calls against the person who has the number', default: false },
+  { name: 'incoming', description: 'incoming (unsorted) leads: list, accept, decline', default: false },
+  { name: 'import', description: 'bulk import of leads with a resumable journal', default: false },
+  { name: 'events', description: "what changed in the CRM (the change feed from its webhooks and offline events) and a record's history", default: false },
   { name: 'raw', description: 'raw API requests (kommo_request, bitrix_call) for what the typed tools do not cover', default: false },
 ] as const satisfies readonly ToolsetDef[];
 

@@ -262,10 +262,22 @@ describe('toolsets (CRM_TOOLSETS)', () => {
   const base = { KOMMO_SUBDOMAIN: 'acme', KOMMO_ACCESS_TOKEN: 'abcdefgh12345678' };
   it('unset: the default toolsets; `all` and lists are read; unknown names are refused with the valid ones', () => {
     expect(loadConfig({ env: base }).tools.toolsets).toEqual(['core', 'activity']);
-    expect(loadConfig({ env: { ...base, CRM_TOOLSETS: 'all' } }).tools.toolsets).toEqual(['core', 'activity', 'metadata', 'audit', 'raw']);
+    expect(loadConfig({ env: { ...base, CRM_TOOLSETS: 'all' } }).tools.toolsets).toEqual([
+      'core',
+      'activity',
+      'followup',
+      'metadata',
+      'audit',
+      'companies',
+      'calls',
+      'incoming',
+      'import',
+      'events',
+      'raw',
+    ]);
     expect(loadConfig({ env: { ...base, CRM_TOOLSETS: 'core, raw' } }).tools.toolsets).toEqual(['core', 'raw']);
     expect(() => loadConfig({ env: { ...base, CRM_TOOLSETS: 'core,rawr' } })).toThrow(
-      /CRM_TOOLSETS: unknown toolset "rawr".*core, activity, metadata, audit, raw/,
+      /CRM_TOOLSETS: unknown toolset "rawr".*core, activity, followup, metadata, audit, companies, calls, incoming, import, events, raw/,
     );
   });
 });

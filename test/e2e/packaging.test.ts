@@ -154,6 +154,7 @@ describe('MCP registry server.json', () => {
       'KOMMO_ACCESS_TOKEN',
       'KOMMO_CLIENT_SECRET',
       'KOMMO_REFRESH_TOKEN',
+      'KOMMO_WEBHOOK_SECRET',
     ]);
   });
 });

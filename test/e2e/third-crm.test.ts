@@ -132,8 +132,9 @@ describe('a third CRM is its folder and one registry line', () => {
     try {
       const { tools } = await client.listTools();
       // Every toolset on and writes allowed: still only the tools that need no capability (the account, the audit
-      // log) and the one its `pipelines` capability brings; no lead, contact, note, task or raw tool.
-      expect(tools.map((t) => t.name).sort()).toEqual(['get_account', 'get_audit_log', 'get_pipelines']);
+      // log, the change feed over this server's event log) and the one its `pipelines` capability brings; no lead,
+      // contact, note, task, history, import or raw tool.
+      expect(tools.map((t) => t.name).sort()).toEqual(['get_account', 'get_audit_log', 'get_pipelines', 'list_changes']);
       const r = (await client.callTool({ name: 'get_pipelines', arguments: {} })) as CallToolResult;
       expect(r.isError).toBeFalsy();
       expect(emulator.requests).toContain('GET /api/pipelines');

@@ -126,8 +126,11 @@ describe('every tool on both sandbox CRMs over stdio', () => {
     kommo: { lead: 1000001, contact: 2000001, company: 3000001, deleteLead: 0, deleteContact: 0 },
     bitrix24: { lead: 1, contact: 1, company: 1, deleteLead: 7, deleteContact: 40 },
   } as const;
+  /** Ids an earlier call of the same run returned (an open task from list_tasks, an import's job id). */
+  const seen: Record<string, Record<string, unknown>> = { kommo: {}, bitrix24: {} };
   const argsFor = (tool: string, crm: 'kommo' | 'bitrix24'): Record<string, unknown> => {
     const id = ids[crm];
+    const got = seen[crm]!;
     const email = `matrix-${crm}@example.org`;
     const table: Record<string, Record<string, unknown>> = {
       get_account: {},
@@ -153,6 +156,21 @@ describe('every tool on both sandbox CRMs over stdio', () => {
       bitrix_call: { method: 'crm.deal.list', params: { select: ['ID'], start: -1 } },
       delete_lead: { id: id.deleteLead },
       delete_contact: { id: id.deleteContact },
+      move_lead: { id: id.lead, won: true },
+      list_notes: { entity: 'lead', entity_id: id.lead },
+      list_tasks: { status: 'open', limit: 5 },
+      complete_task: { id: got.task, ...(crm === 'kommo' ? { result_text: 'Done by the matrix' } : {}) },
+      create_company: { name: `Matrix Co ${crm}`, email: `co-${email}` },
+      update_company: { id: id.company, name: 'Renamed company' },
+      link_contact_to_company: { contact_id: id.contact, company_id: id.company, replace_existing: true },
+      log_call: { phone: '+7 912 345-67-89', direction: 'in', duration_s: 42, status: 'answered', started_at: '2026-12-01T10:00:00Z' },
+      list_incoming_leads: {},
+      accept_incoming_lead: { uid: 'demo0sip0000000000000000000000000000001' },
+      decline_incoming_lead: { uid: 'demo0forms00000000000000000000000000002' },
+      import_leads: { rows: [{ name: `Imported ${crm}`, contact: { first_name: 'Imported', email: `import-${email}` } }] },
+      get_import_status: { id: got.import },
+      list_changes: {},
+      get_record_history: { entity: 'lead', id: id.lead },
     };
     const a = table[tool];
     if (!a) throw new Error(`no sample arguments for ${tool}: add them to this test`);
@@ -160,26 +178,30 @@ describe('every tool on both sandbox CRMs over stdio', () => {
   };
 
   it('calls every registered tool on Kommo and on Bitrix24 in full mode', async () => {
-    // Every toolset: the default ones leave out metadata, audit and raw.
+    // Every toolset: the default ones leave out the feature toolsets, metadata, audit and raw.
     const env = { ...baseEnv(), CRM_ALLOW_WRITES: 'true', CRM_SAFE_MODE: 'false', CRM_ALLOW_DELETE: 'true', CRM_TOOLSETS: 'all' };
     const transport = new StdioClientTransport({ command: process.execPath, args: [CLI, '--sandbox'], env, stderr: 'pipe' });
     const client = new Client({ name: 'matrix', version: '0' });
     await client.connect(transport);
     const tools = (await client.listTools()).tools;
-    expect(tools.length).toBe(23);
+    expect(tools.length).toBe(38);
     const ran: string[] = [];
     for (const crm of ['kommo', 'bitrix24'] as const) {
       for (const t of tools) {
         if (t.name === 'kommo_request' && crm !== 'kommo') continue;
         if (['bitrix_call', 'delete_lead', 'delete_contact'].includes(t.name) && crm !== 'bitrix24') continue;
-        if (t.name === 'list_tags' && crm !== 'kommo') continue;
+        if ((t.name === 'list_tags' || t.name.includes('incoming_lead')) && crm !== 'kommo') continue;
         const r = (await client.callTool({ name: t.name, arguments: argsFor(t.name, crm) })) as CallToolResult;
         expect(r.isError, `${crm} ${t.name}: ${JSON.stringify(r.content).slice(0, 300)}`).toBeFalsy();
         expect(r.structuredContent, `${crm} ${t.name}`).toBeTruthy();
+        const out = r.structuredContent as { items?: Array<{ id: unknown; is_completed?: boolean }>; id?: unknown };
+        if (t.name === 'list_tasks') seen[crm]!.task = out.items?.find((x) => !x.is_completed)?.id;
+        if (t.name === 'import_leads') seen[crm]!.import = out.id;
         ran.push(`${crm}:${t.name}`);
       }
     }
-    expect(ran).toHaveLength(20 + 21); // Kommo: all but the three Bitrix-only tools; Bitrix24: all but kommo_request and list_tags
+    // Kommo: all but the three Bitrix-only tools; Bitrix24: all but kommo_request, list_tags and the three incoming-lead tools.
+    expect(ran).toHaveLength(35 + 33);
     await client.close();
   });
 });

@@ -61,8 +61,12 @@ function declaredIdentifiers(texts: string[]): Set<string> {
  * crm-mcp-looking name (CRM_, KOMMO_, AMOCRM_, BITRIX_, BITRIX24_) in code, strings or messages, unless declared
  * as a constant. `prefixed: false` skips the second part (the emulators' CRM_DEAL & co. are CRM data, not variables).
  */
+/** CRM API parameter names that look like our variables (Bitrix24 telephony.externalCall.register, calls fact sheet 3.3). */
+const API_NAMES = new Set(['CRM_CREATE', 'CRM_ENTITY_TYPE', 'CRM_ENTITY_ID']);
+
 function envNamesIn(text: string, declared: Set<string>, prefixed = true): Set<string> {
   const out = new Set<string>();
+  declared = new Set([...declared, ...API_NAMES]);
   for (const m of text.matchAll(/\benv\??\.([A-Z_][A-Z0-9_]*)\b/g)) out.add(m[1]!);
   for (const m of text.matchAll(/\benv\[\s*['"`]([A-Z_][A-Z0-9_]*)['"`]\s*\]/g)) out.add(m[1]!);
   if (prefixed) for (const m of text.matchAll(/\b(?:CRM|KOMMO|AMOCRM|BITRIX24|BITRIX)_[A-Z0-9_]+\b/g)) if (!declared.has(m[0])) out.add(m[0]);
@@ -138,6 +142,7 @@ describe('the table', () => {
         'KOMMO_JWT_TOKEN',
         'KOMMO_LONG_LIVED_TOKEN',
         'KOMMO_REFRESH_TOKEN',
+        'KOMMO_WEBHOOK_SECRET',
       ].sort(),
     );
   });
@@ -204,6 +209,7 @@ describe('generated docs', () => {
         'KOMMO_ACCESS_TOKEN',
         'KOMMO_CLIENT_SECRET',
         'KOMMO_REFRESH_TOKEN',
+        'KOMMO_WEBHOOK_SECRET',
       ].sort(),
     );
   });
@@ -250,10 +256,12 @@ describe('the --config file', () => {
         redirect_uri: 'https://app.example/cb',
         refresh_token: 'file-kommo-refresh-1',
         auth_code: 'file-kommo-code-1',
+        webhook_secret: 'file-kommo-hook-secret-0000000000000001',
         allow_writes: true,
         safe_mode: false,
         allow_delete: true,
         allow_admin: true,
+        safe_updates: ['stage', 'task_done'],
       },
       k2: { provider: 'kommo', base_url: 'https://acme.amocrm.ru', access_token: 'file-kommo-token-2' },
       b24: {
@@ -272,6 +280,7 @@ describe('the --config file', () => {
     toolsets: ['core', 'raw'],
     exclude_tools: ['list_leads'],
     http: { timeout_ms: 5000, max_retries: 1 },
+    events: { poll_s: 10, retention: 5000 },
     log_level: 'warn',
     store: 'memory',
   };
@@ -305,7 +314,8 @@ describe('the --config file', () => {
           refreshToken: 'file-kommo-refresh-1',
           authCode: 'file-kommo-code-1',
         },
-        policy: { allowWrites: true, safeMode: false, allowDelete: true, allowAdmin: true },
+        policy: { allowWrites: true, safeMode: false, allowDelete: true, allowAdmin: true, safeUpdates: ['stage', 'task_done'] },
+        webhookSecret: 'file-kommo-hook-secret-0000000000000001',
       },
       // The environment's CRM_ALLOW_WRITES=true is the default of the connections that do not set allow_writes.
       {
@@ -452,6 +462,7 @@ describe('config claude prints what is set', () => {
     KOMMO_REFRESH_TOKEN: 'claude-kommo-refresh-1',
     AMOCRM_REFRESH_TOKEN: 'claude-amo-refresh-1',
     KOMMO_AUTH_CODE: 'claude-kommo-code-1',
+    KOMMO_WEBHOOK_SECRET: 'claude-kommo-hook-secret-00000000000001',
     AMOCRM_AUTH_CODE: 'claude-amo-code-1',
     KOMMO_OAUTH_URL: 'https://oauth.example.com/oauth',
     AMOCRM_OAUTH_URL: 'https://oauth.example.com/amo',
@@ -469,11 +480,17 @@ describe('config claude prints what is set', () => {
     CRM_SAFE_MODE: 'false',
     CRM_ALLOW_DELETE: 'true',
     CRM_ALLOW_ADMIN: 'true',
+    CRM_SAFE_UPDATES: 'stage,task_done',
+    CRM_CONFIRM_WRITES: 'true',
+    CRM_CONFIRM_VIA: 'operator',
+    CRM_CONFIRM_TTL: '300',
     CRM_TOOLS: 'get_account,list_leads',
     CRM_TOOLSETS: 'core,raw',
     CRM_EXCLUDE_TOOLS: 'list_tags',
     CRM_HTTP_TIMEOUT_MS: '5000',
     CRM_MAX_RETRIES: '2',
+    CRM_EVENTS_POLL_S: '10',
+    CRM_EVENTS_RETENTION: '5000',
     CRM_LOG_LEVEL: 'warn',
     CRM_MCP_STORE: join(home, 'store.json'),
     CRM_MCP_HOME: home,
@@ -508,6 +525,7 @@ describe('config claude prints what is set', () => {
       KOMMO_REDIRECT_URI: 'https://app.example/cb',
       AMOCRM_REDIRECT_URI: 'https://app.example/amo-cb',
       KOMMO_REFRESH_TOKEN: '<your KOMMO_REFRESH_TOKEN>',
+      KOMMO_WEBHOOK_SECRET: '<your KOMMO_WEBHOOK_SECRET>',
       AMOCRM_REFRESH_TOKEN: '<your AMOCRM_REFRESH_TOKEN>',
       BITRIX_WEBHOOK_BASE: 'https://acme.bitrix24.com/rest/1/<your webhook secret>/',
       BITRIX24_WEBHOOK_URL: 'https://acme.bitrix24.com/rest/7/<your webhook secret>/',
@@ -522,11 +540,17 @@ describe('config claude prints what is set', () => {
       CRM_SAFE_MODE: 'false',
       CRM_ALLOW_DELETE: 'true',
       CRM_ALLOW_ADMIN: 'true',
+      CRM_SAFE_UPDATES: 'stage,task_done',
+      CRM_CONFIRM_WRITES: 'true',
+      CRM_CONFIRM_VIA: 'operator',
+      CRM_CONFIRM_TTL: '300',
       CRM_TOOLS: 'get_account,list_leads',
       CRM_TOOLSETS: 'core,raw',
       CRM_EXCLUDE_TOOLS: 'list_tags',
       CRM_HTTP_TIMEOUT_MS: '5000',
       CRM_MAX_RETRIES: '2',
+      CRM_EVENTS_POLL_S: '10',
+      CRM_EVENTS_RETENTION: '5000',
       CRM_LOG_LEVEL: 'warn',
       CRM_MCP_STORE: join(home, 'store.json'),
       CRM_MCP_HOME: home,
@@ -581,11 +605,17 @@ describe('config claude prints what is set', () => {
         'CRM_SAFE_MODE',
         'CRM_ALLOW_DELETE',
         'CRM_ALLOW_ADMIN',
+        'CRM_SAFE_UPDATES',
+        'CRM_CONFIRM_WRITES',
+        'CRM_CONFIRM_VIA',
+        'CRM_CONFIRM_TTL',
         'CRM_TOOLS',
         'CRM_TOOLSETS',
         'CRM_EXCLUDE_TOOLS',
         'CRM_HTTP_TIMEOUT_MS',
         'CRM_MAX_RETRIES',
+        'CRM_EVENTS_POLL_S',
+        'CRM_EVENTS_RETENTION',
         'CRM_LOG_LEVEL',
         'CRM_MCP_STORE',
         'CRM_MCP_HOME',
@@ -628,6 +658,7 @@ describe("doctor's fixes", () => {
     KOMMO_REDIRECT_URI: { KOMMO_SUBDOMAIN: 'acme', KOMMO_CLIENT_ID: 'kid', KOMMO_CLIENT_SECRET: 'doctor-kommo-secret' },
     KOMMO_REFRESH_TOKEN: null,
     KOMMO_AUTH_CODE: null,
+    KOMMO_WEBHOOK_SECRET: { KOMMO_SUBDOMAIN: 'acme', ...token, KOMMO_WEBHOOK_SECRET: 'too-short' },
     BITRIX_WEBHOOK_BASE: { BITRIX_WEBHOOK_BASE: 'https://acme.bitrix24.com/not/a/webhook' },
     BITRIX_CLIENT_ID: { ...app, BITRIX_CLIENT_ID: '' },
     BITRIX_CLIENT_SECRET: { ...app, BITRIX_CLIENT_SECRET: '' },
@@ -640,11 +671,17 @@ describe("doctor's fixes", () => {
     CRM_SAFE_MODE: { ...hook, CRM_SAFE_MODE: 'perhaps' },
     CRM_ALLOW_DELETE: { ...hook, CRM_ALLOW_DELETE: 'y e s' },
     CRM_ALLOW_ADMIN: { ...hook, CRM_ALLOW_ADMIN: '2' },
+    CRM_SAFE_UPDATES: { ...hook, CRM_SAFE_UPDATES: 'stages' },
+    CRM_CONFIRM_WRITES: { ...hook, CRM_CONFIRM_WRITES: 'ask' },
+    CRM_CONFIRM_VIA: { ...hook, CRM_CONFIRM_VIA: 'email' },
+    CRM_CONFIRM_TTL: { ...hook, CRM_CONFIRM_TTL: '5' },
     CRM_TOOLS: { ...hook, CRM_TOOLS: 'no_such_tool' },
     CRM_TOOLSETS: { ...hook, CRM_TOOLSETS: 'no_such_toolset' },
     CRM_EXCLUDE_TOOLS: { ...hook, CRM_EXCLUDE_TOOLS: 'no_such_tool' },
     CRM_HTTP_TIMEOUT_MS: { ...hook, CRM_HTTP_TIMEOUT_MS: '10s' },
     CRM_MAX_RETRIES: { ...hook, CRM_MAX_RETRIES: '99' },
+    CRM_EVENTS_POLL_S: { ...hook, CRM_EVENTS_POLL_S: '30s' },
+    CRM_EVENTS_RETENTION: { ...hook, CRM_EVENTS_RETENTION: '50' },
     CRM_LOG_LEVEL: { ...hook, CRM_LOG_LEVEL: 'loud' },
     CRM_MCP_STORE: { ...hook, CRM_MCP_STORE: 'ftp://x' },
     CRM_MCP_HOME: null,

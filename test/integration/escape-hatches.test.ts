@@ -329,10 +329,27 @@ const TYPED: Record<string, Effect> = {
   add_note: 'create',
   create_task: 'create',
   update_lead: 'update',
+  move_lead: 'update',
   update_contact: 'update',
   delete_lead: 'delete',
   delete_contact: 'delete',
+  list_notes: 'read',
+  list_tasks: 'read',
+  complete_task: 'update',
+  create_company: 'create',
+  update_company: 'update',
+  link_contact_to_company: 'update',
+  log_call: 'create',
+  list_incoming_leads: 'read',
+  accept_incoming_lead: 'update',
+  decline_incoming_lead: 'delete',
+  import_leads: 'create',
+  get_import_status: 'read',
+  list_changes: 'read',
+  get_record_history: 'read',
 };
+/** Tools of one CRM only, by hand: Kommo's tag list and incoming leads; Bitrix24's delete tools. */
+const KOMMO_ONLY = ['list_tags', 'list_incoming_leads', 'accept_incoming_lead', 'decline_incoming_lead'];
 /**
  * A raw tool's hints in each mode, by hand: each must hold for every effect the mode lets it have, so in
  * full mode (read, create, update, delete) it is not idempotent: a create is not (issue 14, finding 11).
@@ -371,8 +388,8 @@ describe('MCP hints tell the truth in every mode', () => {
         const c = crm === 'kommo' ? await connectKommo(kommo, { flags }) : await connectBitrix(bitrix, { flags });
         const { tools } = await c.client.listTools();
         const raw = crm === 'kommo' ? 'kommo_request' : 'bitrix_call';
-        // Deletes exist on Bitrix24 only; tags are a Kommo list (Bitrix24 has no tag dictionary).
-        const typedHere = Object.entries(TYPED).filter(([name]) => (crm === 'bitrix24' ? name !== 'list_tags' : !name.startsWith('delete_')));
+        // Deletes exist on Bitrix24 only; tags (Bitrix24 has no tag dictionary) and incoming leads are Kommo's.
+        const typedHere = Object.entries(TYPED).filter(([name]) => (crm === 'bitrix24' ? !KOMMO_ONLY.includes(name) : !name.startsWith('delete_')));
         const expected = [...typedHere.filter(([, e]) => ALLOWS[mode]!.includes(e)).map(([n]) => n), raw].sort();
         expect(tools.map((t) => t.name).sort()).toEqual(expected);
         for (const t of tools) {

@@ -2,13 +2,18 @@
  * Issue 16, "no duplicates when calls race": identical creates sent at once from one MCP client make one
  * contact and one lead, counted in the emulator's own state; a name-only create says it could not check.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { IdentityLocks } from '../../src/store/identity-lock.js';
 import { CrmError } from '../../src/domain/errors.js';
-import { openStore } from '../../src/store/store.js';
-import { CREATE_ONLY, connectBitrix, connectKommo, startBitrix, startKommo, structured, type Connected, type ConnectedBitrix } from '../helpers/index.js';
+import { openStore, type Store } from '../../src/store/store.js';
+import { CREATE_ONLY, connectBitrix, connectKommo, logLines, startBitrix, startKommo, structured, type Connected, type ConnectedBitrix } from '../helpers/index.js';
+import { redisAvailable, testRedisUrl } from '../helpers/redis.js';
 
 let kEmu: KommoEmulator;
 let bEmu: BitrixEmulator;
@@ -119,5 +124,112 @@ describe('the lock itself', () => {
     expect(order).toHaveLength(6);
     for (let i = 0; i < 6; i += 2) expect(order[i + 1]).toBe(order[i]!.replace('+', '-'));
     await store.close();
+  });
+});
+
+/**
+ * Renewal: a holder that works longer than the TTL keeps its store lock. Two store instances on one backing
+ * stand for two processes (each has its own in-process chain, so the second really waits on the file or Redis).
+ * The TTL is short so nothing sleeps for 30 s; without renewal the second caller enters after one TTL.
+ */
+const TTL = 300;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The identity lock's store name for one key, written out here rather than taken from the code. */
+const identityName = (scope: string, key: string) => `identity:${createHash('sha256').update(`${scope}\n${key}`).digest('hex').slice(0, 32)}`;
+const lostWarnings = (lock: string) => logLines.filter((l) => l.includes('lock lost') && l.includes(lock));
+
+const RUN_REDIS = redisAvailable();
+let redis: { url: string; close(): Promise<void> } | undefined;
+const dir = mkdtempSync(join(tmpdir(), 'crm-renew-'));
+const backings = {
+  file: {
+    open: () => openStore(join(dir, 'store.json')),
+    /** Puts another holder's lock where `name`'s lock lives. */
+    steal: async (_s: Store, name: string) => {
+      const path = `${join(dir, 'store.json')}.${createHash('sha256').update(name).digest('hex').slice(0, 16)}.lock`;
+      writeFileSync(path, JSON.stringify({ pid: process.pid, host: hostname(), token: 'someone-else', at: Date.now() }));
+      return () => (JSON.parse(readFileSync(path, 'utf8')) as { token: string }).token;
+    },
+  },
+  redis: {
+    open: async () => {
+      redis ??= await testRedisUrl(14);
+      return openStore(redis.url);
+    },
+    steal: async (s: Store, name: string) => {
+      await s.redis!.set(`crm-mcp:lock:${name}`, 'someone-else', { PX: 10_000 });
+      return () => s.redis!.get(`crm-mcp:lock:${name}`);
+    },
+  },
+};
+const opened: Store[] = [];
+afterAll(async () => {
+  for (const s of opened) await s.close();
+  await redis?.close();
+});
+
+describe.each([
+  ['file', true],
+  ['redis', RUN_REDIS],
+] as const)('identity lock renewal on the %s store', (kind, run) => {
+  const open = async () => {
+    const s = await backings[kind].open();
+    opened.push(s);
+    return s;
+  };
+
+  it.runIf(run)('a holder running three TTLs keeps the lock; a caller in another process waits, then enters', async () => {
+    const [a, b] = [await open(), await open()];
+    const connection = `renew-${kind}-${tag()}`;
+    const lock = new IdentityLocks(a, { waitMs: 5000, ttlMs: TTL }).for({ kind: 'x', connection });
+    const events: string[] = [];
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const holder = lock(['phone:+79040001122'], async () => {
+      events.push('holder in');
+      entered();
+      await sleep(TTL * 3);
+      events.push('holder out');
+    });
+    await inside;
+    const other = b.withLock(identityName(`x:${connection}`, 'phone:+79040001122'), TTL, async () => void events.push('other in'), 5000);
+    await Promise.all([holder, other]);
+    expect(events).toEqual(['holder in', 'holder out', 'other in']);
+  });
+
+  it.runIf(run)('renewal stops when fn settles: a later holder is left alone, no lost-lock warning', async () => {
+    const a = await open();
+    const name = `renew-stop-${kind}-${tag()}`;
+    const evals = kind === 'redis' ? vi.spyOn(a.redis!, 'eval') : undefined;
+    await a.withLock(name, TTL, () => sleep(TTL), 5000, { renew: true });
+    const renewalsDuring = evals?.mock.calls.filter((c) => String(c[0]).includes('pexpire')).length;
+    const holderNow = await backings[kind].steal(a, name);
+    await sleep(TTL * 2);
+    expect(await holderNow()).toBe('someone-else');
+    expect(lostWarnings(name)).toEqual([]);
+    if (evals) {
+      // At least one renewal while fn ran (TTL/3 ticks over one TTL), none since.
+      expect(renewalsDuring).toBeGreaterThanOrEqual(1);
+      expect(evals.mock.calls.filter((c) => String(c[0]).includes('pexpire')).length).toBe(renewalsDuring);
+      evals.mockRestore();
+    }
+  });
+
+  it.runIf(run)('a renewal that finds the lock taken logs a warning naming the lock, and fn still finishes', async () => {
+    const a = await open();
+    const name = `renew-lost-${kind}-${tag()}`;
+    const result = await a.withLock(
+      name,
+      TTL,
+      async () => {
+        await backings[kind].steal(a, name);
+        await sleep(TTL);
+        return 'finished';
+      },
+      5000,
+      { renew: true },
+    );
+    expect(result).toBe('finished');
+    expect(lostWarnings(name)).toHaveLength(1);
   });
 });

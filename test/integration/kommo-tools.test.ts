@@ -108,7 +108,7 @@ describe('reads', () => {
 
   it('list_leads with a query that matches nothing is an empty page (204), not an error', async () => {
     const page = structured<PageOut<LeadOut>>(await c.call('list_leads', { query: 'zzz-no-such-lead-qqq' }));
-    expect(page).toEqual({ items: [], has_more: false, cursor: null });
+    expect(page).toEqual({ items: [], has_more: false, cursor: null, total: null });
   });
 
   it('rejects a forged cursor and a bad date with a clear error', async () => {

@@ -34,7 +34,22 @@ const ARGS: Record<string, Record<string, unknown>> = {
   bitrix_call: { method: 'crm.deal.list', params: {} },
   delete_lead: { id: 1 },
   delete_contact: { id: 1 },
+  move_lead: { id: 1, won: true },
+  list_notes: { entity: 'lead', entity_id: 1 },
+  list_tasks: {},
+  complete_task: { id: 1, result_text: 'done' },
+  create_company: { name: 'Echo Co', phone: '+7 912 000-00-04' },
+  update_company: { id: 1, name: 'Renamed' },
+  link_contact_to_company: { contact_id: 1, company_id: 2 },
+  log_call: { phone: '+7 912 000-00-05', direction: 'in', duration_s: 30, status: 'answered' },
+  list_incoming_leads: {},
+  accept_incoming_lead: { uid: 'abc123' },
+  decline_incoming_lead: { uid: 'abc123' },
+  import_leads: { rows: [{ contact: { name: 'Echo Person', phone: '+7 912 000-00-06' } }] },
+  get_record_history: { entity: 'lead', id: 1 },
 };
+/** Tools that never ask the CRM (they read this server's own import journal and event log). */
+const LOCAL_ONLY = new Set(['get_audit_log', 'get_import_status', 'list_changes']);
 
 describe('Kommo echoes the bearer token in its error bodies', () => {
   let emu: KommoEmulator;
@@ -45,7 +60,7 @@ describe('Kommo echoes the bearer token in its error bodies', () => {
 
   it('no tool lets the token through (message, details, text)', async () => {
     const probe = await connectKommo(emu, { flags: ALL });
-    const names = (await probe.client.listTools()).tools.map((t) => t.name).filter((n) => n !== 'get_audit_log');
+    const names = (await probe.client.listTools()).tools.map((t) => t.name).filter((n) => !LOCAL_ONLY.has(n));
     await probe.close();
     expect(names.length).toBeGreaterThan(15);
     let reached = 0;
@@ -93,7 +108,7 @@ describe('Bitrix24 echoes the webhook URL in its error bodies', () => {
 
   it('no tool lets the webhook secret through (message, details, text)', async () => {
     const probe = await connectBitrix(emu, { flags: ALL });
-    const names = (await probe.client.listTools()).tools.map((t) => t.name).filter((n) => n !== 'get_audit_log');
+    const names = (await probe.client.listTools()).tools.map((t) => t.name).filter((n) => !LOCAL_ONLY.has(n));
     await probe.close();
     expect(names.length).toBeGreaterThan(15);
     let reached = 0;
@@ -167,7 +182,7 @@ describe('echoed credentials in other spellings', () => {
     const emu = await startBitrix({ rateLimit: false });
     const forms = spellings(emu.webhookSecret);
     let reached = 0;
-    for (const name of Object.keys(ARGS).filter((n) => n !== 'kommo_request' && n !== 'list_tags')) {
+    for (const name of Object.keys(ARGS).filter((n) => n !== 'kommo_request' && n !== 'list_tags' && !n.includes('incoming_lead'))) {
       const c = await connectBitrix(emu, { flags: ALL, maxRetries: 0 });
       emu.harness.resetLog();
       emu.harness.injectFault(

@@ -48,6 +48,7 @@ const KOMMO_TOOLS = [
   'create_lead',
   'create_contact',
   'update_lead',
+  'move_lead',
   'update_contact',
   'add_note',
   'create_task',
@@ -70,6 +71,7 @@ const BITRIX_TOOLS = [
   'create_lead',
   'create_contact',
   'update_lead',
+  'move_lead',
   'update_contact',
   'delete_lead',
   'delete_contact',
@@ -91,6 +93,7 @@ const LEADS_AND_CONTACTS_TOOLS = [
   'create_lead',
   'create_contact',
   'update_lead',
+  'move_lead',
   'update_contact',
   'get_audit_log',
 ];
@@ -136,14 +139,15 @@ class AcmeProvider implements CrmProvider, LeadsApi, ContactsApi {
   }
   async listLeads(_ctx: CallContext, f: LeadFilter): Promise<Page<Lead>> {
     this.received.push({ method: 'listLeads', input: f });
-    return { items: [], has_more: false, cursor: null };
+    return { items: [], has_more: false, cursor: null, total: null };
   }
   async listContacts(_ctx: CallContext, q: unknown): Promise<Page<ContactItem>> {
     this.received.push({ method: 'listContacts', input: q });
-    return { items: [], has_more: false, cursor: null };
+    return { items: [], has_more: false, cursor: null, total: null };
   }
   getLead = notUsed;
   updateLead = notUsed;
+  moveLead = notUsed;
   searchLeadByContact = notUsed;
   getContact = notUsed;
   updateContact = notUsed;
@@ -246,9 +250,12 @@ describe('capabilities and requirements', () => {
     const plan = planTools({ config: { tools: { toolsets: ['core', 'activity'] } }, providers: [acme] });
     const report = policyReport(acme, plan);
     // Read-only hides its write tools; notes and tasks (activity) are not its to report.
-    expect(report.disabled_tools.map((d) => d.name).sort()).toEqual(['create_contact', 'create_lead', 'update_contact', 'update_lead']);
-    // Of the toolsets that are off, only audit has a tool it could run.
-    expect(report.toolsets_off.map((t) => [t.name, t.tools])).toEqual([['audit', ['get_audit_log']]]);
+    expect(report.disabled_tools.map((d) => d.name).sort()).toEqual(['create_contact', 'create_lead', 'move_lead', 'update_contact', 'update_lead']);
+    // Of the toolsets that are off, only audit and the change feed have a tool it could run (both need no capability).
+    expect(report.toolsets_off.map((t) => [t.name, t.tools])).toEqual([
+      ['audit', ['get_audit_log']],
+      ['events', ['list_changes']],
+    ]);
   });
 
   it('the registry refuses a provider that declares what it does not implement, or what its module does not declare', async () => {
@@ -269,9 +276,11 @@ describe('capabilities and requirements', () => {
   it('the shipped providers have every member their capabilities promise', async () => {
     // buildProviders goes through the registry, which checks; this says which capabilities each declares.
     const [kommo, bitrix] = await shippedProviders(READ_ONLY);
-    expect([...kommo!.capabilities].sort()).toEqual(['contacts', 'companies', 'custom_fields', 'leads', 'notes', 'pipelines', 'tags', 'tasks', 'users'].sort());
+    expect([...kommo!.capabilities].sort()).toEqual(
+      ['bulk', 'calls', 'contacts', 'companies', 'custom_fields', 'history', 'incoming', 'leads', 'notes', 'pipelines', 'tags', 'tasks', 'users'].sort(),
+    );
     expect([...bitrix!.capabilities].sort()).toEqual(
-      ['companies', 'contacts', 'custom_fields', 'deals', 'delete', 'leads', 'notes', 'pipelines', 'tasks', 'users'].sort(),
+      ['bulk', 'calls', 'companies', 'contacts', 'custom_fields', 'deals', 'delete', 'history', 'leads', 'notes', 'pipelines', 'tasks', 'users'].sort(),
     );
     expect(typeof kommo!.tags).toBe('function');
     expect(kommo!.deleteRecord).toBeUndefined();

@@ -8,7 +8,7 @@
 import type { Effect } from '../../policy/policy.js';
 import { CrmError } from '../../domain/errors.js';
 import type { HttpMethod, ProviderAdapter, RawResponse } from '../../http/client.js';
-import { classifyBatchParams, classifyCall, normalizeMethod } from './methods.js';
+import { checkCall, classifyBatchParams, classifyCall, normalizeMethod } from './methods.js';
 import { withRedirectTarget } from './relocation.js';
 
 /** The REST method a path calls, e.g. `/rest/1/secret/crm.deal.list.json` → `crm.deal.list`. */
@@ -138,6 +138,17 @@ export function makeBitrixAdapter(basePath: string): ProviderAdapter {
         return b.problem ? 'admin' : b.effect;
       }
       return classifyCall(m, body, { core: true });
+    },
+    // The same reading as classify: a narrow update (CRM_SAFE_UPDATES) only when the whole call is one.
+    safeUpdate(_method: HttpMethod, path: string, body: unknown, query?: URLSearchParams) {
+      const m = methodOfPath(path, basePath);
+      if (!m || (query && [...query.keys()].length > 0)) return undefined;
+      if (m === 'batch') {
+        const b = classifyBatchParams(body, { core: true });
+        return b.problem ? undefined : b.safeUpdate;
+      }
+      const c = checkCall(m, body, { core: true });
+      return c.problem ? undefined : c.safeUpdate;
     },
     pathAllowed: (path) => path.startsWith(basePath) && !!methodOfPath(path, basePath),
     mapError: mapBitrixError,

@@ -41,6 +41,11 @@ export class BitrixApi {
   private readonly operating = new Map<string, { resetAt?: number; blockedUntil?: number }>();
   /** The move this provider last followed (doctor shows it), recorded in the store for `crm-mcp doctor` too. */
   pendingMove: PortalMove | undefined;
+  /**
+   * The `auth_connector` offline events were bound with (events-offline.ts): sent with every write, so the
+   * server's own changes do not come back as offline events (b24restdocs offline-events.md "How to Avoid Cycles").
+   */
+  authConnector: string | undefined;
 
   constructor(
     readonly http: HttpCore,
@@ -58,6 +63,8 @@ export class BitrixApi {
     // The caller that classified the call already says how it may be retried (bitrix_call, batch): it is not
     // classified again here; the HTTP core still classifies the body it sends.
     const kind: OperationKind = op ?? operationOf(method, params);
+    if (this.authConnector && !method.startsWith('event.') && kind !== 'read' && params.auth_connector === undefined)
+      params = { ...params, auth_connector: this.authConnector };
     const spec = { method: 'POST' as const, path: `${this.basePath}${method}.json`, body: params, op: kind, grant: ctx.grant, signal: ctx.signal };
     // A batch is not refused for a paused command inside: Bitrix24 answers that command alone with an error.
     if (method !== 'batch') this.checkOperating(method);

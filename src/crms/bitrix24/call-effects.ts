@@ -12,7 +12,7 @@
  * Batch commands are parsed like PHP's `parse_str` (§4.2); anything the parse would read differently
  * (odd names, repeats, `$result[…]` names) is refused, and a `$result[…]` value counts as the worst case.
  */
-import { strongestEffect, type Effect } from '../../policy/policy.js';
+import { strongestEffect, type Effect, type SafeUpdate } from '../../policy/policy.js';
 
 /** Options of one reading. */
 export interface ReadOptions {
@@ -31,6 +31,8 @@ export interface ParamsCheck {
   problem?: string;
   /** Why the effect was raised, for the refusal message. */
   reasons: string[];
+  /** Set when the call is exactly one narrow update (narrowUpdateOf). */
+  safeUpdate?: SafeUpdate;
 }
 
 type Obj = Record<string, unknown>;
@@ -233,7 +235,9 @@ export function checkParams(method: string, base: Effect, params: unknown, o: Re
       reasons.push(`${method} removes data: ${r.reason}`);
     }
   }
-  return { effect: strongestEffect(effects), reasons };
+  const effect = strongestEffect(effects);
+  const safeUpdate = effect === 'update' ? narrowUpdateOf(method, params, o) : undefined;
+  return { effect, reasons, ...(safeUpdate ? { safeUpdate } : {}) };
 }
 
 /** A parameter name (at any depth) that the batch replaces with an earlier result (§4.2: names too). */
@@ -252,6 +256,52 @@ function namesExisting(params: Obj, fields: unknown, o: ReadOptions): boolean {
   if (valueOf(params, 'ID', foldTop) !== undefined) return true;
   if (isRef(fields, o)) return true;
   return isObj(fields) && valueOf(fields, 'ID') !== undefined;
+}
+
+// ---------------------------------------------------------------- narrow updates (CRM_SAFE_UPDATES)
+
+/** A stage or status id as a narrow update may carry it: plain letters, digits, `_`, `:` and `-` (`C1:WON`, `JUNK`). */
+const isStageId = (v: unknown, o: ReadOptions) => typeof v === 'string' && !isRef(v, o) && /^[A-Za-z0-9_:-]{1,50}$/.test(v);
+
+/** The fields each narrow update may set, by method (folded names): the first listed is required. */
+const NARROW_FIELDS: Record<string, { kind: SafeUpdate; fields: Record<string, (v: unknown, o: ReadOptions) => boolean> }> = {
+  // §7.2: a deal's stage (CATEGORY_ID too: crm.deal.update does not move a deal between pipelines, but it changes nothing else).
+  'crm.deal.update': { kind: 'stage', fields: { STAGEID: isStageId, CATEGORYID: (v, o) => intOf(v, o) !== undefined } },
+  'crm.lead.update': { kind: 'stage', fields: { STATUSID: isStageId } },
+  // An activity (a CRM to-do) marked done and nothing else.
+  'crm.activity.update': { kind: 'task_done', fields: { COMPLETED: (v) => v === 'Y' } },
+};
+
+/**
+ * The narrow update a call is, or undefined: `crm.deal.update`/`crm.lead.update` with `id` and `fields` that
+ * set only the stage (deal `STAGE_ID`, at most `CATEGORY_ID`; lead `STATUS_ID`); `crm.activity.update` with
+ * only `COMPLETED: "Y"`; `tasks.task.complete` with only `taskId`. Names are read folded, as the portal reads
+ * them (a collision is refused before this is asked); any other parameter, or a value from an earlier batch
+ * result, makes it a plain update.
+ */
+export function narrowUpdateOf(method: string, params: unknown, o: ReadOptions = {}): SafeUpdate | undefined {
+  if (!isObj(params)) return undefined;
+  const positiveId = (v: unknown) => (intOf(v, o) ?? 0) > 0;
+  // `auth_connector` (sent with writes while offline events are bound) only names the caller's event queue.
+  const keys = Object.keys(params).filter((k) => foldTop(k) !== 'AUTHCONNECTOR' || typeof params[k] !== 'string');
+  const names = keys.map(foldTop);
+  if (method === 'tasks.task.complete') return names.length === 1 && names[0] === 'TASKID' && positiveId(params[keys[0]!]) ? 'task_done' : undefined;
+  const rule = NARROW_FIELDS[method];
+  if (!rule || names.length !== 2 || !names.includes('ID') || !names.includes('FIELDS')) return undefined;
+  if (!positiveId(valueOf(params, 'ID', foldTop))) return undefined;
+  const fields = valueOf(params, 'FIELDS', foldTop);
+  if (!isObj(fields)) return undefined;
+  const allowed = Object.keys(rule.fields);
+  const set = Object.entries(fields).map(([k, v]) => [foldName(k), v] as const);
+  if (!set.some(([k]) => k === allowed[0])) return undefined;
+  return set.every(([k, v]) => Object.hasOwn(rule.fields, k) && rule.fields[k]!(v, o)) ? rule.kind : undefined;
+}
+
+/** A batch's narrow update: every write in it is the same narrow update (one wider write, or a create, and it is not). */
+export function narrowBatch(effect: Effect, commands: ReadonlyArray<{ effect: Effect; safeUpdate?: SafeUpdate }>): { safeUpdate?: SafeUpdate } {
+  const kinds = new Set(commands.filter((c) => c.effect !== 'read').map((c) => c.safeUpdate));
+  const [kind] = kinds;
+  return effect === 'update' && kinds.size === 1 && kind !== undefined ? { safeUpdate: kind } : {};
 }
 
 // ---------------------------------------------------------------- batch commands (§4.2)

@@ -20,4 +20,7 @@ export const BITRIX24_CAPABILITIES: ReadonlySet<Capability> = new Set<Capability
   'notes',
   'tasks',
   'delete',
+  'calls',
+  'bulk',
+  'history',
 ]);

@@ -26,7 +26,7 @@ import { boundIds, boundItemCommands, contactIdsByComm } from './duplicates.js';
 import { resolveFields } from './fields.js';
 import { bxId } from './ids.js';
 import { companyLinkCommands, companyLinks } from './links.js';
-import { readCursor, toPage, type BitrixLists } from './lists.js';
+import { pageTotal, readCursor, toPage, type BitrixLists } from './lists.js';
 import { mapCompany, mapContact, phpQuery, type BMulti } from './map.js';
 import type { BitrixParts } from './metadata.js';
 import { fillLeadLinks, findByComm, findCompany, getRow } from './records.js';
@@ -41,14 +41,16 @@ export async function listContacts(b: BitrixParts, lists: BitrixLists, ctx: Call
   const filters = c.fs ?? (c.f ? [c.f] : await contactFilters(b, ctx, q.query));
   const limit = c.l ?? q.limit;
   const sort = c.s ?? q.sort ?? 'created_desc';
-  if (!filters.length) return { items: [], has_more: false, cursor: null };
+  if (!filters.length) return { items: [], has_more: false, cursor: null, total: 0 };
   const select = ['*', 'UF_*', 'PHONE', 'EMAIL'];
-  const { rows, hasMore } =
+  // A union of several readings (name words) has no one count: its total is null.
+  const { rows, hasMore, total } =
     filters.length === 1
       ? await lists.rows(ctx, 'crm.contact.list', filters[0]!, select, limit, sort, c)
-      : await unionRows({ batch: (x, cmd) => b.api.batch(x, cmd) }, ctx, 'crm.contact.list', filters, select, limit, sort, c);
+      : { ...(await unionRows({ batch: (x, cmd) => b.api.batch(x, cmd) }, ctx, 'crm.contact.list', filters, select, limit, sort, c)), total: null };
   const l = await b.meta.lookups(ctx);
-  const page = toPage(rows, hasMore, (r) => mapContact(r, l), { k: 'contacts', fs: filters, l: limit, s: sort, off: (c.off ?? 0) + rows.length });
+  const state = { k: 'contacts', fs: filters, l: limit, s: sort, off: (c.off ?? 0) + rows.length };
+  const page = toPage(rows, hasMore, (r) => mapContact(r, l), state, filters.length === 1 ? pageTotal(total, c) : null);
   await fillLeadLinks(b, ctx, [], page.items);
   return page;
 }
@@ -69,9 +71,10 @@ export async function listCompanies(b: BitrixParts, lists: BitrixLists, ctx: Cal
   const filter = c.f ?? (q.query ? { '%TITLE': q.query } : {});
   const limit = c.l ?? q.limit;
   const sort = c.s ?? q.sort ?? 'created_desc';
-  const { rows, hasMore } = await lists.rows(ctx, 'crm.company.list', filter, ['*', 'UF_*', 'PHONE', 'EMAIL'], limit, sort, c);
+  const { rows, hasMore, total } = await lists.rows(ctx, 'crm.company.list', filter, ['*', 'UF_*', 'PHONE', 'EMAIL'], limit, sort, c);
   const l = await b.meta.lookups(ctx);
-  return toPage(rows, hasMore, (r) => mapCompany(r, l), { k: 'companies', f: filter, l: limit, s: sort, off: (c.off ?? 0) + rows.length });
+  const state = { k: 'companies', f: filter, l: limit, s: sort, off: (c.off ?? 0) + rows.length };
+  return toPage(rows, hasMore, (r) => mapCompany(r, l), state, pageTotal(total, c));
 }
 
 export async function getContact(b: BitrixParts, ctx: CallContext, id: Id): Promise<Contact> {
@@ -159,7 +162,7 @@ export function bitrixContacts(b: BitrixParts, lists: BitrixLists): ContactsApi 
 }
 
 /** The companies group of a Bitrix24 provider (capabilities.ts CompaniesApi). */
-export function bitrixCompanies(b: BitrixParts, lists: BitrixLists): CompaniesApi {
+export function bitrixCompanies(b: BitrixParts, lists: BitrixLists): Pick<CompaniesApi, 'listCompanies' | 'getCompany'> {
   return { listCompanies: (ctx, q) => listCompanies(b, lists, ctx, q), getCompany: (ctx, id) => getCompany(b, ctx, id) };
 }
 

@@ -25,11 +25,12 @@ import { boundIds, boundItemCommands } from './duplicates.js';
 import { resolveFields } from './fields.js';
 import { bxDate, bxId, cap } from './ids.js';
 import { batchAll, companyLinkCommands, companyLinks } from './links.js';
-import { readCursor, toPage, type BitrixLists } from './lists.js';
+import { pageTotal, readCursor, toPage, type BitrixLists } from './lists.js';
 import { LEAD_PIPELINE, mapCompany, mapContact, mapDeal, mapLeadRow, num, phpQuery, type Row } from './map.js';
 import { firstStage, type BitrixParts, type Lookups } from './metadata.js';
 import { contactLeadIds, fillLeadLinks, findCompany, getRow, searchLeadByContact } from './records.js';
 import { BRow, parseBitrix, rowsOf } from './schemas.js';
+import { moveLead } from './stage-move.js';
 
 export async function listLeads(b: BitrixParts, lists: BitrixLists, ctx: CallContext, f: LeadFilter): Promise<Page<Lead>> {
   const entity = await listEntity(b, ctx, f);
@@ -44,7 +45,7 @@ export async function listLeads(b: BitrixParts, lists: BitrixLists, ctx: CallCon
     if (f.query) {
       // A phone or an email is matched through the contacts holding it (records.ts), else the title.
       const ids = await contactLeadIds(b, ctx, entity, f.query);
-      if (ids && !ids.length) return { items: [], has_more: false, cursor: null };
+      if (ids && !ids.length) return { items: [], has_more: false, cursor: null, total: 0 };
       if (ids) filter['@ID'] = ids;
       else filter['%TITLE'] = f.query;
     }
@@ -55,18 +56,19 @@ export async function listLeads(b: BitrixParts, lists: BitrixLists, ctx: CallCon
   }
   filter = { ...filter };
   const sort = c.s ?? f.sort ?? 'created_desc';
-  const { rows, hasMore } = await lists.rows(ctx, `crm.${entity}.list`, filter, ['*', 'UF_*'], limit, sort, c);
+  const { rows, hasMore, ahead, total } = await lists.rows(ctx, `crm.${entity}.list`, filter, ['*', 'UF_*'], limit, sort, c);
   const l = await b.meta.lookups(ctx);
-  const page = toPage(rows, hasMore, (r) => (entity === 'deal' ? mapDeal(r, l) : mapLeadRow(r, l)), {
-    k: kind,
-    f: filter,
-    l: limit,
-    s: sort,
-    off: (c.off ?? 0) + rows.length,
-  });
+  const page = toPage(
+    rows,
+    hasMore,
+    (r) => (entity === 'deal' ? mapDeal(r, l) : mapLeadRow(r, l)),
+    { k: kind, f: filter, l: limit, s: sort, off: (c.off ?? 0) + rows.length },
+    pageTotal(total, c),
+  );
   // A list page names companies but does not read every deal's contacts (one more batch per page, which
   // halved bulk reads): its items leave contact_ids out; get_lead and search list every contact.
-  await fillLeadLinks(b, ctx, page.items, [], undefined, { contacts: false });
+  // The rows read ahead are named with this page: one lookup per read-ahead, none for the pages served from it.
+  await fillLeadLinks(b, ctx, page.items, [], undefined, { contacts: false, alsoName: ahead.map((r) => num(r.COMPANY_ID)) });
   for (const x of page.items) delete (x as { contact_ids?: unknown }).contact_ids;
   return page;
 }
@@ -184,7 +186,7 @@ interface BitrixLeadDraft extends LeadDraft {
 }
 
 /** The one `batch` of a create: company (when new), contact (when new), then the deal/lead, linked by `$result`. */
-interface LeadBatch {
+export interface LeadBatch {
   cmd: Record<string, string>;
   entity: 'lead' | 'deal';
   contactId: number | undefined;
@@ -277,6 +279,7 @@ export function bitrixLeads(b: BitrixParts, lists: BitrixLists): LeadsApi {
     listLeads: (ctx, f) => listLeads(b, lists, ctx, f),
     getLead: (ctx, id, entity) => getLead(b, ctx, id, entity),
     updateLead: (ctx, input) => updateLead(b, ctx, input),
+    moveLead: (ctx, input) => moveLead(b, ctx, input),
     searchLeadByContact: (ctx, q) => searchLeadByContact(b, ctx, q),
     createLeadSteps: leadSteps(b),
   };

@@ -55,6 +55,18 @@ export interface BLookups {
   /** crm.contact.fields / crm.company.fields: the labels of their UF_CRM_* fields (listLabel/formLabel). */
   contactFields: Record<string, BField>;
   companyFields: Record<string, BField>;
+  /** The portal's web address: the connection's configured origin, never the webhook's path (its secret). */
+  web: string;
+}
+
+/** A CRM record's card in the portal: `https://{portal}/crm/deal/details/{id}/` (lead, contact, company alike). */
+export function recordUrl(web: string, entity: 'lead' | 'deal' | 'contact' | 'company', id: Id): string {
+  return `${web}/crm/${entity}/details/${encodeURIComponent(String(id))}/`;
+}
+
+/** A task's page, under its responsible user's tasks: `https://{portal}/company/personal/user/{user}/tasks/task/view/{id}/`. */
+export function taskUrl(web: string, responsibleId: Id, id: Id): string {
+  return `${web}/company/personal/user/${encodeURIComponent(String(responsibleId))}/tasks/task/view/${encodeURIComponent(String(id))}/`;
 }
 
 /** Bitrix ids are numeric strings: expose them as numbers (like Kommo's) where they are. */
@@ -150,6 +162,7 @@ export function mapDeal(r: Row, l: BLookups): Lead {
     updated_at: iso(r.DATE_MODIFY),
     // CLOSEDATE is a `date` field (crm.deal.fields), the day the deal closed in the portal's zone.
     ...(r.CLOSED === 'Y' && closed ? { closed_at: closed } : {}),
+    url: recordUrl(l.web, 'deal', num(r.ID)!),
   };
 }
 
@@ -175,6 +188,7 @@ export function mapLeadRow(r: Row, l: BLookups): Lead {
     created_at: iso(r.DATE_CREATE),
     updated_at: iso(r.DATE_MODIFY),
     ...(closed ? { closed_at: closed } : {}),
+    url: recordUrl(l.web, 'lead', num(r.ID)!),
   };
 }
 
@@ -202,6 +216,7 @@ export function mapContact(r: Row, l: BLookups, leadIds?: Id[]): ContactItem {
     custom_fields: customValues(r, l.contactFields),
     created_at: iso(r.DATE_CREATE),
     updated_at: iso(r.DATE_MODIFY),
+    url: recordUrl(l.web, 'contact', num(r.ID)!),
   };
 }
 
@@ -220,6 +235,7 @@ export function mapCompany(r: Row, l: BLookups, links?: { contact_ids: Id[]; lea
     custom_fields: customValues(r, l.companyFields),
     created_at: iso(r.DATE_CREATE),
     updated_at: iso(r.DATE_MODIFY),
+    url: recordUrl(l.web, 'company', num(r.ID)!),
   };
 }
 

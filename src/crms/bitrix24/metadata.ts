@@ -137,6 +137,8 @@ export class BitrixMeta {
       contactFields: raw.contactFields,
       companyFields: raw.companyFields,
       country: portalCountry(raw.license, new URL(this.api.http.origin).hostname),
+      // The configured origin only (never the webhook's path, which carries its secret): records' links.
+      web: new URL(this.api.http.origin).origin,
       raw,
     };
   }

@@ -16,8 +16,8 @@
  * Method names are normalised (trimmed, lower-cased, NFKC, `.json`/`.xml` and trailing dots or slashes
  * dropped) and must then be plain ASCII dotted words: a look-alike letter makes a name invalid, not weaker.
  */
-import { strongestEffect, type Effect } from '../../policy/policy.js';
-import { checkParams, foldTop, parseBatchQuery, type ReadOptions } from './call-effects.js';
+import { strongestEffect, type Effect, type SafeUpdate } from '../../policy/policy.js';
+import { checkParams, foldTop, narrowBatch, parseBatchQuery, type ReadOptions } from './call-effects.js';
 
 /** Last segments that only read, after a vetted namespace (checked after the traps below). */
 const READ_LAST = new Set([
@@ -138,8 +138,10 @@ const TRAPS: Record<string, Effect> = {
   // of deals made): it changes an existing record, so it is an update and cannot run in create-only mode.
   'crm.deal.recurring.expose': 'update',
   'telephony.externalcall.register': 'create', // logs a new call
-  'telephony.externalcall.finish': 'update', // completes that call record
-  'telephony.externalcall.attachrecord': 'update',
+  // register + finish (+ attachRecord, after finish) make one new call record, its CRM activity and its recording
+  // file (calls fact sheet 3.3): creates.
+  'telephony.externalcall.finish': 'create',
+  'telephony.externalcall.attachrecord': 'create',
   'im.chat.user.add': 'admin', // grants the person the chat's history as well as a seat in it
 };
 
@@ -330,6 +332,8 @@ export interface CallCheck {
   problem?: string;
   /** Why the parameters raised the effect. */
   reasons: string[];
+  /** Set when the call is exactly one narrow update (CRM_SAFE_UPDATES, call-effects.ts narrowUpdateOf). */
+  safeUpdate?: SafeUpdate;
 }
 
 export function checkCall(method: string, params: unknown, o: ReadOptions = {}): CallCheck {
@@ -347,7 +351,9 @@ export interface BatchCheck {
   effect: Effect;
   /** Set when the batch is refused outright (malformed, ambiguous or nested batch). */
   problem?: string;
-  commands: Array<{ key: string; method: string; query: string; params: Record<string, unknown>; effect: Effect; unknown: boolean; reasons: string[] }>;
+  commands: Array<Omit<CallCheck, 'problem'> & { key: string; method: string; query: string; params: Record<string, unknown> }>;
+  /** Set when every write in the batch is the same narrow update (its other commands only read). */
+  safeUpdate?: SafeUpdate;
 }
 
 /**
@@ -378,9 +384,10 @@ export function classifyBatch(cmd: unknown, o: ReadOptions = {}): BatchCheck {
     if ('problem' in parsed) return { effect: 'admin', problem: `batch command "${key}": ${parsed.problem}`, commands };
     const c = checkCall(method, parsed.params, { ...o, inBatch: true });
     if (c.problem) return { effect: 'admin', problem: `batch command "${key}": ${c.problem}`, commands };
-    commands.push({ key, method, query, params: parsed.params, effect: c.effect, unknown: c.unknown, reasons: c.reasons });
+    commands.push({ key, method, query, params: parsed.params, effect: c.effect, unknown: c.unknown, reasons: c.reasons, safeUpdate: c.safeUpdate });
   }
-  return { effect: strongestEffect(commands.map((c) => c.effect)), commands };
+  const effect = strongestEffect(commands.map((c) => c.effect));
+  return { effect, commands, ...narrowBatch(effect, commands) };
 }
 
 /**

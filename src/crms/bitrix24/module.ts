@@ -9,6 +9,7 @@ import { bitrix24Connection, type BitrixConnection } from './connection.js';
 import { deleteContact, deleteLead } from './delete-tools.js';
 import { renderBitrixDeep } from './doctor-deep.js';
 import { BITRIX24_VARS } from './env.js';
+import { BITRIX_HOOK_PATH, receiveBitrix } from './events.js';
 import { bitrixEndpoint } from './metrics.js';
 import { bitrixCall } from './raw-tool.js';
 import { bitrix24Sandbox } from './sandbox.js';
@@ -54,4 +55,13 @@ export const bitrix24Module: CrmModule<BitrixConnection, AnyTool> = {
   signIn: bitrix24SignIn,
   sandbox: bitrix24Sandbox,
   metricsLabel: bitrixEndpoint,
+  // Outbound webhooks and app events at /hooks/bitrix24; offline events pulled and bound (loaded on use).
+  events: {
+    hookPath: BITRIX_HOOK_PATH,
+    receive: receiveBitrix,
+    pull: async (p, ctx, store) => (await import('./events-offline.js')).pullBitrix(p, ctx, store),
+    bind: async (p, ctx, o) => (await import('./events-offline.js')).bindBitrix(p, ctx, o),
+    unbind: async (p, ctx, o) => (await import('./events-offline.js')).unbindBitrix(p, ctx, o),
+    status: async (p, ctx) => (await import('./events-offline.js')).statusBitrix(p, ctx),
+  },
 };

@@ -17,16 +17,23 @@ import type { OperationKind } from '../../http/retry.js';
 import type { Store } from '../../store/store.js';
 import type { CallContext, ProviderWith } from '../types.js';
 import * as activity from './activity.js';
+import { logCall } from './calls.js';
+import { listNotes } from './notes.js';
+import { completeTask, listTasks } from './tasks.js';
 import { makeBitrixAdapter } from './adapter.js';
 import { BitrixApi, type BatchResult, type CallResult } from './api.js';
 import { BitrixAuth } from './auth.js';
 import { BITRIX24_CAPABILITIES, BITRIX24_KIND } from './capabilities.js';
+import { bitrixCompanyWrites } from './companies.js';
 import { bitrixCompanies, bitrixContacts } from './contacts.js';
 import { bitrixLeads } from './leads.js';
+import { bitrixBulk } from './bulk.js';
 import { BitrixLists } from './lists.js';
 import * as meta from './metadata.js';
 import { BITRIX_PLANS, BitrixMeta, type BitrixParts } from './metadata.js';
 import type { PortalMove } from './relocation.js';
+import { loadAuthConnector } from './events-offline.js';
+import { bitrixHistory } from './history.js';
 
 export { BITRIX_PLANS };
 export type { BatchResult, CallResult };
@@ -47,7 +54,7 @@ export interface BitrixProviderOptions {
 
 /** A Bitrix24 provider: the neutral groups of the capabilities it declares, and its own parts. */
 export type BitrixProvider = ProviderWith<
-  'leads' | 'deals' | 'contacts' | 'companies' | 'pipelines' | 'custom_fields' | 'users' | 'notes' | 'tasks' | 'delete'
+  'leads' | 'deals' | 'contacts' | 'companies' | 'pipelines' | 'custom_fields' | 'users' | 'notes' | 'tasks' | 'delete' | 'calls' | 'history'
 > &
   BitrixOwn;
 
@@ -69,6 +76,10 @@ interface BitrixOwn {
   batch(ctx: CallContext, cmd: Record<string, string>, halt?: boolean, opOverride?: OperationKind): Promise<BatchResult>;
   /** The operating budget (§5) as the portal reported it so far (`doctor --deep`; see api.ts). */
   operatingBudget(): ReturnType<BitrixApi['operatingBudget']>;
+  /** The token store: events-offline.ts keeps the offline binding and a reserved batch's process_id there. */
+  readonly store: Store;
+  /** The typed calls (events-offline.ts sets `authConnector` on bind and unbind). */
+  readonly api: BitrixApi;
 }
 
 /** Builds a Bitrix24 provider for one connection; `init()` loads its credentials (the module's `build` does both). */
@@ -107,19 +118,31 @@ export function buildBitrixProvider(conn: BitrixConnection, o: BitrixProviderOpt
     get pendingMove() {
       return api.pendingMove;
     },
-    init: () => auth.init(),
+    store: o.store,
+    api,
+    init: async () => {
+      await auth.init();
+      await loadAuthConnector(conn, o.store, api);
+    },
     account: (ctx) => meta.account(b, ctx),
     call: (ctx, method, params = {}, op) => api.call(ctx, method, params, op),
     batch: (ctx, cmd, halt = false, opOverride) => api.batch(ctx, cmd, halt, opOverride),
     operatingBudget: () => api.operatingBudget(),
     ...bitrixLeads(b, lists),
+    ...bitrixBulk(b),
     ...bitrixContacts(b, lists),
     ...bitrixCompanies(b, lists),
+    ...bitrixCompanyWrites(b),
     pipelines: (ctx) => meta.pipelines(b, ctx),
     users: (ctx) => meta.users(b, ctx),
     customFields: (ctx, entity) => meta.customFields(b, ctx, entity),
     addNote: (ctx, input) => activity.addNote(b, ctx, input),
     createTask: (ctx, input) => activity.createTask(b, ctx, input),
+    listNotes: (ctx, q) => listNotes(b, ctx, q),
+    listTasks: (ctx, q) => listTasks(b, ctx, q),
+    completeTask: (ctx, input) => completeTask(b, ctx, input),
     deleteRecord: (ctx, entity, id) => activity.deleteRecord(b, ctx, entity, id),
+    logCall: (ctx, input) => logCall(b, ctx, input),
+    ...bitrixHistory(b),
   };
 }

@@ -40,13 +40,14 @@ export function bitrixCallEffect(rawMethod: string, params: unknown): BitrixCall
     const note = unknown.length
       ? `batch command(s) ${unknown.join(', ')} are not in the classification table, so the batch counts as admin (the strongest effect)`
       : `batch is as strong as its strongest command (${[...new Set(strongest.map((c) => c.method))].join(', ')}: ${b.effect})${reasons.length ? `: ${reasons.join('; ')}` : ''}`;
-    return { effect: b.effect, note, method, batch: b };
+    return { effect: b.effect, note, method, batch: b, ...(b.safeUpdate ? { safeUpdate: b.safeUpdate } : {}) };
   }
   const c = checkCall(method, params);
   if (c.problem) throw validationError(`params: ${c.problem}. Nothing was sent.`);
   if (c.unknown) return { effect: c.effect, note: `${method} is not in the classification table, so it counts as admin (the strongest effect)`, method };
   if (c.reasons.length) return { effect: c.effect, note: c.reasons.join('; '), method };
-  return { effect: c.effect, note: `${method} is classified as ${c.effect}`, method };
+  // A stage-only or task-done call is a narrow update, which safe mode admits when CRM_SAFE_UPDATES lists it.
+  return { effect: c.effect, note: `${method} is classified as ${c.effect}`, method, ...(c.safeUpdate ? { safeUpdate: c.safeUpdate } : {}) };
 }
 
 /** How the HTTP core may retry the call, from the effect classified (a batch of writes is never retried as a read). */

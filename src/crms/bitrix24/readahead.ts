@@ -63,8 +63,12 @@ export function pagesPerRequest(load: MethodLoad | undefined): number {
   return Math.max(1, Math.min(MAX_PAGES, Math.floor(budget / load.perCallSec)));
 }
 
-/** Pages to read ahead once a caller is scanning: none beyond need once half the method's budget is spent. */
+/**
+ * Pages to read ahead once a caller is scanning: whole requests (a request carrying one page costs the portal's
+ * limit as much as one carrying 50), none beyond need once half the method's budget is spent.
+ */
 export function readAheadPages(load: MethodLoad | undefined, needed: number): number {
   if (load && load.operating >= OPERATING_LIMIT_SEC / 2) return needed;
-  return Math.max(needed, pagesPerRequest(load));
+  const per = pagesPerRequest(load);
+  return Math.max(1, Math.ceil(needed / per)) * per;
 }

@@ -38,7 +38,7 @@ export async function fillLeadLinks(
   leads: Lead[],
   contacts: ContactItem[] = [],
   known?: Links,
-  opts: { contacts?: boolean } = {},
+  opts: { contacts?: boolean; alsoName?: Array<Id | null> } = {},
 ): Promise<void> {
   // Company titles read in the last minute are reused (services/name-cache.ts): a long scan pays for them once.
   const cache = nameCacheOf(b.api);
@@ -49,8 +49,13 @@ export async function fillLeadLinks(
   }
   const contactsOf = new Map(known?.contacts);
   const withContacts = opts.contacts ?? true;
+  // Companies of rows read ahead for later pages are named now, in the same lookup, so those pages need none.
+  const later = (opts.alsoName ?? []).filter((id): id is Id => id !== null && id !== 0 && !cache.has(id));
+  const companyIds = [
+    ...new Set([...[...leads, ...contacts].map((x) => x.company?.id), ...later].filter((id) => id !== undefined && !titles.has(String(id))).map(String)),
+  ];
   const fetched = await fetchLinks({ batch: (c, x) => b.api.batch(c, x) }, ctx, {
-    companyIds: [...leads, ...contacts].map((x) => x.company?.id).filter((id) => id !== undefined && !titles.has(String(id))),
+    companyIds,
     deals: withContacts ? leads.filter((x) => x.entity === 'deal' && !contactsOf.has(`deal:${String(x.id)}`)).map((x) => x.id) : [],
     leads: withContacts ? leads.filter((x) => x.entity === 'lead' && !contactsOf.has(`lead:${String(x.id)}`)).map((x) => x.id) : [],
   });
@@ -58,6 +63,8 @@ export async function fillLeadLinks(
     titles.set(k, v);
     cache.set(k, v);
   }
+  // A company the lookup did not return (deleted, or hidden from this user) stays unnamed, and is not asked again.
+  for (const id of companyIds) if (!fetched.titles.has(id) && /^\d+$/.test(id)) cache.set(id, null);
   for (const [k, v] of known?.titles ?? []) cache.set(k, v);
   for (const [k, v] of fetched.contacts) contactsOf.set(k, v);
   for (const x of leads) {

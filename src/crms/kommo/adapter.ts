@@ -5,7 +5,7 @@
 import { CrmError } from '../../domain/errors.js';
 import type { ProviderAdapter, RawResponse } from '../../http/client.js';
 import { parseRetryAfter } from '../../http/retry.js';
-import { classifyKommo } from './effects.js';
+import { classifyKommo, kommoSafeUpdate } from './effects.js';
 
 /** The bearer token may only be sent to the account's own API paths (never /oauth2/, never outside /api/v4/). */
 export function kommoPathAllowed(path: string): boolean {
@@ -112,6 +112,7 @@ export const kommoAdapter: ProviderAdapter = {
   name: 'kommo',
   // The query is classified from the URL actually sent (accrue_bonus, `_method`), not from what a tool meant to send.
   classify: (method, path, body, query) => classifyKommo(method, path, body, query),
+  safeUpdate: (method, path, body, query) => kommoSafeUpdate(method, path, body, query),
   pathAllowed: kommoPathAllowed,
   mapError: mapKommoError,
   requestId: kommoRequestId,

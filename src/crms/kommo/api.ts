@@ -34,7 +34,7 @@ export interface ListPage<T> {
 
 export class KommoApi {
   /** Pages fetched ahead to answer `has_more` honestly; reused by the next call. */
-  private readonly prefetched = new TtlCache<unknown[]>(60_000, 50);
+  private readonly prefetched = new TtlCache<{ items: unknown[]; next: boolean }>(60_000, 50);
 
   constructor(
     readonly http: HttpCore,
@@ -111,19 +111,21 @@ export class KommoApi {
       params = c.q;
     }
     const keyOf = (p: number) => JSON.stringify([this.connection, path, params, limit, p]);
-    const fetchPage = async (p: number): Promise<T[]> => {
+    // A prefetched page was read with its `next`; a page without `next` is the last (§4), so no look-ahead.
+    const fetchPage = async (p: number): Promise<{ items: T[]; next: boolean }> => {
       const cached = this.prefetched.take(keyOf(p));
-      if (cached) return cached as T[];
+      if (cached) return cached as { items: T[]; next: boolean };
       const q = new URLSearchParams(params);
       q.set('page', String(p));
       q.set('limit', String(limit));
-      return (await this.page(ctx, path, key, q, schema)).items;
+      const { items: got, next } = await this.page(ctx, path, key, q, schema);
+      return { items: got, next };
     };
-    const items = await fetchPage(page);
+    const { items, next: linked } = await fetchPage(page);
     let hasMore = false;
-    if (items.length >= limit) {
+    if (items.length >= limit && linked) {
       const next = await fetchPage(page + 1);
-      hasMore = next.length > 0;
+      hasMore = next.items.length > 0;
       if (hasMore) this.prefetched.put(keyOf(page + 1), next);
     }
     return { items, has_more: hasMore, cursor: hasMore ? encodeCursor({ path, p: page + 1, l: limit, q: params }) : null };

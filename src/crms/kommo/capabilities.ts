@@ -19,4 +19,8 @@ export const KOMMO_CAPABILITIES: ReadonlySet<Capability> = new Set<Capability>([
   'tags',
   'notes',
   'tasks',
+  'calls',
+  'bulk',
+  'incoming',
+  'history',
 ]);

@@ -25,6 +25,8 @@ export interface KommoConnection extends ConnectionBase {
   baseUrl: string;
   accessToken?: string;
   oauth?: KommoOAuthConfig;
+  /** KOMMO_WEBHOOK_SECRET: the webhook receiver's path secret (events.ts). */
+  webhookSecret?: string;
 }
 
 const EXAMPLE_ORIGIN = 'https://acme.kommo.com';
@@ -87,8 +89,19 @@ function parse(src: Source, policy: PolicyFlags, problems: string[]): KommoConne
       `${L(V.KOMMO_ACCESS_TOKEN)}: required (a long-lived token from Settings → Integrations), or configure OAuth with ${L(V.KOMMO_CLIENT_ID)}/${L(V.KOMMO_CLIENT_SECRET)}/${L(V.KOMMO_REDIRECT_URI)}`,
     );
   }
+  const hookSecret = src.get(V.KOMMO_WEBHOOK_SECRET);
+  // The path is the only proof a delivery is Kommo's (§10.2: no signature), so a guessable secret is refused.
+  if (hookSecret && hookSecret.value.length < 32) problems.push(`${hookSecret.name}: at least 32 random characters (e.g. \`openssl rand -hex 32\`)`);
   if (!baseUrl) return undefined;
-  return { name: KOMMO_KIND, provider: KOMMO_KIND, baseUrl, accessToken: token?.value, oauth, policy };
+  return {
+    name: KOMMO_KIND,
+    provider: KOMMO_KIND,
+    baseUrl,
+    accessToken: token?.value,
+    oauth,
+    policy,
+    ...(hookSecret && hookSecret.value.length >= 32 ? { webhookSecret: hookSecret.value } : {}),
+  };
 }
 
 function fix(problem: string, v: EnvVar | undefined, label: string): string | undefined {
@@ -105,7 +118,7 @@ function fix(problem: string, v: EnvVar | undefined, label: string): string | un
 export const kommoConnection: ConnectionSpec<KommoConnection> = {
   parse,
   incomplete: () => 'KOMMO: incomplete connection',
-  secrets: (c) => [c.accessToken, c.oauth?.clientSecret, c.oauth?.refreshToken, c.oauth?.authCode],
+  secrets: (c) => [c.accessToken, c.oauth?.clientSecret, c.oauth?.refreshToken, c.oauth?.authCode, c.webhookSecret],
   setup: `${V.KOMMO_SUBDOMAIN.name} and ${V.KOMMO_ACCESS_TOKEN.name}`,
   address: (c) => c.baseUrl,
   fix,

@@ -41,7 +41,7 @@ export async function listContacts(k: KommoParts, ctx: CallContext, q: ListQuery
   const done = async (raw: KContact[], has_more: boolean, cursor: string | null): Promise<Page<Contact>> => {
     const items = raw.map((x) => mapContact(x, l));
     await nameCompanies(k, ctx, items);
-    return { items, has_more, cursor };
+    return { items, has_more, cursor, total: null };
   };
   // "Phone in any format": Kommo's `query` matches a phone only as stored (§6), so a phone-like query goes
   // through the duplicate check's search (search.ts: the same variants, then an exact comparison); one page.
@@ -89,7 +89,7 @@ export async function listCompanies(k: KommoParts, ctx: CallContext, q: ListQuer
   if (q.query) params.push(['query', q.query]);
   const page = await k.api.listPage(ctx, '/api/v4/companies', 'companies', KContact, params, q.limit, q.cursor);
   const l = await k.meta.lookups(ctx);
-  return { items: page.items.map((x) => mapCompany(x, l)), has_more: page.has_more, cursor: page.cursor };
+  return { items: page.items.map((x) => mapCompany(x, l)), has_more: page.has_more, cursor: page.cursor, total: null };
 }
 
 export async function getCompany(k: KommoParts, ctx: CallContext, id: Id): Promise<Company> {
@@ -159,7 +159,7 @@ export function kommoContacts(k: KommoParts): ContactsApi {
 }
 
 /** The companies group of a Kommo provider (capabilities.ts CompaniesApi). */
-export function kommoCompanies(k: KommoParts): CompaniesApi {
+export function kommoCompanies(k: KommoParts): Pick<CompaniesApi, 'listCompanies' | 'getCompany'> {
   return { listCompanies: (ctx, q) => listCompanies(k, ctx, q), getCompany: (ctx, id) => getCompany(k, ctx, id) };
 }
 

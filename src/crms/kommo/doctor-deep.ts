@@ -6,6 +6,7 @@
 import type { CallContext, CrmProvider } from '../types.js';
 import { counted, FORMATS, verdict, type DeepProbe, type FilterCheck, type Finding } from '../doctor-types.js';
 import { KOMMO_RPS } from './metadata.js';
+import { provesDigitsMatch } from './phone-style.js';
 import type { KommoProvider } from './provider.js';
 
 function idOf(x: unknown): string {
@@ -25,7 +26,15 @@ export function kommoDeepProbe(provider: CrmProvider): Promise<DeepProbe> {
     async crmFinds(ctx, text, id) {
       const r = await p.raw(ctx, 'GET', '/api/v4/contacts', { query: text, limit: 250 }, undefined);
       const rows = (r.data as { _embedded?: { contacts?: unknown[] } } | null)?._embedded?.contacts ?? [];
-      return rows.some((c) => idOf(c) === String(id));
+      const row = rows.find((c) => idOf(c) === String(id));
+      // The contact's national digits (the one digits-only spelling a sampled contact is asked by, unless it
+      // is stored as bare digits, when it is found either way) prove how `query` matches: phone searches then
+      // ask only the spellings this account needs (phone-style.ts).
+      if (/^\d{5,}$/.test(text)) {
+        if (row && provesDigitsMatch(text, row as Parameters<typeof provesDigitsMatch>[1])) await p.phoneStyle.learn('digits', 'doctor');
+        else if (!row && rows.length < 250) await p.phoneStyle.learn('as-stored', 'doctor');
+      }
+      return row !== undefined;
     },
     searchFinding: (crm) => ({
       id: 'phone.crm_search.digits',
@@ -34,8 +43,8 @@ export function kommoDeepProbe(provider: CrmProvider): Promise<DeepProbe> {
       detail: `${counted(crm.digits)} (by E.164 ${crm.e164?.found ?? 0}/${crm.e164?.of ?? 0}, as stored ${crm.as_stored?.found ?? 0}/${crm.as_stored?.of ?? 0}, national ${crm.national?.found ?? 0}/${crm.national?.of ?? 0})`,
       action:
         verdict(crm.digits) === false
-          ? 'crm-mcp also searches the part after the area code as people format it (345-67-89, 345 67 89, 3456789) when the digits find nobody, then compares the numbers itself: a duplicate check of a new number costs up to 3 more requests here'
-          : 'none needed',
+          ? 'crm-mcp also searches the part after the area code as people format it (345-67-89, 345 67 89, 3456789), then compares the numbers itself; it remembers that this account needs it, so a search for a number nobody has costs 3 requests here instead of 1'
+          : 'none needed (crm-mcp remembers it: a phone search here is one request)',
     }),
     leadFields: 'leads',
     async totals(ctx) {

@@ -119,3 +119,46 @@ export function namesTags(shaped: unknown, depth = 0): boolean {
   }
   return false;
 }
+
+// ---------------------------------------------------------------- narrow updates (CRM_SAFE_UPDATES)
+
+/** A Kommo id as a narrow update may carry it: a positive integer number (a string, a float or null is not). */
+const isPositiveId = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+
+/** The keys a stage move may carry (§5.4: `status_id`, with `pipeline_id` across pipelines; `loss_reason_id` when lost). */
+const STAGE_KEYS: ReadonlySet<string> = new Set(['status_id', 'pipeline_id', 'loss_reason_id']);
+
+/** True when one lead's body changes its stage and nothing else: `status_id`, and at most `pipeline_id` and `loss_reason_id`. */
+function stageOnly(it: Record<string, unknown>): boolean {
+  return isPositiveId(it.status_id) && Object.entries(it).every(([k, v]) => STAGE_KEYS.has(k) && isPositiveId(v));
+}
+
+/** True when one task's body completes it and nothing else: `is_completed: true`, and at most `result: {text}`. */
+function completesOnly(it: Record<string, unknown>): boolean {
+  if (it.is_completed !== true) return false;
+  return Object.entries(it).every(
+    ([k, v]) => k === 'is_completed' || (k === 'result' && isPlainObject(v) && Object.keys(v).length === 1 && typeof v.text === 'string'),
+  );
+}
+
+/**
+ * The body of a PATCH to one record (`/{entity}/{id}`: an object without `id`, §5.4) or to the collection
+ * (`/{entity}`: a list of exactly one object with its `id`), as the one element whose fields `check` reads.
+ * Anything else (two records, an `id` beside the path's, a list on the single path) is not a narrow update.
+ */
+function oneRecord(shaped: unknown, single: boolean, check: (it: Record<string, unknown>) => boolean): boolean {
+  if (single) return isPlainObject(shaped) && !('id' in shaped) && check(shaped);
+  if (!Array.isArray(shaped) || shaped.length !== 1 || !isPlainObject(shaped[0])) return false;
+  const { id, ...rest } = shaped[0];
+  return isPositiveId(id) && check(rest);
+}
+
+/** `stage` when the body (as PHP reads it) moves one lead and changes nothing else, else undefined. */
+export function stageMoveBody(shaped: unknown, single: boolean): 'stage' | undefined {
+  return oneRecord(shaped, single, stageOnly) ? 'stage' : undefined;
+}
+
+/** `task_done` when the body (as PHP reads it) completes one task and changes nothing else, else undefined. */
+export function taskDoneBody(shaped: unknown, single: boolean): 'task_done' | undefined {
+  return oneRecord(shaped, single, completesOnly) ? 'task_done' : undefined;
+}

@@ -15,8 +15,18 @@
  * records, data a PATCH removes, tags by name, complex leads that duplicate control may merge).
  */
 import { CrmError } from '../../domain/errors.js';
-import { strongestEffect, type Effect } from '../../policy/policy.js';
-import { type BodyFinding, complexTouchesExisting, namesExisting, namesTags, phpShape, TooDeep, updateRemoves } from './effects-body.js';
+import { strongestEffect, type Effect, type SafeUpdate } from '../../policy/policy.js';
+import {
+  type BodyFinding,
+  complexTouchesExisting,
+  namesExisting,
+  namesTags,
+  phpShape,
+  stageMoveBody,
+  taskDoneBody,
+  TooDeep,
+  updateRemoves,
+} from './effects-body.js';
 
 export type KommoMethod = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
@@ -53,6 +63,7 @@ export const KOMMO_RULES: readonly KommoRule[] = [
   { methods: ['POST', 'PATCH', 'PUT', 'DELETE'], pattern: /^\/api\/v4\/[a-z_]+\/custom_fields(\/.*)?$/, effect: 'admin', why: 'changes custom fields' },
   { methods: ['POST', 'PATCH', 'PUT', 'DELETE'], pattern: /^\/api\/v4\/[a-z_]+\/tags(\/.*)?$/, effect: 'admin', why: 'changes the account tag list' },
   { methods: ['POST', 'PATCH', 'PUT', 'DELETE'], pattern: /^\/api\/v4\/leads\/loss_reasons(\/.*)?$/, effect: 'admin', why: 'changes loss reasons' },
+  // Turning customers on and picking their mode is admin-only in Kommo itself (§13.1).
   { methods: ['POST', 'PATCH', 'PUT', 'DELETE'], pattern: /^\/api\/v4\/customers\/(segments|mode)(\/.*)?$/, effect: 'admin', why: 'changes customer settings' },
   // Records.
   { methods: ['POST'], pattern: /^\/api\/v4\/leads\/complex$/, effect: 'create', why: 'adds leads with their contact and company' },
@@ -65,9 +76,10 @@ export const KOMMO_RULES: readonly KommoRule[] = [
     pattern: /^\/api\/v4\/customers\/(\{id\}\/)?transactions$/,
     effect: 'create',
     why: 'adds customer transactions',
-    // The transaction is new, but `accrue_bonus` credits bonus points to the existing customer.
+    // The transaction is new, but `accrue_bonus` credits bonus points to the existing customer (§13.2).
     query: { accrue_bonus: { effect: 'update', why: 'credits bonus points to an existing customer (`accrue_bonus`)' } },
   },
+  // Earns or redeems points on an existing customer: a change to that record, never a new one (§13.3).
   { methods: ['POST'], pattern: /^\/api\/v4\/customers\/\{id\}\/bonus_points$/, effect: 'update', why: 'changes a customer’s bonus points' },
   { methods: ['DELETE'], pattern: /^\/api\/v4\/customers\/\{id\}\/transactions\/\{id\}$/, effect: 'delete', why: 'removes a transaction' },
   { methods: ['POST'], pattern: /^\/api\/v4\/tasks$/, effect: 'create', why: 'adds tasks' },
@@ -132,6 +144,8 @@ export interface KommoClassification {
   why: string;
   /** True when no rule matched: the effect is the strongest because the path is unknown. */
   unknown: boolean;
+  /** Set when the request is exactly one narrow update (CRM_SAFE_UPDATES): see narrowUpdateOf. */
+  safeUpdate?: SafeUpdate;
 }
 
 /**
@@ -210,7 +224,30 @@ export function classifyKommoRequest(method: string, normalisedPath: string, bod
   }
   const effect = strongestEffect(findings.map((f) => f.effect));
   const why = findings.find((f) => f.effect === effect)!.why;
-  return { effect, why, unknown: false };
+  const safeUpdate = effect === 'update' && params.length === 0 ? narrowUpdateOf(m, template, shaped) : undefined;
+  return { effect, why, unknown: false, ...(safeUpdate ? { safeUpdate } : {}) };
+}
+
+/**
+ * The narrow update a write is, from its method, path template and body as PHP reads it: a PATCH of one lead
+ * whose body has `status_id` and at most `pipeline_id` and `loss_reason_id` (§5.4, §7: won 142 / lost 143)
+ * is a stage move; a PATCH of one task whose body has `is_completed: true` and at most `result: {text}` is a
+ * task done. Anything else in the body (a price, `_embedded`, custom fields, a second record) is a plain update.
+ */
+export function narrowUpdateOf(method: string, template: string, shaped: unknown): SafeUpdate | undefined {
+  if (method !== 'PATCH') return undefined;
+  if (template === '/api/v4/leads/{id}' || template === '/api/v4/leads') return stageMoveBody(shaped, template !== '/api/v4/leads');
+  if (template === '/api/v4/tasks/{id}' || template === '/api/v4/tasks') return taskDoneBody(shaped, template !== '/api/v4/tasks');
+  return undefined;
+}
+
+/** The HTTP core's reading of a narrow update (ProviderAdapter.safeUpdate): the same classification, on the wire shape. */
+export function kommoSafeUpdate(method: string, path: string, body?: unknown, query?: Iterable<[string, string]>): SafeUpdate | undefined {
+  const params = query ? [...query] : [];
+  if (methodOverrideParam(params) !== undefined) return undefined;
+  const n = normaliseKommoPath(path);
+  if (!n.ok) return undefined;
+  return classifyKommoRequest(method, n.path, body, params).safeUpdate;
 }
 
 /** Wire classification for the HTTP core: unparsable paths are the strongest effect; a method override is refused (throws). */

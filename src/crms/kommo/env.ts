@@ -105,6 +105,17 @@ export const KOMMO_VARS = [
     readBy: 'server',
   },
   {
+    name: 'KOMMO_WEBHOOK_SECRET',
+    type: 'string',
+    secret: true,
+    description:
+      'path secret of the account webhook receiver `POST /hooks/kommo/<secret>` (at least 32 random characters; or let `crm-mcp events bind` generate one)',
+    fileKey: 'webhook_secret',
+    group: 'kommo',
+    scope: 'connection',
+    readBy: 'server',
+  },
+  {
     name: 'KOMMO_OAUTH_URL',
     aliases: ['AMOCRM_OAUTH_URL'],
     type: 'url',

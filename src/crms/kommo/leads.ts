@@ -22,7 +22,7 @@ import type {
   UpdateLeadInput,
   WriteResult,
 } from '../types.js';
-import type { EntityPath } from './api.js';
+import { PAGE_MAX, type EntityPath } from './api.js';
 import { resolveFields } from './fields.js';
 import { toId, toUnix } from './ids.js';
 import { LOST, WON, mapCompany, mapContact, mapLead, multiField, type KCustomFieldWrite } from './map.js';
@@ -32,6 +32,7 @@ import { nameCompanies, rawLead } from './records.js';
 import { createdId, KContact, KLead } from './schemas.js';
 import { contactLeadIds, findCompany, searchContacts, searchLeadByContact } from './search.js';
 import { resolveTags, type TagRef } from './tags.js';
+import { moveLead } from './stage-move.js';
 import { clearsCustomField, removalNeedsDelete } from './write-checks.js';
 
 export async function listLeads(k: KommoParts, ctx: CallContext, f: LeadFilter): Promise<Page<Lead>> {
@@ -45,7 +46,7 @@ export async function listLeads(k: KommoParts, ctx: CallContext, f: LeadFilter):
   if (f.query && !f.cursor) {
     // A phone or an email is matched through the contacts holding it (search.ts), else Kommo's text `query`.
     const ids = await contactLeadIds(k, ctx, f.query);
-    if (ids && !ids.length) return { items: [], has_more: false, cursor: null };
+    if (ids && !ids.length) return { items: [], has_more: false, cursor: null, total: null };
     if (ids) for (const id of ids) params.push(['filter[id][]', String(id)]);
     else params.push(['query', f.query]);
   }
@@ -60,13 +61,16 @@ export async function listLeads(k: KommoParts, ctx: CallContext, f: LeadFilter):
     if (to) params.push([`filter[${name}][to]`, String(toUnix(to, `${name.split('_')[0]}_to`))]);
   }
   const merged = f.cursor ? isMergeCursor(f.cursor) : pairs.length > 1;
+  // A Kommo page holds at most 250 leads (§3): a larger `limit` (Bitrix24 reads 2,500 a call) gives 250 and a cursor.
+  const limit = Math.min(f.limit, PAGE_MAX);
   const page = merged
-    ? await k.api.mergedPage(ctx, '/api/v4/leads', 'leads', KLead, { params, pairs, limit: f.limit, cursor: f.cursor })
-    : await k.api.listPage(ctx, '/api/v4/leads', 'leads', KLead, [...params, ...pairs.flatMap(pairParams(0))], f.limit, f.cursor);
+    ? await k.api.mergedPage(ctx, '/api/v4/leads', 'leads', KLead, { params, pairs, limit, cursor: f.cursor })
+    : await k.api.listPage(ctx, '/api/v4/leads', 'leads', KLead, [...params, ...pairs.flatMap(pairParams(0))], limit, f.cursor);
   const l = await k.meta.lookups(ctx);
   const items = page.items.map((x) => mapLead(x, l));
-  await nameCompanies(k, ctx, items);
-  return { items, has_more: page.has_more, cursor: page.cursor };
+  await nameCompanies(k, ctx, items, { directory: true });
+  // Kommo's lead lists carry no count (§4: no `_total_items`).
+  return { items, has_more: page.has_more, cursor: page.cursor, total: null };
 }
 
 export async function getLead(k: KommoParts, ctx: CallContext, id: Id): Promise<{ lead: Lead; contacts: Contact[]; companies: Company[] }> {
@@ -141,7 +145,7 @@ interface KommoLeadDraft extends LeadDraft {
 }
 
 /** The creates behind one lead, and the ids of those already made (kept across a resend). */
-interface LeadPlan {
+export interface LeadPlan {
   company?: { body: Record<string, unknown>; name: string };
   contact?: { body: Record<string, unknown>; email?: string; phone?: string };
   lead: Record<string, unknown>;
@@ -211,7 +215,7 @@ async function sendPlan(k: KommoParts, ctx: CallContext, p: LeadPlan): Promise<{
 }
 
 /** The lead linked to its contact and company by id (§5.3 `_embedded.contacts[{id, is_main}]`, `companies[{id}]`). */
-function withLinks(lead: Record<string, unknown>, contact: number | string | undefined, company: number | string | undefined): Record<string, unknown> {
+export function withLinks(lead: Record<string, unknown>, contact: number | string | undefined, company: number | string | undefined): Record<string, unknown> {
   const emb = {
     ...((lead._embedded ?? {}) as Record<string, unknown>),
     ...(contact !== undefined ? { contacts: [{ id: contact, is_main: true }] } : {}),
@@ -311,6 +315,7 @@ export function kommoLeads(k: KommoParts): LeadsApi {
     listLeads: (ctx, f) => listLeads(k, ctx, f),
     getLead: (ctx, id) => getLead(k, ctx, id),
     updateLead: (ctx, input) => updateLead(k, ctx, input),
+    moveLead: (ctx, input) => moveLead(k, ctx, input),
     searchLeadByContact: (ctx, q) => searchLeadByContact(k, ctx, q),
     createLeadSteps: leadSteps(k),
   };

@@ -2,7 +2,7 @@
  * Kommo ⇄ domain mapping, and nowhere else. Kommo's language inside (custom_fields_values, _embedded,
  * Unix seconds), the domain's outside (phones/emails flattened, names beside ids, ISO dates).
  */
-import type { Company, Contact, CustomFieldDef, CustomFieldValue, Lead, Pipeline, Ref, Tag, User } from '../types.js';
+import type { Company, Contact, CustomFieldDef, CustomFieldValue, Id, Lead, Pipeline, Ref, Tag, User } from '../types.js';
 import type { KCustomField, KCustomFieldValue, KLead, KContact, KPipeline, KStatus, KUser } from './schemas.js';
 
 // The payload types are the lenient schemas' (schemas.ts): what the API layer has parsed is what is mapped.
@@ -15,6 +15,39 @@ export const LOST = 143;
 export interface Lookups {
   pipelines: Map<number, KPipeline>;
   users: Map<number, KUser>;
+  /** The account's web address: the connection's configured origin (records' links are built on it). */
+  web: string;
+}
+
+/** The account's web address from the connection's API base: its origin only. */
+export function webOf(baseUrl: string): string {
+  return new URL(baseUrl).origin;
+}
+
+/** The account's pages by record kind (singular, or the API's plural path). */
+const PAGES: Record<string, 'leads' | 'contacts' | 'companies' | 'customers'> = {
+  lead: 'leads',
+  leads: 'leads',
+  contact: 'contacts',
+  contacts: 'contacts',
+  company: 'companies',
+  companies: 'companies',
+  customer: 'customers',
+  customers: 'customers',
+};
+
+/**
+ * A record's page in Kommo's web interface, `https://{account}/leads/detail/{id}` (contacts, companies and
+ * customers alike); null for a kind that has none. Kommo has no page per task: a task links its record's.
+ */
+export function recordUrl(web: string, entity: string, id: Id): string | null {
+  const page = PAGES[entity];
+  return page ? detailUrl(web, page, id) : null;
+}
+
+/** A lead's, contact's or company's page (the kinds every account has). */
+export function detailUrl(web: string, page: 'leads' | 'contacts' | 'companies' | 'customers', id: Id): string {
+  return `${web}/${page}/detail/${encodeURIComponent(String(id))}`;
 }
 
 export function iso(ts: number | null | undefined): string | null {
@@ -77,6 +110,7 @@ export function mapLead(raw: KLead, l: Lookups): Lead {
     updated_at: iso(raw.updated_at),
     // Only closed leads carry closed_at (fewer bytes per open lead).
     ...(raw.closed_at ? { closed_at: iso(raw.closed_at) } : {}),
+    url: detailUrl(l.web, 'leads', raw.id),
   };
 }
 
@@ -96,6 +130,7 @@ export function mapContact(raw: KContact, l: Lookups): Contact {
     custom_fields: cfValues(raw.custom_fields_values, ['PHONE', 'EMAIL']),
     created_at: iso(raw.created_at),
     updated_at: iso(raw.updated_at),
+    url: detailUrl(l.web, 'contacts', raw.id),
   };
 }
 
@@ -112,6 +147,7 @@ export function mapCompany(raw: KContact, l: Lookups): Company {
     custom_fields: cfValues(raw.custom_fields_values, ['PHONE', 'EMAIL']),
     created_at: iso(raw.created_at),
     updated_at: iso(raw.updated_at),
+    url: detailUrl(l.web, 'companies', raw.id),
   };
 }
 

@@ -10,7 +10,8 @@ import type { AccountInfo, CallContext, CustomFieldDef, Id, Pipeline, Tag, User 
 import type { KommoApi, EntityPath } from './api.js';
 import type { KommoAuth } from './auth.js';
 import { toId } from './ids.js';
-import { LOST, WON, mapFieldDef, mapPipeline, mapTag, mapUser, type Lookups } from './map.js';
+import type { PhoneStyle } from './phone-style.js';
+import { LOST, WON, mapFieldDef, mapPipeline, mapTag, mapUser, webOf, type Lookups } from './map.js';
 import { KAccount, KCustomField, KPipeline, KTag, KUser, parseKommo } from './schemas.js';
 
 /** Kommo allows 7 requests per second per integration (fact sheet §3). */
@@ -23,6 +24,8 @@ export interface KommoParts {
   auth: KommoAuth;
   api: KommoApi;
   meta: KommoMeta;
+  /** How the account's `query` matches phones, as learnt and remembered in the store (phone-style.ts). */
+  phoneStyle: PhoneStyle;
 }
 
 export class KommoMeta {
@@ -62,7 +65,12 @@ export class KommoMeta {
         throw e;
       }),
     ]);
-    return { pipelines: new Map(pipelines.map((p) => [p.id, p])), users: new Map(users.map((u) => [u.id, u])) };
+    return {
+      pipelines: new Map(pipelines.map((p) => [p.id, p])),
+      users: new Map(users.map((u) => [u.id, u])),
+      // The configured origin only: records' links must never carry anything but the account's address.
+      web: webOf(this.api.baseUrl),
+    };
   }
 
   async defaultCountry(ctx: CallContext): Promise<string | undefined> {

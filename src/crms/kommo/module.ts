@@ -49,4 +49,12 @@ export const kommoModule: CrmModule<KommoConnection, AnyTool> = {
   signIn: kommoSignIn,
   sandbox: kommoSandbox,
   metricsLabel: kommoEndpoint,
+  // §10: account webhooks; the receiver and the commands load on first use.
+  events: {
+    hookPath: 'kommo',
+    receive: async (d, conns, secrets) => (await import('./events.js')).receiveKommo(d, conns, secrets),
+    bind: async (p, ctx, o) => (await import('./events-bind.js')).bindKommo(p, ctx, o),
+    unbind: async (p, ctx, o) => (await import('./events-bind.js')).unbindKommo(p, ctx, o),
+    status: async (p, ctx, o) => (await import('./events-bind.js')).kommoHookStatus(p, ctx, o),
+  },
 };

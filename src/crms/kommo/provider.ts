@@ -19,11 +19,19 @@ import { kommoAdapter } from './adapter.js';
 import { KommoApi } from './api.js';
 import { KommoAuth } from './auth.js';
 import { KOMMO_CAPABILITIES, KOMMO_KIND } from './capabilities.js';
+import { kommoCompanyWrites } from './companies.js';
 import { kommoCompanies, kommoContacts } from './contacts.js';
 import { kommoLeads } from './leads.js';
+import { kommoBulk } from './bulk.js';
 import * as meta from './metadata.js';
 import { KOMMO_RPS, KommoMeta, type KommoParts } from './metadata.js';
+import { PhoneStyle } from './phone-style.js';
 import { raw } from './raw.js';
+import { logCall } from './calls.js';
+import { acceptIncomingLead, declineIncomingLead, listIncomingLeads } from './incoming.js';
+import { listNotes } from './notes.js';
+import { recordHistory } from './history.js';
+import { completeTask, listTasks } from './tasks.js';
 
 export { KOMMO_RPS };
 export { toId, toUnix } from './ids.js';
@@ -41,7 +49,10 @@ export interface KommoProviderOptions {
 }
 
 /** A Kommo provider: the neutral groups of the capabilities it declares, and its own parts. */
-export type KommoProvider = ProviderWith<'leads' | 'contacts' | 'companies' | 'pipelines' | 'custom_fields' | 'users' | 'tags' | 'notes' | 'tasks'> & KommoOwn;
+export type KommoProvider = ProviderWith<
+  'leads' | 'contacts' | 'companies' | 'pipelines' | 'custom_fields' | 'users' | 'tags' | 'notes' | 'tasks' | 'calls' | 'incoming' | 'history'
+> &
+  KommoOwn;
 
 /** What only this wing's own tools and doctor reach besides the neutral groups. */
 interface KommoOwn {
@@ -49,6 +60,8 @@ interface KommoOwn {
   readonly conn: KommoConnection;
   readonly http: HttpCore;
   readonly auth: KommoAuth;
+  /** What the account's `query` is known to do with phones; `doctor --deep` records what it proves. */
+  readonly phoneStyle: PhoneStyle;
   /** Loads the stored tokens (OAuth); a provider is ready once this resolved (module.ts `build` awaits it). */
   init(): Promise<void>;
   /** One request through the HTTP core, answered as sent (doctor reads the account with it). */
@@ -87,7 +100,7 @@ export function buildKommoProvider(conn: KommoConnection, o: KommoProviderOption
     backoffBaseMs: o.backoffBaseMs,
   });
   const api = new KommoApi(http, conn.baseUrl, conn.name);
-  const k: KommoParts = { conn, auth, api, meta: new KommoMeta(api) };
+  const k: KommoParts = { conn, auth, api, meta: new KommoMeta(api), phoneStyle: new PhoneStyle(o.store, conn.baseUrl) };
   return {
     kind: KOMMO_KIND,
     capabilities: KOMMO_CAPABILITIES,
@@ -96,18 +109,29 @@ export function buildKommoProvider(conn: KommoConnection, o: KommoProviderOption
     conn,
     http,
     auth,
+    phoneStyle: k.phoneStyle,
     init: () => auth.init(),
     account: (ctx) => meta.account(k, ctx),
     call: (ctx, method, path, opts = {}) => api.call(ctx, method, path, opts),
     raw: (ctx, method, path, query, body) => raw(k, ctx, method, path, query, body),
     ...kommoLeads(k),
+    ...kommoBulk(k),
     ...kommoContacts(k),
     ...kommoCompanies(k),
+    ...kommoCompanyWrites(k),
     pipelines: (ctx) => meta.pipelines(k, ctx),
     users: (ctx) => meta.users(k, ctx),
     customFields: (ctx, entity) => meta.customFields(k, ctx, entity),
     tags: (ctx, entity, query) => meta.tags(k, ctx, entity, query),
     addNote: (ctx, input) => activity.addNote(k, ctx, input),
     createTask: (ctx, input) => activity.createTask(k, ctx, input),
+    logCall: (ctx, input) => logCall(k, ctx, input),
+    listIncomingLeads: (ctx, q) => listIncomingLeads(k, ctx, q),
+    acceptIncomingLead: (ctx, input) => acceptIncomingLead(k, ctx, input),
+    declineIncomingLead: (ctx, uid) => declineIncomingLead(k, ctx, uid),
+    listNotes: (ctx, q) => listNotes(k, ctx, q),
+    recordHistory: (ctx, q) => recordHistory(k, ctx, q),
+    listTasks: (ctx, q) => listTasks(k, ctx, q),
+    completeTask: (ctx, input) => completeTask(k, ctx, input),
   };
 }

@@ -87,7 +87,8 @@ export function kommoRequestEffect(args: { method: string; path: string; query?:
   const note = c.unknown
     ? `${args.method} ${path} is not in the classification table, so it counts as admin (the strongest effect)`
     : `${args.method} ${path} ${c.why} (${c.effect})`;
-  return { effect: c.effect, note, path };
+  // A stage-only or task-done body is a narrow update, which safe mode admits when CRM_SAFE_UPDATES lists it.
+  return { effect: c.effect, note, path, ...(c.safeUpdate ? { safeUpdate: c.safeUpdate } : {}) };
 }
 
 /** The audit line's target: the path as a template (ids as `:id`) and the ids in it. */

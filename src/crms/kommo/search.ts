@@ -1,9 +1,10 @@
 /** Finding Kommo contacts, and their leads, by email or phone (Kommo's `query` plus an exact check). */
 import { byOpenThenRecent } from '../../domain/dedupe.js';
 import { badSearchPhone, checkSearchEmail, requireSearchKey } from '../../domain/validate.js';
-import { normalizePhone, parsePhoneNumberFromString, sameEmail, samePhone } from '../../util/phone.js';
+import { normalizePhone, sameEmail, samePhone } from '../../util/phone.js';
 import type { CallContext, SearchResult } from '../types.js';
 import { PAGE_MAX } from './api.js';
+import { phoneSpellings, provesDigitsMatch } from './phone-style.js';
 import { mapContact, mapLead } from './map.js';
 import type { KommoParts } from './metadata.js';
 import { nameCompanies } from './records.js';
@@ -28,26 +29,63 @@ export async function searchContacts(
     e164 = n?.e164 ?? null;
     // Kommo's `query` is a substring search over all fields (§6): search by the national digits, then keep
     // only contacts whose PHONE field really holds this number. Whether `query` compares the digits of a
-    // formatted phone is UNVERIFIED (§6; `doctor --deep` checks it): when the digits find nobody, the
-    // subscriber part is also searched as people format it (`345-67-89`, `345 67 89`), which a stored
-    // `+7 (912) 345-67-89` or `8 912 345 67 89` contains as typed; a number that does not parse, as typed.
-    for (const text of n ? phoneQueries(n.e164, n.national) : [...new Set([raw, q.phone.trim()])]) {
-      const q1 = new URLSearchParams({ query: text, with: 'leads', limit: String(PAGE_MAX) });
-      for (const c of (await k.api.page(ctx, '/api/v4/contacts', 'contacts', q1, KContact)).items) {
-        const phones = (c.custom_fields_values ?? []).find((f) => f.field_code === 'PHONE')?.values ?? [];
-        if (phones.some((v) => samePhone(String(v.value ?? ''), n ? n.e164 : q.phone!, country))) found.set(c.id, c);
+    // formatted phone is UNVERIFIED (§6): phone-style.ts asks the spellings that can find it on this account.
+    if (n) await byPhone(k, ctx, n, country, found);
+    else {
+      for (const text of [...new Set([raw, q.phone.trim()])]) {
+        for (const c of await byQuery(k, ctx, text)) if (phonesOf(c).some((v) => samePhone(v, q.phone!, country))) found.set(c.id, c);
+        if (found.size) break;
       }
-      if (found.size) break;
     }
   }
   if (q.email) {
-    const q2 = new URLSearchParams({ query: q.email.trim(), with: 'leads', limit: String(PAGE_MAX) });
-    for (const c of (await k.api.page(ctx, '/api/v4/contacts', 'contacts', q2, KContact)).items) {
+    for (const c of await byQuery(k, ctx, q.email.trim())) {
       const emails = (c.custom_fields_values ?? []).find((f) => f.field_code === 'EMAIL')?.values ?? [];
       if (emails.some((v) => sameEmail(String(v.value ?? ''), q.email!))) found.set(c.id, c);
     }
   }
   return { contacts: [...found.values()], e164 };
+}
+
+async function byQuery(k: KommoParts, ctx: CallContext, text: string): Promise<KContact[]> {
+  const q = new URLSearchParams({ query: text, with: 'leads', limit: String(PAGE_MAX) });
+  return (await k.api.page(ctx, '/api/v4/contacts', 'contacts', q, KContact)).items;
+}
+
+function phonesOf(c: KContact): string[] {
+  return ((c.custom_fields_values ?? []).find((f) => f.field_code === 'PHONE')?.values ?? []).map((v) => String(v.value ?? ''));
+}
+
+/**
+ * The contacts holding this number: its spellings in the order the account's `query` needs (phone-style.ts),
+ * until one finds it; what the finding proves about `query` is remembered for the next search.
+ */
+async function byPhone(
+  k: KommoParts,
+  ctx: CallContext,
+  n: { e164: string; national: string },
+  country: string | undefined,
+  found: Map<number, KContact>,
+): Promise<void> {
+  const known = await k.phoneStyle.get();
+  /** The national digits were asked, answered in full, and held nobody with this number. */
+  let nationalMissed = false;
+  for (const { spelling, text } of phoneSpellings(n.e164, n.national, known)) {
+    const rows = await byQuery(k, ctx, text);
+    const hits = rows.filter((c) => phonesOf(c).some((v) => samePhone(v, n.e164, country)));
+    for (const c of hits) found.set(c.id, c);
+    if (!hits.length) {
+      if (spelling === 'national') nationalMissed = rows.length < PAGE_MAX;
+      continue;
+    }
+    if (spelling === 'national') {
+      if (hits.some((c) => provesDigitsMatch(text, c))) await k.phoneStyle.learn('digits', 'search');
+    } else if (known?.match === 'as-stored' || (nationalMissed && hits.some((c) => phonesOf(c).some((v) => v.replace(/\D+/g, '').includes(n.national))))) {
+      // Digits that a digits-comparing `query` would have matched went unmatched: it compares text as stored.
+      await k.phoneStyle.learn('as-stored', 'search', spelling);
+    }
+    return;
+  }
 }
 
 export async function searchLeadByContact(k: KommoParts, ctx: CallContext, q: { email?: string; phone?: string }): Promise<SearchResult> {
@@ -87,17 +125,9 @@ export async function contactLeadIds(k: KommoParts, ctx: CallContext, query: str
   return [...new Set(contacts.flatMap((c) => (c._embedded?.leads ?? []).map((x) => x.id)))].slice(0, PAGE_MAX);
 }
 
-/**
- * The `query` texts of a phone search, tried in order until one finds the number: the national digits (a
- * substring of every unformatted spelling), then the part after the area code as libphonenumber groups it,
- * joined by dashes, spaces or nothing (a substring of the formatted spellings, whatever precedes it).
- */
+/** The `query` texts of a phone search on an account whose `query` behaviour is not known yet (phone-style.ts). */
 export function phoneQueries(e164: string, national: string): string[] {
-  const out = new Set<string>([national]);
-  const rest = parsePhoneNumberFromString(e164)?.formatInternational().split(/\s+/).slice(2) ?? [];
-  const tails = rest.length > 1 ? [rest.join('-'), rest.join(' '), rest.join('')] : rest;
-  for (const t of tails) if (t.replace(/\D+/g, '').length >= 5) out.add(t);
-  return [...out];
+  return phoneSpellings(e164, national).map((x) => x.text);
 }
 
 /** The company with exactly this name (Kommo's `query` is a substring search, §6), if there is one. */

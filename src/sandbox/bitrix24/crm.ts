@@ -575,6 +575,8 @@ export function registerCrm(reg: Registry): void {
   // Contacts bound to a company through any binding (b24restdocs crm-company-contact-items-get:
   // [{CONTACT_ID, SORT, ROLE_ID, IS_PRIMARY}], SORT 100, 110, …; id ≤ 0 → "The parameter ownerEntityID is
   // invalid or not defined."). The binding lives on the contact (COMPANY_IDS) in this emulator.
+  reg.set('crm.contact.company.add', { scope: 'crm', handler: addContactCompany });
+
   reg.set('crm.company.contact.items.get', {
     scope: 'crm',
     handler: (p, ctx) => {
@@ -586,6 +588,37 @@ export function registerCrm(reg: Registry): void {
       return { result: ids.map((c, i) => ({ CONTACT_ID: c, SORT: 100 + i * 10, ROLE_ID: 0, IS_PRIMARY: i === 0 ? 'Y' : 'N' })) };
     },
   });
+}
+
+// ---------------------------------------------------------------- contact ⇄ company bindings
+
+/**
+ * `crm.contact.company.add` (§7.2 `crm.contact.company.*`; b24 docs crm_contact_company_add: params `id` (the
+ * contact) and `fields` {COMPANY_ID (required), SORT, IS_PRIMARY}; result `true`). A contact may have several
+ * companies (COMPANY_IDS, the first is COMPANY_ID): the binding is added, the others stay; `IS_PRIMARY: 'Y'`
+ * puts it first. The texts for a missing contact, company or COMPANY_ID are the compat errors' shape (§6) in
+ * the emulator's own words; re-adding an existing binding changes nothing (UNVERIFIED: the docs do not say).
+ */
+function addContactCompany(p: Params, ctx: CallCtx): MethodResult {
+  const id = idParam(p);
+  const fields = fieldsParam(p);
+  const state = ctx.portal.state;
+  const rec = state.contacts.get(id);
+  if (!rec) throw errors.notFound();
+  const raw = Object.entries(fields).find(([k]) => k.toUpperCase() === 'COMPANY_ID')?.[1];
+  const companyId = Number(raw);
+  if (raw === undefined || raw === null || raw === '' || !Number.isSafeInteger(companyId) || companyId <= 0)
+    throw errors.crm('The parameter fields must contain COMPANY_ID.');
+  if (!state.companies.has(companyId)) throw errors.notFound();
+  const primary = flag(Object.entries(fields).find(([k]) => k.toUpperCase() === 'IS_PRIMARY')?.[1], false);
+  const sid = String(companyId);
+  const ids = ((rec.COMPANY_IDS as string[] | undefined) ?? []).filter((x) => x !== sid);
+  const had = ids.length !== ((rec.COMPANY_IDS as string[] | undefined) ?? []).length;
+  const next = primary ? [sid, ...ids] : had ? (rec.COMPANY_IDS as string[]) : [...ids, sid];
+  const o = actor(ctx);
+  Object.assign(rec, { COMPANY_IDS: next, COMPANY_ID: next[0] ?? null, MODIFY_BY_ID: String(o.by), DATE_MODIFY: phpDate(o.at) });
+  ctx.portal.emit('ONCRMCONTACTUPDATE', { FIELDS: { ID: String(id) } }, ctx.auth.userId);
+  return { result: true };
 }
 
 // ---------------------------------------------------------------- crm.item.list

@@ -11,12 +11,14 @@ import type { AuthInfo, CallCtx, MethodResult, Portal, Registry } from './contex
 import { registerCrm } from './crm.js';
 import { buildState } from './demo-data.js';
 import { BxError, errors } from './errors.js';
+import { registerEvents } from './event-methods.js';
 import { EventBus, type Delivery } from './events.js';
 import { LeakyBucket, OperatingBudget, PLANS } from './limits.js';
 import { ALL_SCOPES, registerMethods } from './methods.js';
 import { OAuthServer, token, type TokenResponse } from './oauth.js';
 import { readParams, type Params } from './params.js';
 import type { BitrixState } from './state.js';
+import { observeStage, registerStageHistory, seedStageHistory } from './stage-history.js';
 import { makeTime, nowMs, type BxTime } from './time.js';
 
 export { DEMO, DEMO_NOW } from './demo-data.js';
@@ -97,7 +99,13 @@ export interface BitrixEmulator {
   readonly stats: BitrixEmulatorStats;
   /** Outbound event deliveries attempted so far (§9). */
   readonly deliveries: readonly Delivery[];
-  issueOAuthTokens(): Promise<TokenResponse>;
+  /** Tokens of the configured OAuth app for a user (default: the portal's owner, an administrator). */
+  issueOAuthTokens(userId?: number): Promise<TokenResponse>;
+  /**
+   * The outgoing webhook set up in the portal's UI (§9): its events are POSTed to `url` once, with no retry,
+   * carrying `auth[application_token]` (returned). `null` removes it.
+   */
+  setOutboundWebhook(url: string | null, events?: readonly string[]): string | undefined;
   /** Every access token issued so far answers `expired_token` from now on. */
   expireAccessTokens(): void;
   /** Every authorization code issued by `/oauth/authorize/` so far is now expired (§2.2: they live 30 s). */
@@ -135,6 +143,8 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
   private readonly oauth: OAuthServer;
   private readonly events: EventBus;
   private movedTo: string | null = null;
+  /** `auth_connector` of the call running now (handlers run synchronously): its changes skip that offline queue. */
+  private connector: string | undefined;
 
   constructor(private readonly o: BitrixEmulatorOptions) {
     this.userId = o.userId ?? 1;
@@ -146,6 +156,9 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
     this.state = buildState({ seed: o.seed ?? 42, userId: this.userId, demo: o.demo ?? true, mode: o.mode ?? 'classic', users: o.demoUsers ?? 75 });
     registerCrm(this.registry);
     registerMethods(this.registry);
+    registerEvents(this.registry);
+    registerStageHistory(this.registry);
+    seedStageHistory(this.state);
     this.registry.set('batch', {
       scope: null,
       handler: (p, ctx) => runBatch(p, (method, params) => this.execute(method, params, ctx.auth, true, undefined, ctx.spent)),
@@ -180,8 +193,12 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
     return this.events.deliveries;
   }
 
-  async issueOAuthTokens(): Promise<TokenResponse> {
-    return this.oauth.issue();
+  async issueOAuthTokens(userId?: number): Promise<TokenResponse> {
+    return this.oauth.issue(userId);
+  }
+
+  setOutboundWebhook(url: string | null, events: readonly string[] = []): string | undefined {
+    return this.events.setOutbound(url, events);
   }
 
   expireAccessTokens(): void {
@@ -229,7 +246,14 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
   }
 
   emit(event: string, data: Record<string, unknown>, userId: number): void {
-    this.events.emit(event, data, userId);
+    // Every stage move leaves its crm.stagehistory.list row (stage-history.ts).
+    const m = /^ONCRM(LEAD|DEAL)(ADD|UPDATE)$/.exec(event);
+    if (m) {
+      const kind = m[1] === 'LEAD' ? 'lead' : 'deal';
+      const id = Number((data.FIELDS as { ID?: unknown } | undefined)?.ID);
+      observeStage(this.state, kind, id, (kind === 'lead' ? this.state.leads : this.state.deals).get(id), userId, this.now());
+    }
+    this.events.emit(event, data, userId, this.connector);
   }
 
   methodNames(scope?: string): string[] {
@@ -385,9 +409,16 @@ class BitrixEmulatorImpl implements BitrixEmulator, Portal {
     const t0 = nowMs();
     let res: MethodResult;
     let cost = 0;
+    const outer = this.connector;
+    // A write made with `auth_connector` (a call's own, or its batch's) is not queued for that connector.
+    if (typeof params.auth_connector === 'string' && params.auth_connector && !method.startsWith('event.')) {
+      this.connector = params.auth_connector;
+      delete params.auth_connector;
+    }
     try {
       res = def.handler(params, ctx);
     } finally {
+      this.connector = outer;
       const t1 = nowMs();
       if (method !== 'batch') {
         const modelled = this.o.costModel?.(method, params);

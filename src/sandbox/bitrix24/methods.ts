@@ -3,6 +3,7 @@
  * activities, tasks (§7.8), users and system methods (§2.3), events (§9) and merging (§8).
  */
 import { registerActivities } from './activities.js';
+import { registerTelephony } from './telephony.js';
 import type { CallCtx, MethodResult, Registry } from './context.js';
 import { paginate } from './context.js';
 import { deleteRecord } from './crm.js';
@@ -398,8 +399,15 @@ function registerTimeline(reg: Registry): void {
   reg.set('crm.timeline.comment.list', {
     scope: 'crm',
     handler: (p, ctx) => {
-      const conds = compileFilter(filterParamObj(p), timelineAccess);
+      // §7.8: the filter needs ENTITY_ID and ENTITY_TYPE; `order` takes ID, CREATED and AUTHOR_ID only.
+      const f = filterParamObj(p) ?? {};
+      const keys0 = Object.keys(f).map((k) => k.toUpperCase());
+      if (!keys0.includes('ENTITY_ID') || !keys0.includes('ENTITY_TYPE'))
+        throw new BxError(400, 'INVALID_ARG_VALUE', 'filter: ENTITY_ID and ENTITY_TYPE are required.');
+      const conds = compileFilter(f, timelineAccess);
       const order = objectParam(p, 'order');
+      for (const k of Object.keys(order ?? {}))
+        if (!['ID', 'CREATED', 'AUTHOR_ID'].includes(k.toUpperCase())) throw new BxError(400, 'INVALID_ARG_VALUE', `order: ${k} is not sortable.`);
       const keys = compileOrder(order && Object.keys(order).length ? order : { ID: 'ASC' }, timelineAccess);
       const rows = sortRecords(
         [...ctx.portal.state.timelineComments.values()].filter((r) => matches(r, conds)),
@@ -438,6 +446,8 @@ const TASK_KEYS: Record<string, keyof BTask> = {
   CHANGED_DATE: 'changedDate',
   DEADLINE: 'deadline',
   STATUS: 'status',
+  // §7.8: REAL_STATUS filters on the task's own status (the `status` field of the answer).
+  REAL_STATUS: 'status',
   PRIORITY: 'priority',
   GROUP_ID: 'groupId',
   CLOSED_DATE: 'closedDate',
@@ -453,6 +463,7 @@ const TASK_TYPES: Record<string, string> = {
   CHANGED_DATE: 'datetime',
   DEADLINE: 'datetime',
   STATUS: 'integer',
+  REAL_STATUS: 'integer',
   PRIORITY: 'integer',
   GROUP_ID: 'integer',
   CLOSED_DATE: 'datetime',
@@ -530,6 +541,26 @@ function registerTasks(reg: Registry): void {
     },
   });
 
+  // tasks.task.complete {taskId}: the task goes to status 5, "completed" (§7.8); the answer carries the task.
+  reg.set('tasks.task.complete', {
+    scope: 'task',
+    handler: (p, ctx) => {
+      const raw = p.taskId ?? p.TASKID ?? p.taskid;
+      const id = Number(raw);
+      if (raw === undefined || !Number.isSafeInteger(id) || id <= 0) throw new BxError(400, 'ERROR_CORE', "Parameter 'taskId' is required.");
+      const t = ctx.portal.state.tasks.get(id);
+      if (!t) throw new BxError(400, 'ERROR_CORE', 'Task not found or not accessible.');
+      // UNVERIFIED: the portal refuses an action the task's state does not allow; completing a completed task is one.
+      if (t.status === '5') throw new BxError(400, 'ERROR_CORE', 'Action is not allowed.');
+      const now = phpDate(ctx.portal.now());
+      t.status = '5';
+      t.closedDate = now;
+      t.changedDate = now;
+      ctx.portal.emit('ONTASKUPDATE', { FIELDS_AFTER: { ID: String(id) } }, ctx.auth.userId);
+      return { result: { task: structuredClone(t) } };
+    },
+  });
+
   // tasks.task.list: {tasks:[…]} plus total/next; select/filter/order use UPPER_CASE names (§4.1, §7.8).
   reg.set('tasks.task.list', {
     scope: 'task',
@@ -576,7 +607,7 @@ function userById(ctx: CallCtx, id: number): BUser {
 }
 
 /** Every scope the emulator knows; a webhook/app gets the ones configured. */
-export const ALL_SCOPES = ['crm', 'department', 'task', 'user', 'user_brief', 'user_basic'];
+export const ALL_SCOPES = ['crm', 'department', 'task', 'telephony', 'user', 'user_brief', 'user_basic'];
 
 function registerSystem(reg: Registry): void {
   // user.get: filter by top-level field names or FILTER, sort/order, paging (§2.3, §4.1).
@@ -681,93 +712,7 @@ function registerSystem(reg: Registry): void {
   });
 }
 
-// ---------------------------------------------------------------- events
-
-function registerEvents(reg: Registry): void {
-  // event.bind (§9): OAuth application context only; unknown event → 400 ERROR_EVENT_NOT_FOUND. A repeated
-  // (event, handler) pair answers true without a second binding (the portal's answer is UNVERIFIED).
-  reg.set('event.bind', {
-    scope: null,
-    appOnly: true,
-    handler: (p, ctx) => {
-      const event = String(p.event ?? p.EVENT ?? '').toUpperCase();
-      if (!KNOWN_EVENTS.has(event)) throw new BxError(400, 'ERROR_EVENT_NOT_FOUND', 'Event not found');
-      const offline = String(p.event_type ?? 'online').toLowerCase() === 'offline';
-      const handler = p.handler === undefined ? '' : String(p.handler);
-      if (!offline) {
-        let u: URL | undefined;
-        try {
-          u = new URL(handler);
-        } catch {
-          u = undefined;
-        }
-        if (!u || !/^https?:$/.test(u.protocol)) throw new BxError(400, 'ERROR_ARGUMENT', 'Handler URL is required.');
-      }
-      const state = ctx.portal.state;
-      const clientId = ctx.auth.clientId!;
-      const authType = String(p.auth_type ?? '0');
-      const dup = state.eventBindings.find((b) => b.clientId === clientId && b.event === event && b.handler === handler && b.offline === (offline ? 1 : 0));
-      if (!dup) state.eventBindings.push({ id: nextId(state, 'event'), event, handler, auth_type: authType, offline: offline ? 1 : 0, clientId });
-      return { result: true };
-    },
-  });
-
-  reg.set('event.get', {
-    scope: null,
-    appOnly: true,
-    handler: (_p, ctx) => ({
-      result: ctx.portal.state.eventBindings
-        .filter((b) => b.clientId === ctx.auth.clientId)
-        .map((b) => ({ event: b.event, handler: b.handler, auth_type: b.auth_type, offline: b.offline })),
-    }),
-  });
-
-  reg.set('event.unbind', {
-    scope: null,
-    appOnly: true,
-    handler: (p, ctx) => {
-      const event = String(p.event ?? p.EVENT ?? '').toUpperCase();
-      const handler = p.handler === undefined ? undefined : String(p.handler);
-      const offline = p.event_type === undefined ? undefined : String(p.event_type).toLowerCase() === 'offline' ? 1 : 0;
-      const state = ctx.portal.state;
-      const before = state.eventBindings.length;
-      state.eventBindings = state.eventBindings.filter(
-        (b) =>
-          !(
-            b.clientId === ctx.auth.clientId &&
-            b.event === event &&
-            (handler === undefined || b.handler === handler) &&
-            (offline === undefined || b.offline === offline)
-          ),
-      );
-      return { result: { count: before - state.eventBindings.length } };
-    },
-  });
-
-  // event.offline.get (§8): returns the first queued events and, with clear=1 (the default), deletes them.
-  reg.set('event.offline.get', {
-    scope: null,
-    appOnly: true,
-    handler: (p, ctx) => {
-      const state = ctx.portal.state;
-      const limit = Math.max(1, Math.min(1000, Number(p.limit ?? 50) || 50));
-      const clear = flag(p.clear, true);
-      const mine = state.offlineEvents.filter((e) => e.clientId === ctx.auth.clientId).slice(0, limit);
-      if (clear) {
-        const taken = new Set(mine.map((e) => e.ID));
-        state.offlineEvents = state.offlineEvents.filter((e) => !taken.has(e.ID));
-      }
-      const processId = mine.length ? `emu${Date.now().toString(36)}` : '';
-      return {
-        result: {
-          SERVER_DOMAIN: new URL(ctx.portal.url).host,
-          process_id: processId,
-          events: mine.map(({ clientId: _c, ...e }) => structuredClone(e)),
-        },
-      };
-    },
-  });
-}
+// Events (§9) are registered by event-methods.ts.
 
 // ---------------------------------------------------------------- registration
 
@@ -779,5 +724,5 @@ export function registerMethods(reg: Registry): void {
   registerActivities(reg);
   registerTasks(reg);
   registerSystem(reg);
-  registerEvents(reg);
+  registerTelephony(reg);
 }

@@ -113,6 +113,10 @@ export interface BEventBinding {
   offline: 0 | 1;
   /** The OAuth application that bound it. */
   clientId: string;
+  /** `auth_connector` of an offline binding: its own queue, without the changes made with it (events.ts). */
+  connector?: string;
+  /** `options` as bound (`minTimeout` for ONOFFLINEEVENT). */
+  options?: Record<string, unknown>;
 }
 
 /** One queued offline event (§8, §9: `event.offline.get` returns and deletes them). */
@@ -123,7 +127,34 @@ export interface BOfflineEvent {
   EVENT_DATA: Record<string, unknown>;
   EVENT_ADDITIONAL: Record<string, unknown>;
   MESSAGE_ID: string;
+  /** The reservation (`event.offline.get` with clear=0), '' when none. */
+  PROCESS_ID: string;
+  ERROR: '0' | '1';
   clientId: string;
+  connector: string;
+  /** One record per queue, event and item (the queue keeps the latest state only). */
+  key: string;
+  /** Epoch ms of the latest change, and of the reservation (kept up to 30 days). */
+  at: number;
+  reservedAt?: number;
+}
+
+/** One stage move (`crm.stagehistory.list`): TYPE_ID 1 created, 2 intermediate stage, 3 final stage, 5 pipeline changed. */
+export interface BStageHistory {
+  ID: number;
+  TYPE_ID: 1 | 2 | 3 | 5;
+  OWNER_ID: number;
+  CREATED_TIME: string;
+  /** Who moved it (not part of the API's answer; the emulator's own record). */
+  byUserId: number;
+  entityTypeId: 1 | 2;
+  /** Deals. */
+  CATEGORY_ID?: number;
+  STAGE_SEMANTIC_ID?: 'P' | 'S' | 'F';
+  STAGE_ID?: string;
+  /** Leads. */
+  STATUS_ID?: string;
+  STATUS_SEMANTIC_ID?: 'P' | 'S' | 'F';
 }
 
 /** A letter the portal sent from its mailbox (an outgoing e-mail activity, §7.8): what tests check was not sent. */
@@ -153,10 +184,12 @@ export interface BitrixState {
   tasks: Map<number, BTask>;
   eventBindings: BEventBinding[];
   offlineEvents: BOfflineEvent[];
+  /** `crm.stagehistory.list` rows, oldest first (stage-history.ts records one on every stage move). */
+  stageHistory: BStageHistory[];
   /** Letters sent by outgoing e-mail activities (§7.8), oldest first. */
   outbox: BOutgoingMail[];
   /** Last id handed out per sequence (leads, deals, …, multi-field values). */
-  seq: Record<'lead' | 'deal' | 'contact' | 'company' | 'fm' | 'activity' | 'comment' | 'task' | 'status' | 'event' | 'offline', number>;
+  seq: Record<'lead' | 'deal' | 'contact' | 'company' | 'fm' | 'activity' | 'comment' | 'task' | 'status' | 'event' | 'offline' | 'stagehistory', number>;
   /** `crm.settings.mode.get`: 1 classic (with leads), 2 simple (no leads). */
   mode: 'classic' | 'simple';
 }
@@ -178,8 +211,9 @@ export function emptyState(): BitrixState {
     tasks: new Map(),
     eventBindings: [],
     offlineEvents: [],
+    stageHistory: [],
     outbox: [],
-    seq: { lead: 0, deal: 0, contact: 0, company: 0, fm: 0, activity: 0, comment: 0, task: 0, status: 0, event: 0, offline: 0 },
+    seq: { lead: 0, deal: 0, contact: 0, company: 0, fm: 0, activity: 0, comment: 0, task: 0, status: 0, event: 0, offline: 0, stagehistory: 0 },
     mode: 'classic',
   };
 }

@@ -5,6 +5,7 @@ import { boolFilter, intFilter, onlyParams, rangeFilter, runList, stringFilter }
 import { createdRef } from './render.js';
 import { badParam, E, type FieldError, hal, noContent, Validation, validationError } from './responses.js';
 import { refreshClosestTask } from './store.js';
+import { entityIdCount, valueFilter } from './event-filters.js';
 import { ENTITY_TYPES, entityMap, type EntityType, type KEvent, type KNote, type KTask, type KWebhook } from './types.js';
 import { BodyReader } from './write.js';
 
@@ -201,6 +202,9 @@ function readTask(ctx: Ctx, item: unknown, errs: FieldError[], current?: KTask):
   const duration = r.int('duration', { min: 0 }) ?? undefined;
   const result = r.object('result');
   if (result) new BodyReader(result, 'result.', errs, ['text']).str('text');
+  // §9: completing a task takes its result with it ("result and is_completed should be passed").
+  const resultText = result && typeof result.text === 'string' ? result.text.trim() : '';
+  if (done === true && current && !current.is_completed && !resultText) errs.push(E.blank('result.text'));
   const by = r.user(ctx, 'updated_by', true) ?? ctx.userId;
   const createdBy = r.user(ctx, 'created_by', true);
   const createdAt = r.int('created_at', { min: 0 }) ?? undefined;
@@ -311,6 +315,7 @@ function renderEvent(ctx: Ctx, e: KEvent): Record<string, unknown> {
 export function listEvents(ctx: Ctx): EmuResponse {
   const f = ctx.params.filter;
   if (isObject(f) && f.entity_id !== undefined && f.entity === undefined) throw badParam('filter.entity_id');
+  if (isObject(f) && entityIdCount(f.entity_id) > 10) throw badParam('filter.entity_id');
   const spec = {
     key: 'events',
     maxLimit: 100,
@@ -321,6 +326,8 @@ export function listEvents(ctx: Ctx): EmuResponse {
       entity_id: intFilter<KEvent>((e) => e.entity_id),
       created_by: intFilter<KEvent>((e) => e.created_by),
       created_at: rangeFilter<KEvent>((e) => e.created_at),
+      value_before: valueFilter('value_before'),
+      value_after: valueFilter('value_after'),
     },
   };
   return runList(ctx, '/api/v4/events', [...ctx.state.events].reverse(), spec, (e) => renderEvent(ctx, e));
@@ -374,7 +381,11 @@ export function createWebhook(ctx: Ctx): EmuResponse {
   if (errs.length) throw validationError([{ request_id: '0', errors: errs }]);
   const s = ctx.state;
   let w = [...s.webhooks.values()].find((x) => x.destination === dest);
+  // §10.1: at most 100 webhooks per account.
+  if (!w && s.webhooks.size >= 100) throw validationError([{ request_id: '0', errors: [E.choice('destination')] }]);
   if (w) {
+    // §10.2: a webhook Kommo disabled is enabled again by saving it again.
+    w.disabled = false;
     w.settings = settings as string[];
     w.updated_at = ctx.now;
     if (sort !== undefined) w.sort = sort;

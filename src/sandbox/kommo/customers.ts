@@ -1,9 +1,8 @@
 /**
- * Customers and their transactions (fact sheet §12 lists customers among the other v4 endpoints; the sheet
- * has no section of its own for them, so the shapes below follow the leads' conventions, §4, §5.3).
- * `POST /customers/{id}/transactions?accrue_bonus=true` also credits the customer's loyalty bonus points: the
- * parameter is the API's (amoCRM SDKs send it as a query parameter of the transactions create); the rate
- * is this emulator's loyalty programme.
+ * Customers and their transactions (§13). Where the sources stop (the transaction body, §13.2) the shapes follow
+ * the leads' conventions, §4, §5.3. `POST /customers/{id}/transactions?accrue_bonus=true` also credits the
+ * customer's loyalty bonus points: the parameter is the API's (§13.2); the rate is this emulator's loyalty
+ * programme.
  */
 import type { EmuResponse } from '../harness.js';
 import { arrayBody, type Ctx, isObject, requestIdOf, selfLink } from './context.js';
@@ -12,7 +11,7 @@ import { E, type FieldError, hal, noContent, notFound, Validation } from './resp
 import type { KCustomer, KTransaction } from './types.js';
 import { BodyReader } from './write.js';
 
-/** The emulated loyalty programme: a transaction with `accrue_bonus` earns 10 % of its price in points. */
+/** The emulated loyalty programme (§13.3): a transaction with `accrue_bonus` earns 10 % of its price in points. */
 export const BONUS_RATE = 0.1;
 
 function customerOr404(ctx: Ctx, id: number): KCustomer {
@@ -32,6 +31,7 @@ export function getCustomer(ctx: Ctx, id: number): EmuResponse {
   return c && !c.is_deleted ? hal(renderCustomer(ctx, c)) : noContent();
 }
 
+/** One customer's transactions (§13.2); 204 when there are none, as every empty list (§4). */
 export function listTransactions(ctx: Ctx, customerId: number): EmuResponse {
   onlyParams(ctx, []);
   customerOr404(ctx, customerId);
@@ -48,7 +48,7 @@ function flag(v: unknown): boolean {
   return typeof v === 'string' && ['1', 'true', 'on', 'yes'].includes(v.trim().toLowerCase());
 }
 
-/** `[{price, comment?, completed_at?, request_id?}]`; answers the new ids. With `accrue_bonus` the customer earns points. */
+/** `[{price, comment?, completed_at?, request_id?}]` (§13.2); answers the new ids. With `accrue_bonus` the customer earns points. */
 export function createTransactions(ctx: Ctx, customerId: number): EmuResponse {
   onlyParams(ctx, ['accrue_bonus']);
   const customer = customerOr404(ctx, customerId);
@@ -97,7 +97,7 @@ export function createTransactions(ctx: Ctx, customerId: number): EmuResponse {
   return hal({ _links: selfLink(ctx, `/api/v4/customers/${customer.id}/transactions`), _embedded: { transactions: out } });
 }
 
-/** Removes a transaction and what it credited; 204 like the other deletes. */
+/** Removes a transaction and what it credited (§13.2); 204 like the other deletes. */
 export function deleteTransaction(ctx: Ctx, customerId: number, id: number): EmuResponse {
   onlyParams(ctx, []);
   const customer = customerOr404(ctx, customerId);

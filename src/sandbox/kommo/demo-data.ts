@@ -5,6 +5,7 @@
  */
 import { seededRandom } from '../harness.js';
 import { recordEvent, refreshClosestTask } from './store.js';
+import { addUnsorted } from './unsorted.js';
 import type {
   EntityType,
   KCompany,
@@ -747,6 +748,7 @@ export function seedDemo(s: KommoState, seed: number, now: number): void {
   }
   s.events.sort((a, b) => a.created_at - b.created_at);
   seedCustomers(s, anchor);
+  seedIncoming(s, anchor);
 }
 
 /** §12: one customer with bonus points to spend; seeded last, without the PRNG, so the other records do not move. */
@@ -792,4 +794,60 @@ function baseLead(id: number, account_id: number): KLead {
     is_price_modified_by_robot: false,
     _embedded: { tags: [], contacts: [], companies: [] },
   };
+}
+
+/**
+ * §12: three incoming leads waiting in the main pipeline (a call from an unknown number, a form, a chat);
+ * seeded after everything else, without the PRNG, so the other records keep their ids.
+ */
+function seedIncoming(s: KommoState, anchor: number): void {
+  const at = Math.floor(anchor) - 3600;
+  addUnsorted(s, {
+    uid: 'demo0sip0000000000000000000000000000001',
+    source_uid: 'demo-call-1',
+    source_name: 'Office line',
+    category: 'sip',
+    created_at: at,
+    metadata: {
+      uniq: 'demo-call-1',
+      duration: 42,
+      service_code: 'demo',
+      phone: '+79990001122',
+      called_at: at,
+      from: '+79990001122',
+      is_call_event_needed: true,
+    },
+    contact: { name: '+79990001122', phone: '+79990001122' },
+    lead_name: 'Call from +79990001122',
+    responsible: DEMO.adminUserId,
+  });
+  addUnsorted(s, {
+    uid: 'demo0forms00000000000000000000000000002',
+    source_uid: 'demo-form-1',
+    source_name: 'Website',
+    category: 'forms',
+    created_at: at + 600,
+    metadata: {
+      form_id: 'contact',
+      form_name: 'Contact us',
+      form_page: 'https://example.com/contact',
+      form_sent_at: at + 600,
+      ip: '203.0.113.7',
+      referer: 'https://example.com/',
+    },
+    contact: { name: 'Olga Smirnova', phone: '+79990003344' },
+    lead_name: 'Website request: Olga Smirnova',
+    responsible: DEMO.adminUserId,
+  });
+  addUnsorted(s, {
+    uid: 'demo0chats00000000000000000000000000003',
+    source_uid: 'demo-chat-1',
+    source_name: 'WhatsApp',
+    category: 'chats',
+    created_at: at + 1200,
+    metadata: { from: 'Pavel', service: 'whatsapp', client: { name: 'Pavel' } },
+    contact: { name: 'Pavel' },
+    lead_name: 'Chat: Pavel',
+    responsible: DEMO.adminUserId,
+  });
 }

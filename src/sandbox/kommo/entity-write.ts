@@ -3,9 +3,11 @@
  * validates one body element and returns a plan whose `apply()` changes state; nothing is written unless
  * the whole batch validated.
  */
-import { type Ctx, isObject } from './context.js';
+import { isLossReason } from './loss-reasons.js';
+import type { EmuResponse } from '../harness.js';
+import { arrayBody, type Ctx, isObject, requestIdOf, selfLink } from './context.js';
 import { DEMO } from './demo-data.js';
-import { E, type FieldError } from './responses.js';
+import { ApiError, E, type FieldError, hal, notFound, problemResponse, Validation } from './responses.js';
 import { recordEvent } from './store.js';
 import type { KCompany, KContact, KLead, KPipeline, KStatus } from './types.js';
 import { applyTags, BodyReader, type CfChange, mergeCustomFields, readCustomFields, readTags, type TagPlan } from './write.js';
@@ -139,7 +141,7 @@ export function readLead(ctx: Ctx, body: unknown, mode: Mode, errs: FieldError[]
   const price = r.int('price', { min: 0 });
   const closedAt = r.int('closed_at', { min: 0, nullable: true });
   const loss = r.int('loss_reason_id', { nullable: true });
-  if (typeof loss === 'number') errs.push(E.choice('loss_reason_id')); // the emulated account has no loss reasons
+  if (typeof loss === 'number' && !isLossReason(loss)) errs.push(E.choice('loss_reason_id')); // §12: one of the account's loss reasons
   const stage = readStage(ctx, r, current, !!extras.incoming);
   const contacts = emb && !extras.embeddedKeys ? readRefs(ctx, emb, 'contacts', 250) : undefined;
   const companies = emb && !extras.embeddedKeys ? readRefs(ctx, emb, 'companies', 1) : undefined;
@@ -175,7 +177,7 @@ export function readLead(ctx: Ctx, body: unknown, mode: Mode, errs: FieldError[]
           group_id: s.users.get(responsible)?.rights.group_id ?? 0,
           status_id: stage.status.id,
           pipeline_id: stage.pipeline.id,
-          loss_reason_id: null,
+          loss_reason_id: loss ?? null,
           source_id: null,
           created_by: c.createdBy ?? ctx.userId,
           updated_by: by,
@@ -209,6 +211,7 @@ export function readLead(ctx: Ctx, body: unknown, mode: Mode, errs: FieldError[]
       l.pipeline_id = stage.pipeline.id;
       if (closedAt !== undefined) l.closed_at = closedAt;
       else if (moved) l.closed_at = closed ? ctx.now : null;
+      if (loss !== undefined) l.loss_reason_id = loss;
       if (c.cf) l.custom_fields_values = mergeCustomFields(l.custom_fields_values, c.cf);
       l._embedded.tags = applyTags(s, 'leads', l._embedded.tags, c.tags, c.add, c.del);
       l.updated_by = by;
@@ -310,4 +313,74 @@ export function readParty(
       return rec.id;
     },
   };
+}
+
+// ---------------------------------------------------------------- links (§12)
+
+/** What each entity can be linked to (Kommo "Links between entities": contact → companies, customers, list elements). */
+const LINK_TARGETS: Record<string, readonly string[]> = {
+  leads: ['contacts', 'companies', 'catalog_elements'],
+  contacts: ['companies', 'customers', 'catalog_elements'],
+  companies: ['contacts', 'leads', 'customers', 'catalog_elements'],
+};
+
+/**
+ * `POST /api/v4/{entity}/{id}/link` (§12): a JSON array of `{to_entity_id, to_entity_type, metadata?}`; the
+ * answer is the collection of links made (`_embedded.links`). Emulated: a contact linked to companies. A
+ * contact has one company (§5.5 embeds at most one company per contact; a contact card holds one company:
+ * the issue's fact, UNVERIFIED in the fact sheet), so linking another company replaces the one it had.
+ * A link type this emulator does not make answers 501, like the routes it does not emulate; a missing record
+ * is 404 like a missing sub-resource (§11), a target that does not exist a `NotSupportedChoice` (§11).
+ */
+export function linkEntities(ctx: Ctx, entity: 'leads' | 'contacts' | 'companies', id: number): EmuResponse {
+  const s = ctx.state;
+  const items = arrayBody(ctx);
+  const source = entity === 'contacts' ? s.contacts.get(id) : entity === 'leads' ? s.leads.get(id) : s.companies.get(id);
+  if (!source) throw notFound(`${entity === 'contacts' ? 'Contact' : entity === 'leads' ? 'Lead' : 'Company'} not found`);
+  const v = new Validation();
+  const links: Array<{ to: number; metadata: Record<string, unknown> | null }> = [];
+  items.forEach((item, i) => {
+    const errs: FieldError[] = [];
+    if (!isObject(item)) {
+      v.add(String(i), [E.type('', 'object')]);
+      return;
+    }
+    const r = new BodyReader(item, '', errs, ['to_entity_id', 'to_entity_type', 'metadata', 'request_id']);
+    const to = r.int('to_entity_id');
+    const type = r.str('to_entity_type');
+    if (to === undefined && !r.has('to_entity_id')) errs.push(E.blank('to_entity_id'));
+    if (type === undefined && !r.has('to_entity_type')) errs.push(E.blank('to_entity_type'));
+    else if (type !== undefined && !LINK_TARGETS[entity]!.includes(type)) errs.push(E.choice('to_entity_type'));
+    const meta = item.metadata;
+    if (meta !== undefined && meta !== null && !isObject(meta)) errs.push(E.type('metadata', 'object'));
+    if (!errs.length && (entity !== 'contacts' || type !== 'companies')) {
+      throw new ApiError(
+        problemResponse(501, {
+          title: 'Not Implemented',
+          type: 'https://httpstatus.es/501',
+          status: 501,
+          detail: `linking ${entity} to ${String(type)} exists on Kommo but is not emulated`,
+        }),
+      );
+    }
+    if (typeof to === 'number' && !s.companies.has(to)) errs.push(E.choice('to_entity_id'));
+    v.add(requestIdOf(item, i), errs);
+    if (!errs.length && typeof to === 'number') links.push({ to, metadata: isObject(meta) ? meta : null });
+  });
+  v.throwIfFailed();
+  const contact = source as KContact;
+  // One company per contact: the last one named wins, and replaces the link the contact had.
+  const last = links.at(-1)!;
+  contact._embedded.companies = [{ id: last.to }];
+  contact.updated_by = ctx.userId;
+  contact.updated_at = ctx.now;
+  recordEvent(s, 'entity_linked', 'contacts', id, ctx.userId, ctx.now, [{ link: { entity: { id: last.to, type: 'company' } } }]);
+  const out = links.map((l) => ({
+    entity_id: id,
+    entity_type: entity,
+    to_entity_id: l.to,
+    to_entity_type: 'companies',
+    metadata: l.metadata ?? { updated_by: ctx.userId },
+  }));
+  return hal({ _total_items: out.length, _links: selfLink(ctx, `/api/v4/${entity}/${id}/link`), _embedded: { links: out } });
 }

@@ -13,6 +13,7 @@ import { ApiError, methodNotAllowed, NGINX_403, problemResponse, requestId, rout
 import { route } from './router.js';
 import { nowSec } from './store.js';
 import type { KommoState } from './types.js';
+import { changesSince, snapshot, WebhookSender } from './webhooks.js';
 
 export { DEMO } from './demo-data.js';
 export type { KommoState } from './types.js';
@@ -63,6 +64,13 @@ export interface KommoEmulator {
   expireAccessTokens(): void;
   /** Fault: the next `times` refresh grants issue the new pair, then drop the connection instead of answering. */
   loseRefreshResponses(times?: number): void;
+  /** §10.2: the account webhooks this emulator sends (`deliveries`, `idle()` to wait for those under way). */
+  readonly webhooks: WebhookSender;
+  /**
+   * A change made outside the API (a person in Kommo's interface: deleting a record, say), as `userId`: its
+   * webhooks are sent like those of an API write.
+   */
+  change(fn: (state: KommoState) => void, userId?: number): void;
   /** Lift a 403 block. */
   unblock(): void;
   /** Shortcuts to the harness. */
@@ -114,6 +122,7 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
   });
 
   let origin = '';
+  const webhooks = new WebhookSender(state, () => origin);
   const handle = async (req: EmuRequest): Promise<EmuResponse> => {
     // §3: a blocked account gets nginx's HTML 403 on every request until support unblocks it.
     if (limiter.blocked) {
@@ -143,7 +152,16 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
     const params = phpNames(parsePhpQuery(req.url.searchParams));
     const method = overriddenMethod(req, params);
     const ctx: Ctx = { state, origin, req: method === req.method ? req : { ...req, method }, params, userId: who.userId, now: nowSec(), behaviour };
-    return route(ctx);
+    // §10.1: the webhooks API is for administrators only.
+    if (req.path === '/api/v4/webhooks' && !state.users.get(who.userId)?.rights.is_admin)
+      return problemResponse(403, { title: 'Forbidden', type: 'https://httpstatus.es/403', status: 403, detail: 'Insufficient rights' });
+    if (method === 'GET') return route(ctx);
+    const before = snapshot(state);
+    try {
+      return route(ctx);
+    } finally {
+      webhooks.send(changesSince(state, before, who.userId, ctx.now));
+    }
   };
 
   const harness = new EmulatorHarness(
@@ -177,6 +195,12 @@ export async function startKommoEmulator(options: KommoEmulatorOptions = {}): Pr
     issueOAuthTokens: async () => auth.issueOAuthTokens(),
     expireAccessTokens: () => auth.expireAccessTokens(),
     loseRefreshResponses: (times) => auth.loseRefreshResponses(times),
+    webhooks,
+    change: (fn, userId = DEMO.adminUserId) => {
+      const before = snapshot(state);
+      fn(state);
+      webhooks.send(changesSince(state, before, userId, nowSec()));
+    },
     unblock: () => limiter.unblock(),
     injectFault: (fault, o) => harness.injectFault(fault, o),
     clearFaults: () => harness.clearFaults(),

@@ -7,9 +7,13 @@
 import type { EmuResponse } from '../harness.js';
 import * as act from './activity.js';
 import type { Ctx } from './context.js';
+import * as calls from './calls.js';
 import * as cust from './customers.js';
 import * as ent from './entities.js';
+import { linkEntities } from './entity-write.js';
+import * as loss from './loss-reasons.js';
 import * as meta from './meta.js';
+import * as uns from './unsorted.js';
 import { ApiError, methodNotAllowed, problemResponse, routeNotFound } from './responses.js';
 import type { EntityType } from './types.js';
 
@@ -45,8 +49,9 @@ const ROUTES: Route[] = [
     { GET: (c, m) => ent.listEntities(c, e(m)), POST: (c, m) => ent.createEntities(c, e(m)), PATCH: (c, m) => ent.updateEntities(c, e(m)) },
   ],
   [new RegExp(`^/api/v4/${ENT}/(\\d+)$`), { GET: (c, m) => ent.getEntity(c, e(m), n(m, 2)), PATCH: (c, m) => ent.updateEntity(c, e(m), n(m, 2)) }],
-  // §12 link endpoints exist on Kommo but are not emulated.
-  [new RegExp(`^/api/v4/${ENT}/(\\d+/)?link$`), { POST: NOT_EMULATED }],
+  // §12 link endpoints: one record's links (entity-write.ts linkEntities); the bulk form is not emulated.
+  [new RegExp(`^/api/v4/${ENT}/(\\d+)/link$`), { POST: (c, m) => linkEntities(c, e(m), n(m, 2)) }],
+  [new RegExp(`^/api/v4/${ENT}/link$`), { POST: NOT_EMULATED }],
   [new RegExp(`^/api/v4/${ENT}/(\\d+/)?unlink$`), { POST: NOT_EMULATED }],
   [/^\/api\/v4\/tasks$/, { GET: (c) => act.listTasks(c), POST: (c) => act.createTasks(c), PATCH: (c) => act.updateTasks(c) }],
   [/^\/api\/v4\/tasks\/(\d+)$/, { GET: (c, m) => act.getTask(c, n(m, 1)), PATCH: (c, m) => act.updateTasks(c, n(m, 1)) }],
@@ -61,7 +66,18 @@ const ROUTES: Route[] = [
   [/^\/api\/v4\/events$/, { GET: (c) => act.listEvents(c) }],
   [/^\/api\/v4\/events\/([0-9a-z]+)$/, { GET: (c, m) => act.getEvent(c, m[1]!) }],
   [/^\/api\/v4\/webhooks$/, { GET: (c) => act.listWebhooks(c), POST: (c) => act.createWebhook(c), DELETE: (c) => act.deleteWebhook(c) }],
-  [/^\/api\/v4\/leads\/(unsorted|loss_reasons)(\/.*)?$/, { GET: NOT_EMULATED, POST: NOT_EMULATED, PATCH: NOT_EMULATED, DELETE: NOT_EMULATED }],
+  // §12 incoming leads (unsorted.ts): list, add calls (forms not emulated), accept, decline; link is chats only.
+  [/^\/api\/v4\/leads\/unsorted$/, { GET: (c) => uns.listUnsorted(c) }],
+  [/^\/api\/v4\/leads\/unsorted\/sip$/, { POST: (c) => uns.addSip(c) }],
+  [/^\/api\/v4\/leads\/unsorted\/forms$/, { POST: NOT_EMULATED }],
+  [/^\/api\/v4\/leads\/unsorted\/([0-9a-zA-Z_-]+)\/accept$/, { POST: (c, m) => uns.acceptUnsorted(c, m[1]!) }],
+  [/^\/api\/v4\/leads\/unsorted\/([0-9a-zA-Z_-]+)\/decline$/, { DELETE: (c, m) => uns.declineUnsorted(c, m[1]!) }],
+  [/^\/api\/v4\/leads\/unsorted(\/.*)?$/, { GET: NOT_EMULATED, POST: NOT_EMULATED, PATCH: NOT_EMULATED, DELETE: NOT_EMULATED }],
+  // §12 loss reasons (loss-reasons.ts): read only; editing them is configuration and not emulated.
+  [/^\/api\/v4\/leads\/loss_reasons$/, { GET: (c) => loss.listLossReasons(c), POST: NOT_EMULATED, PATCH: NOT_EMULATED }],
+  [/^\/api\/v4\/leads\/loss_reasons\/(\d+)$/, { GET: (c, m) => loss.getLossReason(c, n(m, 1)), PATCH: NOT_EMULATED, DELETE: NOT_EMULATED }],
+  // §12 calls (calls.ts): add only; Kommo has no GET, update or delete for calls.
+  [/^\/api\/v4\/calls$/, { POST: (c) => calls.addCalls(c) }],
 ];
 
 export function route(ctx: Ctx): EmuResponse {

@@ -11,7 +11,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { McpServer } from '@modelcontextprotocol/server';
+import type { McpServer, ServerEventBus } from '@modelcontextprotocol/server';
 import type { Logger } from 'pino';
 import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from './body.js';
 import {
@@ -25,8 +25,11 @@ import {
   rpcError,
   sendJson,
   tokenMatches,
+  type GuardOptions,
 } from './guards.js';
 import { HandlerPool, type RequestScope } from './pool.js';
+import { approvalRoutes } from './approvals.js';
+import type { ApprovalDesk } from '../../approvals/desk.js';
 import { TokenBucketLimiter, type RateLimitOptions } from './rate-limit.js';
 import { checkStandardHeaders, HEADER_MISMATCH, type RequestFacts } from './standard-headers.js';
 import { responseWithServedVersions } from '../versions.js';
@@ -52,6 +55,11 @@ export interface HttpServerOptions {
   port: number;
   /** Called once per request (the server is stateless); must return a new server every time. */
   makeServer: (scope: RequestScope) => McpServer;
+  /**
+   * Preferred over makeServer when given: called once per policy scope, and what it returns builds each
+   * request's server, so the work that depends only on the scope is not repeated per request.
+   */
+  prepareServer?: (scope: RequestScope) => () => McpServer;
   logger?: Logger;
   /** Extra allowed Host names besides loopback and the bound host. */
   allowedHosts?: string[];
@@ -69,6 +77,12 @@ export interface HttpServerOptions {
   rateLimit?: RateLimitOptions;
   /** How long close() waits for in-flight requests before cutting connections. */
   shutdownTimeoutMs?: number;
+  /** CRM_CONFIRM_WRITES: serves the approval page (/approvals, approvals.ts) over this desk. */
+  approvals?: ApprovalDesk;
+  /** Where the 2026-07-28 `subscriptions/listen` streams hear of resource updates (events/notify.ts; across instances through Redis). */
+  bus?: ServerEventBus;
+  /** The CRM webhook receiver (transports/hooks/): every path under /hooks, not behind the bearer token (it has its own checks). */
+  hooks?: (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>;
 }
 
 export interface RunningHttpServer {
@@ -118,7 +132,7 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
   let drained: (() => void) | undefined;
   /** What close() is waiting for; checked whenever a response ends. */
   let waitingFor: (() => boolean) | undefined;
-  const guard = createGuard({
+  const guardOptions: GuardOptions = {
     // On loopback the Host check is what stops DNS rebinding. Bound to a public address the bearer token
     // does that job (a rebinding page cannot know it), and the names clients use are not known in advance.
     checkHost: loopbackBind || (o.allowedHosts?.length ?? 0) > 0,
@@ -127,11 +141,18 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
     ownOrigins,
     expected,
     closing: () => closing,
-  });
+  };
+  const guard = createGuard(guardOptions);
   const json = (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) => sendJson(res, status, body, headers, closing);
+  // The approval page admits no CORS origin: those are pages allowed to call /mcp, the agent's side.
+  const approvalsPage = o.approvals
+    ? approvalRoutes({ desk: o.approvals, guard: createGuard({ ...guardOptions, corsOrigins: new Set() }), hasToken: expected !== undefined, json })
+    : undefined;
   const limiter = o.rateLimit ? new TokenBucketLimiter(o.rateLimit) : undefined;
   const pool = new HandlerPool({
     makeServer: o.makeServer,
+    prepareServer: o.prepareServer,
+    bus: o.bus,
     maxRequestBodySize: maxBody,
     // Rejections the SDK answered (a missing header, an unsupported version) are the caller's mistakes.
     onerror: (err) => o.logger?.debug({ err: err.message }, 'MCP request refused or failed in the SDK'),
@@ -256,6 +277,8 @@ export async function startHttpServer(o: HttpServerOptions): Promise<RunningHttp
       res.writeHead(200, { 'content-type': o.metrics.contentType }).end(text);
       return;
     }
+    if (approvalsPage && (path === '/approvals' || path.startsWith('/approvals/'))) return approvalsPage(req, res, path);
+    if (o.hooks && path.startsWith('/hooks/')) return o.hooks(req, res, path);
     if (path !== '/mcp') return json(res, 404, rpcError(-32000, 'Not found: the MCP endpoint is /mcp'));
     return mcp(req, res);
   };
