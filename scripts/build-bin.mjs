@@ -19,7 +19,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,6 +27,8 @@ const DIST = join(ROOT, 'dist');
 const ENTRY = join(DIST, 'cli.js');
 const MARK = '// crm-mcp bin bundle (scripts/build-bin.mjs)';
 const CHUNK = /^cli-[A-Z0-9]{8}\.js$/;
+/** Heads the bundled copy of dist/precomputed-schemas.js (test/unit/precomputed-schemas.test.ts finds it by this). */
+const SCHEMAS_MARK = '// crm-mcp precomputed JSON Schemas (scripts/build-bin.mjs)';
 /** Chunks of an earlier build stay this long, so a server started from it can still load its lazy parts. */
 const STALE_AFTER_MS = 10 * 60_000;
 
@@ -72,6 +74,24 @@ if (entrySource.includes(MARK)) {
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 const nodeMin = /\d+(\.\d+){0,2}/.exec(pkg.engines.node)?.[0] ?? '20';
 
+/**
+ * The first tools/list converts every listed tool's zod schemas to JSON Schema (≈ 20 ms for the default list
+ * on a fresh process). Converted here instead, by the same code from the same tsc output (src/precompute-schemas.ts
+ * jsonSchemasToPrecompute), and put into the bundle in place of the empty src/precomputed-schemas.ts.
+ */
+const { jsonSchemasToPrecompute } = await import(pathToFileURL(join(DIST, 'precompute-schemas.js')).href);
+const precomputed = JSON.stringify(jsonSchemasToPrecompute());
+const precomputedSchemas = {
+  name: 'precomputed-schemas',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]dist[\\/]precomputed-schemas\.js$/ }, () => ({
+      loader: 'js',
+      // A JSON.parse of one string is read faster than the same data as an object literal.
+      contents: `${SCHEMAS_MARK}\nexport const PRECOMPUTED_JSON_SCHEMAS = JSON.parse(${JSON.stringify(precomputed)});\n`,
+    }));
+  },
+};
+
 // Written beside the output (same file system, so the renames below are atomic) and moved in when complete.
 const tmp = mkdtempSync(join(DIST, '.build-bin-'));
 try {
@@ -90,7 +110,7 @@ try {
     // no binding for; every output file gets one. The entry's #! line stays first (esbuild keeps it).
     banner: { js: `${MARK}\nimport { createRequire as __crmMcpCreateRequire } from 'node:module';\nconst require = __crmMcpCreateRequire(import.meta.url);` },
     legalComments: 'eof',
-    plugins: [cjsDynamicImports],
+    plugins: [cjsDynamicImports, precomputedSchemas],
     metafile: true,
     logLevel: 'warning',
   });

@@ -141,7 +141,9 @@ export async function openStoreBounded(spec: string | undefined): Promise<Store>
 }
 
 /** What the metrics need to know of the CRMs and the tools, which they do not import: each CRM's endpoint labels, the tool names. */
-export function metricsOptions(modules: readonly LabelledModule[] = defaultRegistry.modules()): Pick<MetricsOptions, 'endpointLabel' | 'toolNames' | 'hookPaths'> {
+export function metricsOptions(
+  modules: readonly LabelledModule[] = defaultRegistry.modules(),
+): Pick<MetricsOptions, 'endpointLabel' | 'toolNames' | 'hookPaths'> {
   return {
     endpointLabel: endpointLabeler(modules),
     toolNames: ALL_TOOLS.map((t) => t.name),

@@ -14,9 +14,12 @@ import { defaultRegistry } from '../crms/registry.js';
 import type { CrmProvider } from '../crms/types.js';
 import { openStoreBounded } from '../app.js';
 import type { Store } from '../store/store.js';
+import type { ApprovalSettings } from '../approvals/settings.js';
+import { modeOf, safeUpdatesOf, type PolicyFlags } from '../policy/policy.js';
 import { redact } from '../util/redact.js';
 import { VERSION } from '../version.js';
 import { deepProbe, deepProbeOf, renderDeep } from './doctor-deep.js';
+import { eventsCheck } from './doctor-events.js';
 import { type ConnectionReport, doctorBuildDeps, type DoctorReport, type Problem, type Severity, uncheckedReport, WARN_DAYS } from './doctor-common.js';
 import { learntSettings, out, type Env } from './common.js';
 import { startSandbox, type Sandbox } from './sandbox.js';
@@ -25,7 +28,8 @@ export type { Check, ConnectionReport, DoctorReport, Problem, Severity } from '.
 const USAGE = `Usage: crm-mcp doctor [--deep] [--json] [--config FILE | --sandbox]
 
 Checks every configured connection: configuration, reaching the account, token type and expiry, granted
-scopes, safety mode, rate-limit profile and the token store. Exit code 0 = healthy, 1 = problems found,
+scopes, safety mode, rate-limit profile, the token store and the event receivers (a webhook secret or
+token, offline events and their poller). Exit code 0 = healthy, 1 = problems found,
 3 = warnings only (e.g. a token expiring within ${WARN_DAYS} days).
 
 --sandbox  checks the built-in demo accounts instead (started as \`crm-mcp --sandbox\` starts them, with the
@@ -37,6 +41,8 @@ scopes, safety mode, rate-limit profile and the token store. Exit code 0 = healt
         contacts), whether list filters are applied (Kommo), how many users and fields are read, the
         rate-limit and operating-time budget. An assumption that does not hold is a warning, with what
         crm-mcp does about it. Prints ids and counts only (no names, phones or emails): fit for a bug report.
+        For a connection with a receiver, also whether the CRM's webhooks or event bindings point at this
+        server (a webhook the CRM disabled is a warning).
 `;
 
 export async function run(argv: string[], env: Env = process.env): Promise<number> {
@@ -140,13 +146,27 @@ async function checkConnections(config: AppConfig, store: Store, opts: DiagnoseO
     const build = () => defaultRegistry.build(c, doctorBuildDeps(config, store, deep, trusted));
     const checked = m?.doctor ? await m.doctor.check(c, { store, deep, build }) : { report: uncheckedReport(c, m), provider: undefined };
     const r = checked.report;
+    r.checks.push({ check: 'safety', status: 'ok', detail: safetyDetail(c.policy, config.approvals) });
     connections.push(r);
     for (const ch of r.checks) {
       if (ch.status === 'error' || ch.status === 'warn')
         problems.push({ connection: c.name, check: ch.check, severity: ch.status, message: ch.detail, fix: ch.fix ?? '' });
     }
+    // The event receivers, through the module's events part (with --deep, where the CRM sends its events).
+    problems.push(...(await eventsCheck(config, c, m, r, store, deep ? { provider: checked.provider } : undefined)));
     if (deep && m?.doctor) problems.push(...(await deepCheck(r, checked.provider)));
   }
+}
+
+/** The write settings a person should see at a glance: the mode, the narrow updates safe mode admits, approvals. */
+function safetyDetail(flags: PolicyFlags, approvals: ApprovalSettings | undefined): string {
+  const kinds = safeUpdatesOf(flags);
+  const inert = kinds.length && !flags.allowWrites ? ' (not in effect: writes are off)' : '';
+  return [
+    `mode ${modeOf(flags)}`,
+    `safe updates (CRM_SAFE_UPDATES): ${kinds.length ? kinds.join(', ') : 'none'}${inert}`,
+    `confirmations (CRM_CONFIRM_WRITES): ${approvals?.on ? `on, via ${approvals.via} (CRM_CONFIRM_VIA)` : 'off'}`,
+  ].join('; ');
 }
 
 // ---------------------------------------------------------------- configuration problems

@@ -16,6 +16,7 @@ import { CrmError } from '../domain/errors.js';
 import { observeRequests } from '../http/client.js';
 import { decide, Grant } from '../policy/policy.js';
 import { createLogger, setLogger, type LogLevel } from '../util/log.js';
+import { redact } from '../util/redact.js';
 import { out, type Env } from './common.js';
 
 const USAGE = `Usage: crm-mcp events bind|unbind|status [--connection NAME] [--url PUBLIC_BASE_URL] [--rotate] [--config FILE]
@@ -93,7 +94,10 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
       const ctx: CallContext = { grant: sub === 'status' ? Grant.readOnly() : Grant.for('admin') };
       const o = { url: values.url, rotate: values.rotate, secretStore: app.store };
       try {
-        const r = sub === 'status' ? await part[sub]!(provider, ctx, o) : await audited(app, { provider, sub, hook: part.hookPath, o }, () => part[sub]!(provider, ctx, o));
+        const r =
+          sub === 'status'
+            ? await part[sub]!(provider, ctx, o)
+            : await audited(app, { provider, sub, hook: part.hookPath, o }, () => part[sub]!(provider, ctx, o));
         for (const line of r.lines) out(line);
       } catch (err) {
         if (!(err instanceof CrmError)) throw err;
@@ -126,7 +130,7 @@ async function audited<T>(
     tool: `events_${c.sub}`,
     effect: 'admin',
     args: { rotate: c.o.rotate === true },
-    target: { hook: c.hook, ...(c.o.url ? { url: c.o.url } : {}) },
+    target: { hook: c.hook, ...(c.o.url ? { url: redact(c.o.url) } : {}) },
     started: Date.now(),
     callId: newCallId(),
   };
@@ -134,12 +138,9 @@ async function audited<T>(
   const requestIds: string[] = [];
   let outcome = 'ok';
   try {
-    return await observeRequests(
-      (e) => {
-        if (e.requestId) requestIds.push(e.requestId);
-      },
-      fn,
-    );
+    return await observeRequests((e) => {
+      if (e.requestId) requestIds.push(e.requestId);
+    }, fn);
   } catch (err) {
     outcome = err instanceof CrmError ? err.code : 'error';
     if (err instanceof CrmError && err.requestId) requestIds.push(err.requestId);

@@ -17,10 +17,14 @@ import { startImport } from '../tools/import.js';
 import { createLogger, setLogger, type LogLevel } from '../util/log.js';
 import { out, type Env } from './common.js';
 
-const USAGE = `Usage: crm-mcp import FILE [--connection NAME] [--dry-run] [--resume ID] [--if-open-lead-exists skip|create] [--config FILE]
+const USAGE = `Usage: crm-mcp import FILE [--connection NAME] [--dry-run] [--resume ID] [--if-open-lead-exists skip|create]
+                          [--no-automations] [--config FILE]
 
 FILE     CSV with a header row (name, price, pipeline_id, status_id, responsible_user_id, contact_name,
-         first_name, last_name, phone, email, company, tags, cf:<field>), or a JSON array of import_leads rows.
+         first_name, last_name, phone, email, company, company_phone, company_email, tags, cf:<field>), or a
+         JSON array of import_leads rows.
+--no-automations  the CRM's robots and workflows do not run for the new leads (Bitrix24: its import, which
+         needs the import permission).
 Needs CRM_ALLOW_WRITES=true. Each row is checked like create_lead (a person with an open lead is skipped as
 "existing"); an interrupted import is finished with --resume ID (the id is printed first), creating nothing twice.
 `;
@@ -55,6 +59,7 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
       'dry-run': { type: 'boolean', default: false },
       resume: { type: 'string' },
       'if-open-lead-exists': { type: 'string', default: 'skip' },
+      'no-automations': { type: 'boolean', default: false },
       config: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -109,6 +114,10 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
       out(`${conn.name}: this CRM has no bulk import.`);
       return 1;
     }
+    if (values['no-automations'] && !(provider as ProviderWith<'bulk'>).bulkCanSkipAutomations) {
+      out(`${conn.name}: --no-automations: this CRM's API cannot create leads without running their automations; nothing was sent.`);
+      return 1;
+    }
     const ctx: CallContext = { grant: dry ? Grant.readOnly() : Grant.for('create'), dryRun: dry };
     const bar = progressPrinter(process.stdout.isTTY === true);
     const started = Date.now();
@@ -125,7 +134,7 @@ export async function run(argv: string[], env: Env = process.env): Promise<numbe
         rows,
         resume: values.resume,
         maxRows: MAX_FILE_ROWS,
-        options: { if_open_lead_exists: ifOpen, run_automations: true, dry_run: dry },
+        options: { if_open_lead_exists: ifOpen, run_automations: !values['no-automations'], dry_run: dry },
         progress: (p) => bar.step(p),
       });
       out(`import ${id}${dry ? ' (dry run)' : ''}: if it stops, finish it with: crm-mcp import --resume ${id}`);

@@ -150,6 +150,11 @@ export interface IncomingApi {
   declineIncomingLead(ctx: CallContext, uid: string): Promise<IncomingOutcome>;
 }
 
+export interface BulkOptions {
+  /** False: create without the CRM's automation rules and workflows (only where bulkCanSkipAutomations). */
+  runAutomations?: boolean;
+}
+
 /** One lead's outcome in a batched create (BulkApi): made, or refused by the CRM with its reason. */
 export type BulkOutcome = { ok: true; id: Id; contact_id: Id | null; company_id: Id | null } | { ok: false; message: string };
 
@@ -162,15 +167,19 @@ export type BulkOutcome = { ok: true; id: Id; contact_id: Id | null; company_id:
 export interface BulkApi {
   /** At most this many leads in one batch. */
   readonly bulkBatchSize: number;
+  /** Whether the CRM can create leads without running its automations (import_leads run_automations: false). */
+  readonly bulkCanSkipAutomations: boolean;
   /** One outcome per request, in order; a lost answer throws a CrmError with `ambiguous` (the service looks first). */
-  bulkCreateLeads(ctx: CallContext, requests: readonly unknown[]): Promise<BulkOutcome[]>;
+  bulkCreateLeads(ctx: CallContext, requests: readonly unknown[], o?: BulkOptions): Promise<BulkOutcome[]>;
   /** The requests a dry run of one batch shows, in the order they would be sent. */
-  bulkPlan(requests: readonly unknown[]): PlannedRequest[];
+  bulkPlan(requests: readonly unknown[], o?: BulkOptions): PlannedRequest[];
   /**
    * Which of these people the CRM may already have, asked for many at once where the CRM batches its look-ups
    * (false: surely nobody holds the phone or email, so the full look-up is skipped; true: look them up).
    */
   bulkMayExist(ctx: CallContext, people: ReadonlyArray<{ e164?: string; email?: string }>): Promise<boolean[]>;
+  /** A record's page in the CRM's web interface (the mapping's `url`), for the per-row results. */
+  bulkUrl(entity: 'lead' | 'deal' | 'contact' | 'company', id: Id): string;
 }
 
 export interface HistoryApi {

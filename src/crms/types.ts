@@ -48,7 +48,7 @@ export const CAPABILITY_MEMBERS = {
   calls: ['logCall'],
   incoming: ['listIncomingLeads', 'acceptIncomingLead', 'declineIncomingLead'],
   history: ['recordHistory'],
-  bulk: ['bulkBatchSize', 'bulkCreateLeads', 'bulkPlan', 'bulkMayExist'],
+  bulk: ['bulkBatchSize', 'bulkCreateLeads', 'bulkPlan', 'bulkMayExist', 'bulkUrl', 'bulkCanSkipAutomations'],
 } as const satisfies { readonly [C in Capability]: ReadonlyArray<keyof CapabilityApi[C]> };
 
 // Compile-time: the table above names every member of every capability (a member left out would go unchecked).

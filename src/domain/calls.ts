@@ -3,7 +3,7 @@
  * (the tools extend them) and the results the wings return (also the tools' output schemas).
  */
 import * as z from 'zod';
-import { Id, LinkRef, Ref } from './records.js';
+import { Id, LinkRef, PlannedRequest, Ref } from './records.js';
 
 /**
  * How a call ended, in words an agent uses; each wing maps them to its own codes (Kommo `call_status` 1–8,
@@ -45,6 +45,8 @@ export const LoggedCall = z.object({
   lead: LinkRef.nullable().describe('The lead (or deal) the call went to, when it went to one.'),
   incoming_lead_uid: z.string().nullable(),
   already_logged: z.boolean().describe('True when this call was found already logged (a repeat), so nothing was sent.'),
+  dry_run: z.boolean().optional(),
+  requests: z.array(PlannedRequest).optional().describe('With dry_run: the exact requests that would be sent (nothing was).'),
 });
 export type LoggedCall = z.infer<typeof LoggedCall>;
 

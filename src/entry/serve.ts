@@ -3,17 +3,15 @@
  * stdio (what Claude Desktop runs) or Streamable HTTP. Both transports answer the 2026-07-28 revision and the
  * 2025 ones from the same server factory; `--sandbox` starts the built-in CRM emulators with demo data.
  */
-import { ImportDesk } from '../import/jobs.js';
 import { parseArgs } from 'node:util';
+import { ImportDesk } from '../import/jobs.js';
 import { buildApp, openStoreBounded } from '../app.js';
 import { ApprovalDesk } from '../approvals/desk.js';
-import { startSandbox } from '../commands/sandbox.js';
 import { configWarnings } from '../config/checks.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { V } from '../config/env-table.js';
 import { readVar } from '../config/env-types.js';
 import { defaultRegistry } from '../crms/registry.js';
-import { ChangeNotifier } from '../events/notify.js';
 import { toolSelected } from '../policy/tool-filter.js';
 import { createServer, planTools, serverFactory, type ServerDeps } from '../server.js';
 import type { Store } from '../store/store.js';
@@ -55,7 +53,8 @@ type Cleanup = () => Promise<void>;
 
 export async function serve(args: ServeArgs): Promise<void> {
   const cleanups: Cleanup[] = [];
-  const sandbox = args.sandbox ? await startSandbox() : undefined;
+  // The sandbox (and, below, the change notifier) are loaded only by the starts that use them: a plain start does not read them.
+  const sandbox = args.sandbox ? await (await import('../commands/sandbox.js')).startSandbox() : undefined;
   if (sandbox) cleanups.push(...sandbox.close);
 
   // What a sign-in learnt that the environment does not say yet (`crm-mcp auth` without a configured account
@@ -107,7 +106,7 @@ export async function serve(args: ServeArgs): Promise<void> {
   // With the events toolset, subscribers of the crm://…/changes resources hear of new events (events/notify.ts):
   // this process's appends, other instances' through Redis, other processes' on one data directory by a look each second.
   const notifier = toolSelected('list_changes', config.tools, 'events')
-    ? await new ChangeNotifier(app.events, {
+    ? await new (await import('../events/notify.js')).ChangeNotifier(app.events, {
         redis: app.store.redis,
         pollMs: app.store.filePath ? 1000 : 0,
         onError: (err) => logger.warn({ err: err.message }, 'change notifications: a message was lost'),

@@ -1,7 +1,8 @@
 /**
  * A leads file for `crm-mcp import`: CSV with a header row (parsed by csv-parse, loaded on use), or a JSON array
  * of rows as import_leads takes them. CSV columns: name, price, pipeline_id, status_id, responsible_user_id,
- * contact_name (or contact), first_name, last_name, phone, email, company (or company_name), tags (separated by
+ * contact_name (or contact), first_name, last_name, phone, email, company (or company_name), company_phone,
+ * company_email, tags (separated by
  * `;` or `,`), and `cf:<field id, code or label>` for custom fields. Empty cells are left out.
  */
 import { readFile } from 'node:fs/promises';
@@ -83,7 +84,9 @@ export function csvRow(rec: Record<string, string>): Row {
     if (v) row[k] = num(v);
   }
   const company = get('company', 'company_name');
-  if (company) row.company = { name: company };
+  const companyPhone = get('company_phone');
+  const companyEmail = get('company_email');
+  if (company) row.company = { name: company, ...(companyPhone ? { phone: companyPhone } : {}), ...(companyEmail ? { email: companyEmail } : {}) };
   const tags = get('tags');
   if (tags)
     row.tags = tags

@@ -4,7 +4,8 @@
  * the process) plus the live progress of the jobs running here. Listeners get every progress step (MCP
  * progress notifications while a client waits, the CLI's progress bar).
  */
-import { openStore, type Store } from '../store/store.js';
+import { CrmError } from '../domain/errors.js';
+import { LockBusyError, openStore, type Store } from '../store/store.js';
 import { ImportJournal, type ImportMeta, type RowResult } from './journal.js';
 
 export interface Progress {
@@ -35,6 +36,15 @@ export interface ImportStatus {
   next_offset: number | null;
 }
 
+/**
+ * The store lock an import is run under, so two processes (two servers on one Redis or file store, a server and
+ * the CLI) never run one import at once. Renewed while held; a crashed holder's lock goes with its process
+ * (file store) or after the TTL (Redis).
+ */
+export const IMPORT_LOCK_TTL_MS = 30_000;
+/** How long a second runner waits for the lock before answering "already running". */
+export const IMPORT_LOCK_WAIT_MS = 1_000;
+
 export class ImportDesk {
   private readonly running = new Map<string, Running>();
 
@@ -46,6 +56,39 @@ export class ImportDesk {
 
   isRunning(id: string): boolean {
     return this.running.has(id);
+  }
+
+  /**
+   * Takes the store lock of import `id` (across processes) and holds it until the returned release is called;
+   * refuses, sending nothing, when another process is running the import.
+   */
+  async claim(id: string): Promise<() => void> {
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    let got!: () => void;
+    const taken = new Promise<void>((r) => (got = r));
+    const held = this.store.withLock(
+      `import:${id}`,
+      IMPORT_LOCK_TTL_MS,
+      async () => {
+        got();
+        await done;
+      },
+      IMPORT_LOCK_WAIT_MS,
+      { renew: true },
+    );
+    held.catch(() => undefined);
+    try {
+      await Promise.race([taken, held]);
+    } catch (e) {
+      if (!(e instanceof LockBusyError)) throw e;
+      throw new CrmError({
+        code: 'validation',
+        message: `Import ${id} is already running in another crm-mcp process; nothing was sent. Follow it with get_import_status there; if that process stopped, resume it in ${IMPORT_LOCK_TTL_MS / 1000} s.`,
+        cause: e,
+      });
+    }
+    return release;
   }
 
   /** Starts `work` as the job `id` (one at a time per id in this process). */

@@ -47,6 +47,9 @@ export interface RowResult {
   lead_id?: string | number | null;
   contact_id?: string | number | null;
   company_id?: string | number | null;
+  /** The lead's and the contact's pages in the CRM's web interface, so a person can click through. */
+  url?: string | null;
+  contact_url?: string | null;
   /** Why: the duplicate matched, the link made, the error. */
   reason?: string;
 }

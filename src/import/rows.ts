@@ -4,8 +4,7 @@
  * person make one contact and, unless asked otherwise, one lead.
  */
 import * as z from 'zod';
-import { CreateLeadArgs, ContactInput, type CreateLeadInput } from '../domain/inputs.js';
-import { ShortText } from '../domain/inputs.js';
+import { CreateLeadArgs, ContactInput, Email, Phone, ShortText, type CreateLeadInput } from '../domain/inputs.js';
 
 export const MAX_ROWS = 500;
 
@@ -14,21 +13,29 @@ export const ImportRow = CreateLeadArgs.omit({ if_open_lead_exists: true })
   .extend({
     contact: ContactInput.describe('The person; found by email/phone first (in the CRM and among the earlier rows).'),
     company: z
-      .object({ name: ShortText.min(1) })
+      .object({ name: ShortText.min(1), phone: Phone.optional(), email: Email.optional() })
       .strict()
       .optional()
-      .describe('The company; an existing one with this name is linked.'),
+      .describe('The company; one with this phone/email (as create_company finds it), else this name, is linked.'),
   })
   .strict();
 
 export type ImportRowInput = z.output<typeof ImportRow>;
 
-/** The row as create_lead's input, or why it is not one (zod's words, path first). */
-export function parseRow(raw: unknown, ifOpen: 'skip' | 'create'): { input: CreateLeadInput } | { error: string } {
+export type ImportCompany = NonNullable<ImportRowInput['company']>;
+
+/**
+ * The row as create_lead's input (whose company is a name), plus the company as given, or why it is not one
+ * (zod's words, path first).
+ */
+export function parseRow(raw: unknown, ifOpen: 'skip' | 'create'): { input: CreateLeadInput; company?: ImportCompany } | { error: string } {
   const r = ImportRow.safeParse(raw);
   if (!r.success) return { error: r.error.issues.map((i) => `${i.path.join('.') || 'row'}: ${i.message}`).join('; ') };
   const { company, ...rest } = r.data;
-  return { input: { ...rest, ...(company ? { company: { name: company.name } } : {}), if_open_lead_exists: ifOpen === 'create' ? 'create' : 'return' } };
+  return {
+    input: { ...rest, ...(company ? { company: { name: company.name } } : {}), if_open_lead_exists: ifOpen === 'create' ? 'create' : 'return' },
+    ...(company ? { company } : {}),
+  };
 }
 
 /**

@@ -18,13 +18,15 @@
  */
 import { CrmError } from '../domain/errors.js';
 import type { BulkApi, BulkOutcome, CallContext, LeadDraft, LeadPrimitives, NewLead, PlannedRequest } from '../crms/types.js';
+import type { CompanyPrimitives } from '../crms/create-steps.js';
 import { decideLeadDuplicate } from '../domain/dedupe.js';
 import { splitName } from '../domain/names.js';
 import { checkEmail, checkPhone, requireLeadName } from '../domain/validate.js';
 import { personKeys, type PersonLock } from '../store/identity-lock.js';
 import type { ImportJournal, ImportMeta, RowResult } from '../import/journal.js';
 import type { ProgressListener } from '../import/jobs.js';
-import { groupPeople, parseRow } from '../import/rows.js';
+import { groupPeople, parseRow, type ImportCompany } from '../import/rows.js';
+import { createCompany } from './create-company.js';
 
 export interface ImportRun {
   steps: LeadPrimitives;
@@ -34,6 +36,8 @@ export interface ImportRun {
   lock: PersonLock;
   journal: ImportJournal;
   progress?: ProgressListener;
+  /** create_company's steps, for a row's company given with a phone or email (found or made as create_company does). */
+  companies?: CompanyPrimitives;
 }
 
 /** A checked row, ready for the dedupe. */
@@ -41,6 +45,8 @@ interface Ready {
   row: number;
   known: Omit<NewLead<LeadDraft>, 'contactId' | 'companyId'>;
   keys: string[];
+  /** The company as given, when it has a phone or email (then found or made like create_company). */
+  company?: ImportCompany;
 }
 
 /** A row going out in the current batch. */
@@ -57,10 +63,12 @@ function rowError(e: unknown): string | undefined {
   return undefined;
 }
 
-async function check(p: LeadPrimitives, ctx: CallContext, row: number, raw: unknown, meta: ImportMeta): Promise<Ready | string> {
+async function check(p: LeadPrimitives, ctx: CallContext, row: number, raw: unknown, meta: ImportMeta, companies: boolean): Promise<Ready | string> {
   const parsed = parseRow(raw, meta.options.if_open_lead_exists);
   if ('error' in parsed) return parsed.error;
   const input = parsed.input;
+  const company = parsed.company?.phone || parsed.company?.email ? parsed.company : undefined;
+  if (company && !companies) return "company.phone/company.email: this connection cannot create companies; give the company's name only.";
   try {
     const contact = input.contact;
     const person = splitName(contact);
@@ -70,7 +78,14 @@ async function check(p: LeadPrimitives, ctx: CallContext, row: number, raw: unkn
     const draft = await p.prepare(ctx, input);
     const phone = checkPhone('contact.phone', contact?.phone, draft.country);
     checkEmail('contact.email', contact?.email);
-    return { row, known: { draft, input, title, contact, person, contactName, phone }, keys: personKeys({ e164: phone?.e164, email: contact?.email }) };
+    checkPhone('company.phone', company?.phone, draft.country);
+    checkEmail('company.email', company?.email);
+    return {
+      row,
+      known: { draft, input, title, contact, person, contactName, phone },
+      keys: personKeys({ e164: phone?.e164, email: contact?.email }),
+      ...(company ? { company } : {}),
+    };
   } catch (e) {
     const why = rowError(e);
     if (why === undefined) throw e;
@@ -98,14 +113,23 @@ export async function runImport(r: ImportRun): Promise<{ requests: PlannedReques
   const raw = await journal.rows();
   const results = await journal.results();
   const dry = meta.options.dry_run;
+  // run_automations false: every lead goes through the wing's automation-free path, never create_lead's send.
+  const bulkOptions = meta.options.run_automations === false ? { runAutomations: false } : {};
   const planned: PlannedRequest[] = [];
   const report = () => r.progress?.({ done: Object.keys(results).length, total: meta.total });
-  const set = (x: RowResult) => (results[x.row] = x);
+  const ready = new Map<number, Ready>();
+  // Every result with a lead or contact carries its page in the CRM, so a person can click through.
+  const url = (entity: Parameters<BulkApi['bulkUrl']>[0], id: RowResult['lead_id']) => (id === null || id === undefined ? undefined : bulk.bulkUrl(entity, id));
+  const set = (x: RowResult) =>
+    (results[x.row] = {
+      ...x,
+      url: x.url ?? url(ready.get(x.row)?.known.draft.entity ?? 'lead', x.lead_id) ?? null,
+      contact_url: x.contact_url ?? url('contact', x.contact_id) ?? null,
+    });
 
   // 1. Check every row (also those done before a resume: their people still group the rows after them).
-  const ready = new Map<number, Ready>();
   for (let i = 0; i < raw.length; i++) {
-    const c = await check(p, ctx, i + 1, raw[i], meta);
+    const c = await check(p, ctx, i + 1, raw[i], meta, r.companies !== undefined);
     if (typeof c === 'string') results[i + 1] ??= { row: i + 1, status: 'error', reason: c };
     else ready.set(i + 1, c);
   }
@@ -141,6 +165,26 @@ export async function runImport(r: ImportRun): Promise<{ requests: PlannedReques
     if (!companies.has(key)) companies.set(key, p.findCompany(ctx, name));
     return companies.get(key)!;
   };
+  // A company with a phone or email: create_company's rule (one with that phone/email, else one with that name,
+  // else a new one with them), once per company per import, before the rows' person locks are taken.
+  const withContacts = new Map<string, Promise<number | undefined>>();
+  const companyFor = (c: ImportCompany): Promise<number | undefined> => {
+    const key = [c.email?.trim().toLowerCase() ?? '', c.phone?.replace(/\D/g, '') ?? '', c.name.trim().toLowerCase()].join('|');
+    if (!withContacts.has(key))
+      withContacts.set(
+        key,
+        (async () => {
+          const cp = r.companies!;
+          const q = { email: c.email, phone: c.phone };
+          const id = (await cp.findExisting(ctx, q))?.id ?? (await companyOf(c.name));
+          if (id !== undefined) return Number(id);
+          const made = await createCompany(cp, ctx, { name: c.name, phone: c.phone, email: c.email }, r.lock);
+          if (made.requests) planned.push(...made.requests);
+          return made.company ? Number(made.company.id) : undefined;
+        })(),
+      );
+    return withContacts.get(key)!;
+  };
   const groups = groupPeople([...ready.values()].map((x) => ({ row: x.row, keys: x.keys })));
   for (;;) {
     const todo: Array<{ ready: Ready; contactId?: number }> = [];
@@ -171,7 +215,21 @@ export async function runImport(r: ImportRun): Promise<{ requests: PlannedReques
     }
   }
 
-  async function batch(items: Array<{ ready: Ready; contactId?: number }>): Promise<void> {
+  async function batch(all: Array<{ ready: Ready; contactId?: number }>): Promise<void> {
+    const items: Array<{ ready: Ready; contactId?: number; companyId?: number }> = [];
+    for (const t of all) {
+      if (!t.ready.company) {
+        items.push(t);
+        continue;
+      }
+      try {
+        items.push({ ...t, companyId: await companyFor(t.ready.company) });
+      } catch (e) {
+        const why = rowError(e);
+        if (why === undefined) throw e;
+        set({ row: t.ready.row, status: 'error', reason: `company: ${why}` });
+      }
+    }
     const keys = items.flatMap((t) => t.ready.keys);
     await r.lock(keys, async () => {
       const sends: Sending[] = [];
@@ -182,7 +240,7 @@ export async function runImport(r: ImportRun): Promise<{ requests: PlannedReques
         asked.map((t) => ({ e164: t.ready.known.phone?.e164, email: t.ready.known.contact?.email })),
       );
       const unknown = new Set(asked.filter((_, i) => !may[i]).map((t) => t.ready.row));
-      await eachLimited(items, 4, async ({ ready: rd, contactId: sameAs }) => {
+      await eachLimited(items, 4, async ({ ready: rd, contactId: sameAs, companyId: given }) => {
         const { contact, input } = rd.known;
         let contactId = sameAs;
         let note = sameAs !== undefined ? `Same person as an earlier row of this import: linked to its contact ${sameAs}.` : undefined;
@@ -194,13 +252,21 @@ export async function runImport(r: ImportRun): Promise<{ requests: PlannedReques
             matchedBy: contact.email ? 'email' : 'phone',
           });
           if (d.kind === 'return') {
-            set({ row: rd.row, status: 'existing', lead_id: d.lead.id, contact_id: d.contactId, company_id: d.lead.company?.id ?? null, reason: d.reason });
+            set({
+              row: rd.row,
+              status: 'existing',
+              lead_id: d.lead.id,
+              url: d.lead.url,
+              contact_id: d.contactId,
+              company_id: d.lead.company?.id ?? null,
+              reason: d.reason,
+            });
             return;
           }
           if (d.contactId !== undefined) contactId = Number(d.contactId);
           note = d.note;
         }
-        const companyId = input.company?.name ? await companyOf(input.company.name) : undefined;
+        const companyId = given ?? (input.company?.name ? await companyOf(input.company.name) : undefined);
         const lead: NewLead<LeadDraft> = { ...rd.known, contactId, companyId };
         sends.push({ ready: rd, lead, request: p.build(lead), ...(note ? { note } : {}) });
       });
@@ -208,7 +274,12 @@ export async function runImport(r: ImportRun): Promise<{ requests: PlannedReques
       sends.sort((a, b) => a.ready.row - b.ready.row);
       meta.batches++;
       if (dry) {
-        planned.push(...bulk.bulkPlan(sends.map((s) => s.request)));
+        planned.push(
+          ...bulk.bulkPlan(
+            sends.map((s) => s.request),
+            bulkOptions,
+          ),
+        );
         for (const s of sends)
           set({
             row: s.ready.row,
@@ -241,15 +312,41 @@ export async function runImport(r: ImportRun): Promise<{ requests: PlannedReques
       return await bulk.bulkCreateLeads(
         ctx,
         sends.map((s) => s.request),
+        bulkOptions,
       );
     } catch (e) {
       if (!(e instanceof CrmError) || (e.retryable && !e.ambiguous)) throw e;
+      if (bulkOptions.runAutomations === false) return withoutAutomations(sends, started, e);
       // Lost answer: look first. Refused as a whole (one item the CRM would not take): each row alone, so a bad
       // row fails only itself; what the batch already made is on the requests (never made twice).
       const out: BulkOutcome[] = [];
       for (const s of sends) out.push(await alone(s, started, e.ambiguous));
       return out;
     }
+  }
+
+  /**
+   * A lost answer without automations: each lead is looked for, and what is not found is sent again through the
+   * same path (create_lead's own send would run the automations). A refusal of the whole call (no import
+   * permission) is no row's fault: it stops the import, which says why.
+   */
+  async function withoutAutomations(sends: Sending[], started: number, e: CrmError): Promise<BulkOutcome[]> {
+    if (!e.ambiguous) throw e;
+    const out = new Map<Sending, BulkOutcome>();
+    for (const s of sends) {
+      const found = await p.findJustCreated(ctx, s.lead, started);
+      if (found) out.set(s, { ok: true, id: found.id, contact_id: found.contact_ids[0] ?? null, company_id: found.company?.id ?? null });
+    }
+    const again = sends.filter((s) => !out.has(s));
+    if (again.length)
+      (
+        await bulk.bulkCreateLeads(
+          ctx,
+          again.map((s) => s.request),
+          bulkOptions,
+        )
+      ).forEach((o, i) => out.set(again[i]!, o));
+    return sends.map((s) => out.get(s)!);
   }
 
   async function alone(s: Sending, started: number, look: boolean): Promise<BulkOutcome> {

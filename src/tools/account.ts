@@ -34,6 +34,12 @@ export const getAccountTool = (crmKinds: readonly string[]) =>
         toolsets_off: z
           .array(z.object({ name: z.string(), description: z.string(), tools: z.array(z.string()), enable: z.string() }))
           .describe('Toolsets not listed on this server, with their tools and the setting that turns each on.'),
+        safe_updates: z
+          .array(z.string())
+          .describe('CRM_SAFE_UPDATES: the narrow updates safe mode still admits (stage, task_done); an X-CRM-Safe-Updates header can only remove some.'),
+        confirmations: z
+          .object({ on: z.boolean(), via: z.enum(['auto', 'client', 'operator']).nullable() })
+          .describe('CRM_CONFIRM_WRITES: whether every write waits for a person; CRM_CONFIRM_VIA: who is asked.'),
       }),
       details: z.record(z.string(), z.unknown()).optional(),
     }),
@@ -42,7 +48,14 @@ export const getAccountTool = (crmKinds: readonly string[]) =>
       return {
         ...a,
         connection: provider.connection,
-        policy: { mode: policy.mode, allowed_effects: policy.allowed_effects, disabled_tools: policy.disabled_tools, toolsets_off: policy.toolsets_off },
+        policy: {
+          mode: policy.mode,
+          allowed_effects: policy.allowed_effects,
+          disabled_tools: policy.disabled_tools,
+          toolsets_off: policy.toolsets_off,
+          safe_updates: policy.safe_updates ?? [],
+          confirmations: policy.confirmations ?? { on: false, via: null },
+        },
       };
     },
   });

@@ -22,6 +22,10 @@ export interface PolicyReport {
   disabled_tools: Array<{ name: string; reason: string }>;
   /** Toolsets that are off, with their tools on this CRM and how to turn them on. */
   toolsets_off: Array<{ name: string; description: string; tools: string[]; enable: string }>;
+  /** CRM_SAFE_UPDATES as this request sees it (an X-CRM-Safe-Updates header may have narrowed it). */
+  safe_updates?: SafeUpdate[];
+  /** CRM_CONFIRM_WRITES / CRM_CONFIRM_VIA: whether every write waits for a person, and who is asked. */
+  confirmations?: { on: boolean; via: 'auto' | 'client' | 'operator' | null };
 }
 
 export interface ToolEnv<P extends CrmProvider = CrmProvider, E extends CallEffect = CallEffect> {

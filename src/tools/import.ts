@@ -26,6 +26,8 @@ const RowResultOut = z.object({
   lead_id: z.union([z.number(), z.string()]).nullable().optional(),
   contact_id: z.union([z.number(), z.string()]).nullable().optional(),
   company_id: z.union([z.number(), z.string()]).nullable().optional(),
+  url: z.string().nullable().optional().describe("The lead's page in the CRM."),
+  contact_url: z.string().nullable().optional().describe("The contact's page in the CRM."),
   reason: z.string().optional(),
 });
 
@@ -61,6 +63,8 @@ export interface StartImport {
 export async function startImport(s: StartImport): Promise<{ id: string; job: Promise<{ requests: unknown[] }> }> {
   const { provider, desk } = s;
   let id: string;
+  // The import's store lock, held until its job ends (ImportDesk.claim).
+  let release: () => void;
   if (s.resume !== undefined) {
     if (!isImportId(s.resume)) throw validationError(`resume: "${s.resume}" is not an import id (imp_ and 16 hex digits).`);
     id = s.resume;
@@ -68,9 +72,18 @@ export async function startImport(s: StartImport): Promise<{ id: string; job: Pr
     if (!meta) throw new CrmError({ code: 'not_found', message: `No import ${id} in the store (journals are kept a week, in CRM_MCP_STORE).` });
     if (meta.connection !== provider.connection) throw validationError(`resume: import ${id} belongs to the connection "${meta.connection}".`);
     if (meta.options.dry_run) throw validationError(`resume: ${id} was a dry run; start a new import.`);
-    if (desk.isRunning(id)) return { id, job: Promise.resolve({ requests: [] }) };
-    if (meta.state === 'done') return { id, job: Promise.resolve({ requests: [] }) };
-    await desk.journal(id).setMeta({ ...meta, state: 'running' });
+    if (desk.isRunning(id) || meta.state === 'done') return { id, job: Promise.resolve({ requests: [] }) };
+    release = await desk.claim(id);
+    // Read again under the lock: the process that held it may have finished the import meanwhile.
+    const now = (await desk.journal(id).meta())!;
+    if (now.state === 'done') {
+      release();
+      return { id, job: Promise.resolve({ requests: [] }) };
+    }
+    await desk
+      .journal(id)
+      .setMeta({ ...now, state: 'running' })
+      .catch((e: unknown) => (release(), Promise.reject(e)));
   } else {
     const rows = s.rows ?? [];
     const max = s.maxRows ?? MAX_ROWS;
@@ -78,6 +91,7 @@ export async function startImport(s: StartImport): Promise<{ id: string; job: Pr
     if (rows.length > max)
       throw validationError(`rows: at most ${max} rows per import (got ${rows.length}); split the list, or use \`crm-mcp import FILE.csv\`.`);
     id = newImportId();
+    release = await desk.claim(id);
     const now = new Date().toISOString();
     const meta: ImportMeta = {
       id,
@@ -90,13 +104,22 @@ export async function startImport(s: StartImport): Promise<{ id: string; job: Pr
       batches: 0,
     };
     const j = desk.journal(id);
-    await j.setRows(rows);
-    await j.setMeta(meta);
+    try {
+      await j.setRows(rows);
+      await j.setMeta(meta);
+    } catch (e) {
+      release();
+      throw e;
+    }
   }
   const journal = desk.journal(id);
   let out: { requests: unknown[] } = { requests: [] };
+  const total = await journal.meta().then(
+    (m) => m!.total,
+    (e: unknown) => (release(), Promise.reject(e)),
+  );
   const job = desk
-    .start(id, (await journal.meta())!.total, async (progress) => {
+    .start(id, total, async (progress) => {
       try {
         out = await runImport({
           steps: provider.createLeadSteps,
@@ -105,6 +128,7 @@ export async function startImport(s: StartImport): Promise<{ id: string; job: Pr
           lock: s.lock,
           journal,
           progress: (p) => (progress(p), s.progress?.(p)),
+          ...(provider.capabilities.has('companies') ? { companies: (provider as ProviderWith<'companies'>).createCompanySteps } : {}),
         });
       } catch (e) {
         const meta = await journal.meta();
@@ -114,6 +138,7 @@ export async function startImport(s: StartImport): Promise<{ id: string; job: Pr
         throw e;
       }
     })
+    .finally(release)
     .then(() => out);
   return { id, job };
 }
@@ -131,20 +156,25 @@ export const importLeads = defineTool({
       .max(MAX_ROWS)
       .optional()
       .describe(
-        'Each: {name?, price?, pipeline_id?, status_id?, contact: {name?, first_name?, last_name?, phone?, email?}, company?: {name}, tags?, custom_fields?, responsible_user_id?}.',
+        'Each: {name?, price?, pipeline_id?, status_id?, contact: {name?, first_name?, last_name?, phone?, email?}, company?: {name, phone?, email?}, tags?, custom_fields?, responsible_user_id?}.',
       ),
     if_open_lead_exists: z
       .enum(['skip', 'create'])
       .default('skip')
       .describe('A person with an open lead: skip the row (default, "existing") or create another lead.'),
-    run_automations: z.boolean().default(true).describe("The CRM's robots and workflows run for the new leads (only true is supported)."),
+    run_automations: z
+      .boolean()
+      .default(true)
+      .describe("false: the CRM's robots and workflows do not run for the new leads (Bitrix24 only, through its import, which needs the import permission)."),
     dry_run: z.boolean().optional().describe('Plan only: what would be created and what matched; nothing is sent.'),
     resume: z.string().optional().describe('The id of an interrupted import, to finish it (rows and options come from its journal).'),
   }),
   output: ImportStatusOut,
   async handler(args, { provider, ctx, identityLock, imports }) {
-    if (args.run_automations === false)
-      throw validationError('run_automations: false is not supported yet (the import sends plain creates, which run automations).');
+    if (args.run_automations === false && args.resume === undefined && !provider.bulkCanSkipAutomations)
+      throw validationError(
+        "run_automations: false: this CRM's API has no way to create leads without running their automations, so nothing was sent. Import with run_automations: true, or switch the automations off in the CRM for the import.",
+      );
     if (args.resume === undefined && !args.rows) throw validationError('Give `rows`, or `resume` with an import id.');
     const desk = imports ?? (await processImportDesk());
     const lock = identityLock ?? ((_k, fn) => fn());

@@ -22,7 +22,7 @@ import { auditEntry, newCallId, safePriorValues, targetOf, type AuditDraft, type
 import { observeRequests } from '../http/client.js';
 import { CrmError } from '../domain/errors.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { decide, Grant, type Effect, type PolicyFlags, type SafeUpdate } from '../policy/policy.js';
+import { decide, Grant, safeUpdatesOf, type Effect, type PolicyFlags, type SafeUpdate } from '../policy/policy.js';
 import type { CrmProvider } from '../crms/types.js';
 import { log } from '../util/log.js';
 import { processIdentityLocks, type IdentityLocks } from '../store/identity-lock.js';
@@ -256,7 +256,12 @@ export function runHandler(deps: InvokeDeps): Step {
         provider,
         // The grant is derived from the decision taken on the narrowed flags, so the HTTP core enforces those.
         ctx: { grant: grantOf(tool, decided.effect, kindOf(call)), signal, dryRun: args.dry_run === true },
-        policy: deps.reportOf(provider, flags),
+        // What get_account shows beside the report: the safe updates these (narrowed) flags admit, and approvals.
+        policy: {
+          ...deps.reportOf(provider, flags),
+          safe_updates: safeUpdatesOf(flags),
+          confirmations: deps.approvals?.settings.on ? { on: true, via: deps.approvals.settings.via } : { on: false, via: null },
+        },
         audit: deps.audit,
         decided,
         identityLock: (deps.identityLocks ?? processIdentityLocks).for(provider),

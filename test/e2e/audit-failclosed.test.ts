@@ -10,16 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { AuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { SlidingWindowLimiter } from '../../src/http/limiter.js';
-import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import { startKommoEmulator, type KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { createServer } from '../../src/server.js';
-import { openStore } from '../../src/store/store.js';
-import { CREATE_ONLY, errorOf, writesTo } from '../helpers/index.js';
+import { CREATE_ONLY, errorOf, kommoProvider, linkClient, writesTo } from '../helpers/index.js';
 import { start, runCli, tempHome } from '../helpers/cli.js';
 
 let emu: KommoEmulator;
@@ -36,23 +30,9 @@ afterAll(async () => {
 
 /** An SDK client connected in-process to a server whose only connection may create records. */
 async function serve(audit: AuditLog) {
-  const store = await openStore('memory');
-  const provider = buildKommoProvider(
-    { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: CREATE_ONLY },
-    { store, timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 10, limiter: new SlidingWindowLimiter(1000, 1000) },
-  );
-  await provider.init();
-  const server = createServer({ config: { tools: {} }, providers: [provider], audit });
-  const client = new Client({ name: 'audit-fc', version: '0' });
-  const [ct, st] = InMemoryTransport.createLinkedPair();
-  await Promise.all([server.connect(st), client.connect(ct)]);
-  return {
-    call: async (name: string, args: Record<string, unknown>) => (await client.callTool({ name, arguments: args })) as CallToolResult,
-    close: async () => {
-      await client.close();
-      await server.close();
-    },
-  };
+  const limiter = new SlidingWindowLimiter(1000, 1000);
+  const provider = await kommoProvider(emu, { flags: CREATE_ONLY, maxRetries: 1, backoffBaseMs: 10, limiter });
+  return linkClient({ config: { tools: {} }, providers: [provider], audit }, 'audit-fc', '0');
 }
 
 const leadNamed = (name: string) => emu.requests.filter((r) => r.method === 'POST' && JSON.stringify(r.body ?? '').includes(name));

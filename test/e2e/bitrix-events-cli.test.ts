@@ -83,6 +83,8 @@ describe('crm-mcp events on Bitrix24', () => {
         .split('\n')
         .map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines.filter((e) => e.entity_id === String(id)).map((e) => [e.entity, e.action, e.source])).toEqual([['lead', 'added', 'offline']]);
+      // The event is stored before the queue is cleared (a crash between the two loses nothing): wait for the clear.
+      while (Date.now() < end && emu.state.offlineEvents.length > 0) await new Promise((r) => setTimeout(r, 50));
       expect(emu.state.offlineEvents).toEqual([]);
     } finally {
       server.child.kill('SIGTERM');

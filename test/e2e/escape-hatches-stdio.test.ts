@@ -10,7 +10,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { errorOf, startBitrix, startKommo } from '../helpers/index.js';
+import { errorOf, closeAll, startBoth } from '../helpers/index.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -62,13 +62,9 @@ describe('refusals over stdio (built binary)', () => {
   let kommo: KommoEmulator;
   let bitrix: BitrixEmulator;
   beforeAll(async () => {
-    kommo = await startKommo({ rateLimit: false });
-    bitrix = await startBitrix({ rateLimit: false });
+    ({ kommo, bitrix } = await startBoth());
   });
-  afterAll(async () => {
-    await kommo.close();
-    await bitrix.close();
-  });
+  afterAll(() => closeAll(kommo, bitrix));
 
   for (const mode of Object.keys(MODES) as Array<keyof typeof MODES>) {
     it(`${mode}: Kommo and Bitrix24 raw calls the mode forbids send nothing; stderr holds no secret`, async () => {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { runCli, tempHome } from '../helpers/cli.js';
+import { runCli, start, tempHome } from '../helpers/cli.js';
 import { startKommo } from '../helpers/index.js';
 
 const PUBLIC = 'https://crm-mcp.example.test';
@@ -95,6 +95,72 @@ describe('crm-mcp events', () => {
     const del = hooks().filter((q) => q.method === 'DELETE');
     expect(del.map((q) => JSON.parse(q.body) as unknown)).toEqual([{ destination: w2!.destination }]);
     expect(store()).not.toContain(sha(secret));
+  }, 60_000);
+
+  it('bind and unbind leave audit lines: pending, then the outcome, one call id, and no secret', async () => {
+    const admin = { ...env, CRM_ALLOW_WRITES: 'true', CRM_SAFE_MODE: 'false', CRM_ALLOW_ADMIN: 'true' };
+    const audit = () =>
+      readFileSync(join(home, 'audit.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => String(l.tool).startsWith('events_'));
+    const before = audit().length;
+    emu.resetLog();
+    const bind = await runCli(['events', 'bind', '--url', PUBLIC], admin);
+    expect(bind.code, bind.stdout + bind.stderr).toBe(0);
+    const secret = /\/hooks\/kommo\/([^/\s]+)/.exec([...emu.state.webhooks.values()][0]!.destination)![1]!;
+    // A second bind without --rotate is refused by the wing after its pending line: the outcome says why.
+    const again = await runCli(['events', 'bind', '--url', PUBLIC], admin);
+    expect(again.code).toBe(1);
+    const un = await runCli(['events', 'unbind'], admin);
+    expect(un.code, un.stdout + un.stderr).toBe(0);
+    // status is a read: no line.
+    expect((await runCli(['events', 'status'], env)).code).toBe(0);
+
+    const lines = audit().slice(before);
+    const shape = lines.map((l) => [l.tool, l.phase, l.outcome, l.effect, l.decision]);
+    expect(shape).toEqual([
+      ['events_bind', 'pending', 'pending', 'admin', 'allow'],
+      ['events_bind', 'done', 'ok', 'admin', 'allow'],
+      ['events_bind', 'pending', 'pending', 'admin', 'allow'],
+      ['events_bind', 'done', 'validation', 'admin', 'allow'],
+      ['events_unbind', 'pending', 'pending', 'admin', 'allow'],
+      ['events_unbind', 'done', 'ok', 'admin', 'allow'],
+    ]);
+    for (let i = 0; i < lines.length; i += 2) {
+      expect(lines[i]!.call_id).toBeTruthy();
+      expect(lines[i + 1]!.call_id).toBe(lines[i]!.call_id);
+    }
+    expect(new Set(lines.map((l) => l.call_id)).size).toBe(3);
+    expect(lines[0]).toMatchObject({ connection: 'kommo', provider: 'kommo', target: { hook: 'kommo', url: PUBLIC } });
+    expect(lines[4]).toMatchObject({ target: { hook: 'kommo' } });
+    const file = readFileSync(join(home, 'audit.log'), 'utf8');
+    expect(file).not.toContain(secret);
+    expect(file).not.toContain(sha(secret));
+  }, 60_000);
+
+  it('the served receiver counts its deliveries in /metrics, by hook and status, without the secret', async () => {
+    const secret = 'Srv-metrics-'.repeat(4);
+    const server = start(['--http', '--port', '0'], { ...env, KOMMO_WEBHOOK_SECRET: secret });
+    try {
+      const base = (await server.waitFor(/serving MCP \(Streamable HTTP\) at (\S+)/))[1]!.replace(/\/mcp$/, '');
+      const k = (x: string) => encodeURIComponent(x);
+      const body = [`${k('leads[add][0][id]')}=77`, `${k('account[id]')}=${emu.state.account.id}`, `${k('account[subdomain]')}=sandbox`].join('&');
+      const send = (path: string) => fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+      expect((await send(`/hooks/kommo/${secret}`)).status).toBe(200);
+      expect((await send(`/hooks/kommo/${secret}`)).status).toBe(200);
+      expect((await send(`/hooks/kommo/${'n'.repeat(40)}`)).status).toBe(403);
+      const text = await (await fetch(`${base}/metrics`)).text();
+      expect(text).toMatch(/^crm_mcp_hook_deliveries_total\{hook="kommo",status="200"\} 2$/m);
+      expect(text).toMatch(/^crm_mcp_hook_deliveries_total\{hook="kommo",status="403"\} 1$/m);
+      expect(text).toMatch(/^crm_mcp_hook_events_stored_total\{hook="kommo"\} 1$/m);
+      expect(text).toMatch(/^crm_mcp_hook_events_duplicates_total\{hook="kommo"\} 1$/m);
+      expect(text).not.toContain(secret);
+    } finally {
+      server.child.kill('SIGTERM');
+      await server.done;
+    }
   }, 60_000);
 
   it('status says so when Kommo refuses the admin-only read', async () => {

@@ -162,4 +162,23 @@ describe('crm-mcp import FILE', () => {
     expect([...emu.state.companies.values()].filter((c) => c.name === 'Csv Widgets, Ltd')).toHaveLength(1);
     expect(emu.requests.some((q) => q.body.includes('not-an-email') || q.body.includes('csv4@'))).toBe(false);
   });
+
+  it('a CSV company with company_email is made once with it; --no-automations is refused on Kommo with nothing sent', async () => {
+    emu = await startKommoEmulator({ rateLimit: false });
+    const home = tempHome();
+    const file = join(home, 'co.csv');
+    writeFileSync(
+      file,
+      'name,contact_name,email,company,company_email\nCo one,Co P1,cop1@example.com,Csvco Mail,hi@csvco.example\nCo two,Co P2,cop2@example.com,Csvco Mail,hi@csvco.example\n',
+    );
+    const refused = await runCli(['import', file, '--no-automations'], envFor(emu, home));
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/--no-automations: .*nothing was sent/);
+    expect(emu.requests).toHaveLength(0);
+    const r = await runCli(['import', file], envFor(emu, home));
+    expect(r.code).toBe(0);
+    const cos = [...emu.state.companies.values()].filter((c) => c.name === 'Csvco Mail');
+    expect(cos).toHaveLength(1);
+    expect(JSON.stringify(cos[0]!.custom_fields_values)).toContain('hi@csvco.example');
+  });
 });

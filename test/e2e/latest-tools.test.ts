@@ -6,56 +6,25 @@
  * (2026-07-28, server/discover) one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CLI, ROOT, runCommand, startSandboxHttp, type Running } from '../helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
 const CONFORMANCE = process.env.CRM_TEST_CONFORMANCE_LATEST;
 const INSPECTOR = process.env.CRM_TEST_INSPECTOR_LATEST;
 
-const cleanEnv = (): Record<string, string> => {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(CRM_|KOMMO_|AMOCRM_|BITRIX)/.test(k)) env[k] = v;
-  return env;
-};
-
-function run(cmd: string, args: string[]): Promise<{ code: number | null; output: string; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let stdout = '';
-    p.stdout.on('data', (d) => {
-      output += String(d);
-      stdout += String(d);
-    });
-    p.stderr.on('data', (d) => (output += String(d)));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, output, stdout }));
-  });
-}
+const run = runCommand;
 
 describe.skipIf(!CONFORMANCE)('MCP conformance suite 0.1.16 (Node 24 pass)', () => {
-  let server: ChildProcess | undefined;
+  let server: Running | undefined;
   let url = '';
   const out = mkdtempSync(join(tmpdir(), 'crm-mcp-conformance-latest-'));
   beforeAll(async () => {
-    server = spawn(process.execPath, [CLI, '--sandbox', '--http', '--port', '0'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    url = await new Promise<string>((resolve, reject) => {
-      let stdout = '';
-      server!.stdout!.on('data', (d) => {
-        stdout += String(d);
-        const m = /(http:\/\/127\.0\.0\.1:\d+\/mcp)/.exec(stdout);
-        if (m) resolve(m[1]!);
-      });
-      server!.on('exit', (code) => reject(new Error(`server exited ${code}`)));
-    });
+    ({ server, url } = await startSandboxHttp());
   });
   afterAll(() => {
-    server?.kill('SIGTERM');
+    server?.child.kill('SIGTERM');
     rmSync(out, { recursive: true, force: true });
   });
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
 /** The test process's environment without any crm-mcp setting (so the developer's own config never leaks in). */
@@ -64,6 +65,29 @@ export function start(args: string[], env: Record<string, string>): Running {
 
 export function runCli(args: string[], env: Record<string, string>) {
   return start(args, env).done;
+}
+
+/** Runs another program (a conformance suite, an inspector) from the repository root, in the clean environment. */
+export function runCommand(cmd: string, args: string[]): Promise<{ code: number | null; output: string; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd: ROOT, env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let stdout = '';
+    p.stdout.on('data', (d) => {
+      output += String(d);
+      stdout += String(d);
+    });
+    p.stderr.on('data', (d) => (output += String(d)));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, output, stdout }));
+  });
+}
+
+/** `crm-mcp --sandbox --http --port 0` from dist/cli.js, and the /mcp URL it printed. */
+export async function startSandboxHttp(): Promise<{ server: Running; url: string }> {
+  const server = start(['--sandbox', '--http', '--port', '0'], {});
+  const url = (await server.waitFor(/(http:\/\/127\.0\.0\.1:\d+\/mcp)/))[1]!;
+  return { server, url };
 }
 
 /** A port nothing listens on (bound, then released). */

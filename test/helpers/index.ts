@@ -10,7 +10,7 @@ import type { PolicyFlags } from '../../src/policy/policy.js';
 import { buildKommoProvider, type KommoProvider } from '../../src/crms/kommo/provider.js';
 import type { RecordedRequest } from '../../src/sandbox/harness.js';
 import { startKommoEmulator, type KommoEmulator, type KommoEmulatorOptions } from '../../src/sandbox/kommo/index.js';
-import { createServer } from '../../src/server.js';
+import { createServer, type ServerDeps } from '../../src/server.js';
 import { openStore, type Store } from '../../src/store/store.js';
 import { createLogger, setLogger } from '../../src/util/log.js';
 
@@ -41,12 +41,38 @@ export async function startKommo(opts: KommoEmulatorOptions = {}): Promise<Kommo
   return startKommoEmulator(opts);
 }
 
-export interface Connected {
+/** An SDK client connected in-process to one server. */
+export interface Linked {
   client: Client;
+  call(name: string, args?: Record<string, unknown>): Promise<CallToolResult>;
+  /** Closes the client, then the server. */
+  close(): Promise<void>;
+}
+
+/** A client (named `name`, for audit entries) linked in-process to a server built from `deps`. */
+export async function linkClient(deps: ServerDeps, name = 'test', version = '0.0.0'): Promise<Linked> {
+  const server = createServer(deps);
+  const client = new Client({ name, version });
+  const [ct, st] = InMemoryTransport.createLinkedPair();
+  await Promise.all([server.connect(st), client.connect(ct)]);
+  return {
+    client,
+    call: (tool, args = {}) => client.callTool({ name: tool, arguments: args }) as Promise<CallToolResult>,
+    close: async () => {
+      await client.close();
+      await server.close();
+    },
+  };
+}
+
+/** Closes what a test opened, in the order given; what never opened (a failed beforeAll) is skipped. */
+export async function closeAll(...xs: Array<{ close(): Promise<unknown> } | undefined>): Promise<void> {
+  for (const x of xs) await x?.close();
+}
+
+export interface Connected extends Linked {
   provider: KommoProvider;
   store: Store;
-  call(name: string, args?: Record<string, unknown>): Promise<CallToolResult>;
-  close(): Promise<void>;
 }
 
 export interface ConnectOptions {
@@ -55,11 +81,13 @@ export interface ConnectOptions {
   store?: Store;
   timeoutMs?: number;
   maxRetries?: number;
+  backoffBaseMs?: number;
   /** Replaces the in-process limiter (shared Redis limiters in multi-instance tests). */
   limiter?: import('../../src/http/limiter.js').RateLimiter;
 }
 
-export async function connectKommo(emu: KommoEmulator, o: ConnectOptions = {}): Promise<Connected> {
+/** A Kommo provider on the emulator, signed in with a long-lived token (or `connection.oauth`), initialised. */
+export async function kommoProvider(emu: KommoEmulator, o: ConnectOptions = {}): Promise<KommoProvider> {
   const conn: KommoConnection = {
     name: 'kommo',
     provider: 'kommo',
@@ -69,22 +97,32 @@ export async function connectKommo(emu: KommoEmulator, o: ConnectOptions = {}): 
     ...o.connection,
   };
   const store = o.store ?? (await openStore('memory'));
-  const provider = buildKommoProvider(conn, { store, limiter: o.limiter, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20 });
-  await provider.init();
-  const server = createServer({ config: { tools: {} }, providers: [provider] });
-  const client = new Client({ name: 'test', version: '0.0.0' });
-  const [ct, st] = InMemoryTransport.createLinkedPair();
-  await Promise.all([server.connect(st), client.connect(ct)]);
-  return {
-    client,
-    provider,
+  const provider = buildKommoProvider(conn, {
     store,
-    call: (name, args = {}) => client.callTool({ name, arguments: args }) as Promise<CallToolResult>,
-    close: async () => {
-      await client.close();
-      await server.close();
-    },
-  };
+    limiter: o.limiter,
+    timeoutMs: o.timeoutMs ?? 3000,
+    maxRetries: o.maxRetries ?? 3,
+    backoffBaseMs: o.backoffBaseMs ?? 20,
+  });
+  await provider.init();
+  return provider;
+}
+
+export async function connectKommo(emu: KommoEmulator, o: ConnectOptions = {}): Promise<Connected> {
+  const store = o.store ?? (await openStore('memory'));
+  const provider = await kommoProvider(emu, { ...o, store });
+  return { ...(await linkClient({ config: { tools: {} }, providers: [provider] })), provider, store };
+}
+
+/** A Kommo emulator (no rate limit unless `emulator` says) with a client connected to it. */
+export async function kommoSession(o: ConnectOptions = {}, emulator: KommoEmulatorOptions = {}): Promise<{ emu: KommoEmulator; c: Connected }> {
+  const emu = await startKommo({ rateLimit: false, ...emulator });
+  return { emu, c: await connectKommo(emu, o) };
+}
+
+/** Both emulators, neither rate-limited. */
+export async function startBoth(): Promise<{ kommo: KommoEmulator; bitrix: BitrixEmulator }> {
+  return { kommo: await startKommo({ rateLimit: false }), bitrix: await startBitrix({ rateLimit: false }) };
 }
 
 /** Requests that would change data (anything but GET) to the CRM API. */
@@ -128,14 +166,16 @@ export async function startBitrix(opts: BitrixEmulatorOptions = {}): Promise<Bit
   return startBitrixEmulator(opts);
 }
 
-export interface ConnectedBitrix extends Omit<Connected, 'provider'> {
+export interface ConnectedBitrix extends Linked {
   provider: BitrixProvider;
+  store: Store;
 }
 
-export async function connectBitrix(
-  emu: BitrixEmulator,
-  o: { flags?: PolicyFlags; connection?: Partial<BitrixConnection>; store?: Store; maxRetries?: number; timeoutMs?: number } = {},
-): Promise<ConnectedBitrix> {
+export interface ConnectBitrixOptions extends Omit<ConnectOptions, 'connection'> {
+  connection?: Partial<BitrixConnection>;
+}
+
+export async function connectBitrix(emu: BitrixEmulator, o: ConnectBitrixOptions = {}): Promise<ConnectedBitrix> {
   const conn: BitrixConnection = {
     name: 'bitrix24',
     provider: 'bitrix24',
@@ -147,22 +187,22 @@ export async function connectBitrix(
   const store = o.store ?? (await openStore('memory'));
   // A portal move between two emulators this test started may carry the webhook secret, as under --sandbox.
   const trustedOrigins = runningEmulatorOrigins();
-  const provider = buildBitrixProvider(conn, { store, timeoutMs: o.timeoutMs ?? 3000, maxRetries: o.maxRetries ?? 3, backoffBaseMs: 20, trustedOrigins });
-  await provider.init();
-  const server = createServer({ config: { tools: {} }, providers: [provider] });
-  const client = new Client({ name: 'test', version: '0.0.0' });
-  const [ct, st] = InMemoryTransport.createLinkedPair();
-  await Promise.all([server.connect(st), client.connect(ct)]);
-  return {
-    client,
-    provider,
+  const provider = buildBitrixProvider(conn, {
     store,
-    call: (name, args = {}) => client.callTool({ name, arguments: args }) as Promise<CallToolResult>,
-    close: async () => {
-      await client.close();
-      await server.close();
-    },
-  };
+    limiter: o.limiter,
+    timeoutMs: o.timeoutMs ?? 3000,
+    maxRetries: o.maxRetries ?? 3,
+    backoffBaseMs: o.backoffBaseMs ?? 20,
+    trustedOrigins,
+  });
+  await provider.init();
+  return { ...(await linkClient({ config: { tools: {} }, providers: [provider] })), provider, store };
+}
+
+/** A Bitrix24 emulator (no rate limit unless `emulator` says) with a client connected to it. */
+export async function bitrixSession(o: ConnectBitrixOptions = {}, emulator: BitrixEmulatorOptions = {}): Promise<{ emu: BitrixEmulator; c: ConnectedBitrix }> {
+  const emu = await startBitrix({ rateLimit: false, ...emulator });
+  return { emu, c: await connectBitrix(emu, o) };
 }
 
 /** Bitrix REST calls (method names, lower-cased, without .json) the emulator received, batch commands excluded. */

@@ -13,15 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, InMemoryTransport, type CallToolResult } from '@modelcontextprotocol/client';
 import { AuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
 import { appendRotating } from '../../src/audit/audit-file.js';
 import type { PolicyFlags } from '../../src/policy/policy.js';
-import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { createServer } from '../../src/server.js';
-import { openStore } from '../../src/store/store.js';
-import { CREATE_ONLY, WRITE, errorOf, startKommo, writesTo } from '../helpers/index.js';
+import { CREATE_ONLY, WRITE, errorOf, kommoProvider, linkClient, startKommo, writesTo } from '../helpers/index.js';
 
 let emu: KommoEmulator;
 let dir: string;
@@ -35,22 +31,8 @@ afterAll(async () => {
 });
 
 async function serve(audit: AuditLog, policy: PolicyFlags = CREATE_ONLY) {
-  const provider = buildKommoProvider(
-    { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy },
-    { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 0, backoffBaseMs: 10 },
-  );
-  await provider.init();
-  const server = createServer({ config: { tools: {} }, providers: [provider], audit });
-  const client = new Client({ name: 'audit-pending', version: '0' });
-  const [ct, st] = InMemoryTransport.createLinkedPair();
-  await Promise.all([server.connect(st), client.connect(ct)]);
-  return {
-    call: async (name: string, args: Record<string, unknown>) => (await client.callTool({ name, arguments: args })) as CallToolResult,
-    close: async () => {
-      await client.close();
-      await server.close();
-    },
-  };
+  const provider = await kommoProvider(emu, { flags: policy, maxRetries: 0, backoffBaseMs: 10 });
+  return linkClient({ config: { tools: {} }, providers: [provider], audit }, 'audit-pending', '0');
 }
 
 const FUTURE = new Date(Date.now() + 7 * 86_400_000).toISOString();

@@ -12,14 +12,14 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { AuditLog, type AuditEntry } from '../../src/audit/audit-log.js';
-import { startHttpServer, type RunningHttpServer } from '../../src/transports/http/service.js';
+import type { RunningHttpServer } from '../../src/transports/http/service.js';
 import { buildBitrixProvider } from '../../src/crms/bitrix24/provider.js';
 import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import { startBitrixEmulator, type BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { startKommoEmulator, type KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { createServer } from '../../src/server.js';
 import { openStore } from '../../src/store/store.js';
 import { bitrixMethods, CREATE_ONLY, WRITE } from '../helpers/index.js';
+import { serveHttp } from '../helpers/http.js';
 
 const TOKEN = 'audit-token-0123456789abcdef';
 const LEAD_NAME = 'Confidential Prospect Alexandra Worthington-Smythe';
@@ -62,12 +62,7 @@ beforeAll(async () => {
   ];
   for (const p of providers) await p.init();
   const audit = new AuditLog({ file });
-  http = await startHttpServer({
-    host: '127.0.0.1',
-    port: 0,
-    token: TOKEN,
-    makeServer: (scope) => createServer({ config: { tools: {} }, providers, narrow: scope.narrow, audit }),
-  });
+  http = await serveHttp(TOKEN, { config: { tools: {} }, providers, audit });
   client = new Client({ name: 'audit-test', version: '0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(http.url), { requestInit: { headers: { authorization: `Bearer ${TOKEN}` } } }));
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pagesPerRequest, readAheadPages } from '../../src/crms/bitrix24/readahead.js';
 import { DEMO, type BMulti, type BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { corePhoneCode } from '../../src/sandbox/bitrix24/phone.js';
-import { FULL, bitrixMethods, connectBitrix, startBitrix, structured, text, type ConnectedBitrix } from '../helpers/index.js';
+import { FULL, bitrixMethods, connectBitrix, startBitrix, structured, text, type ConnectedBitrix, bitrixSession, closeAll } from '../helpers/index.js';
 
 async function post(url: string, method: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const r = await fetch(`${url}${method}.json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -47,13 +47,9 @@ for (const phoneMatch of ['core-normalized', 'exact'] as const) {
     let emu: BitrixEmulator;
     let c: ConnectedBitrix;
     beforeAll(async () => {
-      emu = await startBitrix({ rateLimit: false, phoneMatch });
-      c = await connectBitrix(emu, { flags: FULL });
+      ({ emu, c } = await bitrixSession({ flags: FULL }, { phoneMatch }));
     });
-    afterAll(async () => {
-      await c.close();
-      await emu.close();
-    });
+    afterAll(() => closeAll(c, emu));
 
     it('a US number stored as +1 (202) 555-01xx, given as E.164', async () => {
       const rec = [...emu.state.contacts.values()].find((r) => ((r.PHONE as BMulti[]) ?? []).some((m) => /^\+1 \(202\) 555-01\d\d$/.test(m.VALUE)))!;
@@ -176,13 +172,9 @@ describe('users beyond the first 50', () => {
   let emu: BitrixEmulator;
   let c: ConnectedBitrix;
   beforeAll(async () => {
-    emu = await startBitrix({ rateLimit: false });
-    c = await connectBitrix(emu, { flags: FULL });
+    ({ emu, c } = await bitrixSession({ flags: FULL }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   it('list_users returns all 75; responsible_user_id 70 is accepted and stored', async () => {
     expect(emu.state.users.length).toBe(75);

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { parseBxDate } from '../../src/sandbox/bitrix24/time.js';
-import { connectBitrix, startBitrix, structured, type ConnectedBitrix } from '../helpers/index.js';
+import { structured, type ConnectedBitrix, bitrixSession, closeAll } from '../helpers/index.js';
 
 interface Item {
   id: number | string;
@@ -22,13 +22,9 @@ interface PageOut {
 let emu: BitrixEmulator;
 let c: ConnectedBitrix;
 beforeAll(async () => {
-  emu = await startBitrix({ rateLimit: false });
-  c = await connectBitrix(emu);
+  ({ emu, c } = await bitrixSession());
 });
-afterAll(async () => {
-  await c.close();
-  await emu.close();
-});
+afterAll(() => closeAll(c, emu));
 
 /** Every page of a tool call, following cursors. */
 async function all(tool: string, args: Record<string, unknown>): Promise<Item[]> {

@@ -1,7 +1,7 @@
 /** The shared tools on Bitrix24 through a real MCP Client against the emulator. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
-import { FULL, bitrixMethods, connectBitrix, errorOf, startBitrix, structured, text, type ConnectedBitrix } from '../helpers/index.js';
+import { FULL, bitrixMethods, connectBitrix, errorOf, startBitrix, structured, text, type ConnectedBitrix, bitrixSession, closeAll } from '../helpers/index.js';
 
 interface LeadOut {
   id: number;
@@ -20,13 +20,9 @@ interface PageOut<T> {
 let emu: BitrixEmulator;
 let c: ConnectedBitrix;
 beforeAll(async () => {
-  emu = await startBitrix({ rateLimit: false });
-  c = await connectBitrix(emu, { flags: FULL });
+  ({ emu, c } = await bitrixSession({ flags: FULL }));
 });
-afterAll(async () => {
-  await c.close();
-  await emu.close();
-});
+afterAll(() => closeAll(c, emu));
 
 describe('reads', () => {
   it('get_account shows portal, mode and policy', async () => {

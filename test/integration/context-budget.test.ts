@@ -5,25 +5,18 @@
  * tools go into toolsets that are off by default.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { PolicyFlags } from '../../src/policy/policy.js';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { createServer } from '../../src/server.js';
 import { DEFAULT_TOOLSETS } from '../../src/tools/toolsets.js';
-import { ALL, CREATE_ONLY, READ_ONLY, connectBitrix, connectKommo, startBitrix, startKommo } from '../helpers/index.js';
+import { ALL, CREATE_ONLY, READ_ONLY, connectBitrix, connectKommo, closeAll, linkClient, startBoth } from '../helpers/index.js';
 
 let kommo: KommoEmulator;
 let bitrix: BitrixEmulator;
 beforeAll(async () => {
-  kommo = await startKommo({ rateLimit: false });
-  bitrix = await startBitrix({ rateLimit: false });
+  ({ kommo, bitrix } = await startBoth());
 });
-afterAll(async () => {
-  await kommo.close();
-  await bitrix.close();
-});
+afterAll(() => closeAll(kommo, bitrix));
 
 interface Listed {
   name: string;
@@ -34,14 +27,9 @@ interface Listed {
 async function listed(flags: PolicyFlags, toolsets?: string[]): Promise<Listed[]> {
   const k = await connectKommo(kommo, { flags });
   const b = await connectBitrix(bitrix, { flags });
-  const server = createServer({ config: { tools: { toolsets } }, providers: [k.provider, b.provider] });
-  const client = new Client({ name: 'budget', version: '0' });
-  const [ct, st] = InMemoryTransport.createLinkedPair();
-  await Promise.all([server.connect(st), client.connect(ct)]);
+  const { client } = await linkClient({ config: { tools: { toolsets } }, providers: [k.provider, b.provider] }, 'budget', '0');
   const { tools } = await client.listTools();
-  await client.close();
-  await k.close();
-  await b.close();
+  await closeAll(client, k, b);
   return tools as Listed[];
 }
 
@@ -81,10 +69,7 @@ describe('context budget of the default tool list (both CRMs configured)', () =>
     const names = (await listed(READ_ONLY, DEFAULT_TOOLSETS)).map((t) => t.name);
     for (const off of ['kommo_request', 'bitrix_call', 'get_audit_log', 'get_custom_fields']) expect(names).not.toContain(off);
     const k = await connectKommo(kommo, { flags: READ_ONLY });
-    const server = createServer({ config: { tools: { toolsets: DEFAULT_TOOLSETS } }, providers: [k.provider] });
-    const client = new Client({ name: 'budget', version: '0' });
-    const [ct, st] = InMemoryTransport.createLinkedPair();
-    await Promise.all([server.connect(st), client.connect(ct)]);
+    const { client } = await linkClient({ config: { tools: { toolsets: DEFAULT_TOOLSETS } }, providers: [k.provider] }, 'budget', '0');
     const acc = (await client.callTool({ name: 'get_account', arguments: {} })).structuredContent as {
       policy: { toolsets_off: Array<{ name: string; tools: string[]; enable: string }>; disabled_tools: Array<{ name: string }> };
     };
@@ -92,7 +77,6 @@ describe('context budget of the default tool list (both CRMs configured)', () =>
     expect(raw.tools).toEqual(['kommo_request']);
     expect(raw.enable).toBe('CRM_TOOLSETS=core,activity,raw');
     expect(acc.policy.disabled_tools.map((d) => d.name)).not.toContain('kommo_request');
-    await client.close();
-    await k.close();
+    await closeAll(client, k);
   });
 });

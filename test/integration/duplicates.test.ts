@@ -1,18 +1,14 @@
 /** No duplicates: existing contacts are found in any email case / phone format; lost responses never double-create. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { CREATE_ONLY, connectKommo, startKommo, structured, writesTo, type Connected } from '../helpers/index.js';
+import { CREATE_ONLY, structured, writesTo, type Connected, closeAll, kommoSession } from '../helpers/index.js';
 
 let emu: KommoEmulator;
 let c: Connected;
 beforeAll(async () => {
-  emu = await startKommo({ rateLimit: false });
-  c = await connectKommo(emu, { flags: CREATE_ONLY, timeoutMs: 800, maxRetries: 2 });
+  ({ emu, c } = await kommoSession({ flags: CREATE_ONLY, timeoutMs: 800, maxRetries: 2 }));
 });
-afterAll(async () => {
-  await c.close();
-  await emu.close();
-});
+afterAll(() => closeAll(c, emu));
 
 async function leadsNamed(name: string): Promise<number> {
   const r = structured<{ items: Array<{ name: string }> }>(await c.call('list_leads', { query: name, limit: 250 }));

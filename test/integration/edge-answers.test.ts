@@ -7,18 +7,27 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { CREATE_ONLY, READ_ONLY, WRITE, connectBitrix, connectKommo, errorOf, startBitrix, startKommo, structured, text, writesTo } from '../helpers/index.js';
+import {
+  CREATE_ONLY,
+  READ_ONLY,
+  WRITE,
+  connectBitrix,
+  connectKommo,
+  errorOf,
+  startBitrix,
+  structured,
+  text,
+  writesTo,
+  closeAll,
+  startBoth,
+} from '../helpers/index.js';
 
 let kommo: KommoEmulator;
 let bitrix: BitrixEmulator;
 beforeAll(async () => {
-  kommo = await startKommo({ rateLimit: false });
-  bitrix = await startBitrix({ rateLimit: false });
+  ({ kommo, bitrix } = await startBoth());
 });
-afterAll(async () => {
-  await kommo.close();
-  await bitrix.close();
-});
+afterAll(() => closeAll(kommo, bitrix));
 
 /** Bitrix24 methods that write, counted inside batches too (the emulator's own count). */
 function bitrixWrites(emu: BitrixEmulator): Record<string, number> {

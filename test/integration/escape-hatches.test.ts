@@ -5,15 +5,12 @@
  * from the classification code they check.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/client';
 import { AuditLog } from '../../src/audit/audit-log.js';
 import type { PolicyFlags } from '../../src/policy/policy.js';
 import type { CrmProvider } from '../../src/crms/types.js';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { createServer } from '../../src/server.js';
 import {
   ADMIN,
   ALL,
@@ -28,6 +25,10 @@ import {
   startBitrix,
   startKommo,
   text,
+  closeAll,
+  linkClient,
+  startBoth,
+  type Linked,
 } from '../helpers/index.js';
 
 type Effect = 'read' | 'create' | 'update' | 'delete' | 'admin';
@@ -50,28 +51,14 @@ const NEEDS: Record<Effect, string[]> = {
   admin: ['CRM_ALLOW_WRITES=true', 'CRM_SAFE_MODE=false', 'CRM_ALLOW_ADMIN=true'],
 };
 
-interface Harnessed {
-  client: Client;
+interface Harnessed extends Linked {
   audit: AuditLog;
-  call(name: string, args: Record<string, unknown>): Promise<CallToolResult>;
-  close(): Promise<void>;
 }
 
 async function withAudit(provider: CrmProvider, closeProvider: () => Promise<void>): Promise<Harnessed> {
   const audit = new AuditLog();
-  const server = createServer({ config: { tools: {} }, providers: [provider], audit });
-  const client = new Client({ name: 'hostile', version: '0' });
-  const [ct, st] = InMemoryTransport.createLinkedPair();
-  await Promise.all([server.connect(st), client.connect(ct)]);
-  return {
-    client,
-    audit,
-    call: (name, args) => client.callTool({ name, arguments: args }) as Promise<CallToolResult>,
-    close: async () => {
-      await client.close();
-      await closeProvider();
-    },
-  };
+  const l = await linkClient({ config: { tools: {} }, providers: [provider], audit }, 'hostile', '0');
+  return { ...l, audit, close: () => closeAll(l, { close: closeProvider }) };
 }
 
 function expectRefused(r: CallToolResult, effect: Effect, flags: PolicyFlags): void {
@@ -374,13 +361,9 @@ describe('MCP hints tell the truth in every mode', () => {
   let kommo: KommoEmulator;
   let bitrix: BitrixEmulator;
   beforeAll(async () => {
-    kommo = await startKommo({ rateLimit: false });
-    bitrix = await startBitrix({ rateLimit: false });
+    ({ kommo, bitrix } = await startBoth());
   });
-  afterAll(async () => {
-    await kommo.close();
-    await bitrix.close();
-  });
+  afterAll(() => closeAll(kommo, bitrix));
 
   for (const [mode, flags] of Object.entries(MODES)) {
     for (const crm of ['kommo', 'bitrix24'] as const) {

@@ -8,13 +8,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
-import { buildKommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { createServer } from '../../src/server.js';
-import { openStore } from '../../src/store/store.js';
 import { narrowFromHeaders } from '../../src/transports/http/guards.js';
-import { startHttpServer, type RunningHttpServer } from '../../src/transports/http/service.js';
-import { WRITE, startKommo } from '../helpers/index.js';
+import type { RunningHttpServer } from '../../src/transports/http/service.js';
+import { WRITE, kommoProvider, startKommo } from '../helpers/index.js';
+import { serveHttp } from '../helpers/http.js';
 
 const TOKEN = 'header-cap-token-0123456789abcdef';
 const LEAD = 1000001;
@@ -23,17 +21,8 @@ let emu: KommoEmulator;
 let http: RunningHttpServer;
 beforeAll(async () => {
   emu = await startKommo({ rateLimit: false });
-  const provider = buildKommoProvider(
-    { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: WRITE },
-    { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 0, backoffBaseMs: 20 },
-  );
-  await provider.init();
-  http = await startHttpServer({
-    host: '127.0.0.1',
-    port: 0,
-    token: TOKEN,
-    makeServer: (scope) => createServer({ config: { tools: {} }, providers: [provider], narrow: scope.narrow }),
-  });
+  const provider = await kommoProvider(emu, { flags: WRITE, maxRetries: 0 });
+  http = await serveHttp(TOKEN, { config: { tools: {} }, providers: [provider] });
 });
 afterAll(async () => {
   await http?.close();

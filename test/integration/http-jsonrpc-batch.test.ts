@@ -8,41 +8,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricsOptions } from '../../src/app.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { buildKommoProvider, type KommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { createServer } from '../../src/server.js';
-import { openStore } from '../../src/store/store.js';
-import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from '../../src/transports/http/service.js';
-import { CREATE_ONLY, startKommo } from '../helpers/index.js';
+import type { KommoProvider } from '../../src/crms/kommo/provider.js';
+import type { HttpServerOptions } from '../../src/transports/http/service.js';
+import { CREATE_ONLY, kommoProvider, startKommo } from '../helpers/index.js';
+import { MODERN_META, serveHttp } from '../helpers/http.js';
 
 const TOKEN = 'batch-token-0123456789abcdef';
-const META = {
-  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '0' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
+const META = MODERN_META;
 
 let emu: KommoEmulator;
 let provider: KommoProvider;
 beforeAll(async () => {
   emu = await startKommo({ rateLimit: false });
-  provider = buildKommoProvider(
-    { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: CREATE_ONLY },
-    { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 0, backoffBaseMs: 20 },
-  );
-  await provider.init();
+  provider = await kommoProvider(emu, { flags: CREATE_ONLY, maxRetries: 0 });
 });
 afterAll(async () => emu?.close());
 
-function serve(o: Partial<HttpServerOptions> = {}): Promise<RunningHttpServer> {
-  return startHttpServer({
-    host: '127.0.0.1',
-    port: 0,
-    token: TOKEN,
-    makeServer: (scope) => createServer({ config: { tools: {} }, providers: [provider], narrow: scope.narrow }),
-    ...o,
-  });
-}
+const serve = (o: Partial<HttpServerOptions> = {}) => serveHttp(TOKEN, { config: { tools: {} }, providers: [provider] }, o);
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: unknown }> {
   const res = await fetch(url, {

@@ -9,44 +9,27 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { loadConfig } from '../../src/config/config.js';
 import { metricsOptions } from '../../src/app.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { buildKommoProvider, type KommoProvider } from '../../src/crms/kommo/provider.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { createServer } from '../../src/server.js';
-import { openStore } from '../../src/store/store.js';
 import { parseRateLimit } from '../../src/config/rate-limit-setting.js';
 import { TokenBucketLimiter } from '../../src/transports/http/rate-limit.js';
-import { startHttpServer, type HttpServerOptions, type RunningHttpServer } from '../../src/transports/http/service.js';
-import { READ_ONLY, startKommo } from '../helpers/index.js';
+import type { KommoProvider } from '../../src/crms/kommo/provider.js';
+import type { HttpServerOptions } from '../../src/transports/http/service.js';
+import { READ_ONLY, kommoProvider, startKommo } from '../helpers/index.js';
+import { MODERN_META, serveHttp } from '../helpers/http.js';
 
 const TOKEN = 'rate-token-0123456789abcdef';
 const MODERN = '2026-07-28';
-const META = {
-  'io.modelcontextprotocol/protocolVersion': MODERN,
-  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '0' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
+const META = MODERN_META;
 
 let emu: KommoEmulator;
 let provider: KommoProvider;
 beforeAll(async () => {
   emu = await startKommo({ rateLimit: false });
-  provider = buildKommoProvider(
-    { name: 'kommo', provider: 'kommo', baseUrl: emu.url, accessToken: emu.createLongLivedToken(), policy: READ_ONLY },
-    { store: await openStore('memory'), timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 20 },
-  );
-  await provider.init();
+  provider = await kommoProvider(emu, { flags: READ_ONLY, maxRetries: 1 });
 });
 afterAll(async () => emu?.close());
 
-function serve(o: Partial<HttpServerOptions> = {}): Promise<RunningHttpServer> {
-  return startHttpServer({
-    host: '127.0.0.1',
-    port: 0,
-    token: TOKEN,
-    makeServer: (scope) => createServer({ config: { tools: {} }, providers: [provider], narrow: scope.narrow }),
-    ...o,
-  });
-}
+const serve = (o: Partial<HttpServerOptions> = {}) => serveHttp(TOKEN, { config: { tools: {} }, providers: [provider] }, o);
 
 /** A raw POST from a chosen local address (127.0.0.x are all loopback), so two clients can be told apart. */
 function post(

@@ -12,7 +12,17 @@ import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { IdentityLocks } from '../../src/store/identity-lock.js';
 import { CrmError } from '../../src/domain/errors.js';
 import { openStore, type Store } from '../../src/store/store.js';
-import { CREATE_ONLY, connectBitrix, connectKommo, logLines, startBitrix, startKommo, structured, type Connected, type ConnectedBitrix } from '../helpers/index.js';
+import {
+  CREATE_ONLY,
+  connectBitrix,
+  connectKommo,
+  logLines,
+  startBitrix,
+  startKommo,
+  structured,
+  type Connected,
+  type ConnectedBitrix,
+} from '../helpers/index.js';
 import { redisAvailable, testRedisUrl } from '../helpers/redis.js';
 
 let kEmu: KommoEmulator;

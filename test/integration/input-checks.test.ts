@@ -2,18 +2,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { CREATE_ONLY, bitrixMethods, connectBitrix, connectKommo, errorOf, startBitrix, startKommo, writesTo } from '../helpers/index.js';
+import { CREATE_ONLY, bitrixMethods, connectBitrix, connectKommo, errorOf, writesTo, closeAll, startBoth } from '../helpers/index.js';
 
 let kommo: KommoEmulator;
 let bitrix: BitrixEmulator;
 beforeAll(async () => {
-  kommo = await startKommo({ rateLimit: false });
-  bitrix = await startBitrix({ rateLimit: false });
+  ({ kommo, bitrix } = await startBoth());
 });
-afterAll(async () => {
-  await kommo.close();
-  await bitrix.close();
-});
+afterAll(() => closeAll(kommo, bitrix));
 
 const BAD_DEADLINES = ['-5', '5', 'tomorrow', '2001-01-01T00:00:00Z', '12/31/2030', '2030-13-45', ''];
 

@@ -17,13 +17,14 @@ import {
   FULL,
   WRITE,
   connectBitrix,
-  connectKommo,
   errorOf,
   startBitrix,
-  startKommo,
   structured,
   type Connected,
   type ConnectedBitrix,
+  bitrixSession,
+  closeAll,
+  kommoSession,
 } from '../helpers/index.js';
 
 interface Ref {
@@ -86,13 +87,9 @@ describe('Bitrix24: list_contacts reads full names, formatted and local phones',
   let emu: BitrixEmulator;
   let c: ConnectedBitrix;
   beforeAll(async () => {
-    emu = await startBitrix({ rateLimit: false, region: 'ru' });
-    c = await connectBitrix(emu, { flags: FULL });
+    ({ emu, c } = await bitrixSession({ flags: FULL }, { region: 'ru' }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   /** A generated contact with a first and last name and a +7 phone stored formatted. */
   function person(): BRecord {
@@ -225,13 +222,9 @@ describe('Bitrix24 without a country: a local number is refused, not guessed', (
   let emu: BitrixEmulator;
   let c: ConnectedBitrix;
   beforeAll(async () => {
-    emu = await startBitrix({ rateLimit: false, region: 'en' });
-    c = await connectBitrix(emu, { flags: FULL });
+    ({ emu, c } = await bitrixSession({ flags: FULL }, { region: 'en' }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   it('the en_ region names no country; create_contact says so and writes nothing', async () => {
     const before = emu.state.contacts.size;
@@ -439,13 +432,9 @@ describe('Kommo: first stage, company names and link lists', () => {
   let emu: KommoEmulator;
   let c: Connected;
   beforeAll(async () => {
-    emu = await startKommo({ rateLimit: false });
-    c = await connectKommo(emu, { flags: WRITE });
+    ({ emu, c } = await kommoSession({ flags: WRITE }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   it('create_lead without status_id: the first working stage by sort (after Incoming leads), sent explicitly', async () => {
     const main = emu.state.pipelines.get(KM.mainPipelineId)!;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO } from '../../src/sandbox/kommo/demo-data.js';
 import type { KommoBehaviour, KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import type { KCustomField, KLead } from '../../src/sandbox/kommo/types.js';
-import { connectKommo, startKommo, structured, WRITE, writesTo, type Connected } from '../helpers/index.js';
+import { connectKommo, startKommo, structured, WRITE, writesTo, type Connected, closeAll, kommoSession } from '../helpers/index.js';
 
 interface LeadOut {
   id: number;
@@ -120,13 +120,9 @@ describe.each(STATUS_VARIANTS)('won/lost stages cover every pipeline (emulator s
   let emu: KommoEmulator;
   let c: Connected;
   beforeAll(async () => {
-    emu = await startKommo({ rateLimit: false, behaviour: { statusFilter } });
-    c = await connectKommo(emu);
+    ({ emu, c } = await kommoSession({}, { behaviour: { statusFilter } }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   const stored = (pred: (l: KLead) => boolean) => [...emu.state.leads.values()].filter(pred);
 
@@ -206,13 +202,9 @@ describe('/leads/complex merged by the account duplicate control', () => {
   let emu: KommoEmulator;
   let c: Connected;
   beforeAll(async () => {
-    emu = await startKommo({ rateLimit: false, behaviour: { duplicateControl: true } });
-    c = await connectKommo(emu, { flags: WRITE });
+    ({ emu, c } = await kommoSession({ flags: WRITE }, { behaviour: { duplicateControl: true } }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   it('the emulator merges into the contact’s open lead: existing ids, merged: true, request ids gathered, nothing created', async () => {
     const token = emu.createLongLivedToken();
@@ -267,13 +259,9 @@ describe.each(ORDER_VARIANTS)('list order (emulator default order %s)', (default
   let emu: KommoEmulator;
   let c: Connected;
   beforeAll(async () => {
-    emu = await startKommo({ rateLimit: false, behaviour: { defaultOrder } });
-    c = await connectKommo(emu);
+    ({ emu, c } = await kommoSession({}, { behaviour: { defaultOrder } }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   const lastUrl = (path: string) => paramsOf(gets(emu, path).at(-1)!.url);
 

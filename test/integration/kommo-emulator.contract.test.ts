@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO } from '../../src/sandbox/kommo/demo-data.js';
 import { startKommoEmulator, type KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { z } from 'zod';
+import { rawRequest, type RawResponse } from '../helpers/raw.js';
 import { createdId, KAccount, KComplexCreated, KContact, KCustomField, KHalPage, KLead, KPipeline, KTag, KUser } from '../../src/crms/kommo/schemas.js';
 
 const FIXTURES = new URL('../fixtures/kommo/', import.meta.url);
@@ -24,25 +25,8 @@ beforeAll(async () => {
 });
 afterAll(async () => emu.close());
 
-async function call(
-  method: string,
-  path: string,
-  body?: unknown,
-  auth: string | null = token,
-): Promise<{ status: number; type: string; json: unknown; text: string }> {
-  const res = await request(`${emu.url}${path}`, {
-    method: method as 'GET',
-    headers: { ...(auth ? { authorization: `Bearer ${auth}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.body.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, type: String(res.headers['content-type'] ?? ''), json, text };
+function call(method: string, path: string, body?: unknown, auth: string | null = token): Promise<RawResponse> {
+  return rawRequest(`${emu.url}${path}`, method, { token: auth, body });
 }
 
 const kind = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);

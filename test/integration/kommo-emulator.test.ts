@@ -4,28 +4,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DEMO } from '../../src/sandbox/kommo/demo-data.js';
 import { startKommoEmulator, type KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import type { KLead } from '../../src/sandbox/kommo/types.js';
+import { rawRequest, type RawResponse } from '../helpers/raw.js';
 
-interface Res {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
+type Res = RawResponse;
 
-async function call(emu: KommoEmulator, method: string, path: string, o: { token?: string | null; body?: unknown } = {}): Promise<Res> {
-  const res = await request(path.startsWith('http') ? path : `${emu.url}${path}`, {
-    method: method as 'GET',
-    headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: o.body === undefined ? undefined : typeof o.body === 'string' ? o.body : JSON.stringify(o.body),
-  });
-  const text = await res.body.text();
-  let json: unknown;
-  try {
-    json = text ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, text, json };
+function call(emu: KommoEmulator, method: string, path: string, o: { token?: string | null; body?: unknown } = {}): Promise<Res> {
+  return rawRequest(path.startsWith('http') ? path : `${emu.url}${path}`, method, o);
 }
 
 let emu: KommoEmulator;

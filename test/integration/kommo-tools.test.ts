@@ -1,7 +1,7 @@
 /** Every Kommo tool through a real MCP Client against the emulator: success, not found, bad input, paging. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { connectKommo, errorOf, FULL, startKommo, structured, text, WRITE, writesTo, type Connected } from '../helpers/index.js';
+import { connectKommo, errorOf, FULL, structured, text, WRITE, writesTo, type Connected, closeAll, kommoSession } from '../helpers/index.js';
 
 interface LeadOut {
   id: number;
@@ -22,13 +22,9 @@ let emu: KommoEmulator;
 let c: Connected;
 
 beforeAll(async () => {
-  emu = await startKommo({ rateLimit: false });
-  c = await connectKommo(emu, { flags: WRITE });
+  ({ emu, c } = await kommoSession({ flags: WRITE }));
 });
-afterAll(async () => {
-  await c.close();
-  await emu.close();
-});
+afterAll(() => closeAll(c, emu));
 
 describe('reads', () => {
   it('get_account reports the account and the policy', async () => {

@@ -4,21 +4,22 @@
  * the code under test; writes are checked by what each emulator received.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, InMemoryTransport, type CallToolResult } from '@modelcontextprotocol/client';
+import type { CallToolResult } from '@modelcontextprotocol/client';
 import type { CrmProvider } from '../../src/crms/types.js';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import type { KTask } from '../../src/sandbox/kommo/types.js';
 import type { BTask } from '../../src/sandbox/bitrix24/state.js';
-import { createServer } from '../../src/server.js';
 import { UNTRUSTED } from '../../src/tools/define.js';
 import { listNotes, listTasks } from '../../src/tools/activity.js';
 import {
   bitrixMethods,
+  closeAll,
   CREATE_ONLY,
   connectBitrix,
   connectKommo,
   errorOf,
+  linkClient,
   startBitrix,
   startKommo,
   structured,
@@ -37,18 +38,11 @@ interface Session {
 
 /** A client on a server listing the followup toolset too (the helpers' servers list the defaults only). */
 async function session(base: { provider: CrmProvider; close(): Promise<void> }): Promise<Session> {
-  const server = createServer({ config: { tools: { toolsets: TOOLSETS } }, providers: [base.provider] });
-  const client = new Client({ name: 'notes-tasks', version: '0' });
-  const [ct, st] = InMemoryTransport.createLinkedPair();
-  await Promise.all([server.connect(st), client.connect(ct)]);
+  const l = await linkClient({ config: { tools: { toolsets: TOOLSETS } }, providers: [base.provider] }, 'notes-tasks', '0');
   return {
-    call: (name, args = {}) => client.callTool({ name, arguments: args }) as Promise<CallToolResult>,
-    tools: async () => (await client.listTools()).tools.map((t) => t.name),
-    close: async () => {
-      await client.close();
-      await server.close();
-      await base.close();
-    },
+    call: l.call,
+    tools: async () => (await l.client.listTools()).tools.map((t) => t.name),
+    close: () => closeAll(l, base),
   };
 }
 

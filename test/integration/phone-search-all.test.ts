@@ -9,14 +9,8 @@ import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BMulti, BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { LeakyBucketLimiter } from '../../src/http/limiter.js';
-import { buildBitrixProvider } from '../../src/crms/bitrix24/provider.js';
-import { createServer } from '../../src/server.js';
-import { openStore } from '../../src/store/store.js';
-import { READ_ONLY, connectKommo, startBitrix, startKommo, structured, text, type Connected } from '../helpers/index.js';
+import { READ_ONLY, connectBitrix, startBitrix, structured, text, type Connected, closeAll, kommoSession } from '../helpers/index.js';
 
 /**
  * Both clients' own rate limiters would pace ~1,500 searches at 2–7 requests a second; the emulators run
@@ -24,26 +18,7 @@ import { READ_ONLY, connectKommo, startBitrix, startKommo, structured, text, typ
  */
 const unlimited = () => new LeakyBucketLimiter(1_000_000, 1_000_000);
 
-async function connectBitrixFast(
-  emu: BitrixEmulator,
-): Promise<{ call(name: string, args: Record<string, unknown>): Promise<CallToolResult>; close(): Promise<void> }> {
-  const provider = buildBitrixProvider(
-    { name: 'bitrix24', provider: 'bitrix24', webhookUrl: emu.webhookUrl, plan: 'standard', policy: READ_ONLY },
-    { store: await openStore('memory'), timeoutMs: 5000, maxRetries: 2, backoffBaseMs: 20, limiter: unlimited() },
-  );
-  await provider.init();
-  const server = createServer({ config: { tools: {} }, providers: [provider] });
-  const client = new Client({ name: 'test', version: '0.0.0' });
-  const [ct, st] = InMemoryTransport.createLinkedPair();
-  await Promise.all([server.connect(st), client.connect(ct)]);
-  return {
-    call: (name, args) => client.callTool({ name, arguments: args }) as Promise<CallToolResult>,
-    close: async () => {
-      await client.close();
-      await server.close();
-    },
-  };
-}
+const connectBitrixFast = (emu: BitrixEmulator) => connectBitrix(emu, { flags: READ_ONLY, timeoutMs: 5000, maxRetries: 2, limiter: unlimited() });
 
 interface Case {
   contactId: number;
@@ -129,13 +104,9 @@ describe('Kommo demo, search_lead_by_contact', () => {
   let emu: KommoEmulator;
   let c: Connected;
   beforeAll(async () => {
-    emu = await startKommo({ rateLimit: false });
-    c = await connectKommo(emu, { limiter: unlimited() });
+    ({ emu, c } = await kommoSession({ limiter: unlimited() }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   it('finds the contact for every stored phone in every format', async () => {
     const cases: Case[] = [];

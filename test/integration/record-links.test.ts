@@ -12,7 +12,7 @@ import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import { DEMO as BX } from '../../src/sandbox/bitrix24/demo-data.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
 import { DEMO } from '../../src/sandbox/kommo/demo-data.js';
-import { CREATE_ONLY, connectBitrix, connectKommo, startBitrix, startKommo, structured, type Connected, type ConnectedBitrix } from '../helpers/index.js';
+import { CREATE_ONLY, connectBitrix, startBitrix, structured, type Connected, type ConnectedBitrix, closeAll, kommoSession } from '../helpers/index.js';
 
 type Rec = { id: number; url: string };
 interface Page<T> {
@@ -46,13 +46,9 @@ describe('Kommo: links to records, no totals', () => {
   };
 
   beforeAll(async () => {
-    emu = await startKommo({ rateLimit: false });
-    c = await connectKommo(emu, { flags: CREATE_ONLY });
+    ({ emu, c } = await kommoSession({ flags: CREATE_ONLY }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   it('get_lead: the lead, its contacts and its company link their pages', async () => {
     const r = await call<{ lead: Rec; contacts: Rec[]; companies: Rec[] }>('get_lead', { id: DEMO.ivanLeadId });

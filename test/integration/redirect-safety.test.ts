@@ -7,9 +7,7 @@
  * emulator, that records what it receives). Loopback moves are allowed only between two emulators the caller
  * started and named when it built the provider (`trustedOrigins`); the attacker on 127.0.0.1 is not one of them.
  */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/client';
 import { mkdtempSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { connect as netConnect, type AddressInfo } from 'node:net';
@@ -22,9 +20,8 @@ import type { BitrixConnection } from '../../src/crms/bitrix24/connection.js';
 import { buildBitrixProvider, type BitrixProvider } from '../../src/crms/bitrix24/provider.js';
 import { decidePortalMove, portalMoveKey, type PortalMove } from '../../src/crms/bitrix24/relocation.js';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
-import { createServer } from '../../src/server.js';
 import { openStore, type Store } from '../../src/store/store.js';
-import { READ_ONLY, errorOf, logLines, startBitrix, structured, text } from '../helpers/index.js';
+import { READ_ONLY, errorOf, linkClient, logLines, startBitrix, structured, text } from '../helpers/index.js';
 
 interface Attacker {
   url: string;
@@ -77,19 +74,7 @@ async function connect(conn: Partial<BitrixConnection>, o: { dispatcher?: Agent;
   const store = o.store ?? (await openStore('memory'));
   const provider = buildBitrixProvider(full, { store, timeoutMs: 3000, maxRetries: 1, backoffBaseMs: 10, dispatcher: o.dispatcher });
   await provider.init();
-  const server = createServer({ config: { tools: {} }, providers: [provider] });
-  const client = new Client({ name: 'test', version: '0.0.0' });
-  const [ct, st] = InMemoryTransport.createLinkedPair();
-  await Promise.all([server.connect(st), client.connect(ct)]);
-  return {
-    provider,
-    store,
-    call: (name, args = {}) => client.callTool({ name, arguments: args }) as Promise<CallToolResult>,
-    close: async () => {
-      await client.close();
-      await server.close();
-    },
-  };
+  return { ...(await linkClient({ config: { tools: {} }, providers: [provider] })), provider, store };
 }
 
 const listDeals = { method: 'crm.deal.list', params: { select: ['ID'], filter: { '>ID': 2 } } };

@@ -18,8 +18,6 @@ import { openStore } from '../../src/store/store.js';
 import {
   CREATE_ONLY,
   FULL,
-  connectBitrix,
-  connectKommo,
   errorOf,
   startBitrix,
   startKommo,
@@ -28,6 +26,9 @@ import {
   writesTo,
   type Connected,
   type ConnectedBitrix,
+  bitrixSession,
+  closeAll,
+  kommoSession,
 } from '../helpers/index.js';
 
 describe('50 concurrent calls from several MCP clients over HTTP, real limits', () => {
@@ -105,13 +106,9 @@ describe('faults on Kommo reads (get_lead)', () => {
   let emu: KommoEmulator;
   let c: Connected;
   beforeAll(async () => {
-    emu = await startKommo({ rateLimit: false });
-    c = await connectKommo(emu, { flags: CREATE_ONLY, timeoutMs: 600, maxRetries: 2 });
+    ({ emu, c } = await kommoSession({ flags: CREATE_ONLY, timeoutMs: 600, maxRetries: 2 }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
   const cases: FaultCase[] = [
     {
       name: '429 JSON, twice',
@@ -188,13 +185,9 @@ describe('faults on Bitrix24 reads (crm.deal.get through bitrix_call)', () => {
   let emu: BitrixEmulator;
   let c: ConnectedBitrix;
   beforeAll(async () => {
-    emu = await startBitrix({ rateLimit: false });
-    c = await connectBitrix(emu, { flags: FULL, timeoutMs: 600, maxRetries: 2 });
+    ({ emu, c } = await bitrixSession({ flags: FULL, timeoutMs: 600, maxRetries: 2 }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
   const QLE = '{"error":"QUERY_LIMIT_EXCEEDED","error_description":"Too many requests"}';
   const OTL = '{"error":"OPERATION_TIME_LIMIT","error_description":"Method is blocked due to operation time limit."}';
   const cases: FaultCase[] = [
@@ -254,13 +247,9 @@ describe('bad input at every boundary: a clear error and no request', () => {
   let emu: KommoEmulator;
   let c: Connected;
   beforeAll(async () => {
-    emu = await startKommo({ rateLimit: false });
-    c = await connectKommo(emu, { flags: FULL });
+    ({ emu, c } = await kommoSession({ flags: FULL }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
   const long = 'x'.repeat(100_000);
   const cases: Array<[string, string, Record<string, unknown>]> = [
     ['wrong type', 'get_lead', { id: { $gt: 1 } }],

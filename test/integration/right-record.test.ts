@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { BitrixEmulator } from '../../src/sandbox/bitrix24/index.js';
 import type { KommoEmulator } from '../../src/sandbox/kommo/index.js';
-import { FULL, connectBitrix, connectKommo, errorOf, startBitrix, startKommo, structured, type Connected, type ConnectedBitrix } from '../helpers/index.js';
+import { FULL, errorOf, structured, type Connected, type ConnectedBitrix, bitrixSession, closeAll, kommoSession } from '../helpers/index.js';
 
 interface LeadOut {
   id: number;
@@ -32,13 +32,9 @@ for (const mode of ['classic', 'simple'] as const) {
     // Hand-made: classic portals have leads (crm.settings.mode.get 1), simple ones only deals (2).
     const expected = mode === 'classic' ? 'lead' : 'deal';
     beforeAll(async () => {
-      emu = await startBitrix({ rateLimit: false, mode });
-      c = await connectBitrix(emu, { flags: FULL });
+      ({ emu, c } = await bitrixSession({ flags: FULL }, { mode }));
     });
-    afterAll(async () => {
-      await c.close();
-      await emu.close();
-    });
+    afterAll(() => closeAll(c, emu));
 
     it('without entity: create → get → update → delete all land on one record of the default entity', async () => {
       // Make the ids overlap: the same id exists as a lead and as a deal, so a wrong default reads the other one.
@@ -99,13 +95,9 @@ describe('Bitrix24 list_leads: pipeline and query', () => {
   let emu: BitrixEmulator;
   let c: ConnectedBitrix;
   beforeAll(async () => {
-    emu = await startBitrix({ rateLimit: false });
-    c = await connectBitrix(emu, { flags: FULL });
+    ({ emu, c } = await bitrixSession({ flags: FULL }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
 
   it('an unknown pipeline_id is refused naming the valid pipelines; no list is sent', async () => {
     await c.call('get_pipelines');
@@ -139,13 +131,9 @@ describe('Kommo', () => {
   let emu: KommoEmulator;
   let c: Connected;
   beforeAll(async () => {
-    emu = await startKommo({ rateLimit: false });
-    c = await connectKommo(emu, { flags: FULL });
+    ({ emu, c } = await kommoSession({ flags: FULL }));
   });
-  afterAll(async () => {
-    await c.close();
-    await emu.close();
-  });
+  afterAll(() => closeAll(c, emu));
   beforeEach(() => {
     emu.requests.length = 0;
   });

@@ -3,11 +3,14 @@
  * for one lead (company add, contact add, then the lead or deal add referencing them as `$result[…]`, §4.2),
  * renamed per row and packed into one `batch` of at most 50 commands, `halt: 0` so one refused row does not stop
  * the others. Plain `crm.*.add` inside `batch` fires the portal's robots and workflows, as create_lead does.
- * `crm.item.batchImport` (≤ 20 items, skips automations, needs the import permission) is not used.
+ * With run_automations false the new companies and contacts still go in a `batch`, and the leads or deals by
+ * `crm.item.batchImport` (§7.9: ≤ 20 a call, automations skipped, the import permission needed).
  */
-import type { BulkApi, BulkOutcome, CallContext, PlannedRequest } from '../types.js';
+import { CrmError } from '../../domain/errors.js';
+import type { BulkApi, BulkOptions, BulkOutcome, CallContext, PlannedRequest } from '../types.js';
 import { bitrixError } from './adapter.js';
 import { commCommands } from './duplicates.js';
+import { recordUrl } from './map.js';
 import type { LeadBatch } from './leads.js';
 import type { BitrixParts } from './metadata.js';
 
@@ -84,7 +87,116 @@ async function createLeads(b: BitrixParts, ctx: CallContext, rows: LeadBatch[]):
   return out;
 }
 
-function plan(b: BitrixParts, rows: LeadBatch[]): PlannedRequest[] {
+/** §7.9: at most 20 items per `crm.item.batchImport`. */
+const IMPORT_MAX = 20;
+
+const camel = (k: string) => k.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/** The lead's or deal's fields as `crm.item.*` names, references replaced by the ids made; custom fields as they are. */
+function itemFields(r: LeadBatch): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(r.fields)) {
+    const value = k === 'CONTACT_ID' ? r.contactId : k === 'COMPANY_ID' ? r.companyId : v;
+    if (value !== undefined) out[k.startsWith('UF_CRM_') ? k : camel(k)] = value;
+  }
+  return out;
+}
+
+const importParams = (entity: 'lead' | 'deal', rows: LeadBatch[]) => ({
+  entityTypeId: entity === 'lead' ? 1 : 2,
+  useOriginalUfNames: 'Y',
+  data: rows.map(itemFields),
+});
+
+/** Rows without their lead/deal command: the companies and contacts a `batch` makes first. */
+const prerequisites = (rows: LeadBatch[]): LeadBatch[] =>
+  rows.map((r) => ({ ...r, cmd: Object.fromEntries(Object.entries(r.cmd).filter(([k]) => k !== 'item')) }));
+
+/** run_automations false: companies and contacts in `batch`, then the leads or deals by crm.item.batchImport. */
+async function importLeads(b: BitrixParts, ctx: CallContext, rows: LeadBatch[]): Promise<BulkOutcome[]> {
+  const out: Array<BulkOutcome | undefined> = rows.map(() => undefined);
+  const pre = prerequisites(rows);
+  for (const group of pack(pre)) {
+    const cmd: Record<string, string> = {};
+    for (const i of group) Object.assign(cmd, rowCommands(pre[i]!, i));
+    if (!Object.keys(cmd).length) continue;
+    const res = await b.api.batch(ctx, cmd, false);
+    for (const i of group) {
+      const r = rows[i]!;
+      const company = idOf(res.result[`r${i}_company`]);
+      const contact = idOf(res.result[`r${i}_contact`]);
+      // What is made stays made: a resend links it instead of making it again.
+      if (company !== undefined) {
+        r.companyId = company;
+        delete r.cmd.company;
+      }
+      if (contact !== undefined) {
+        r.contactId = contact;
+        delete r.cmd.contact;
+      }
+      const errKey = ['company', 'contact'].map((k) => `r${i}_${k}`).find((k) => res.errors[k]);
+      if (errKey)
+        out[i] = {
+          ok: false,
+          message: `Bitrix24 refused the ${errKey.split('_')[1]}: ${bitrixError(res.errors[errKey]!.error, res.errors[errKey]!.error_description, 400).message}`,
+        };
+    }
+  }
+  for (const entity of ['lead', 'deal'] as const) {
+    const todo = rows.map((_, i) => i).filter((i) => !out[i] && rows[i]!.entity === entity);
+    for (let k = 0; k < todo.length; k += IMPORT_MAX) {
+      const part = todo.slice(k, k + IMPORT_MAX);
+      let answer: unknown;
+      try {
+        answer = (
+          await b.api.call<unknown>(
+            ctx,
+            'crm.item.batchImport',
+            importParams(
+              entity,
+              part.map((i) => rows[i]!),
+            ),
+            'create',
+          )
+        ).result;
+      } catch (e) {
+        if (e instanceof CrmError && !e.ambiguous && e.code === 'forbidden')
+          throw new CrmError({
+            code: 'forbidden',
+            message: `${e.message} run_automations: false imports through crm.item.batchImport, which needs the CRM "import" access permission for ${entity}s (Bitrix24 → CRM → Settings → Access permissions). Nothing of this batch was imported; give the permission, or import with run_automations: true (the portal's automations then run).`,
+          });
+        throw e;
+      }
+      const items = (answer as { items?: unknown[] } | undefined)?.items ?? [];
+      part.forEach((i, j) => {
+        const it = items[j] as { item?: { id?: unknown }; error?: string; error_description?: string } | undefined;
+        const id = idOf(it?.item?.id);
+        const r = rows[i]!;
+        out[i] =
+          id !== undefined
+            ? { ok: true, id, contact_id: r.contactId ?? null, company_id: r.companyId ?? null }
+            : {
+                ok: false,
+                message: `Bitrix24 refused the ${entity}: ${bitrixError(it?.error ?? 'error', it?.error_description ?? 'no id in the answer', 400).message}`,
+              };
+      });
+    }
+  }
+  return out.map((o) => o ?? { ok: false, message: 'Bitrix24 answered nothing for this row.' });
+}
+
+function plan(b: BitrixParts, rows: LeadBatch[], o?: BulkOptions): PlannedRequest[] {
+  if (o?.runAutomations === false) {
+    const pre = prerequisites(rows);
+    const cmd: Record<string, string> = {};
+    pre.forEach((r, i) => Object.assign(cmd, rowCommands(r, i)));
+    const out = Object.keys(cmd).length ? [b.api.plan('batch', { halt: 0, cmd })] : [];
+    for (const entity of ['lead', 'deal'] as const) {
+      const mine = rows.filter((r) => r.entity === entity);
+      for (let k = 0; k < mine.length; k += IMPORT_MAX) out.push(b.api.plan('crm.item.batchImport', importParams(entity, mine.slice(k, k + IMPORT_MAX))));
+    }
+    return out;
+  }
   return pack(rows).map((group) => {
     const cmd: Record<string, string> = {};
     for (const i of group) Object.assign(cmd, rowCommands(rows[i]!, i));
@@ -132,8 +244,11 @@ async function mayExist(b: BitrixParts, ctx: CallContext, people: ReadonlyArray<
 export function bitrixBulk(b: BitrixParts): BulkApi {
   return {
     bulkBatchSize: BITRIX_BULK_SIZE,
-    bulkCreateLeads: (ctx, requests) => createLeads(b, ctx, requests as LeadBatch[]),
-    bulkPlan: (requests) => plan(b, requests as LeadBatch[]),
+    bulkCanSkipAutomations: true,
+    bulkCreateLeads: (ctx, requests, o) => (o?.runAutomations === false ? importLeads : createLeads)(b, ctx, requests as LeadBatch[]),
+    bulkPlan: (requests, o) => plan(b, requests as LeadBatch[], o),
     bulkMayExist: (ctx, people) => mayExist(b, ctx, people),
+    // The configured origin only, never the webhook's path (its secret), as map.ts's lookups do.
+    bulkUrl: (entity, id) => recordUrl(new URL(b.api.http.origin).origin, entity, id),
   };
 }

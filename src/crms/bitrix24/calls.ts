@@ -105,6 +105,26 @@ export async function logCall(b: BitrixParts, ctx: CallContext, input: LogCallIn
     ...(input.recording_url ? [['telephony.externalcall.attachrecord', attach('x')] as [string, Record<string, unknown>]] : []),
   ];
   const blocked = telephonyBlocked(b, ctx, plan);
+  const planned = (requests: Array<[string, Record<string, unknown>]>, via: LoggedCall['via']): LoggedCall => ({
+    call_id: null,
+    via,
+    ...(blocked ? { via_reason: blocked } : {}),
+    person,
+    lead,
+    incoming_lead_uid: null,
+    already_logged: false,
+    dry_run: true,
+    requests: requests.map(([m, p]) => b.api.plan(m, p)),
+  });
+  if (!blocked && ctx.dryRun) {
+    const later = '<CALL_ID from telephony.externalCall.register>';
+    const steps: Array<[string, Record<string, unknown>]> = [
+      ['telephony.externalCall.register', register],
+      ['telephony.externalCall.finish', finish(later)],
+      ...(input.recording_url ? [['telephony.externalCall.attachRecord', attach(later)] as [string, Record<string, unknown>]] : []),
+    ];
+    return planned(steps, 'telephony');
+  }
   if (!blocked) {
     const reg = parseBitrix(BRow, (await send(b, ctx, 'telephony.externalCall.register', register)) ?? {}, 'telephony.externalCall.register');
     const id = typeof reg.CALL_ID === 'string' ? reg.CALL_ID : undefined;
@@ -139,6 +159,7 @@ export async function logCall(b: BitrixParts, ctx: CallContext, input: LogCallIn
     COMMUNICATIONS: [{ VALUE: n.e164, ENTITY_ID: contactId, ENTITY_TYPE_ID: 3 }],
     ...(text ? { DESCRIPTION: text } : {}),
   };
+  if (ctx.dryRun) return planned([['crm.activity.add', { fields }]], 'activity');
   const activityId = num(await send(b, ctx, 'crm.activity.add', { fields }));
   return { call_id: activityId ?? null, via: 'activity', via_reason: blocked, person, lead, incoming_lead_uid: null, already_logged: false };
 }

@@ -27,16 +27,8 @@ import type { CallContext, CrmProvider } from '../types.js';
 import type { BitrixApi, CallResult } from './api.js';
 import type { BitrixConnection } from './connection.js';
 import { BITRIX_EVENT_NAMES, BITRIX_HOOK_PATH, toEvent } from './events.js';
-
-/** What the offline binding keeps in the store, per connection (and portal). */
-interface OfflineBinding {
-  offline: true;
-  connector: string;
-  events: string[];
-  /** The online handler bound with `--url`, if any. */
-  handler?: string;
-  bound_at: string;
-}
+import { bindingKey, portalOf, type BoundEvent, type OfflineBinding } from './events-binding.js';
+import { boundChecks } from './events-doctor.js';
 
 interface BitrixLike {
   conn: BitrixConnection;
@@ -64,11 +56,6 @@ function bitrix(p: CrmProvider): BitrixLike {
   return b as BitrixLike;
 }
 
-function portalOf(conn: BitrixConnection): string {
-  return conn.webhookUrl ? new URL(conn.webhookUrl).origin : conn.oauth!.portal;
-}
-
-const bindingKey = (conn: BitrixConnection) => `bitrix24:events:offline:${conn.name}:${portalOf(conn)}`;
 const pendingKey = (conn: BitrixConnection) => `bitrix24:events:pending:${conn.name}:${portalOf(conn)}`;
 
 /** At start-up: the connector of an earlier binding, so writes carry it from the first one. */
@@ -254,9 +241,26 @@ export async function statusBitrix(provider: CrmProvider, ctx: CallContext): Pro
       lines: [
         `Bitrix24 ${portalOf(b.conn)}: an inbound-webhook connection (no event.bind); outgoing-webhook deliveries are checked against BITRIX_OUTBOUND_TOKEN (${b.conn.outboundToken ? 'set' : 'not set'}).`,
       ],
+      checks: [
+        {
+          check: 'events: portal bindings',
+          status: 'skipped',
+          detail:
+            "cannot check: an inbound-webhook connection cannot call event.get (§2.1), and Bitrix24 shows an outgoing webhook's address only in its settings",
+        },
+      ],
     };
   const stored = await b.store.get<OfflineBinding>(bindingKey(b.conn));
-  const r = await b.call<Array<{ event?: string; handler?: string; offline?: number | string }>>(ctx, 'event.get', {});
+  let r: CallResult<BoundEvent[]>;
+  try {
+    r = await b.call<BoundEvent[]>(ctx, 'event.get', {});
+  } catch (err) {
+    if (!(err instanceof CrmError && err.code === 'forbidden')) throw err;
+    return {
+      lines: [`Bitrix24 ${portalOf(b.conn)}: the portal refused event.get (${err.message}).`],
+      checks: [{ check: 'events: portal bindings', status: 'skipped', detail: `cannot check: the portal refused event.get (${err.message})` }],
+    };
+  }
   const rows = Array.isArray(r.result) ? r.result : [];
   const offline = rows.filter((x) => Number(x.offline) === 1).length;
   const online = rows.filter((x) => Number(x.offline) !== 1);
@@ -264,5 +268,6 @@ export async function statusBitrix(provider: CrmProvider, ctx: CallContext): Pro
     lines: [
       `Bitrix24 ${portalOf(b.conn)}: ${offline} offline binding(s)${stored ? ` (pulled; auth_connector ${stored.connector})` : ' (not pulled: run crm-mcp events bind)'}, ${online.length} online handler(s)${online.length ? `: ${[...new Set(online.map((x) => x.handler))].join(', ')}` : ''}.`,
     ],
+    checks: boundChecks(rows, stored),
   };
 }

@@ -191,6 +191,8 @@ export interface LeadBatch {
   entity: 'lead' | 'deal';
   contactId: number | undefined;
   companyId: number | undefined;
+  /** The lead's or deal's own fields (`$result[…]` where they name a record the batch makes), for a bulk import. */
+  fields: Record<string, unknown>;
 }
 
 /** The steps of create_lead that are Bitrix24's own (services/create-lead.ts runs them in order). */
@@ -270,7 +272,7 @@ function leadBatch(n: NewLead<BitrixLeadDraft>): LeadBatch {
     if (person.last) fields.LAST_NAME = person.last;
   }
   cmd.item = `crm.${draft.entity}.add?${phpQuery({ fields })}`;
-  return { cmd, entity: draft.entity, contactId: n.contactId, companyId: n.companyId };
+  return { cmd, entity: draft.entity, contactId: n.contactId, companyId: n.companyId, fields };
 }
 
 /** The leads group of a Bitrix24 provider (capabilities.ts LeadsApi): leads where the portal has them, else deals. */

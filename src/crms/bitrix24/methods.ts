@@ -137,9 +137,8 @@ const TRAPS: Record<string, Effect> = {
   // Creates a deal from an existing recurring template and advances that template (its next run, its count
   // of deals made): it changes an existing record, so it is an update and cannot run in create-only mode.
   'crm.deal.recurring.expose': 'update',
-  'telephony.externalcall.register': 'create', // logs a new call
-  // register + finish (+ attachRecord, after finish) make one new call record, its CRM activity and its recording
-  // file (calls fact sheet 3.3): creates.
+  // register + finish (+ attachRecord, after finish) make one new call, its activity and its recording (fact sheet 3.3).
+  'telephony.externalcall.register': 'create',
   'telephony.externalcall.finish': 'create',
   'telephony.externalcall.attachrecord': 'create',
   'im.chat.user.add': 'admin', // grants the person the chat's history as well as a seat in it
@@ -153,6 +152,7 @@ const CREATE_METHODS = new Set([
   'crm.company.add',
   'crm.quote.add',
   'crm.item.add',
+  'crm.item.batchimport', // ≤ 20 new records, automations skipped (§7.9)
   'crm.activity.add',
   'crm.activity.todo.add',
   'crm.timeline.comment.add',

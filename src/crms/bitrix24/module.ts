@@ -63,5 +63,6 @@ export const bitrix24Module: CrmModule<BitrixConnection, AnyTool> = {
     bind: async (p, ctx, o) => (await import('./events-offline.js')).bindBitrix(p, ctx, o),
     unbind: async (p, ctx, o) => (await import('./events-offline.js')).unbindBitrix(p, ctx, o),
     status: async (p, ctx) => (await import('./events-offline.js')).statusBitrix(p, ctx),
+    check: async (c, o) => (await import('./events-doctor.js')).checkBitrixReceiver(c, o),
   },
 };

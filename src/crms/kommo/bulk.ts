@@ -13,6 +13,7 @@ import type { BulkApi, BulkOutcome, CallContext, PlannedRequest } from '../types
 import type { KommoParts } from './metadata.js';
 import { withLinks, type LeadPlan } from './leads.js';
 import { findCompany, searchContacts } from './search.js';
+import { detailUrl, webOf } from './map.js';
 
 /** The recommended batch size of Kommo's batch writes (§3). */
 export const KOMMO_BULK_SIZE = 50;
@@ -148,9 +149,12 @@ function plan(k: KommoParts, plans: LeadPlan[]): PlannedRequest[] {
 export function kommoBulk(k: KommoParts): BulkApi {
   return {
     bulkBatchSize: KOMMO_BULK_SIZE,
+    // Kommo's API has no switch that keeps a new lead from its pipeline's automations (digital pipeline, bots).
+    bulkCanSkipAutomations: false,
     bulkCreateLeads: (ctx, requests) => createLeads(k, ctx, requests as LeadPlan[]),
     bulkPlan: (requests) => plan(k, requests as LeadPlan[]),
     // Kommo's search takes one text per request (§6): no batched pre-check, every person is looked up.
     bulkMayExist: async (_ctx, people) => people.map(() => true),
+    bulkUrl: (entity, id) => detailUrl(webOf(k.api.baseUrl), entity === 'contact' ? 'contacts' : entity === 'company' ? 'companies' : 'leads', id),
   };
 }

@@ -145,7 +145,7 @@ export async function logCall(k: KommoParts, ctx: CallContext, input: LogCallInp
   // The same call logged before (a repeat with the same start time): found, not sent again.
   if (input.started_at !== undefined) {
     const prior = await findLogged(k, ctx, targets, uniq);
-    if (prior !== undefined) return result(prior, true);
+    if (prior !== undefined) return { ...result(prior, true), ...(ctx.dryRun ? { dry_run: true, requests: [] } : {}) };
   }
   const body = [
     {
@@ -162,6 +162,7 @@ export async function logCall(k: KommoParts, ctx: CallContext, input: LogCallInp
       request_id: uniq,
     },
   ];
+  if (ctx.dryRun) return { ...result(null, false), dry_run: true, requests: [k.api.plan('POST', '/api/v4/calls', body)] };
   let data: unknown;
   try {
     data = await k.api.call<unknown>(ctx, 'POST', '/api/v4/calls', { body, op: 'create' });
@@ -220,6 +221,18 @@ async function incomingCallLead(
       },
     },
   ];
+  if (ctx.dryRun)
+    return {
+      call_id: null,
+      via: 'incoming_lead',
+      via_reason: `nobody has ${c.phone}: would be recorded as an incoming call lead`,
+      person: null,
+      lead: null,
+      incoming_lead_uid: null,
+      already_logged: false,
+      dry_run: true,
+      requests: [k.api.plan('POST', '/api/v4/leads/unsorted/sip', body)],
+    };
   const data = await k.api.call<unknown>(ctx, 'POST', '/api/v4/leads/unsorted/sip', { body, op: 'create' });
   const uid = parseKommo(KUnsortedAnswer, data ?? {}, 'POST /api/v4/leads/unsorted/sip')._embedded?.unsorted?.[0]?.uid;
   if (!uid) throw new CrmError({ code: 'upstream', message: 'Kommo accepted the incoming call lead but returned no uid.' });

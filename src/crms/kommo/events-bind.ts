@@ -19,6 +19,7 @@ import {
 } from '../../events/hook-secrets.js';
 import { registerSecret } from '../../util/redact.js';
 import type { Store } from '../../store/store.js';
+import type { Check } from '../doctor-types.js';
 import type { EventBinding } from '../events-contract.js';
 import type { CallContext, CrmProvider } from '../types.js';
 import type { KommoConnection } from './connection.js';
@@ -154,6 +155,7 @@ export async function kommoHookStatus(p: CrmProvider, ctx: CallContext, o: { url
   const lines = [
     `${k.conn.name}: ${stored ? `secret bound ${stored.bound_at}${stored.base_url ? ` for ${stored.base_url}` : ''}${stored.previous && stored.previous.until > Date.now() ? `; the previous one valid until ${new Date(stored.previous.until).toISOString()}` : ''}` : 'no secret bound by crm-mcp events bind'}${k.conn.webhookSecret ? '; KOMMO_WEBHOOK_SECRET is set' : ''}`,
   ];
+  const checks: Check[] = [];
   try {
     const mine = await ours(k, ctx, o.secretStore);
     if (!mine.length) lines.push('  Kommo sends nothing to this server (no webhook with its secret).');
@@ -161,10 +163,50 @@ export async function kommoHookStatus(p: CrmProvider, ctx: CallContext, o: { url
       lines.push(
         `  ${shown(w.destination!)}${w.disabled ? ' (DISABLED by Kommo: too many failed answers; bind again)' : ''}: ${(w.settings ?? []).length} event kinds`,
       );
+    checks.push(...hookChecks(k.conn, mine, stored?.base_url));
   } catch (err) {
-    if (err instanceof CrmError && err.code === 'forbidden')
-      lines.push('  Kommo refused to list the webhooks: GET /api/v4/webhooks needs an administrator token (§10.1).');
-    else throw err;
+    if (!(err instanceof CrmError && err.code === 'forbidden')) throw err;
+    lines.push('  Kommo refused to list the webhooks: GET /api/v4/webhooks needs an administrator token (§10.1).');
+    checks.push({
+      check: 'events: account webhooks',
+      status: 'skipped',
+      detail: "cannot check: needs an administrator's token (Kommo lists webhooks to administrators only, §10.1)",
+    });
   }
-  return { lines };
+  return { lines, checks };
+}
+
+/** doctor --deep: whether the account's webhooks point at this server, and whether Kommo disabled one (§10.2). */
+function hookChecks(conn: KommoConnection, mine: readonly KWebhook[], boundFor: string | undefined): Check[] {
+  const check = 'events: account webhooks';
+  const rebind = (base: string) => `\`crm-mcp events bind --rotate --url ${base}\``;
+  if (!mine.length)
+    return [
+      {
+        check,
+        status: 'warn',
+        detail: "Kommo sends nothing to this server: no webhook of the account carries this connection's secret",
+        fix: conn.webhookSecret
+          ? 'Add https://<public address>/hooks/kommo/<KOMMO_WEBHOOK_SECRET> as a webhook in Kommo, or let crm-mcp register one: crm-mcp events bind --url <public address>.'
+          : `Register it again: ${rebind(boundFor ?? '<public address>')} (the store keeps only the secret's hash, so a new secret is issued).`,
+      },
+    ];
+  return mine.map((w): Check => {
+    const where = shown(w.destination!);
+    if (w.disabled)
+      return {
+        check,
+        status: 'warn',
+        detail: `Kommo disabled the webhook to ${where} (it does so after more than 100 failed answers in 2 hours, §10.2): nothing is delivered`,
+        fix: `Make sure ${where} answers from the internet (crm-mcp --http behind HTTPS), then re-save the webhook: ${rebind(boundFor ?? '<public address>')}, or save it again in Kommo's webhook settings.`,
+      };
+    if (boundFor && !w.destination!.startsWith(`${boundFor}/`))
+      return {
+        check,
+        status: 'warn',
+        detail: `the webhook points at ${where}, not at the address events bind registered (${boundFor})`,
+        fix: `If the service moved, ${rebind('<its public address>')}; otherwise remove the stray webhook in Kommo.`,
+      };
+    return { check, status: 'ok', detail: `Kommo sends ${(w.settings ?? []).length} event kinds to ${where}` };
+  });
 }

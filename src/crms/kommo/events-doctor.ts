@@ -31,7 +31,9 @@ export async function checkKommoReceiver(conn: KommoConnection, o: { store: Stor
     ...(stored ? [`a secret bound by events bind on ${stored.bound_at.slice(0, 10)}${stored.base_url ? ` for ${stored.base_url}` : ''}`] : []),
     ...(stored?.previous && stored.previous.until > Date.now() ? [`the previous secret valid until ${new Date(stored.previous.until).toISOString()}`] : []),
   ];
-  const checks: Check[] = [{ check: 'events', status: 'ok', detail: `webhook receiver POST /hooks/kommo/<secret> (served by crm-mcp --http): ${how.join('; ')}` }];
+  const checks: Check[] = [
+    { check: 'events', status: 'ok', detail: `webhook receiver POST /hooks/kommo/<secret> (served by crm-mcp --http): ${how.join('; ')}` },
+  ];
   // The receiver checks account[id] against the account learnt at bind time: another account's deliveries are refused.
   if (stored?.account_id && o.account !== undefined && o.account !== null && String(o.account) !== stored.account_id)
     checks.push({

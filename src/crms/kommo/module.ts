@@ -56,5 +56,6 @@ export const kommoModule: CrmModule<KommoConnection, AnyTool> = {
     bind: async (p, ctx, o) => (await import('./events-bind.js')).bindKommo(p, ctx, o),
     unbind: async (p, ctx, o) => (await import('./events-bind.js')).unbindKommo(p, ctx, o),
     status: async (p, ctx, o) => (await import('./events-bind.js')).kommoHookStatus(p, ctx, o),
+    check: async (c, o) => (await import('./events-doctor.js')).checkKommoReceiver(c, o),
   },
 };

@@ -2,6 +2,7 @@
  * The CRM compat entity methods `crm.{lead,deal,contact,company}.{list,get,add,update,delete,fields}` and
  * their user fields (fact sheet §7.2–§7.5), plus the record writer the demo data also goes through.
  */
+import { automationsOf } from './automations.js';
 import type { CallCtx, MethodResult, Portal, Registry } from './context.js';
 import { paginate } from './context.js';
 import { BxError, errors } from './errors.js';
@@ -523,6 +524,7 @@ export function registerCrm(reg: Registry): void {
         const fields = fieldsParam(p);
         paramsParam(p); // REGISTER_SONET_EVENT etc. are accepted and have no visible effect here (§7.2)
         const id = createRecord(ctx.portal.state, kind, fields, actor(ctx));
+        if (kind === 'lead' || kind === 'deal') automationsOf(ctx.portal.state).runs.push({ entity: kind, id });
         ctx.portal.emit(`${ev}ADD`, { FIELDS: { ID: String(id) } }, ctx.auth.userId);
         return { result: id };
       },

@@ -3,6 +3,7 @@
  * activities, tasks (§7.8), users and system methods (§2.3), events (§9) and merging (§8).
  */
 import { registerActivities } from './activities.js';
+import { registerImport } from './import.js';
 import { registerTelephony } from './telephony.js';
 import type { CallCtx, MethodResult, Registry } from './context.js';
 import { paginate } from './context.js';
@@ -725,4 +726,5 @@ export function registerMethods(reg: Registry): void {
   registerTasks(reg);
   registerSystem(reg);
   registerTelephony(reg);
+  registerImport(reg);
 }

@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { PolicyFlags } from '../../policy/policy.js';
+import { SAFE_UPDATES, type PolicyFlags } from '../../policy/policy.js';
 
 export const rpcError = (code: number, message: string, id: string | number | null = null) => JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id });
 
@@ -25,7 +25,8 @@ const CLEAR_TRUE = new Set(['1', 'true', 'yes', 'on']);
 
 /**
  * Per-request narrowing from headers: `X-CRM-Read-Only`, `X-CRM-Safe-Mode`, `X-CRM-Allow-Delete: false`,
- * `X-CRM-Allow-Admin: false`. They fail closed: a header that is present narrows unless its value is one
+ * `X-CRM-Allow-Admin: false`, `X-CRM-Safe-Updates: none` (or the kinds to keep: `stage`, `stage,task_done`).
+ * They fail closed: a header that is present narrows unless its value is one
  * clear word that does not (read-only/safe-mode: a clear "false"; allow-delete/allow-admin: a clear "true",
  * which still cannot widen the operator's flags). A repeated header, a list, a typo or an empty value
  * narrows, so a client cannot undo what a proxy added by sending its own copy.
@@ -58,6 +59,14 @@ export function narrowFromHeaders(rawHeaders: readonly string[]): Partial<Policy
   if (del !== undefined && !(del !== null && CLEAR_TRUE.has(del))) narrow.allowDelete = false;
   const admin = word('x-crm-allow-admin');
   if (admin !== undefined && !(admin !== null && CLEAR_TRUE.has(admin))) narrow.allowAdmin = false;
+  // The narrow updates safe mode admits (CRM_SAFE_UPDATES): only those named are kept (narrowFlags can never
+  // add one the operator did not list); "none", a repeat, an unknown kind or an empty value keeps none.
+  const kinds = seen.get('x-crm-safe-updates');
+  if (kinds !== undefined) {
+    const named = kinds.length === 1 ? kinds[0]!.split(',').map((k) => k.trim().toLowerCase()) : [];
+    const known = named.every((k) => (SAFE_UPDATES as readonly string[]).includes(k));
+    narrow.safeUpdates = known ? SAFE_UPDATES.filter((k) => named.includes(k)) : [];
+  }
   return narrow;
 }
 
@@ -95,7 +104,7 @@ export function bearerOf(req: IncomingMessage): string | undefined {
  * are mirrored by every modern client, so a preflight that did not allow them would break browser clients.
  */
 export const CORS_ALLOW_HEADERS =
-  'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, mcp-method, mcp-name, last-event-id, x-crm-read-only, x-crm-safe-mode, x-crm-allow-delete, x-crm-allow-admin';
+  'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, mcp-method, mcp-name, last-event-id, x-crm-read-only, x-crm-safe-mode, x-crm-allow-delete, x-crm-allow-admin, x-crm-safe-updates';
 
 export interface GuardOptions {
   /** Check the Host header against `allowedHosts` (loopback binds, or when hosts were configured). */

@@ -27,8 +27,8 @@ export interface HandlerPoolOptions {
   bus?: ServerEventBus;
 }
 
-/** Narrowing has four flags that can each only be set one way: at most 16 scopes, so this cap is never reached in practice. */
-const MAX_SCOPES = 64;
+/** Narrowing has four flags that can each only be set one way and a subset of the safe updates: at most 16 × 5 scopes. */
+const MAX_SCOPES = 128;
 
 export class HandlerPool {
   private readonly handlers = new Map<string, McpHttpHandler>();
