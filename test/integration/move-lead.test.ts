@@ -67,6 +67,20 @@ describe('move_lead on Kommo', () => {
     await c.close();
   });
 
+  it('a CRM failure is a clear, retryable error and the lead keeps its stage', async () => {
+    emu.injectFault(
+      { kind: 'status', status: 500, body: '{"title":"ErrInternalServer","status":500}' },
+      { match: { method: 'PATCH', path: `/api/v4/leads/${leadId}` }, times: 10 },
+    );
+    const c = await connectKommo(emu, { flags: WRITE, maxRetries: 0 });
+    const e = errorOf(await c.call('move_lead', { id: leadId, stage_id: to.id }));
+    expect(e.code).toBe('upstream');
+    expect(e.retryable).toBe(true);
+    expect(emu.state.leads.get(leadId)!.status_id).toBe(from.id);
+    emu.harness.clearFaults();
+    await c.close();
+  });
+
   it('create-only: not listed without CRM_SAFE_UPDATES=stage, nothing sent; get_account says which setting admits it', async () => {
     const c = await connectKommo(emu, { flags: CREATE_ONLY });
     const a = await attempt(c, 'move_lead', { id: leadId, stage_id: to.id });
@@ -192,6 +206,20 @@ describe('move_lead on Bitrix24', () => {
     expect(r.to.stage).toEqual({ id: target.STATUS_ID, name: target.NAME });
     expect(updates()).toEqual([{ method: 'crm.deal.update', body: { id: Number(deal.ID), fields: { STAGE_ID: target.STATUS_ID } } }]);
     expect(emu.state.deals.get(Number(deal.ID))!.STAGE_ID).toBe(target.STATUS_ID);
+    await c.close();
+  });
+
+  it('a CRM failure is a clear error and the deal keeps its stage', async () => {
+    const deal = openDeal();
+    const target = stagesOf(Number(deal.CATEGORY_ID ?? 0)).find((s) => !s.SEMANTICS && s.STATUS_ID !== deal.STAGE_ID)!;
+    emu.harness.injectFault(
+      { kind: 'status', status: 400, body: '{"error":"","error_description":"Access denied."}', contentType: 'application/json' },
+      { match: { path: 'crm.deal.update' }, times: 1 },
+    );
+    const c = await connectBitrix(emu, { flags: WRITE, maxRetries: 0 });
+    const e = errorOf(await c.call('move_lead', { id: deal.ID, entity: 'deal', stage_id: target.STATUS_ID }));
+    expect(e.message).toMatch(/Access denied/);
+    expect(emu.state.deals.get(Number(deal.ID))!.STAGE_ID).toBe(deal.STAGE_ID);
     await c.close();
   });
 
