@@ -19,7 +19,9 @@ describe('crm-mcp events', () => {
   let env: Record<string, string>;
   let home: string;
   beforeAll(async () => {
-    emu = await startKommo({ demo: false });
+    // Without the rate limit: each test runs several CLI processes back to back, each with its own client-side
+    // limiter, so together they can exceed Kommo's 7 requests per second (the limits are tested elsewhere).
+    emu = await startKommo({ demo: false, rateLimit: false });
     home = tempHome();
     env = { CRM_MCP_HOME: home, KOMMO_BASE_URL: emu.url, KOMMO_ACCESS_TOKEN: emu.createLongLivedToken(), CRM_LOG_LEVEL: 'error' };
   });
