@@ -77,8 +77,10 @@ describe('import_leads survives a crash', () => {
     const started = json<{ id: string; state: string }>(await a.call('import_leads', { rows: people(60, 'Kill'), if_open_lead_exists: 'create' }));
     expect(started.state).toBe('running');
     const e = emu;
-    for (let i = 0; i < 1200 && !e.requests.some((q) => q.method === 'POST' && q.path === '/api/v4/leads' && q.processed); i++)
-      await new Promise((r) => setTimeout(r, 50));
+    // Wait until the batch is in the emulator's state, not only marked processed (on a loaded machine the two are
+    // observed a moment apart).
+    const sent = () => e.requests.some((q) => q.method === 'POST' && q.path === '/api/v4/leads' && q.processed) && count(e, 'Kill').leads.length === 50;
+    for (let i = 0; i < 1200 && !sent(); i++) await new Promise((r) => setTimeout(r, 50));
     expect(count(emu, 'Kill').leads).toHaveLength(50);
     process.kill(a.pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
