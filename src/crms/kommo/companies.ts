@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CrmError, validationError } from '../../domain/errors.js';
-import { emailToAdd, phoneToAdd, requireChanges } from '../../domain/validate.js';
+import { requireChanges } from '../../domain/validate.js';
 import { normalizePhone, parsePhoneNumberFromString, sameEmail, samePhone } from '../../util/phone.js';
 import type {
   CallContext,
@@ -18,7 +18,7 @@ import type {
   UpdateCompanyInput,
   WriteResult,
 } from '../types.js';
-import { getCompany, getContact } from './contacts.js';
+import { editMultiField, getCompany, getContact } from './contacts.js';
 import { resolveFields } from './fields.js';
 import { toId } from './ids.js';
 import { mapCompany, multiField, type KCustomFieldWrite } from './map.js';
@@ -119,21 +119,10 @@ export async function updateCompany(k: KommoParts, ctx: CallContext, input: Upda
   const responsible = await k.meta.checkUser(ctx, input.responsible_user_id);
   const fields = (await resolveFields(k, ctx, 'companies', input.custom_fields)) ?? [];
   // A field's values sent on PATCH replace its values (§5.4): send the existing ones plus/minus the changes.
-  const multi = (code: 'PHONE' | 'EMAIL', add: string[] | undefined, remove: string[] | undefined): KCustomFieldWrite | undefined => {
-    if (!add?.length && !remove?.length) return undefined;
-    const same = code === 'PHONE' ? (a: string, b: string) => samePhone(a, b, country) : sameEmail;
-    const existing = (current.custom_fields_values ?? []).find((f) => f.field_code === code)?.values ?? [];
-    for (const r of remove ?? []) {
-      if (!existing.some((v) => same(String(v.value ?? ''), r)))
-        throw validationError(`${code === 'PHONE' ? 'phones' : 'emails'}_to_remove: ${r} is not on company ${id}.`);
-    }
-    const kept = existing.filter((v) => !(remove ?? []).some((r) => same(String(v.value ?? ''), r)));
-    const added = (add ?? []).map((a) => (code === 'PHONE' ? phoneToAdd(a, country) : emailToAdd(a)));
-    return multiField(code, [
-      ...kept.map((v) => ({ value: String(v.value ?? ''), enum_code: v.enum_code ?? v.enum ?? 'WORK' })),
-      ...added.filter((a) => !kept.some((v) => same(String(v.value ?? ''), a))).map((value) => ({ value, enum_code: 'WORK' })),
-    ]);
-  };
+  const multi = (code: 'PHONE' | 'EMAIL', add: string[] | undefined, remove: string[] | undefined) =>
+    editMultiField(current, country, code, add, remove, (r) => {
+      throw validationError(`${code === 'PHONE' ? 'phones' : 'emails'}_to_remove: ${r} is not on company ${id}.`);
+    });
   const phones = multi('PHONE', input.phones_to_add, input.phones_to_remove);
   const emails = multi('EMAIL', input.emails_to_add, input.emails_to_remove);
   const cfv = [...(phones ? [phones] : []), ...(emails ? [emails] : []), ...fields];

@@ -172,21 +172,8 @@ export async function updateContact(k: KommoParts, ctx: CallContext, input: Upda
   const fields = (await resolveFields(k, ctx, 'contacts', input.custom_fields)) ?? [];
   // Kommo replaces a field's values on PATCH: send the existing values plus/minus the requested changes,
   // so an update never silently drops phones or emails.
-  const multi = (code: 'PHONE' | 'EMAIL', add: string[] | undefined, remove: string[] | undefined): KCustomFieldWrite | undefined => {
-    if (!add?.length && !remove?.length) return undefined;
-    const same = code === 'PHONE' ? (a: string, b: string) => samePhone(a, b, country) : sameEmail;
-    const existing = (current.custom_fields_values ?? []).find((f) => f.field_code === code)?.values ?? [];
-    for (const r of remove ?? []) {
-      if (!existing.some((v) => same(String(v.value ?? ''), r))) notOnContact(code, r, id);
-    }
-    const kept = existing.filter((v) => !(remove ?? []).some((r) => same(String(v.value ?? ''), r)));
-    const added = (add ?? []).map((a) => (code === 'PHONE' ? phoneToAdd(a, country) : emailToAdd(a)));
-    const values = [
-      ...kept.map((v) => ({ value: String(v.value ?? ''), enum_code: v.enum_code ?? v.enum ?? 'WORK' })),
-      ...added.filter((a) => !kept.some((v) => same(String(v.value ?? ''), a))).map((value) => ({ value, enum_code: 'WORK' })),
-    ];
-    return multiField(code, values);
-  };
+  const multi = (code: 'PHONE' | 'EMAIL', add: string[] | undefined, remove: string[] | undefined) =>
+    editMultiField(current, country, code, add, remove, (r) => notOnContact(code, r, id));
   const phones = multi('PHONE', input.phones_to_add, input.phones_to_remove);
   const emails = multi('EMAIL', input.emails_to_add, input.emails_to_remove);
   const cfv = [...(phones ? [phones] : []), ...(emails ? [emails] : []), ...fields];
@@ -212,4 +199,34 @@ export async function updateContact(k: KommoParts, ctx: CallContext, input: Upda
   if (ctx.dryRun) return { dry_run: true, item: null, requests: [k.api.plan('PATCH', path, body)] };
   await k.api.call(ctx, 'PATCH', path, { body, op: 'idempotent' });
   return { item: await getContact(k, ctx, id) };
+}
+
+/**
+ * A phone or email field after adding and removing values. Kommo replaces a field's values on PATCH (§5.4), so
+ * the existing values are sent plus/minus the change; a value to remove that the record lacks is `missing`'s
+ * error. Undefined when nothing changes.
+ */
+export function editMultiField(
+  current: {
+    custom_fields_values?: Array<{
+      field_code?: string | null;
+      values?: Array<{ value?: unknown; enum_code?: string | null; enum?: string | null }> | null;
+    }> | null;
+  },
+  country: Parameters<typeof samePhone>[2],
+  code: 'PHONE' | 'EMAIL',
+  add: string[] | undefined,
+  remove: string[] | undefined,
+  missing: (value: string) => never,
+): KCustomFieldWrite | undefined {
+  if (!add?.length && !remove?.length) return undefined;
+  const same = code === 'PHONE' ? (a: string, b: string) => samePhone(a, b, country) : sameEmail;
+  const existing = (current.custom_fields_values ?? []).find((f) => f.field_code === code)?.values ?? [];
+  for (const r of remove ?? []) if (!existing.some((v) => same(String(v.value ?? ''), r))) missing(r);
+  const kept = existing.filter((v) => !(remove ?? []).some((r) => same(String(v.value ?? ''), r)));
+  const added = (add ?? []).map((a) => (code === 'PHONE' ? phoneToAdd(a, country) : emailToAdd(a)));
+  return multiField(code, [
+    ...kept.map((v) => ({ value: String(v.value ?? ''), enum_code: v.enum_code ?? v.enum ?? 'WORK' })),
+    ...added.filter((a) => !kept.some((v) => same(String(v.value ?? ''), a))).map((value) => ({ value, enum_code: 'WORK' })),
+  ]);
 }
